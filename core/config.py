@@ -1,0 +1,206 @@
+"""One Settings object, read from the environment and `.env`.
+
+Environment names are `<GROUP>_<FIELD>` in capitals: `DATABASE_URL`, `TELEGRAM_BOT_TOKEN`,
+`APP_TIMEZONE`. Nothing is read at import time; call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+
+class SettingsProblem(Exception):
+    """A setting is missing or invalid; `str()` is one line naming the key."""
+
+
+class AppSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    data_dir: Path = Path("data")
+    timezone: str = "UTC"
+    language: str = "en"
+    phone_region: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r} (use a two-letter country code like DE)")
+        return region
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = None
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise ValueError("empty (leave it out to use the SQLite file in APP_DATA_DIR)")
+        return normalize_database_url(value)
+
+
+class RedisSettings(BaseModel):
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+
+class TelegramSettings(BaseModel):
+    bot_token: SecretStr | None = None
+    bot_username: str | None = None
+    api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+
+    @field_validator("bot_username")
+    @classmethod
+    def _plain_username(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.strip().removeprefix("@")
+        if not value.replace("_", "").isalnum() or not 5 <= len(value) <= 32:
+            raise ValueError("must be the bot's username (5–32 letters, digits or _)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_for_webhook(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("mode") == "webhook" and not (value and value.get_secret_value()):
+            raise ValueError("required when TELEGRAM_MODE=webhook")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+
+class WhatsAppSettings(BaseModel):
+    access_token: SecretStr | None = None
+    phone_number_id: str | None = Field(default=None, validate_default=True)
+    app_secret: SecretStr | None = Field(default=None, validate_default=True)
+    verify_token: SecretStr | None = None
+    api_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
+    api_version: str = "v23.0"
+
+    @field_validator("phone_number_id", "app_secret")
+    @classmethod
+    def _needed_with_token(cls, value: Any, info: ValidationInfo) -> Any:
+        token = info.data.get("access_token")
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if token is not None and token.get_secret_value() and not text:
+            raise ValueError("required when WHATSAPP_ACCESS_TOKEN is set")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.access_token is not None and bool(self.access_token.get_secret_value())
+
+
+class OsrmSettings(BaseModel):
+    url: AnyHttpUrl | None = None
+
+
+class GeocodingSettings(BaseModel):
+    provider: Literal["nominatim"] = "nominatim"
+    url: AnyHttpUrl = AnyHttpUrl("https://nominatim.openstreetmap.org")
+    user_agent: str = "lastmile"
+    min_interval_s: float = Field(default=1.0, ge=0)
+
+
+class OrdersSettings(BaseModel):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    default_service_minutes: float = Field(default=5.0, ge=0, le=240)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    app: AppSettings = AppSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
+    osrm: OsrmSettings = OsrmSettings()
+    geocoding: GeocodingSettings = GeocodingSettings()
+    orders: OrdersSettings = OrdersSettings()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.app.data_dir / 'lastmile.db'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the common spellings and return the async driver URL we use."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("not a URL (expected sqlite:///path.db or postgresql://user@host/db)")
+    scheme = scheme.lower()
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database {scheme!r} (use sqlite or postgresql)")
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    return "_".join(str(part) for part in loc).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise SettingsProblem with one line naming each bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{env_name(error['loc'])}: {message}")
+        raise SettingsProblem("; ".join(problems)) from None
+    except SettingsError as exc:
+        raise SettingsProblem(str(exc).splitlines()[0]) from None

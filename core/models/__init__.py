@@ -1,0 +1,51 @@
+"""SQLModel tables. Importing this package registers every table on `SQLModel.metadata`."""
+
+from core.models.access import ApiKey, GeocodeCacheEntry, Invite
+from core.models.enums import (
+    Channel,
+    OrderKind,
+    OrderStatus,
+    OutboxStatus,
+    ProofKind,
+    Role,
+    RouteStatus,
+    ShiftState,
+    StopKind,
+    VehicleType,
+)
+from core.models.orders import AppendOnlyError, Order, OrderEvent, OrderWindow
+from core.models.outbox import OutboxMessage
+from core.models.people import Customer, Depot, Driver, Member, MemberRole
+from core.models.routes import Route, RouteStop
+from core.models.tracking import LocationPing, Proof
+from core.models.types import utcnow
+
+__all__ = [
+    "ApiKey",
+    "AppendOnlyError",
+    "Channel",
+    "Customer",
+    "Depot",
+    "Driver",
+    "GeocodeCacheEntry",
+    "Invite",
+    "LocationPing",
+    "Member",
+    "MemberRole",
+    "Order",
+    "OrderEvent",
+    "OrderKind",
+    "OrderStatus",
+    "OrderWindow",
+    "OutboxMessage",
+    "OutboxStatus",
+    "ProofKind",
+    "Role",
+    "Route",
+    "RouteStatus",
+    "RouteStop",
+    "ShiftState",
+    "StopKind",
+    "VehicleType",
+    "utcnow",
+]

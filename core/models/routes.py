@@ -1,0 +1,41 @@
+"""Planned routes and their stops, with planned and actual times."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+from core.models.enums import RouteStatus, StopKind
+from core.models.types import UTCDateTime, str_enum, utcnow
+
+
+class Route(SQLModel, table=True):
+    __tablename__ = "routes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    driver_id: int = Field(foreign_key="drivers.id", index=True)
+    depot_id: int | None = Field(default=None, foreign_key="depots.id")
+    service_date: date = Field(index=True)
+    status: RouteStatus = Field(default=RouteStatus.PLANNED, sa_type=str_enum(RouteStatus))
+    engine: str | None = Field(default=None, max_length=20)
+    planned_distance_m: int | None = None
+    planned_duration_s: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RouteStop(SQLModel, table=True):
+    __tablename__ = "route_stops"
+
+    id: int | None = Field(default=None, primary_key=True)
+    route_id: int = Field(foreign_key="routes.id", index=True, ondelete="CASCADE")
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    kind: StopKind = Field(default=StopKind.DELIVERY, sa_type=str_enum(StopKind))
+    sequence: int = Field(ge=0)
+    planned_arrival: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    planned_departure: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    eta: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    actual_arrival: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    actual_departure: datetime | None = Field(default=None, sa_type=UTCDateTime)
