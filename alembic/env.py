@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 import core.models  # noqa: F401  (registers every table)
+from alembic import context
 from core.config import load_settings
 from core.db import create_engine
 from core.models.types import UTCDateTime

@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from core.validation import describe
+
 
 class SettingsProblem(Exception):
     """A setting is missing or invalid; `str()` is one line naming the key."""
@@ -43,7 +45,8 @@ class AppSettings(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+            message = f"is not a known time zone ({value!r}; use an IANA name like Europe/Berlin)"
+            raise ValueError(message) from None
         return value
 
     @field_validator("phone_region")
@@ -53,7 +56,7 @@ class AppSettings(BaseModel):
             return None
         region = value.upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown region {value!r} (use a two-letter country code like DE)")
+            raise ValueError(f"is not a known region ({value!r}; use a country code like DE)")
         return region
 
 
@@ -68,7 +71,7 @@ class DatabaseSettings(BaseModel):
             return None
         value = value.strip()
         if not value:
-            raise ValueError("empty (leave it out to use the SQLite file in APP_DATA_DIR)")
+            raise ValueError("is empty (leave it out to use the SQLite file in APP_DATA_DIR)")
         return normalize_database_url(value)
 
 
@@ -104,7 +107,7 @@ class TelegramSettings(BaseModel):
     @classmethod
     def _secret_for_webhook(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if info.data.get("mode") == "webhook" and not (value and value.get_secret_value()):
-            raise ValueError("required when TELEGRAM_MODE=webhook")
+            raise ValueError("is required when TELEGRAM_MODE=webhook")
         return value
 
     @property
@@ -126,7 +129,7 @@ class WhatsAppSettings(BaseModel):
         token = info.data.get("access_token")
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if token is not None and token.get_secret_value() and not text:
-            raise ValueError("required when WHATSAPP_ACCESS_TOKEN is set")
+            raise ValueError("is required when WHATSAPP_ACCESS_TOKEN is set")
         return value
 
     @property
@@ -179,13 +182,13 @@ def normalize_database_url(url: str) -> str:
     """Accept the common spellings and return the async driver URL we use."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError("not a URL (expected sqlite:///path.db or postgresql://user@host/db)")
+        raise ValueError("is not a URL (expected sqlite:///path.db or postgresql://user@host/db)")
     scheme = scheme.lower()
     if scheme in ("sqlite", "sqlite+aiosqlite"):
         return f"sqlite+aiosqlite://{rest}"
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"):
         return f"postgresql+asyncpg://{rest}"
-    raise ValueError(f"unsupported database {scheme!r} (use sqlite or postgresql)")
+    raise ValueError(f"names an unsupported database {scheme!r} (use sqlite or postgresql)")
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:
@@ -197,10 +200,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{env_name(error['loc'])}: {message}")
-        raise SettingsProblem("; ".join(problems)) from None
+        raise SettingsProblem("; ".join(describe(exc, label_of=env_name))) from None
     except SettingsError as exc:
         raise SettingsProblem(str(exc).splitlines()[0]) from None

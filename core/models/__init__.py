@@ -39,6 +39,7 @@ __all__ = [
     "OrderWindow",
     "OutboxMessage",
     "OutboxStatus",
+    "Proof",
     "ProofKind",
     "Role",
     "Route",

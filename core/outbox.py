@@ -1,0 +1,127 @@
+"""The transactional outbox: notifications are rows written with the change that caused them.
+
+Senders claim due rows, deliver them, and mark them sent or failed. A claim is a lease: a sender
+that dies mid-send leaves the row to be claimed again when the lease runs out, so delivery is at
+least once, and the idempotency key lets the receiving side drop a repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import Database
+from core.errors import DomainError
+from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
+from core.services.notifications import MAX_ACTIONS, Notice
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_S = 5
+BACKOFF_MAX_S = 3600
+
+
+def preferred_channel(member: Member) -> Channel | None:
+    if member.telegram_chat_id is not None:
+        return Channel.TELEGRAM
+    if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
+        return Channel.WHATSAPP
+    return None
+
+
+def idempotency_key(event: OrderEvent, notice: Notice) -> str:
+    return f"order-event:{event.id}:{notice.template}:{notice.recipient_member_id}"
+
+
+async def enqueue(session: AsyncSession, event: OrderEvent, notices: Sequence[Notice]) -> None:
+    """Write one outbox row per notice, in the caller's transaction."""
+    for notice in notices:
+        if len(notice.actions) > MAX_ACTIONS:
+            raise DomainError("error.too_many_actions", count=len(notice.actions))
+        member = await session.get(Member, notice.recipient_member_id)
+        channel = preferred_channel(member) if member and member.active else None
+        session.add(
+            OutboxMessage(
+                recipient_member_id=notice.recipient_member_id,
+                channel=channel,
+                template=notice.template,
+                params=notice.params,
+                actions=list(notice.actions),
+                idempotency_key=idempotency_key(event, notice),
+                order_id=event.order_id,
+                status=OutboxStatus.PENDING if channel else OutboxStatus.SKIPPED,
+                last_error=None if channel else "recipient has no chat channel",
+                created_at=event.created_at,
+                next_attempt_at=event.created_at,
+            )
+        )
+    await session.flush()
+
+
+async def claim(
+    db: Database, channel: Channel, *, limit: int = 20, now: datetime | None = None
+) -> list[OutboxMessage]:
+    """Lease up to `limit` due messages for `channel`, oldest first."""
+    now = now or utcnow()
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),  # type: ignore[attr-defined]
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    async with db.transaction() as session:
+        rows = list((await session.exec(statement)).all())
+        for row in rows:
+            row.status = OutboxStatus.SENDING
+            row.attempts += 1
+            row.next_attempt_at = now + LEASE
+            session.add(row)
+    return rows
+
+
+async def mark_sent(db: Database, message_id: int, *, now: datetime | None = None) -> None:
+    async with db.transaction() as session:
+        await session.exec(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)  # type: ignore[arg-type]
+            .values(status=OutboxStatus.SENT, sent_at=now or utcnow(), last_error=None)
+        )
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S))
+
+
+async def mark_failed(
+    db: Database,
+    message_id: int,
+    error: str,
+    *,
+    retry_after: float | None = None,
+    permanent: bool = False,
+    now: datetime | None = None,
+) -> OutboxStatus:
+    """Record a failed attempt: retry later with backoff, or give up (`dead`)."""
+    now = now or utcnow()
+    async with db.transaction() as session:
+        row = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if row is None or row.status is OutboxStatus.SENT:
+            return row.status if row else OutboxStatus.DEAD
+        row.last_error = error[:1000]
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = OutboxStatus.DEAD
+        else:
+            row.status = OutboxStatus.PENDING
+            delay = timedelta(seconds=retry_after) if retry_after else backoff(row.attempts)
+            row.next_attempt_at = now + delay
+        session.add(row)
+        return row.status

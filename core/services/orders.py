@@ -1,0 +1,172 @@
+"""Creating orders and changing their status: the service every channel calls."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import lifecycle
+from core.db import Database
+from core.errors import DomainError
+from core.lifecycle import Actor, Change, Window
+from core.models import Customer, Order, OrderEvent, OrderKind, OrderStatus, ProofKind
+
+
+class OrderDraft(BaseModel):
+    """A new order as a person or a system describes it, validated before anything is saved."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    external_ref: str | None = Field(default=None, max_length=100)
+    customer_name: str = Field(min_length=1, max_length=200)
+    customer_phone: str | None = None
+    address: str = Field(min_length=1, max_length=500)
+    lat: float | None = None
+    lon: float | None = None
+    pickup_address: str | None = Field(default=None, max_length=500)
+    pickup_lat: float | None = None
+    pickup_lon: float | None = None
+    due_date: date | None = None
+    windows: tuple[Window, ...] = ()
+    service_minutes: float | None = Field(default=None, ge=0, le=240)
+    weight_kg: float | None = Field(default=None, ge=0)
+    volume_l: float | None = Field(default=None, ge=0)
+    units: int | None = Field(default=None, ge=0)
+    notes: str = Field(default="", max_length=2000)
+    priority: int = Field(default=0, ge=0, le=2)
+    required_skills: tuple[str, ...] = ()
+    proof_required: ProofKind = ProofKind.PHOTO
+    delivery_pin: str | None = Field(default=None, pattern=r"^\d{4,8}$")
+
+    @field_validator("lat", "pickup_lat")
+    @classmethod
+    def _latitude(cls, value: float | None) -> float | None:
+        if value is not None and not -90 <= value <= 90:
+            raise ValueError(f"{value} is outside -90…90")
+        return value
+
+    @field_validator("lon", "pickup_lon")
+    @classmethod
+    def _longitude(cls, value: float | None) -> float | None:
+        if value is not None and not -180 <= value <= 180:
+            raise ValueError(f"{value} is outside -180…180")
+        return value
+
+    @field_validator("required_skills")
+    @classmethod
+    def _skills(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({skill.strip().lower() for skill in value if skill.strip()}))
+
+    @model_validator(mode="after")
+    def _points_are_whole(self) -> OrderDraft:
+        for prefix in ("", "pickup_"):
+            lat, lon = getattr(self, f"{prefix}lat"), getattr(self, f"{prefix}lon")
+            if (lat is None) != (lon is None):
+                raise ValueError(f"give both {prefix}lat and {prefix}lon, or neither")
+            if lat == 0 and lon == 0:
+                raise ValueError(f"{prefix}lat/{prefix}lon 0,0 is in the ocean, not an address")
+        if (self.pickup_lat is not None) and not self.pickup_address:
+            raise ValueError("a pickup point needs a pickup_address")
+        return self
+
+    @property
+    def kind(self) -> OrderKind:
+        return OrderKind.PICKUP_DELIVERY if self.pickup_address else OrderKind.DELIVERY
+
+
+def normalize_phone(text: str, region: str | None) -> str:
+    """E.164 (+4915112345678), or a DomainError saying what is wrong with it."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise DomainError("error.phone_unreadable", phone=text) from None
+    if not phonenumbers.is_valid_number(number):
+        raise DomainError("error.phone_invalid", phone=text)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def find_or_add_customer(session: AsyncSession, name: str, phone: str | None) -> Customer:
+    """The customer with this phone number, or a new one."""
+    if phone:
+        found = (await session.exec(select(Customer).where(Customer.phone == phone))).first()
+        if found is not None:
+            return found
+    customer = Customer(name=name, phone=phone)
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def find_by_ref(session: AsyncSession, external_ref: str) -> Order | None:
+    statement = select(Order).where(Order.external_ref == external_ref)
+    return (await session.exec(statement)).first()
+
+
+async def add_order(
+    session: AsyncSession,
+    draft: OrderDraft,
+    actor: Actor,
+    *,
+    source: str,
+    default_service_minutes: float = 5.0,
+) -> Order:
+    """Create the order in the caller's transaction (customer, windows, event, notifications)."""
+    if draft.external_ref and (existing := await find_by_ref(session, draft.external_ref)):
+        raise DomainError("error.duplicate_ref", ref=draft.external_ref, order=existing.id)
+    customer = await find_or_add_customer(session, draft.customer_name, draft.customer_phone)
+    pin = draft.delivery_pin
+    if draft.proof_required is ProofKind.PIN and pin is None:
+        pin = f"{secrets.randbelow(10_000):04d}"
+    order = Order(
+        external_ref=draft.external_ref,
+        kind=draft.kind,
+        customer_id=customer.id,
+        address=draft.address,
+        lat=draft.lat,
+        lon=draft.lon,
+        located_by=source if draft.lat is not None else None,
+        pickup_address=draft.pickup_address,
+        pickup_lat=draft.pickup_lat,
+        pickup_lon=draft.pickup_lon,
+        due_date=draft.due_date,
+        service_minutes=(
+            draft.service_minutes if draft.service_minutes is not None else default_service_minutes
+        ),
+        weight_kg=draft.weight_kg,
+        volume_l=draft.volume_l,
+        units=draft.units,
+        notes=draft.notes,
+        priority=draft.priority,
+        required_skills=list(draft.required_skills),
+        proof_required=draft.proof_required,
+        delivery_pin=pin,
+        source=source,
+    )
+    await lifecycle.create(session, order, draft.windows, actor)
+    return order
+
+
+async def create_order(db: Database, draft: OrderDraft, actor: Actor, *, source: str) -> Order:
+    async with db.transaction() as session:
+        return await add_order(session, draft, actor, source=source)
+
+
+async def change_status(
+    db: Database,
+    order_id: int,
+    target: OrderStatus,
+    actor: Actor,
+    change: Change | None = None,
+    *,
+    max_attempts: int = 3,
+) -> OrderEvent:
+    """Apply one lifecycle transition in its own transaction."""
+    async with db.transaction() as session:
+        return await lifecycle.transition(
+            session, order_id, target, actor, change, max_attempts=max_attempts
+        )

@@ -1,0 +1,64 @@
+"""English wording."""
+
+STATUS = {
+    "new": "new",
+    "assigned": "assigned",
+    "picked_up": "picked up",
+    "out_for_delivery": "out for delivery",
+    "arrived": "at the door",
+    "delivered": "delivered",
+    "failed": "failed",
+    "rescheduled": "rescheduled",
+    "returned": "returned",
+    "cancelled": "cancelled",
+}
+
+TEXTS = {
+    # what moving an order *to* a status is called, for "cannot be …" messages
+    "verb.new": "unassigned",
+    "verb.assigned": "assigned to a driver",
+    "verb.picked_up": "marked picked up",
+    "verb.out_for_delivery": "sent out for delivery",
+    "verb.arrived": "marked arrived",
+    "verb.delivered": "marked delivered",
+    "verb.failed": "marked failed",
+    "verb.rescheduled": "rescheduled",
+    "verb.returned": "marked returned",
+    "verb.cancelled": "cancelled",
+    **{f"status.{key}": value for key, value in STATUS.items()},
+    # lifecycle errors
+    "error.order_not_found": "There is no order {order}.",
+    "error.transition": "Order {order} is {status}, so it cannot be {verb}.",
+    "error.final": "Order {order} is {status} already; that is final, so it cannot be {verb}.",
+    "error.pickup_first": "Order {order} is a pickup-and-delivery order: mark it picked up first.",
+    "error.no_pickup": "Order {order} has no pickup step; send it out for delivery instead.",
+    "error.driver_required": "Say which driver should take order {order}.",
+    "error.driver_not_found": "There is no driver {driver}.",
+    "error.driver_inactive": "Driver {driver} is deactivated and cannot take orders.",
+    "error.same_driver": "Order {order} is assigned to that driver already.",
+    "error.reason_required": "Say why order {order} failed (for example: nobody home).",
+    "error.proof_missing": (
+        "Order {order} needs {proof} as proof before it can be marked delivered."
+    ),
+    "error.too_many_attempts": (
+        "Order {order} has had {attempts} delivery attempts, the most allowed; "
+        "return it or cancel it instead."
+    ),
+    "error.window_order": "A time window must end after it starts ({start} – {end}).",
+    "error.too_many_actions": "A message can carry at most 3 buttons, not {count}.",
+    # orders
+    "error.phone_unreadable": "{phone!r} is not a phone number.",
+    "error.phone_invalid": (
+        "{phone!r} is not a valid phone number (write it with the country code, like +49 151 …)."
+    ),
+    "error.duplicate_ref": "An order with reference {ref!r} exists already (order {order}).",
+    "error.csv_too_big": "The file is larger than {limit_mb} MB; split it into smaller files.",
+    "error.csv_not_utf8": "The file is not UTF-8 text; save it as 'CSV UTF-8' and send it again.",
+    # invites
+    "error.duration_form": "{text!r} is not a duration like 30m, 12h, 7d or 2w.",
+    "error.duration_range": "{text!r} is too short or too long: between 1 minute and 90 days.",
+    "error.invite_role": "Invites are for drivers, dispatchers and owners, not {role}s.",
+    "proof.photo": "a photo",
+    "proof.signature": "a signature",
+    "proof.pin": "the customer's PIN",
+}

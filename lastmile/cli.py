@@ -1,0 +1,190 @@
+"""The `lastmile` command: run the service, migrate, invite people, import orders."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from core.config import Settings, SettingsProblem, load_settings
+from core.db import Database
+from core.errors import DomainError
+from core.lifecycle import Actor
+from core.migrations import pending, upgrade
+from core.models import Role
+from core.services import imports, invites
+
+T = TypeVar("T")
+CLI = Actor("cli")
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"lastmile: {message}", err=True)
+    sys.exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsProblem as exc:
+        fail(f"configuration error: {exc}", EXIT_USAGE)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except DomainError as exc:
+        fail(str(exc))
+
+
+async def with_db(config: Settings, work: Any) -> Any:
+    """Bring the database up to date, run `work(db)`, close the database."""
+    await upgrade(config.database_url)
+    db = Database(config.database_url)
+    try:
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
+    )
+
+
+@click.group()
+def main() -> None:
+    """Lastmile: chat-first last-mile delivery."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default APP_HOST).")
+@click.option("--port", type=int, help="Port to listen on (default APP_PORT).")
+def run(host: str | None, port: int | None) -> None:
+    """Apply pending migrations and start the service."""
+    import uvicorn
+
+    from web.app import create_app
+
+    config = settings()
+    setup_logging(config.app.log_level)
+    log = logging.getLogger("lastmile")
+    todo = run_async(pending(config.database_url))
+    if todo:
+        log.info("applying %d migration(s): %s", len(todo), ", ".join(todo))
+        run_async(upgrade(config.database_url))
+    host, port = host or config.app.host, port or config.app.port
+    log.info("serving on http://%s:%d (database: %s)", host, port, config.database_url)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=host,
+            port=port,
+            log_level=config.app.log_level.lower(),
+            log_config=None,
+        )
+    )
+    asyncio.run(server.serve())
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    config = settings()
+    todo = run_async(pending(config.database_url))
+    run_async(upgrade(config.database_url, revision))
+    click.echo(f"applied {len(todo)} migration(s)" if todo else "database is up to date")
+
+
+@main.command()
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([role.value for role in invites.INVITABLE]),
+    help="What the invited person becomes.",
+)
+@click.option("--expires", default="7d", show_default=True, help="Validity: 30m, 12h, 7d, 2w.")
+@click.option(
+    "--qr",
+    "qr_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Where to write the QR code PNG (default: APP_DATA_DIR/invites/).",
+)
+def invite(role: str, expires: str, qr_path: Path | None) -> None:
+    """Create a single-use invite link and its QR code."""
+    config = settings()
+    username = config.telegram.bot_username
+    if not username:
+        fail(
+            "TELEGRAM_BOT_USERNAME is not set: invite links open your bot, so put its "
+            "username (without @) in .env",
+            EXIT_USAGE,
+        )
+    try:
+        valid_for = invites.parse_duration(expires)
+    except DomainError as exc:
+        fail(f"--expires: {exc}", EXIT_USAGE)
+
+    async def work(database: Database) -> tuple[Any, str]:
+        return await invites.create_invite(database, Role(role), valid_for)
+
+    record, token = run_async(with_db(config, work))
+    link = invites.deep_link(username, token)
+    path = qr_path or config.app.data_dir / "invites" / f"invite-{record.id}-{role}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(invites.qr_png(link))
+    until = f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
+    click.echo(f"Invite {record.id} for a {role}, single use, valid until {until}")
+    click.echo(link)
+    click.echo(f"QR code: {path}")
+
+
+@main.group()
+def orders() -> None:
+    """Orders."""
+
+
+@orders.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def orders_import(file: Path) -> None:
+    """Import orders from a CSV FILE (columns: see README). Exit 1 if any row was refused."""
+    config = settings()
+    try:
+        text = imports.decode(file.read_bytes())
+    except DomainError as exc:
+        fail(f"{file}: {exc}")
+
+    async def work(database: Database) -> imports.ImportReport:
+        return await imports.import_orders(
+            database,
+            text,
+            CLI,
+            timezone=config.app.timezone,
+            phone_region=config.app.phone_region,
+            default_service_minutes=config.orders.default_service_minutes,
+        )
+
+    report = run_async(with_db(config, work))
+    for line, reason in report.errors:
+        click.echo(f"{file}:{line}: {reason}", err=True)
+    if report.ignored_columns:
+        click.echo(f"ignored unknown column(s): {', '.join(report.ignored_columns)}", err=True)
+    click.echo(
+        f"{len(report.created)} created, {len(report.existing)} already present, "
+        f"{len(report.errors)} refused"
+    )
+    if report.errors:
+        sys.exit(1)
