@@ -41,7 +41,6 @@ def action(name: str, order: Order) -> dict[str, Any]:
 
 
 CUSTOMER_TEMPLATES: dict[OrderStatus, str] = {
-    S.NEW: "customer.order_confirmed",
     S.PICKED_UP: "customer.order_picked_up",
     S.OUT_FOR_DELIVERY: "customer.order_out_for_delivery",
     S.ARRIVED: "customer.driver_arrived",
@@ -79,7 +78,9 @@ async def for_event(
     notices: list[Notice] = []
 
     customer_member = await _customer_member(session, order)
-    if customer_member is not None and status in CUSTOMER_TEMPLATES:
+    if customer_member is not None and event.kind == "created":
+        notices.append(Notice(customer_member, "customer.order_confirmed", params))
+    elif customer_member is not None and status in CUSTOMER_TEMPLATES:
         actions = tuple(action(name, order) for name in CUSTOMER_ACTIONS.get(status, ()))
         notices.append(Notice(customer_member, CUSTOMER_TEMPLATES[status], params, actions))
 
