@@ -69,10 +69,7 @@ class DatabaseSettings(BaseModel):
     def _supported_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value.strip()
-        if not value:
-            raise ValueError("is empty (leave it out to use the SQLite file in APP_DATA_DIR)")
-        return normalize_database_url(value)
+        return normalize_database_url(value.strip())
 
 
 class RedisSettings(BaseModel):
@@ -159,6 +156,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        env_ignore_empty=True,
         extra="ignore",
     )
 

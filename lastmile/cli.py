@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -57,6 +59,8 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
     )
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -91,7 +95,12 @@ def run(host: str | None, port: int | None) -> None:
             log_config=None,
         )
     )
-    asyncio.run(server.serve())
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: make that
+    # re-raise a clean exit (both become KeyboardInterrupt) instead of a traceback or a kill.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve())
+    log.info("stopped")
 
 
 @main.group()

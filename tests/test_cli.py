@@ -1,0 +1,205 @@
+"""The `lastmile` command, run as a person runs it: a real process, real files, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from PIL import Image
+from sqlmodel import select
+
+from core.config import load_settings, normalize_database_url
+from core.db import Database
+from core.models import Invite, Order, Role, utcnow
+from tests.conftest import FIXTURES, POSTGRES_URL, free_port, scratch_postgres, serve
+from tests.test_settings import lastmile
+from web.app import create_app
+
+
+def start(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lastmile", "run", "--port", str(port)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_healthy(process: subprocess.Popen, port: int) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"lastmile run exited: {process.stdout.read()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.25)
+    raise AssertionError("lastmile run did not answer /healthz within 60 s")
+
+
+def stop(process: subprocess.Popen, how: signal.Signals = signal.SIGINT) -> str:
+    process.send_signal(how)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def run_and_check_health(
+    env: dict[str, str], cwd: Path, how: signal.Signals = signal.SIGINT
+) -> str:
+    port = free_port()
+    process = start(env, cwd, port)
+    try:
+        response = wait_healthy(process, port)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "database": "ok"}
+    finally:
+        output = stop(process, how)
+    assert process.returncode == 0, output
+    assert "stopped" in output
+    return output
+
+
+def test_run_on_embedded_defaults(clean_env, tmp_path: Path):
+    output = run_and_check_health(clean_env, tmp_path)
+    assert (tmp_path / "data" / "lastmile.db").exists()
+    assert "applying 1 migration(s)" in output
+    assert "Telegram: not configured; set TELEGRAM_BOT_TOKEN to enable it" in output
+    assert "WhatsApp: not configured; set WHATSAPP_ACCESS_TOKEN" in output
+    assert "Traceback" not in output
+    second = run_and_check_health(clean_env, tmp_path, signal.SIGTERM)
+    assert "applying" not in second
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="TEST_POSTGRES_URL is not set")
+def test_run_on_postgres(clean_env, tmp_path: Path):
+    async def main() -> None:
+        async with scratch_postgres(normalize_database_url(POSTGRES_URL)) as url:
+            env = {**clean_env, "DATABASE_URL": url}
+            await asyncio.to_thread(run_and_check_health, env, tmp_path)
+
+    asyncio.run(main())
+    assert not (tmp_path / "data" / "lastmile.db").exists()
+
+
+async def test_healthz_reports_an_unreachable_database(monkeypatch, tmp_path: Path):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    unreachable = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        async with serve(create_app(settings, unreachable)) as base, httpx.AsyncClient() as client:
+            response = await client.get(f"{base}/healthz", timeout=10)
+    finally:
+        await unreachable.dispose()
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["database"].startswith("error: ")
+
+
+def test_db_upgrade_is_idempotent(clean_env, tmp_path: Path):
+    first = lastmile(["db", "upgrade"], clean_env, tmp_path)
+    assert (first.returncode, first.stdout.strip()) == (0, "applied 1 migration(s)")
+    second = lastmile(["db", "upgrade"], clean_env, tmp_path)
+    assert (second.returncode, second.stdout.strip()) == (0, "database is up to date")
+
+
+def test_invite_needs_the_bot_username(clean_env, tmp_path: Path):
+    result = lastmile(["invite", "--role", "driver"], clean_env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "lastmile: TELEGRAM_BOT_USERNAME is not set: invite links open your bot, so put its "
+        "username (without @) in .env"
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "driver", "--expires", "soon"], "'soon' is not a duration like 30m"),
+        (["--role", "driver", "--expires", "365d"], "between 1 minute and 90 days"),
+        (["--role", "customer"], "'customer' is not one of 'driver', 'dispatcher', 'owner'"),
+    ],
+)
+def test_invite_bad_options(clean_env, tmp_path: Path, args, message):
+    env = {**clean_env, "TELEGRAM_BOT_USERNAME": "lastmile_test_bot"}
+    result = lastmile(["invite", *args], env, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "data" / "lastmile.db").exists()
+
+
+def test_invite_prints_a_deep_link_and_writes_its_qr(clean_env, tmp_path: Path):
+    env = {**clean_env, "TELEGRAM_BOT_USERNAME": "@lastmile_test_bot"}
+    qr = tmp_path / "out" / "driver.png"
+    result = lastmile(
+        ["invite", "--role", "driver", "--expires", "2d", "--qr", str(qr)], env, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    link = next(line for line in result.stdout.splitlines() if line.startswith("https://"))
+    parsed = urlparse(link)
+    assert (parsed.netloc, parsed.path) == ("t.me", "/lastmile_test_bot")
+    token = parse_qs(parsed.query)["start"][0]
+    assert len(token) == 32 and len(token) <= 64  # 192 random bits; Telegram allows 64 chars
+    with Image.open(qr) as image:
+        assert image.format == "PNG" and image.size[0] == image.size[1] >= 200
+
+    async def saved() -> Invite:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'lastmile.db'}")
+        try:
+            async with db.sessions() as session:
+                return (await session.exec(select(Invite))).one()
+        finally:
+            await db.dispose()
+
+    invite = asyncio.run(saved())
+    assert invite.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in invite.token_hash
+    assert invite.role is Role.DRIVER and invite.used_at is None
+    assert abs(invite.expires_at - (utcnow() + timedelta(days=2))) < timedelta(minutes=2)
+
+
+def test_orders_import_reports_lines_and_exits_1(clean_env, tmp_path: Path):
+    env = {**clean_env, "APP_TIMEZONE": "Europe/Berlin", "APP_PHONE_REGION": "DE"}
+    file = FIXTURES / "orders_mixed.csv"
+    result = lastmile(["orders", "import", str(file)], env, tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.strip() == "4 created, 0 already present, 16 refused"
+    errors = result.stderr.splitlines()
+    assert f"{file}:4: lat 95.0 is outside -90…90" in errors
+    assert f"{file}:9: has 4 cells but the header has 19 columns" in errors
+    assert "ignored unknown column(s): colour" in errors
+    again = lastmile(["orders", "import", str(file)], env, tmp_path)
+    assert again.stdout.strip() == "0 created, 4 already present, 16 refused"
+
+    async def refs() -> list[str]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'lastmile.db'}")
+        try:
+            async with db.sessions() as session:
+                return sorted((await session.exec(select(Order.external_ref))).all())
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(refs()) == ["A-1", "A-13", "A-2", "A-9"]
+
+
+def test_orders_import_of_a_missing_or_binary_file(clean_env, tmp_path: Path):
+    missing = lastmile(["orders", "import", "nope.csv"], clean_env, tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    result = lastmile(["orders", "import", str(binary)], clean_env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"lastmile: {binary}: The file is not UTF-8 text; save it as 'CSV UTF-8' and send it again."
+    )

@@ -1,0 +1,117 @@
+"""Settings: every key documented, and a missing or invalid value stops with one clear line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from core.config import Settings, SettingsProblem, env_name, load_settings
+from tests.conftest import ROOT
+
+
+def settings_keys() -> set[str]:
+    keys = set()
+    for group, field in Settings.model_fields.items():
+        assert isinstance(field.default, BaseModel)
+        keys |= {env_name((group, name)) for name in type(field.default).model_fields}
+    return keys
+
+
+def test_env_example_lists_every_key_with_a_comment():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    listed = {}
+    for number, line in enumerate(lines):
+        if match := re.match(r"^([A-Z][A-Z0-9_]+)=", line):
+            listed[match.group(1)] = number
+            assert lines[number - 1].startswith("#"), f"{match.group(1)} has no comment above it"
+    assert set(listed) == settings_keys()
+
+
+def test_env_example_values_are_valid_defaults(tmp_path: Path, clean_env, monkeypatch):
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    monkeypatch.chdir(tmp_path)
+    for key in settings_keys():
+        monkeypatch.delenv(key, raising=False)
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///data/lastmile.db"
+    assert not settings.telegram.enabled and not settings.whatsapp.enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TELEGRAM_MODE": "webhook"}, "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_MODE"),
+        (
+            {"WHATSAPP_ACCESS_TOKEN": "EAAG", "WHATSAPP_APP_SECRET": "s"},
+            "WHATSAPP_PHONE_NUMBER_ID is required when WHATSAPP_ACCESS_TOKEN is set",
+        ),
+        ({"APP_PORT": "eighty"}, "APP_PORT is not a whole number"),
+        ({"APP_PORT": "70000"}, "APP_PORT must be at most 65535"),
+        ({"APP_TIMEZONE": "Mars/Olympus"}, "APP_TIMEZONE is not a known time zone"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL names an unsupported database 'mysql'"),
+        ({"DATABASE_URL": "lastmile.db"}, "DATABASE_URL is not a URL"),
+        ({"TELEGRAM_MODE": "push"}, "TELEGRAM_MODE must be one of: 'polling' or 'webhook'"),
+        ({"TELEGRAM_API_URL": "not a url"}, "TELEGRAM_API_URL"),
+        ({"APP_PHONE_REGION": "XX"}, "APP_PHONE_REGION is not a known region"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
+        ({"ORDERS_MAX_ATTEMPTS": "0"}, "ORDERS_MAX_ATTEMPTS must be at least 1"),
+    ],
+)
+def test_bad_settings_name_the_key(monkeypatch, tmp_path, env, message):
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsProblem) as problem:
+        load_settings()
+    assert message in str(problem.value)
+    assert "\n" not in str(problem.value)
+
+
+def test_accepted_spellings_of_database_urls(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgres://me@db.local/lastmile")
+    assert load_settings().database_url == "postgresql+asyncpg://me@db.local/lastmile"
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///x.db")
+    assert load_settings().database_url == "sqlite+aiosqlite:///x.db"
+
+
+def lastmile(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lastmile", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "dotenv", "line"),
+    [
+        (
+            {"TELEGRAM_MODE": "webhook"},
+            "",
+            "lastmile: configuration error: TELEGRAM_WEBHOOK_SECRET is required when "
+            "TELEGRAM_MODE=webhook",
+        ),
+        (
+            {},
+            "APP_PORT=abc\n",
+            "lastmile: configuration error: APP_PORT is not a whole number",
+        ),
+    ],
+    ids=["missing", "invalid-in-dotenv"],
+)
+def test_the_program_stops_with_one_line_and_exit_code_2(clean_env, tmp_path, env, dotenv, line):
+    (tmp_path / ".env").write_text(dotenv)
+    result = lastmile(["db", "upgrade"], {**clean_env, **env}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [line]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()  # nothing was created
