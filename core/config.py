@@ -193,10 +193,10 @@ def env_name(loc: tuple[int | str, ...]) -> str:
     return "_".join(str(part) for part in loc).upper()
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings() -> Settings:
     """Read settings; raise SettingsProblem with one line naming each bad key."""
     try:
-        return Settings(**overrides)
+        return Settings()
     except ValidationError as exc:
         raise SettingsProblem("; ".join(describe(exc, label_of=env_name))) from None
     except SettingsError as exc:

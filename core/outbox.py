@@ -44,6 +44,7 @@ async def enqueue(session: AsyncSession, event: OrderEvent, notices: Sequence[No
             raise DomainError("error.too_many_actions", count=len(notice.actions))
         member = await session.get(Member, notice.recipient_member_id)
         channel = preferred_channel(member) if member and member.active else None
+        why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
         session.add(
             OutboxMessage(
                 recipient_member_id=notice.recipient_member_id,
@@ -54,7 +55,7 @@ async def enqueue(session: AsyncSession, event: OrderEvent, notices: Sequence[No
                 idempotency_key=idempotency_key(event, notice),
                 order_id=event.order_id,
                 status=OutboxStatus.PENDING if channel else OutboxStatus.SKIPPED,
-                last_error=None if channel else "recipient has no chat channel",
+                last_error=None if channel else why_not,
                 created_at=event.created_at,
                 next_attempt_at=event.created_at,
             )

@@ -183,7 +183,7 @@ def orders_import(file: Path) -> None:
             CLI,
             timezone=config.app.timezone,
             phone_region=config.app.phone_region,
-            default_service_minutes=config.orders.default_service_minutes,
+            rules=config.orders,
         )
 
     report = run_async(with_db(config, work))

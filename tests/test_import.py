@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import select
 
+from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor
@@ -38,12 +39,14 @@ EXPECTED_ERRORS = {
 }
 
 
-async def run(db: Database, text: str):
-    return await import_orders(db, text, CLI, timezone="Europe/Berlin", phone_region="DE")
+async def run(db: Database, text: str, rules: OrdersSettings | None = None):
+    return await import_orders(
+        db, text, CLI, timezone="Europe/Berlin", phone_region="DE", rules=rules
+    )
 
 
 async def test_mixed_file_saves_good_rows_and_reports_bad_ones(db: Database):
-    report = await run(db, decode(MIXED.read_bytes()))
+    report = await run(db, decode(MIXED.read_bytes()), OrdersSettings(default_service_minutes=7))
     assert dict(report.errors).keys() == EXPECTED_ERRORS.keys()
     for line, reason in report.errors:
         assert EXPECTED_ERRORS[line] in reason, (line, reason)
@@ -61,7 +64,7 @@ async def test_mixed_file_saves_good_rows_and_reports_bad_ones(db: Database):
         assert a1.notes == "Ring twice" and a1.due_date == date(2026, 11, 24)
         assert (a2.lat, a2.lon, a2.priority) == (None, None, 1)
         assert a2.required_skills == ["fridge", "heavy"]
-        assert a9.proof_required.value == "none" and a9.service_minutes == 5
+        assert a9.proof_required.value == "none" and a9.service_minutes == 7  # the default
         assert a13.kind is OrderKind.PICKUP_DELIVERY and a13.priority == 2
         assert a13.delivery_pin is not None and len(a13.delivery_pin) == 4
         assert len(a13.tracking_token) >= 22 and a13.tracking_token != a1.tracking_token

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from core.config import OrdersSettings
 from core.db import Database
 from core.errors import NotFound
 from core.lifecycle import SYSTEM, Actor, Change, TransitionRefused, Window
@@ -181,9 +182,9 @@ async def test_attempts_count_and_the_attempt_limit(db: Database):
             await move(db, order.id, S.RESCHEDULED)
     with pytest.raises(TransitionRefused, match="3 delivery attempts, the most allowed"):
         await move(db, order.id, S.RESCHEDULED)
-    await orders.change_status(
-        db, order.id, S.RESCHEDULED, SYSTEM, change_for(S.RESCHEDULED, None), max_attempts=4
-    )
+    rules = OrdersSettings(max_attempts=4)
+    change = change_for(S.RESCHEDULED, None)
+    await orders.change_status(db, order.id, S.RESCHEDULED, SYSTEM, change, rules=rules)
 
 
 async def test_reschedule_replaces_windows_and_frees_the_driver(db: Database):

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.config import Settings
 from core.db import Database
 
 
@@ -14,9 +13,4 @@ def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 DB = Annotated[Database, Depends(get_db)]
-AppSettings = Annotated[Settings, Depends(get_settings)]

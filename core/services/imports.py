@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor, Window
@@ -73,10 +74,6 @@ class ImportReport:
     existing: list[tuple[int, int]] = field(default_factory=list)  # (line, order id)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     ignored_columns: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 class RowProblem(Exception):
@@ -181,7 +178,7 @@ async def import_orders(
     *,
     timezone: str,
     phone_region: str | None = None,
-    default_service_minutes: float = 5.0,
+    rules: OrdersSettings | None = None,
 ) -> ImportReport:
     report = ImportReport()
     lines = text.splitlines(keepends=True)
@@ -241,7 +238,7 @@ async def import_orders(
                         draft,
                         actor,
                         source="csv",
-                        default_service_minutes=default_service_minutes,
+                        rules=rules,
                     )
             except (DomainError, IntegrityError) as exc:
                 report.errors.append((start, str(exc).splitlines()[0]))

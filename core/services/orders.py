@@ -11,6 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import lifecycle
+from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
@@ -113,9 +114,10 @@ async def add_order(
     actor: Actor,
     *,
     source: str,
-    default_service_minutes: float = 5.0,
+    rules: OrdersSettings | None = None,
 ) -> Order:
     """Create the order in the caller's transaction (customer, windows, event, notifications)."""
+    rules = rules or OrdersSettings()
     if draft.external_ref and (existing := await find_by_ref(session, draft.external_ref)):
         raise DomainError("error.duplicate_ref", ref=draft.external_ref, order=existing.id)
     customer = await find_or_add_customer(session, draft.customer_name, draft.customer_phone)
@@ -135,7 +137,9 @@ async def add_order(
         pickup_lon=draft.pickup_lon,
         due_date=draft.due_date,
         service_minutes=(
-            draft.service_minutes if draft.service_minutes is not None else default_service_minutes
+            draft.service_minutes
+            if draft.service_minutes is not None
+            else rules.default_service_minutes
         ),
         weight_kg=draft.weight_kg,
         volume_l=draft.volume_l,
@@ -151,9 +155,16 @@ async def add_order(
     return order
 
 
-async def create_order(db: Database, draft: OrderDraft, actor: Actor, *, source: str) -> Order:
+async def create_order(
+    db: Database,
+    draft: OrderDraft,
+    actor: Actor,
+    *,
+    source: str,
+    rules: OrdersSettings | None = None,
+) -> Order:
     async with db.transaction() as session:
-        return await add_order(session, draft, actor, source=source)
+        return await add_order(session, draft, actor, source=source, rules=rules)
 
 
 async def change_status(
@@ -163,10 +174,11 @@ async def change_status(
     actor: Actor,
     change: Change | None = None,
     *,
-    max_attempts: int = 3,
+    rules: OrdersSettings | None = None,
 ) -> OrderEvent:
     """Apply one lifecycle transition in its own transaction."""
+    rules = rules or OrdersSettings()
     async with db.transaction() as session:
         return await lifecycle.transition(
-            session, order_id, target, actor, change, max_attempts=max_attempts
+            session, order_id, target, actor, change, max_attempts=rules.max_attempts
         )
