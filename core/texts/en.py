@@ -58,6 +58,30 @@ TEXTS = {
     "error.duration_form": "{text!r} is not a duration like 30m, 12h, 7d or 2w.",
     "error.duration_range": "{text!r} is too short or too long: between 1 minute and 90 days.",
     "error.invite_role": "Invites are for drivers, dispatchers and owners, not {role}s.",
+    # routing problems
+    "routing.window_order": "A time window ends ({end}) before it starts ({start}).",
+    "routing.windows_overlap": "The time windows of {where} overlap; merge them into one.",
+    "routing.matrix_shape": "The {name} matrix must be square, not {shape}.",
+    "routing.matrix_negative": "The {name} matrix has negative entries.",
+    "routing.matrix_mismatch": "The duration and distance matrices differ in size.",
+    "routing.duplicate_id": "Two of the {kind}s have the id {id!r}.",
+    "routing.unknown_depot": "{where} names depot {depot!r}, which is not in the problem.",
+    "routing.unknown_vehicle": (
+        "{where} may only go on vehicle {vehicle!r}, which is not in the problem."
+    ),
+    "routing.unknown_stop": "{where} names stop {stop!r}, which is not in the problem.",
+    "routing.vehicle_needs_depot": (
+        "{where} has no depot, so it needs a start position and an open end."
+    ),
+    "routing.dimensions": "{where} must give one amount per capacity dimension ({dims}).",
+    "routing.negative": "{where} has a negative {what}.",
+    "routing.location": "{where} is at location {index}, but there are only {size} locations.",
+    "routing.pair_self": "Stop {stop!r} cannot be its own pickup and delivery.",
+    "routing.pair_amount": "Pickup {pickup!r} and delivery {delivery!r} must carry the same load.",
+    "routing.pair_required": (
+        "Pickup {pickup!r} and delivery {delivery!r} must both be required or both optional."
+    ),
+    "routing.pair_twice": "Stop {stop!r} is in more than one pickup-and-delivery pair.",
     "proof.photo": "a photo",
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",

@@ -1,0 +1,174 @@
+"""PyVRP (hybrid genetic search / iterated local search): the engine for every problem it models.
+
+It models time windows (one per stop), capacities in several dimensions, a "stops" dimension for
+max stops, optional stops with prizes, several start depots, open ends (a zero-cost sink) and
+pickup→delivery shipments. It cannot say "this stop only on these vehicles": such problems go to
+OR-Tools (see `can_model`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyvrp
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+from core.routing.problem import Problem, Stop
+
+UNLIMITED = 2**40
+NAME = "pyvrp"
+
+
+def can_model(problem: Problem) -> bool:
+    if any(len(stop.windows) > 1 for stop in problem.stops):
+        return False
+    if problem.pairs and any(v.max_stops is not None for v in problem.vehicles):
+        return False  # a shipment's load goes up and down, so it cannot also count stops
+    return all(problem.compatible(v, s) for v in problem.vehicles for s in problem.stops)
+
+
+def _prize(problem: Problem, stop: Stop, big: int) -> int:
+    if stop.penalty is not None:
+        return stop.penalty
+    return big * (1 + stop.priority)
+
+
+def build(problem: Problem, *, soft: bool) -> tuple[pyvrp.ProblemData, list[str], list[str]]:
+    """The PyVRP model. `soft`: required stops become optional with a huge prize, so an
+    overfull day drops stops instead of breaking windows. Returns the data and, per client and
+    per shipment, our stop ids."""
+    n = problem.size
+    sink = n  # open routes end here at no cost
+    distance = np.zeros((n + 1, n + 1), dtype=np.int64)
+    duration = np.zeros((n + 1, n + 1), dtype=np.int64)
+    distance[:n, :n], duration[:n, :n] = problem.distances, problem.durations
+    distance[sink, :n] = duration[sink, :n] = UNLIMITED
+    locations = [pyvrp.Location(0, 0) for _ in range(n + 1)]
+
+    depot_index: dict[int, int] = {}
+    depots: list[pyvrp.Depot] = []
+
+    def depot_at(location: int) -> int:
+        if location not in depot_index:
+            depot_index[location] = len(depots)
+            depots.append(pyvrp.Depot(location))
+        return depot_index[location]
+
+    counting_stops = any(v.max_stops is not None for v in problem.vehicles)
+    dims = len(problem.dimensions) + (1 if counting_stops else 0)
+    objective = problem.objective
+    vehicle_types = []
+    for vehicle in problem.vehicles:
+        shift = problem.shift(vehicle)
+        end = problem.end_location(vehicle)
+        capacity = list(vehicle.capacity) or [UNLIMITED] * len(problem.dimensions)
+        if counting_stops:
+            capacity.append(UNLIMITED if vehicle.max_stops is None else vehicle.max_stops)
+        vehicle_types.append(
+            pyvrp.VehicleType(
+                num_available=1,
+                capacity=capacity,
+                start_depot=depot_at(problem.start_location(vehicle)),
+                end_depot=depot_at(sink if end is None else end),
+                fixed_cost=objective.vehicle + vehicle.fixed_cost,
+                tw_early=shift.start,
+                tw_late=shift.end,
+                unit_distance_cost=objective.distance,
+                unit_duration_cost=objective.duration,
+                start_late=shift.start if vehicle.start is not None else shift.end,
+                name=vehicle.id,
+            )
+        )
+
+    big = int(max(problem.durations.max(initial=0), problem.distances.max(initial=0)) + 1)
+    big *= 4 * max(1, objective.distance + objective.duration)
+    clients, client_ids = [], []
+    for stop in problem.stops:
+        if stop.id in problem.partner:
+            continue
+        window = problem.windows(stop)[0]
+        load = list(problem.load(stop)) + ([1] if counting_stops else [])
+        clients.append(
+            pyvrp.Client(
+                stop.location,
+                delivery=load,
+                service_duration=stop.service,
+                tw_early=window.start,
+                tw_late=window.end,
+                prize=_prize(problem, stop, big),
+                required=stop.required and not soft,
+                name=stop.id,
+            )
+        )
+        client_ids.append(stop.id)
+    shipments, shipment_ids = [], []
+    for pair in problem.pairs:
+        pickup, delivery = problem.stop_by_id[pair.pickup], problem.stop_by_id[pair.delivery]
+        first, last = problem.windows(pickup)[0], problem.windows(delivery)[0]
+        shipments.append(
+            pyvrp.Shipment(
+                pickup.location,
+                delivery.location,
+                pickup_tw_early=first.start,
+                pickup_tw_late=first.end,
+                pickup_service_duration=pickup.service,
+                delivery_tw_early=last.start,
+                delivery_tw_late=last.end,
+                delivery_service_duration=delivery.service,
+                amount=list(problem.load(pickup)) + ([0] if counting_stops else []),
+                prize=_prize(problem, pickup, big) + _prize(problem, delivery, big),
+                required=pickup.required and not soft,
+                name=pair.pickup,
+            )
+        )
+        shipment_ids.append(pair.pickup)
+    if not depots:
+        depot_at(sink)
+    data = pyvrp.ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=[distance],
+        duration_matrices=[duration],
+        shipments=shipments,
+    )
+    assert all(len(c.delivery) == dims for c in clients)
+    return data, client_ids, shipment_ids
+
+
+def run(
+    problem: Problem, *, time_limit_s: float, seed: int, max_iterations: int | None = None
+) -> dict[str, list[str]]:
+    """Best sequences per vehicle id (stops not listed were left out)."""
+    if not problem.vehicles or not problem.stops:
+        return {}
+    result = _solve(problem, time_limit_s, seed, max_iterations, soft=False)
+    if not result[1]:
+        result = _solve(problem, time_limit_s, seed, max_iterations, soft=True)
+    return result[0]
+
+
+def _solve(
+    problem: Problem, time_limit_s: float, seed: int, max_iterations: int | None, *, soft: bool
+) -> tuple[dict[str, list[str]], bool]:
+    data, client_ids, shipment_ids = build(problem, soft=soft)
+    stop = MaxIterations(max_iterations) if max_iterations else MaxRuntime(time_limit_s)
+    if max_iterations and time_limit_s:
+        stop = MultipleCriteria([MaxIterations(max_iterations), MaxRuntime(time_limit_s)])
+    result = pyvrp.solve(data, stop=stop, seed=seed, collect_stats=False, display=False)
+    best = result.best
+    partner = problem.partner
+    sequences: dict[str, list[str]] = {}
+    for route in best.routes():
+        vehicle = problem.vehicles[route.vehicle_type()].id
+        stops = []
+        for activity in route:
+            if activity.is_client():
+                stops.append(client_ids[activity.idx])
+            elif activity.is_pickup():
+                stops.append(shipment_ids[activity.idx])
+            elif activity.is_delivery():
+                stops.append(partner[shipment_ids[activity.idx]])
+        if stops:
+            sequences[vehicle] = stops
+    return sequences, best.is_feasible()

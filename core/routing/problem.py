@@ -1,0 +1,265 @@
+"""The routing problem: immutable, validated when it is built.
+
+Geography is already resolved: `durations` (seconds) and `distances` (metres) are square integer
+matrices over locations 0..n-1, and everything else names a location by its index. Times are
+integer seconds from the problem's epoch (the plan's time zero).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from core.errors import DomainError
+
+HORIZON = 10 * 365 * 86_400  # "no limit" for windows, in seconds
+
+
+class ProblemError(DomainError):
+    """The problem is malformed; the message names what and where."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ProblemError("routing.window_order", start=self.start, end=self.end)
+
+
+ANY_TIME = Window(0, HORIZON)
+
+
+@dataclass(frozen=True)
+class Depot:
+    id: str
+    location: int
+    window: Window = ANY_TIME
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """One driver's vehicle for this plan.
+
+    The route starts at `start` (a location: the driver's live position) or else at the depot,
+    and ends at the depot unless `open_end` (the route simply stops at its last stop).
+    """
+
+    id: str
+    depot: str | None = None
+    start: int | None = None
+    open_end: bool = False
+    shift: Window = ANY_TIME
+    capacity: tuple[int, ...] = ()  # per dimension; () means no limit
+    skills: frozenset[str] = frozenset()
+    max_stops: int | None = None
+    fixed_cost: int = 0
+
+
+@dataclass(frozen=True)
+class Stop:
+    id: str
+    location: int
+    windows: tuple[Window, ...] = ()  # service starts inside one of them; () means any time
+    service: int = 0
+    demand: tuple[int, ...] = ()  # per dimension; () means nothing
+    skills: frozenset[str] = frozenset()
+    vehicles: frozenset[str] | None = None  # only these may serve it (zone, type, manual lock)
+    priority: int = 0
+    penalty: int | None = None  # None: must be served; else the cost of leaving it out
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.windows, key=lambda w: w.start))
+        for before, after in itertools.pairwise(ordered):
+            if after.start <= before.end:
+                raise ProblemError("routing.windows_overlap", where=f"stop {self.id}")
+        object.__setattr__(self, "windows", ordered)
+        object.__setattr__(self, "skills", frozenset(self.skills))
+        if self.vehicles is not None:
+            object.__setattr__(self, "vehicles", frozenset(self.vehicles))
+
+    @property
+    def required(self) -> bool:
+        return self.penalty is None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A pickup and its delivery: same vehicle, pickup first; the load rides between them."""
+
+    pickup: str
+    delivery: str
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Cost = distance·m + duration·s + vehicle cost per used vehicle (+ left-out penalties)."""
+
+    distance: int = 0
+    duration: int = 1
+    vehicle: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    durations: np.ndarray
+    distances: np.ndarray
+    vehicles: tuple[Vehicle, ...]
+    stops: tuple[Stop, ...]
+    depots: tuple[Depot, ...] = ()
+    pairs: tuple[Pair, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    objective: Objective = field(default_factory=Objective)
+
+    def __post_init__(self) -> None:
+        for name in ("durations", "distances"):
+            matrix = np.array(getattr(self, name), dtype=np.int64, copy=True)
+            if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+                raise ProblemError("routing.matrix_shape", name=name, shape=matrix.shape)
+            if (matrix < 0).any():
+                raise ProblemError("routing.matrix_negative", name=name)
+            matrix.setflags(write=False)
+            object.__setattr__(self, name, matrix)
+        if self.durations.shape != self.distances.shape:
+            raise ProblemError("routing.matrix_mismatch")
+        for name in ("vehicles", "stops", "depots", "pairs", "dimensions"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._validate()
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return int(self.durations.shape[0])
+
+    @cached_property
+    def stop_by_id(self) -> dict[str, Stop]:
+        return {stop.id: stop for stop in self.stops}
+
+    @cached_property
+    def vehicle_by_id(self) -> dict[str, Vehicle]:
+        return {vehicle.id: vehicle for vehicle in self.vehicles}
+
+    @cached_property
+    def depot_by_id(self) -> dict[str, Depot]:
+        return {depot.id: depot for depot in self.depots}
+
+    @cached_property
+    def partner(self) -> dict[str, str]:
+        """Each paired stop's other half."""
+        out = {}
+        for pair in self.pairs:
+            out[pair.pickup], out[pair.delivery] = pair.delivery, pair.pickup
+        return out
+
+    @cached_property
+    def pickups(self) -> frozenset[str]:
+        return frozenset(pair.pickup for pair in self.pairs)
+
+    def start_location(self, vehicle: Vehicle) -> int:
+        if vehicle.start is not None:
+            return vehicle.start
+        assert vehicle.depot is not None
+        return self.depot_by_id[vehicle.depot].location
+
+    def end_location(self, vehicle: Vehicle) -> int | None:
+        if vehicle.open_end:
+            return None
+        assert vehicle.depot is not None
+        return self.depot_by_id[vehicle.depot].location
+
+    def shift(self, vehicle: Vehicle) -> Window:
+        """The vehicle's shift, narrowed by its depot's opening hours."""
+        if vehicle.depot is None:
+            return vehicle.shift
+        depot = self.depot_by_id[vehicle.depot].window
+        return Window(max(vehicle.shift.start, depot.start), min(vehicle.shift.end, depot.end))
+
+    def compatible(self, vehicle: Vehicle, stop: Stop) -> bool:
+        allowed = stop.vehicles is None or vehicle.id in stop.vehicles
+        return allowed and stop.skills <= vehicle.skills
+
+    def windows(self, stop: Stop) -> tuple[Window, ...]:
+        return stop.windows or (ANY_TIME,)
+
+    def load(self, stop: Stop) -> tuple[int, ...]:
+        return stop.demand or (0,) * len(self.dimensions)
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        dims = len(self.dimensions)
+        for kind, ids in (
+            ("vehicle", [v.id for v in self.vehicles]),
+            ("stop", [s.id for s in self.stops]),
+            ("depot", [d.id for d in self.depots]),
+        ):
+            if repeated := _repeated(ids):
+                raise ProblemError("routing.duplicate_id", kind=kind, id=repeated)
+        for depot in self.depots:
+            self._location(depot.location, f"depot {depot.id}")
+        for vehicle in self.vehicles:
+            where = f"vehicle {vehicle.id}"
+            if vehicle.depot is not None and vehicle.depot not in self.depot_by_id:
+                raise ProblemError("routing.unknown_depot", where=where, depot=vehicle.depot)
+            if vehicle.depot is None and (vehicle.start is None or not vehicle.open_end):
+                raise ProblemError("routing.vehicle_needs_depot", where=where)
+            if vehicle.start is not None:
+                self._location(vehicle.start, where)
+            if vehicle.capacity and len(vehicle.capacity) != dims:
+                raise ProblemError("routing.dimensions", where=where, dims=dims)
+            if any(amount < 0 for amount in vehicle.capacity):
+                raise ProblemError("routing.negative", where=where, what="capacity")
+            if vehicle.max_stops is not None and vehicle.max_stops < 0:
+                raise ProblemError("routing.negative", where=where, what="max_stops")
+            if vehicle.fixed_cost < 0:
+                raise ProblemError("routing.negative", where=where, what="fixed cost")
+        for stop in self.stops:
+            where = f"stop {stop.id}"
+            self._location(stop.location, where)
+            if stop.demand and len(stop.demand) != dims:
+                raise ProblemError("routing.dimensions", where=where, dims=dims)
+            if any(amount < 0 for amount in stop.demand):
+                raise ProblemError("routing.negative", where=where, what="demand")
+            if stop.service < 0:
+                raise ProblemError("routing.negative", where=where, what="service time")
+            if stop.penalty is not None and stop.penalty < 0:
+                raise ProblemError("routing.negative", where=where, what="penalty")
+            if stop.vehicles is not None:
+                unknown = sorted(set(stop.vehicles) - set(self.vehicle_by_id))
+                if unknown:
+                    raise ProblemError("routing.unknown_vehicle", where=where, vehicle=unknown[0])
+        self._validate_pairs()
+
+    def _validate_pairs(self) -> None:
+        seen: Counter[str] = Counter()
+        for pair in self.pairs:
+            for stop_id in (pair.pickup, pair.delivery):
+                if stop_id not in self.stop_by_id:
+                    raise ProblemError("routing.unknown_stop", where="a pair", stop=stop_id)
+                seen[stop_id] += 1
+            if pair.pickup == pair.delivery:
+                raise ProblemError("routing.pair_self", stop=pair.pickup)
+            pickup, delivery = self.stop_by_id[pair.pickup], self.stop_by_id[pair.delivery]
+            if self.load(pickup) != self.load(delivery):
+                raise ProblemError("routing.pair_amount", pickup=pickup.id, delivery=delivery.id)
+            if pickup.required != delivery.required:
+                raise ProblemError("routing.pair_required", pickup=pickup.id, delivery=delivery.id)
+        if repeated := [stop for stop, times in seen.items() if times > 1]:
+            raise ProblemError("routing.pair_twice", stop=repeated[0])
+
+    def _location(self, index: int, where: str) -> None:
+        if not 0 <= index < self.size:
+            raise ProblemError("routing.location", where=where, index=index, size=self.size)
+
+
+def _repeated(ids: Iterable[str]) -> str | None:
+    counts = Counter(ids)
+    return next((item for item, times in counts.items() if times > 1), None)
