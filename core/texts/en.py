@@ -82,6 +82,16 @@ TEXTS = {
         "Pickup {pickup!r} and delivery {delivery!r} must both be required or both optional."
     ),
     "routing.pair_twice": "Stop {stop!r} is in more than one pickup-and-delivery pair.",
+    # why a stop was left out of a plan
+    "routing.reason.partner": "its pickup-and-delivery partner {stop} could not be planned",
+    "routing.reason.optional": "left out: serving it would cost more than it is worth",
+    "routing.reason.full": "no room: every route is full (time windows, capacity or shift ends)",
+    "routing.reason.no_vehicles": "no driver is on shift",
+    "routing.reason.locked_away": "it is locked to a driver who is not on shift",
+    "routing.reason.skills": "no driver on shift has {skills}",
+    "routing.reason.no_compatible": "no driver on shift may take it (zone, vehicle or lock)",
+    "routing.reason.too_big": "it is bigger than every vehicle that could take it",
+    "routing.reason.unreachable": "no driver can reach it within its time window and shift",
     "proof.photo": "a photo",
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",

@@ -8,8 +8,11 @@ OR-Tools (see `can_model`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyvrp
+from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
 
 from core.routing.problem import Problem, Stop
@@ -155,7 +158,11 @@ def _solve(
     stop = MaxIterations(max_iterations) if max_iterations else MaxRuntime(time_limit_s)
     if max_iterations and time_limit_s:
         stop = MultipleCriteria([MaxIterations(max_iterations), MaxRuntime(time_limit_s)])
-    result = pyvrp.solve(data, stop=stop, seed=seed, collect_stats=False, display=False)
+    with warnings.catch_warnings():
+        # An overfull day makes PyVRP warn that it finds nothing feasible; run() answers that
+        # by solving again with stops allowed to drop, so the warning is noise here.
+        warnings.simplefilter("ignore", PenaltyBoundWarning)
+        result = pyvrp.solve(data, stop=stop, seed=seed, collect_stats=False, display=False)
     best = result.best
     partner = problem.partner
     sequences: dict[str, list[str]] = {}

@@ -1,0 +1,155 @@
+"""`solve()`: pick the engine, solve, re-check, and never hand out an infeasible plan.
+
+1. Stops no vehicle could serve even alone are set aside first, each with the reason.
+2. The engine (PyVRP where it can model the problem, OR-Tools otherwise) proposes sequences.
+3. Our checker schedules and checks them. If anything is broken, the offending stop (and its
+   pickup/delivery partner) is taken out with the checker's reason, until the plan is clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from core.routing.check import InfeasiblePlan, Violation, evaluate, simulate
+from core.routing.engines import ortools as ortools_engine
+from core.routing.engines import pyvrp as pyvrp_engine
+from core.routing.plan import Plan
+from core.routing.problem import Problem, Stop
+from core.texts import t
+
+log = logging.getLogger(__name__)
+
+Engine = Callable[..., dict[str, list[str]]]
+ENGINES: dict[str, Engine] = {
+    pyvrp_engine.NAME: pyvrp_engine.run,
+    ortools_engine.NAME: ortools_engine.run,
+}
+
+
+def choose_engine(problem: Problem) -> str:
+    return pyvrp_engine.NAME if pyvrp_engine.can_model(problem) else ortools_engine.NAME
+
+
+def solve(
+    problem: Problem,
+    *,
+    time_limit_s: float = 2.0,
+    seed: int = 0,
+    engine: str | None = None,
+    max_iterations: int | None = None,
+) -> Plan:
+    """The best plan found within the time limit; always feasible by our checker."""
+    started = time.perf_counter()
+    impossible = {stop.id: reason for stop in problem.stops if (reason := why_alone(problem, stop))}
+    for stop_id in list(impossible):
+        if (partner := problem.partner.get(stop_id)) and partner not in impossible:
+            impossible[partner] = t("routing.reason.partner", stop=stop_id)
+    rest = without(problem, impossible)
+    name = engine or choose_engine(rest)
+    sequences = ENGINES[name](
+        rest, time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
+    )
+    left_out = dict(impossible)
+    routed = {stop for stops in sequences.values() for stop in stops}
+    for stop in rest.stops:
+        if stop.id not in routed:
+            left_out[stop.id] = t(
+                "routing.reason.optional" if stop.penalty is not None else "routing.reason.full"
+            )
+    plan = repair(problem, sequences, left_out, name)
+    log.debug(
+        "solved %d stops on %d vehicles with %s in %.2fs: cost %d, %d left out",
+        len(problem.stops),
+        len(problem.vehicles),
+        name,
+        time.perf_counter() - started,
+        plan.cost,
+        len(plan.unassigned),
+    )
+    return plan
+
+
+async def solve_async(
+    problem: Problem, *, executor: Executor | None = None, **options: object
+) -> Plan:
+    """`solve()` off the event loop (a thread by default; pass a process pool to isolate it)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, lambda: solve(problem, **options))  # type: ignore[arg-type]
+
+
+def repair(
+    problem: Problem, sequences: dict[str, list[str]], left_out: dict[str, str], engine: str
+) -> Plan:
+    """Take out offending stops until the checker finds nothing; every plan passes here."""
+    sequences = {vehicle: list(stops) for vehicle, stops in sequences.items()}
+    for _ in range(len(problem.stops) + 1):
+        plan, violations = evaluate(problem, sequences, left_out, engine=engine)
+        if not violations:
+            return plan
+        log.warning("%s plan broke %d rule(s), first: %s", engine, len(violations), violations[0])
+        for culprit, reason in _culprits(problem, violations, sequences):
+            for stops in sequences.values():
+                if culprit in stops:
+                    stops.remove(culprit)
+            left_out[culprit] = reason
+    raise InfeasiblePlan(violations)
+
+
+def _culprits(
+    problem: Problem, violations: list[Violation], sequences: dict[str, list[str]]
+) -> list[tuple[str, str]]:
+    violation = violations[0]
+    stop = violation.stop
+    if stop is None and violation.vehicle in sequences and sequences[violation.vehicle]:
+        stop = sequences[violation.vehicle][-1]
+    if stop is None:
+        raise InfeasiblePlan(violations)
+    out = [(stop, violation.message)]
+    if partner := problem.partner.get(stop):
+        out.append((partner, t("routing.reason.partner", stop=stop)))
+    return out
+
+
+def without(problem: Problem, stop_ids: dict[str, str] | set[str]) -> Problem:
+    if not stop_ids:
+        return problem
+    return dataclasses.replace(
+        problem,
+        stops=tuple(s for s in problem.stops if s.id not in stop_ids),
+        pairs=tuple(p for p in problem.pairs if p.pickup not in stop_ids),
+    )
+
+
+def why_alone(problem: Problem, stop: Stop) -> str | None:
+    """Why no vehicle could serve this stop even if it had nothing else to do, or None."""
+    if not problem.vehicles:
+        return t("routing.reason.no_vehicles")
+    able = [v for v in problem.vehicles if problem.compatible(v, stop)]
+    if not able:
+        if stop.vehicles is not None and not any(v.id in stop.vehicles for v in problem.vehicles):
+            return t("routing.reason.locked_away")
+        if stop.vehicles is None:
+            return t("routing.reason.skills", skills=", ".join(sorted(stop.skills)))
+        return t("routing.reason.no_compatible")
+    partner = problem.partner.get(stop.id)
+    alone = [stop.id] if partner is None else _pair_order(problem, stop.id, partner)
+    load = problem.load(stop)
+    big_enough = [
+        v
+        for v in able
+        if not v.capacity or all(a <= c for a, c in zip(load, v.capacity, strict=True))
+    ]
+    if not big_enough:
+        return t("routing.reason.too_big")
+    if all(simulate(problem, v, alone)[1] for v in big_enough):
+        return t("routing.reason.unreachable")
+    return None
+
+
+def _pair_order(problem: Problem, stop_id: str, partner: str) -> list[str]:
+    return [stop_id, partner] if stop_id in problem.pickups else [partner, stop_id]
