@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from core.routing.traffic import parse_factors
 from core.validation import describe
 
 
@@ -138,6 +139,22 @@ class OsrmSettings(BaseModel):
     url: AnyHttpUrl | None = None
 
 
+class RoutingSettings(BaseModel):
+    speed_kmh: float = Field(default=25.0, gt=0, le=150)
+    detour_factor: float = Field(default=1.3, ge=1, le=3)
+    traffic: str = "7-9:1.35,16-19:1.45"
+    time_limit_s: float = Field(default=2.0, gt=0, le=300)
+
+    @field_validator("traffic")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        try:
+            parse_factors(value)
+        except ValueError as exc:
+            raise ValueError(f"is wrong: {exc}") from None
+        return value
+
+
 class GeocodingSettings(BaseModel):
     provider: Literal["nominatim"] = "nominatim"
     url: AnyHttpUrl = AnyHttpUrl("https://nominatim.openstreetmap.org")
@@ -166,6 +183,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
     osrm: OsrmSettings = OsrmSettings()
+    routing: RoutingSettings = RoutingSettings()
     geocoding: GeocodingSettings = GeocodingSettings()
     orders: OrdersSettings = OrdersSettings()
 
