@@ -94,6 +94,19 @@ TEXTS = {
     "routing.reason.no_compatible": "no driver on shift may take it (zone, vehicle or lock)",
     "routing.reason.too_big": "it is bigger than every vehicle that could take it",
     "routing.reason.unreachable": "no driver can reach it within its time window and shift",
+    # dispatch explanations
+    "dispatch.no_driver": "no driver on shift can take it",
+    "dispatch.nearest": "nearest feasible driver, +{minutes} min to the route",
+    "dispatch.nearest_cannot": "{nearest} is nearer but {why}; +{minutes} min to this route",
+    "dispatch.cheaper_than_nearest": (
+        "+{minutes} min to this route, less than it would add for {nearest}, who is nearer"
+    ),
+    "dispatch.not_allowed": "may not take it (zone, vehicle or lock)",
+    "dispatch.lacks": "lacks {skills}",
+    "dispatch.full_stops": "already has the most stops allowed",
+    "dispatch.full_load": "has no room left in the vehicle",
+    "dispatch.shift_over": "would finish after the shift ends",
+    "dispatch.no_time": "cannot get there within its time window",
     "proof.photo": "a photo",
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",

@@ -1,0 +1,184 @@
+"""Insert one new stop (or a pickup→delivery pair) at its cheapest feasible position.
+
+Every vehicle and every position after its locked prefix is tried, with a lean forward pass
+(times, loads, windows, shift end, max stops) instead of the full checker; the winner is then
+scheduled and checked by `check.simulate`, like every plan. The answer says why: which vehicle,
+what it adds, and why the nearest vehicle was not the one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from core.routing.check import simulate
+from core.routing.plan import RoutePlan
+from core.routing.problem import Problem, Vehicle
+from core.texts import t
+
+
+@dataclass(frozen=True)
+class Insertion:
+    stop: str
+    vehicle: str | None
+    sequence: tuple[str, ...] = ()  # the vehicle's new sequence
+    added_seconds: int = 0
+    added_metres: int = 0
+    route: RoutePlan | None = None
+    rejected: dict[str, str] = field(default_factory=dict)  # vehicle -> why not
+    reason: str = ""
+
+
+class _Lean:
+    """Arrays for fast forward passes over one problem."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.durations = problem.durations.tolist()
+        self.distances = problem.distances.tolist()
+        dims = len(problem.dimensions)
+        self.stop = {}
+        for stop in problem.stops:
+            sign = 1 if stop.id in problem.pickups else -1
+            load = problem.load(stop)
+            self.stop[stop.id] = (
+                stop.location,
+                stop.service,
+                [(w.start, w.end) for w in problem.windows(stop)],
+                [sign * a for a in load] if dims else [],
+                stop.id in problem.partner,
+            )
+
+    def cost(self, vehicle: Vehicle, sequence: Sequence[str]) -> tuple[int, int, int] | None:
+        """(cost, duration, distance) of the route, or None if it breaks a rule."""
+        problem = self.problem
+        if vehicle.max_stops is not None and len(sequence) > vehicle.max_stops:
+            return None
+        shift = problem.shift(vehicle)
+        capacity = vehicle.capacity
+        load = [0] * len(problem.dimensions)
+        for stop_id in sequence:
+            _, _, _, delta, paired = self.stop[stop_id]
+            if not paired:
+                for d, amount in enumerate(delta):
+                    load[d] -= amount  # plain deliveries ride from the start
+        if capacity and any(a > c for a, c in zip(load, capacity, strict=True)):
+            return None
+        durations, distances = self.durations, self.distances
+        here = problem.start_location(vehicle)
+        time, metres = shift.start, 0
+        for stop_id in sequence:
+            location, service, windows, delta, _ = self.stop[stop_id]
+            time += durations[here][location]
+            metres += distances[here][location]
+            for start, end in windows:
+                if time <= end:
+                    time = max(time, start)
+                    break
+            else:
+                return None
+            if capacity:
+                for d, amount in enumerate(delta):
+                    load[d] += amount
+                    if load[d] > capacity[d]:
+                        return None
+            time += service
+            here = location
+        end = problem.end_location(vehicle)
+        if end is not None:
+            time += durations[here][end]
+            metres += distances[here][end]
+        if time > shift.end:
+            return None
+        duration = time - shift.start
+        objective = problem.objective
+        return objective.distance * metres + objective.duration * duration, duration, metres
+
+
+def cheapest_insertion(
+    problem: Problem,
+    routes: Mapping[str, Sequence[str]],
+    stop_id: str,
+    *,
+    locked: Mapping[str, int] | None = None,
+    nearest: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> Insertion:
+    """Where `stop_id` (and its pair partner, if any) fits best. `routes` are the current
+    sequences; the first `locked[v]` stops of vehicle v stay where they are. `nearest` names
+    the vehicle a person would pick (the closest), so the answer can say why it was not;
+    `names` says how to call each vehicle in that answer (a driver's first name)."""
+    locked = locked or {}
+    names = names or {}
+    lean = _Lean(problem)
+    partner = problem.partner.get(stop_id)
+    if partner is not None and stop_id not in problem.pickups:
+        stop_id, partner = partner, stop_id  # insert from the pickup
+    stop = problem.stop_by_id[stop_id]
+    best: tuple[int, str, list[str], int, int] | None = None
+    rejected: dict[str, str] = {}
+    for vehicle in problem.vehicles:
+        if not problem.compatible(vehicle, stop):
+            rejected[vehicle.id] = _incompatible(problem, vehicle, stop.id)
+            continue
+        current = list(routes.get(vehicle.id, ()))
+        before = lean.cost(vehicle, current)
+        base = before[0] if before else 0
+        first = min(locked.get(vehicle.id, 0), len(current))
+        found = None
+        for i in range(first, len(current) + 1):
+            ends = range(i + 1, len(current) + 2) if partner else (None,)
+            for j in ends:
+                candidate = [*current[:i], stop_id, *current[i:]]
+                if j is not None:
+                    candidate.insert(j, partner)
+                result = lean.cost(vehicle, candidate)
+                if result is None:
+                    continue
+                delta = result[0] - base
+                if found is None or delta < found[0]:
+                    found = (delta, candidate, result[1] - (before[1] if before else 0),
+                             result[2] - (before[2] if before else 0))  # fmt: skip
+        if found is None:
+            rejected[vehicle.id] = _why_not(problem, vehicle, current, stop.id, partner)
+            continue
+        if best is None or found[0] < best[0]:
+            best = (found[0], vehicle.id, found[1], found[2], found[3])
+    if best is None:
+        return Insertion(stop.id, None, rejected=rejected, reason=t("dispatch.no_driver"))
+    _, vehicle_id, sequence, seconds, metres = best
+    route, violations = simulate(problem, problem.vehicle_by_id[vehicle_id], sequence)
+    assert not violations, violations  # the lean pass and the checker agree on the rules
+    minutes = max(0, round(seconds / 60))
+    if nearest is None or nearest == vehicle_id:
+        reason = t("dispatch.nearest", minutes=minutes)
+    elif nearest in rejected:
+        name = names.get(nearest, nearest)
+        reason = t("dispatch.nearest_cannot", nearest=name, why=rejected[nearest], minutes=minutes)
+    else:
+        name = names.get(nearest, nearest)
+        reason = t("dispatch.cheaper_than_nearest", nearest=name, minutes=minutes)
+    return Insertion(stop.id, vehicle_id, tuple(sequence), seconds, metres, route, rejected, reason)
+
+
+def _incompatible(problem: Problem, vehicle: Vehicle, stop_id: str) -> str:
+    stop = problem.stop_by_id[stop_id]
+    if stop.vehicles is not None and vehicle.id not in stop.vehicles:
+        return t("dispatch.not_allowed")
+    return t("dispatch.lacks", skills=", ".join(sorted(stop.skills - vehicle.skills)))
+
+
+def _why_not(
+    problem: Problem, vehicle: Vehicle, current: list[str], stop_id: str, partner: str | None
+) -> str:
+    """The first rule the cheapest-looking position breaks, in words."""
+    trial = [*current, stop_id] + ([partner] if partner else [])
+    _, violations = simulate(problem, vehicle, trial)
+    kinds = {v.kind for v in violations}
+    if "max_stops" in kinds:
+        return t("dispatch.full_stops")
+    if "capacity" in kinds:
+        return t("dispatch.full_load")
+    if "shift_end" in kinds:
+        return t("dispatch.shift_over")
+    return t("dispatch.no_time")
