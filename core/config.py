@@ -144,6 +144,7 @@ class RoutingSettings(BaseModel):
     detour_factor: float = Field(default=1.3, ge=1, le=3)
     traffic: str = "7-9:1.35,16-19:1.45"
     time_limit_s: float = Field(default=2.0, gt=0, le=300)
+    shift_hours: float = Field(default=10.0, gt=0, le=24)
 
     @field_validator("traffic")
     @classmethod

@@ -196,6 +196,28 @@ async def transition(
     return await _record(session, order, event, previous_driver_id=previous_driver_id)
 
 
+async def note(
+    session: AsyncSession,
+    order_id: int,
+    kind: str,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """Record something that happened to an order without changing its status (for example
+    "no driver can take it"), with its notifications, in the caller's transaction."""
+    order = await _lock_order(session, order_id)
+    event = OrderEvent(
+        order_id=order.id,
+        kind=kind,
+        from_status=order.status,
+        to_status=order.status,
+        actor=actor.label,
+        actor_member_id=actor.member_id,
+        data=data or {},
+    )
+    return await _record(session, order, event, previous_driver_id=order.driver_id)
+
+
 async def _lock_order(session: AsyncSession, order_id: int) -> Order:
     if not session.in_transaction():
         raise RuntimeError("lifecycle changes must run inside a transaction")

@@ -28,6 +28,8 @@ class Order(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id", index=True)
     depot_id: int | None = Field(default=None, foreign_key="depots.id")
     driver_id: int | None = Field(default=None, foreign_key="drivers.id", index=True)
+    driver_locked: bool = False  # a dispatcher chose the driver: re-plans keep it
+    zone: str | None = Field(default=None, max_length=50)
     address: str = Field(max_length=500)
     lat: float | None = None
     lon: float | None = None

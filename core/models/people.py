@@ -67,6 +67,7 @@ class Driver(SQLModel, table=True):
     zones: list[str] = Field(default_factory=list, sa_type=JSON)
     shift_state: ShiftState = Field(default=ShiftState.OFF, sa_type=str_enum(ShiftState))
     shift_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    shift_ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_lat: float | None = None
     last_lon: float | None = None
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -40,6 +40,7 @@ OPTIONAL = (
     "pin",
     "skills",
     "notes",
+    "zone",
     "pickup_address",
     "pickup_lat",
     "pickup_lon",
@@ -56,6 +57,7 @@ PASSED_THROUGH = (
     "volume_l",
     "units",
     "notes",
+    "zone",
 )
 COLUMN_OF_FIELD = {
     "due_date": "date",

@@ -67,6 +67,8 @@ async def for_event(
 ) -> list[Notice]:
     status = event.to_status
     assert status is not None
+    if event.kind != "status_changed" and event.kind != "created":
+        return await _note_notices(session, order, event)
     params = {
         "order_id": order.id,
         "status": status.value,
@@ -101,6 +103,22 @@ async def for_event(
             notices.append(Notice(member_id, template, params, actions))
 
     return [n for n in notices if n.recipient_member_id != event.actor_member_id]
+
+
+NOTE_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "unassignable": ("dispatcher.order_unassignable", ("order.assign", "order.open")),
+}
+
+
+async def _note_notices(session: AsyncSession, order: Order, event: OrderEvent) -> list[Notice]:
+    """Events without a status change: only some alert the dispatchers."""
+    if event.kind not in NOTE_ALERTS:
+        return []
+    template, names = NOTE_ALERTS[event.kind]
+    params = {"order_id": order.id, "reason": event.data.get("reason", "")}
+    actions = tuple(action(name, order) for name in names)
+    members = await dispatcher_members(session)
+    return [Notice(m, template, params, actions) for m in members if m != event.actor_member_id]
 
 
 async def _customer_member(session: AsyncSession, order: Order) -> int | None:

@@ -41,6 +41,7 @@ class OrderDraft(BaseModel):
     notes: str = Field(default="", max_length=2000)
     priority: int = Field(default=0, ge=0, le=2)
     required_skills: tuple[str, ...] = ()
+    zone: str | None = Field(default=None, max_length=50)
     proof_required: ProofKind = ProofKind.PHOTO
     delivery_pin: str | None = Field(default=None, pattern=r"^\d{4,8}$")
 
@@ -147,6 +148,7 @@ async def add_order(
         notes=draft.notes,
         priority=draft.priority,
         required_skills=list(draft.required_skills),
+        zone=draft.zone or None,
         proof_required=draft.proof_required,
         delivery_pin=pin,
         source=source,

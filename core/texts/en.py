@@ -96,6 +96,8 @@ TEXTS = {
     "routing.reason.unreachable": "no driver can reach it within its time window and shift",
     # dispatch explanations
     "dispatch.no_driver": "no driver on shift can take it",
+    "dispatch.not_on_shift": "Driver {driver} is not on shift or has not shared a location.",
+    "dispatch.not_waiting": ("Order {order} is not waiting for a driver, or has no location yet."),
     "dispatch.nearest": "nearest feasible driver, +{minutes} min to the route",
     "dispatch.nearest_cannot": "{nearest} is nearer but {why}; +{minutes} min to this route",
     "dispatch.cheaper_than_nearest": (
