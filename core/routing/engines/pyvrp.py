@@ -35,17 +35,25 @@ def _prize(problem: Problem, stop: Stop, big: int) -> int:
     return big * (1 + stop.priority)
 
 
-def build(problem: Problem, *, soft: bool) -> tuple[pyvrp.ProblemData, list[str], list[str]]:
+def build(
+    problem: Problem, *, soft: bool
+) -> tuple[pyvrp.ProblemData, list[str], list[str], list[list[str]]]:
     """The PyVRP model. `soft`: required stops become optional with a huge prize, so an
-    overfull day drops stops instead of breaking windows. Returns the data and, per client and
-    per shipment, our stop ids."""
+    overfull day drops stops instead of breaking windows. Returns the data, our stop ids per
+    client and per shipment, and our vehicle ids per vehicle type."""
     n = problem.size
-    sink = n  # open routes end here at no cost
-    distance = np.zeros((n + 1, n + 1), dtype=np.int64)
-    duration = np.zeros((n + 1, n + 1), dtype=np.int64)
+    open_routes = any(v.open_end for v in problem.vehicles)
+    sink = n  # open routes end here at no cost (only when some route is open)
+    size = n + 1 if open_routes else n
+    distance = np.zeros((size, size), dtype=np.int64)
+    duration = np.zeros((size, size), dtype=np.int64)
     distance[:n, :n], duration[:n, :n] = problem.distances, problem.durations
-    distance[sink, :n] = duration[sink, :n] = UNLIMITED
-    locations = [pyvrp.Location(0, 0) for _ in range(n + 1)]
+    if open_routes:
+        # Nothing starts at the sink, so its row is never driven; keep it in the matrix's own
+        # range, since PyVRP derives its starting penalties from the matrices.
+        distance[sink, :n] = problem.distances.max(initial=0)
+        duration[sink, :n] = problem.durations.max(initial=0)
+    locations = [pyvrp.Location(0, 0) for _ in range(size)]
 
     depot_index: dict[int, int] = {}
     depots: list[pyvrp.Depot] = []
@@ -59,28 +67,35 @@ def build(problem: Problem, *, soft: bool) -> tuple[pyvrp.ProblemData, list[str]
     counting_stops = any(v.max_stops is not None for v in problem.vehicles)
     dims = len(problem.dimensions) + (1 if counting_stops else 0)
     objective = problem.objective
-    vehicle_types = []
+    # Identical vehicles share one vehicle type (num_available=k): PyVRP searches a
+    # homogeneous fleet far better than k look-alike types.
+    groups: dict[tuple, list[str]] = {}
+    specs: dict[tuple, dict] = {}
     for vehicle in problem.vehicles:
         shift = problem.shift(vehicle)
         end = problem.end_location(vehicle)
         capacity = list(vehicle.capacity) or [UNLIMITED] * len(problem.dimensions)
         if counting_stops:
             capacity.append(UNLIMITED if vehicle.max_stops is None else vehicle.max_stops)
-        vehicle_types.append(
-            pyvrp.VehicleType(
-                num_available=1,
-                capacity=capacity,
-                start_depot=depot_at(problem.start_location(vehicle)),
-                end_depot=depot_at(sink if end is None else end),
-                fixed_cost=objective.vehicle + vehicle.fixed_cost,
-                tw_early=shift.start,
-                tw_late=shift.end,
-                unit_distance_cost=objective.distance,
-                unit_duration_cost=objective.duration,
-                start_late=shift.start if vehicle.start is not None else shift.end,
-                name=vehicle.id,
-            )
+        spec = dict(
+            capacity=capacity,
+            start_depot=depot_at(problem.start_location(vehicle)),
+            end_depot=depot_at(sink if end is None else end),
+            fixed_cost=objective.vehicle + vehicle.fixed_cost,
+            tw_early=shift.start,
+            tw_late=shift.end,
+            unit_distance_cost=objective.distance,
+            unit_duration_cost=objective.duration,
+            start_late=shift.start if vehicle.start is not None else shift.end,
         )
+        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
+        groups.setdefault(key, []).append(vehicle.id)
+        specs[key] = spec
+    vehicle_types = [
+        pyvrp.VehicleType(num_available=len(ids), **specs[key], name=",".join(ids))
+        for key, ids in groups.items()
+    ]
+    fleet = list(groups.values())
 
     big = int(max(problem.durations.max(initial=0), problem.distances.max(initial=0)) + 1)
     big *= 4 * max(1, objective.distance + objective.duration)
@@ -124,8 +139,6 @@ def build(problem: Problem, *, soft: bool) -> tuple[pyvrp.ProblemData, list[str]
             )
         )
         shipment_ids.append(pair.pickup)
-    if not depots:
-        depot_at(sink)
     data = pyvrp.ProblemData(
         locations=locations,
         clients=clients,
@@ -136,7 +149,7 @@ def build(problem: Problem, *, soft: bool) -> tuple[pyvrp.ProblemData, list[str]
         shipments=shipments,
     )
     assert all(len(c.delivery) == dims for c in clients)
-    return data, client_ids, shipment_ids
+    return data, client_ids, shipment_ids, fleet
 
 
 def run(
@@ -154,7 +167,7 @@ def run(
 def _solve(
     problem: Problem, time_limit_s: float, seed: int, max_iterations: int | None, *, soft: bool
 ) -> tuple[dict[str, list[str]], bool]:
-    data, client_ids, shipment_ids = build(problem, soft=soft)
+    data, client_ids, shipment_ids, fleet = build(problem, soft=soft)
     stop = MaxIterations(max_iterations) if max_iterations else MaxRuntime(time_limit_s)
     if max_iterations and time_limit_s:
         stop = MultipleCriteria([MaxIterations(max_iterations), MaxRuntime(time_limit_s)])
@@ -166,8 +179,9 @@ def _solve(
     best = result.best
     partner = problem.partner
     sequences: dict[str, list[str]] = {}
+    free = [list(ids) for ids in fleet]  # hand out each type's vehicles in order
     for route in best.routes():
-        vehicle = problem.vehicles[route.vehicle_type()].id
+        vehicle = free[route.vehicle_type()].pop(0)
         stops = []
         for activity in route:
             if activity.is_client():
