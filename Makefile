@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-routing bench-dispatch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Lastmile needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.lifecycle
+
+# Route quality on the shared VRP data (../shared/data/vrp; --data to point elsewhere).
+bench-routing: $(STAMP)
+	$(BIN)/python -m bench.routing solomon
+	$(BIN)/python -m bench.routing gh200
+	$(BIN)/python -m bench.routing pd
+
+bench-dispatch: $(STAMP)
+	$(BIN)/python -m bench.dispatch latency
+	$(BIN)/python -m bench.dispatch day
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

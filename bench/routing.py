@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--engines", default="lastmile,ortools,vroom")
     parser.add_argument("--limit", type=int, default=None, help="only the first N instances")
     parser.add_argument("--instances", type=int, default=10, help="generated pd instances")
+    parser.add_argument("--reference", type=float, default=60.0, help="pd: reference run, s")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     engines = args.engines.split(",")
@@ -211,7 +212,7 @@ def main() -> None:
         engines = [e for e in engines if e != "vroom"]  # pyvroom shipments: not wired here
         for seed in range(args.instances):
             instance = pickup_delivery_instance(seed)
-            long = measure(instance, "lastmile", 60.0)  # the reference: a long run
+            long = measure(instance, "lastmile", args.reference)  # the reference: a long run
             assert long.distance is not None, "the reference run must be feasible"
             for limit in times:
                 for engine in engines:

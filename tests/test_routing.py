@@ -22,6 +22,7 @@ from core.routing.problem import (
     Vehicle,
     Window,
 )
+from core.routing.solve import ENGINES as ENGINES_BY_NAME
 from core.routing.solve import choose_engine, solve, solve_async
 
 ENGINES = [pyvrp_engine.NAME, ortools_engine.NAME]
@@ -139,10 +140,15 @@ def test_the_engine_is_chosen_by_what_the_problem_needs():
     two_windows = problem(points, [Stop("a", 1, windows=(Window(0, 5), Window(10, 20)))])
     assert choose_engine(two_windows) == "ortools"
     vans = [Vehicle("x", depot="hub"), Vehicle("y", depot="hub", skills=frozenset({"fridge"}))]
-    chilled = problem(points, [Stop("a", 1, skills=frozenset({"fridge"}))], vans)
-    assert choose_engine(chilled) == "ortools"
-    plan = solve(chilled, time_limit_s=1)
-    assert plan.route_of("a").vehicle == "y" and plan.engine == "ortools"
+    chilled = problem(points, [Stop("a", 1, skills=frozenset({"fridge"})), Stop("b", 1)], vans)
+    assert choose_engine(chilled) == "pyvrp"  # one profile per vehicle class
+    for engine in ENGINES:
+        plan = solve(chilled, time_limit_s=1, engine=engine)
+        assert plan.route_of("a").vehicle == "y" and plan.engine == engine
+        assert plan.unassigned == {}
+    many = [Vehicle(f"v{i}", depot="hub", skills=frozenset({f"s{i}"})) for i in range(20)]
+    classes = [Stop(f"c{i}", 1 + i % 2, skills=frozenset({f"s{i}"})) for i in range(20)]
+    assert choose_engine(problem(points, classes, many)) == "ortools"  # too many profiles
 
 
 def test_several_windows_per_stop():
@@ -348,3 +354,18 @@ def test_duration_objective_leaves_the_depot_as_late_as_useful():
     route = plan.routes[0]
     assert route.departure == 55 * MINUTE and route.visits[0].arrival == 60 * MINUTE
     assert route.duration == 10 * MINUTE
+
+
+def test_a_replan_never_returns_worse_than_the_current_plan(monkeypatch):
+    points = [(0, 0), (1, 0), (2, 0), (3, 0)]
+    stops = [Stop("a", 1), Stop("b", 2), Stop("c", 3, priority=100)]  # c is already in the van
+    p = problem(points, stops)
+    current = {"van": ["a", "b", "c"]}
+
+    def drops_the_parcel_in_the_van(sub, **options):
+        return {"van": ["a", "b"]}  # a worse plan: leaves the parcel in the van behind
+
+    monkeypatch.setitem(ENGINES_BY_NAME, "pyvrp", drops_the_parcel_in_the_van)
+    assert solve(p, time_limit_s=1).unassigned.keys() == {"c"}  # without a current plan
+    kept = solve(p, time_limit_s=1, current=current)
+    assert kept.sequences == current and kept.unassigned == {} and kept.engine == "current"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from core.routing.check import simulate
 from core.routing.plan import RoutePlan
 from core.routing.problem import Problem, Vehicle
@@ -30,50 +32,56 @@ class Insertion:
 
 
 class _Lean:
-    """Arrays for fast forward passes over one problem."""
+    """Fast forward passes for one vehicle, over only the locations its route can touch."""
 
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        self.durations = problem.durations.tolist()
-        self.distances = problem.distances.tolist()
-        dims = len(problem.dimensions)
+    def __init__(self, problem: Problem, vehicle: Vehicle, stop_ids: Sequence[str]) -> None:
+        self.problem, self.vehicle = problem, vehicle
+        stops = [problem.stop_by_id[s] for s in stop_ids]
+        start, end = problem.start_location(vehicle), problem.end_location(vehicle)
+        locations = list(dict.fromkeys([start, *(s.location for s in stops)]
+                                       + ([end] if end is not None else [])))  # fmt: skip
+        local = {location: i for i, location in enumerate(locations)}
+        grid = np.ix_(locations, locations)
+        self.durations = problem.durations[grid].tolist()
+        self.distances = problem.distances[grid].tolist()
+        self.start, self.end = local[start], (None if end is None else local[end])
+        self.shift = problem.shift(vehicle)
         self.stop = {}
-        for stop in problem.stops:
+        for stop in stops:
             sign = 1 if stop.id in problem.pickups else -1
-            load = problem.load(stop)
             self.stop[stop.id] = (
-                stop.location,
+                local[stop.location],
                 stop.service,
                 [(w.start, w.end) for w in problem.windows(stop)],
-                [sign * a for a in load] if dims else [],
+                [sign * a for a in problem.load(stop)],
                 stop.id in problem.partner,
             )
 
-    def cost(self, vehicle: Vehicle, sequence: Sequence[str]) -> tuple[int, int, int] | None:
+    def cost(self, sequence: Sequence[str]) -> tuple[int, int, int] | None:
         """(cost, duration, distance) of the route, or None if it breaks a rule."""
-        problem = self.problem
+        vehicle = self.vehicle
         if vehicle.max_stops is not None and len(sequence) > vehicle.max_stops:
             return None
-        shift = problem.shift(vehicle)
         capacity = vehicle.capacity
-        load = [0] * len(problem.dimensions)
-        for stop_id in sequence:
-            _, _, _, delta, paired = self.stop[stop_id]
-            if not paired:
-                for d, amount in enumerate(delta):
-                    load[d] -= amount  # plain deliveries ride from the start
-        if capacity and any(a > c for a, c in zip(load, capacity, strict=True)):
-            return None
+        load = [0] * len(self.problem.dimensions)
+        if capacity:
+            for stop_id in sequence:
+                _, _, _, delta, paired = self.stop[stop_id]
+                if not paired:
+                    for d, amount in enumerate(delta):
+                        load[d] -= amount  # plain deliveries ride from the start
+            if any(a > c for a, c in zip(load, capacity, strict=True)):
+                return None
         durations, distances = self.durations, self.distances
-        here = problem.start_location(vehicle)
-        time, metres = shift.start, 0
+        here, time, metres = self.start, self.shift.start, 0
         for stop_id in sequence:
             location, service, windows, delta, _ = self.stop[stop_id]
             time += durations[here][location]
             metres += distances[here][location]
             for start, end in windows:
                 if time <= end:
-                    time = max(time, start)
+                    if time < start:
+                        time = start
                     break
             else:
                 return None
@@ -84,14 +92,13 @@ class _Lean:
                         return None
             time += service
             here = location
-        end = problem.end_location(vehicle)
-        if end is not None:
-            time += durations[here][end]
-            metres += distances[here][end]
-        if time > shift.end:
+        if self.end is not None:
+            time += durations[here][self.end]
+            metres += distances[here][self.end]
+        if time > self.shift.end:
             return None
-        duration = time - shift.start
-        objective = problem.objective
+        duration = time - self.shift.start
+        objective = self.problem.objective
         return objective.distance * metres + objective.duration * duration, duration, metres
 
 
@@ -110,7 +117,6 @@ def cheapest_insertion(
     `names` says how to call each vehicle in that answer (a driver's first name)."""
     locked = locked or {}
     names = names or {}
-    lean = _Lean(problem)
     partner = problem.partner.get(stop_id)
     if partner is not None and stop_id not in problem.pickups:
         stop_id, partner = partner, stop_id  # insert from the pickup
@@ -122,7 +128,8 @@ def cheapest_insertion(
             rejected[vehicle.id] = _incompatible(problem, vehicle, stop.id)
             continue
         current = list(routes.get(vehicle.id, ()))
-        before = lean.cost(vehicle, current)
+        lean = _Lean(problem, vehicle, [*current, stop_id] + ([partner] if partner else []))
+        before = lean.cost(current)
         base = before[0] if before else 0
         first = min(locked.get(vehicle.id, 0), len(current))
         found = None
@@ -132,7 +139,7 @@ def cheapest_insertion(
                 candidate = [*current[:i], stop_id, *current[i:]]
                 if j is not None:
                     candidate.insert(j, partner)
-                result = lean.cost(vehicle, candidate)
+                result = lean.cost(candidate)
                 if result is None:
                     continue
                 delta = result[0] - base

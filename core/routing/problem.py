@@ -35,6 +35,7 @@ class Window:
 
 
 ANY_TIME = Window(0, HORIZON)
+ON_BOARD = 100  # the priority of a delivery whose parcel is already in the van
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Stop:
     demand: tuple[int, ...] = ()  # per dimension; () means nothing
     skills: frozenset[str] = frozenset()
     vehicles: frozenset[str] | None = None  # only these may serve it (zone, type, manual lock)
-    priority: int = 0
+    priority: int = 0  # higher is left out last; ON_BOARD for parcels already in a van
     penalty: int | None = None  # None: must be served; else the cost of leaving it out
 
     def __post_init__(self) -> None:

@@ -42,8 +42,12 @@ def solve(
     seed: int = 0,
     engine: str | None = None,
     max_iterations: int | None = None,
+    current: dict[str, list[str]] | None = None,
 ) -> Plan:
-    """The best plan found within the time limit; always feasible by our checker."""
+    """The best plan found within the time limit; always feasible by our checker.
+
+    `current`: the plan in force (vehicle -> stops). A re-plan never returns something worse:
+    if the current plan is feasible and serves more stops, or as many for less, it stays."""
     started = time.perf_counter()
     impossible = {stop.id: reason for stop in problem.stops if (reason := why_alone(problem, stop))}
     for stop_id in list(impossible):
@@ -62,6 +66,8 @@ def solve(
                 "routing.reason.optional" if stop.penalty is not None else "routing.reason.full"
             )
     plan = repair(problem, sequences, left_out, name)
+    if current:
+        plan = _better(problem, plan, current)
     log.debug(
         "solved %d stops on %d vehicles with %s in %.2fs: cost %d, %d left out",
         len(problem.stops),
@@ -80,6 +86,26 @@ async def solve_async(
     """`solve()` off the event loop (a thread by default; pass a process pool to isolate it)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(executor, lambda: solve(problem, **options))  # type: ignore[arg-type]
+
+
+def _better(problem: Problem, plan: Plan, current: dict[str, list[str]]) -> Plan:
+    known = problem.stop_by_id
+    kept = {v: [s for s in stops if s in known] for v, stops in current.items()}
+    routed = {s for stops in kept.values() for s in stops}
+    reasons = {s.id: plan.unassigned.get(s.id, "") for s in problem.stops if s.id not in routed}
+    before, violations = evaluate(problem, kept, reasons, engine="current")
+    if violations:
+        return plan
+    if (_left_out(problem, before), before.cost) < (_left_out(problem, plan), plan.cost):
+        log.info("the current plan beats the re-plan (%d vs %d left out)",
+                 len(before.unassigned), len(plan.unassigned))  # fmt: skip
+        return before
+    return plan
+
+
+def _left_out(problem: Problem, plan: Plan) -> int:
+    """How bad the left-out stops are: each counts 1 + its priority."""
+    return sum(1 + problem.stop_by_id[s].priority for s in plan.unassigned)
 
 
 def repair(

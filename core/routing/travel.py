@@ -167,13 +167,35 @@ def _fill(rows: list[list[float | None]], missing: float) -> np.ndarray:
 
 
 @dataclass
+class _Block:
+    """Everything known for one hour: a square matrix over every point seen, with a mask."""
+
+    index: dict[Point, int] = field(default_factory=dict)
+    durations: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    distances: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    known: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    def grow(self, points: Sequence[Point]) -> None:
+        for point in points:
+            if point not in self.index:
+                self.index[point] = len(self.index)
+        size, have = len(self.index), self.known.shape[0]
+        if size > have:
+            capacity = max(size, 2 * have, 64)
+            for name, dtype in (("durations", np.int64), ("distances", np.int64), ("known", bool)):
+                bigger = np.zeros((capacity, capacity), dtype=dtype)
+                bigger[:have, :have] = getattr(self, name)
+                setattr(self, name, bigger)
+
+
+@dataclass
 class Cached:
-    """Remembers each (from, to, hour) pair and asks the provider only for what it lacks:
+    """Remembers each (from, to) pair per hour and asks the provider only for what it lacks:
     with one new stop among known ones, that is one new row and one new column."""
 
     provider: TravelProvider
-    max_pairs: int = 2_000_000
-    pairs: dict[tuple[Point, Point, int], tuple[int, int]] = field(default_factory=dict)
+    max_points: int = 5000  # per hour; past it the hour starts over
+    blocks: dict[int, _Block] = field(default_factory=dict)
     requests: int = 0
 
     @property
@@ -184,33 +206,39 @@ class Cached:
         self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
     ) -> Matrix:
         hour = int(depart_at.timestamp() // 3600) % 24
+        block = self.blocks.setdefault(hour, _Block())
+        if len(block.index) + len(sources) + len(destinations) > self.max_points:
+            block = self.blocks[hour] = _Block()
         rows, cols = list(dict.fromkeys(sources)), list(dict.fromkeys(destinations))
-        if len(self.pairs) + len(rows) * len(cols) > self.max_pairs:
-            self.pairs.clear()  # the simplest bound on memory: start over
-        known = {s for (s, _, h) in self.pairs if h == hour}
-        new_rows = [s for s in rows if s not in known]
-        new_cols = [d for d in cols if d not in known]
-        await self._fetch(new_rows, cols, hour, depart_at)
-        await self._fetch([s for s in rows if s in known], new_cols, hour, depart_at)
-        gaps = [s for s in rows if any((s, d, hour) not in self.pairs for d in cols)]
-        await self._fetch(gaps, cols, hour, depart_at)
-        durations = np.empty((len(sources), len(destinations)), dtype=np.int64)
-        distances = np.empty_like(durations)
-        for i, s in enumerate(sources):
-            for j, d in enumerate(destinations):
-                durations[i, j], distances[i, j] = self.pairs[(s, d, hour)]
-        return Matrix(durations, distances)
+        block.grow([*rows, *cols])
+        r = np.array([block.index[p] for p in rows], dtype=np.intp)
+        c = np.array([block.index[p] for p in cols], dtype=np.intp)
+        missing = ~block.known[np.ix_(r, c)]
+        if missing.any():
+            lacking_rows = missing.all(axis=1)  # points never asked from: whole rows
+            await self._fetch(block, [rows[i] for i in np.flatnonzero(lacking_rows)], cols,
+                              depart_at)  # fmt: skip
+            rest = missing & ~lacking_rows[:, None]
+            if rest.any():  # known rows that lack some columns: just those columns
+                need_rows = [rows[i] for i in np.flatnonzero(rest.any(axis=1))]
+                need_cols = [cols[j] for j in np.flatnonzero(rest.any(axis=0))]
+                await self._fetch(block, need_rows, need_cols, depart_at)
+        si = np.array([block.index[p] for p in sources], dtype=np.intp)
+        di = np.array([block.index[p] for p in destinations], dtype=np.intp)
+        return Matrix(block.durations[np.ix_(si, di)], block.distances[np.ix_(si, di)])
 
     async def _fetch(
-        self, rows: list[Point], cols: list[Point], hour: int, depart_at: datetime
+        self, block: _Block, rows: list[Point], cols: list[Point], depart_at: datetime
     ) -> None:
         if not rows or not cols:
             return
         self.requests += 1
         fresh = await self.provider.matrix(rows, cols, depart_at)
-        for i, s in enumerate(rows):
-            for j, d in enumerate(cols):
-                self.pairs[(s, d, hour)] = (int(fresh.durations[i, j]), int(fresh.distances[i, j]))
+        r = np.array([block.index[p] for p in rows], dtype=np.intp)
+        c = np.array([block.index[p] for p in cols], dtype=np.intp)
+        block.durations[np.ix_(r, c)] = fresh.durations
+        block.distances[np.ix_(r, c)] = fresh.distances
+        block.known[np.ix_(r, c)] = True
 
 
 def provider_from_settings(

@@ -177,8 +177,14 @@ class Dispatcher:
     async def _solve(self, world: World) -> Plan:
         """Solve with each moving driver's next stop pinned first, then re-check the whole."""
         problem, prefix = _pin_prefixes(world)
+        current = {v: [s for s in stops if s not in prefix.values()]
+                   for v, stops in world.sequences.items()}  # fmt: skip
         plan = await solve_async(
-            problem, executor=self.executor, time_limit_s=self.routing.time_limit_s, seed=1
+            problem,
+            executor=self.executor,
+            time_limit_s=self.routing.time_limit_s,
+            seed=1,
+            current=current,
         )
         if not prefix:
             return plan

@@ -184,11 +184,12 @@ async def load_world(
             vehicles_for = zoned
         if vehicles_for is not None:
             vehicles_for = frozenset(v for v in vehicles_for if v in by_id)
+        in_van = order.status in MOVING and order.driver_id is not None
         common = dict(
             demand=demand,
             skills=frozenset(order.required_skills),
             vehicles=vehicles_for,
-            priority=order.priority,
+            priority=rp.ON_BOARD if in_van else order.priority,
         )
         stops.append(
             rp.Stop(

@@ -1,8 +1,10 @@
-"""PyVRP (hybrid genetic search / iterated local search): the engine for every problem it models.
+"""PyVRP (iterated local search): the engine for every problem it models.
 
 It models time windows (one per stop), capacities in several dimensions, a "stops" dimension for
 max stops, optional stops with prizes, several start depots, open ends (a zero-cost sink) and
-pickup→delivery shipments. It cannot say "this stop only on these vehicles": such problems go to
+pickup→delivery shipments. "This stop only on these vehicles" (skills, zones, locks) becomes one
+routing profile per class of vehicles, in which the stops that class may not serve are out of
+reach (arcs longer than any shift). Several windows per stop, or too many vehicle classes, go to
 OR-Tools (see `can_model`).
 """
 
@@ -15,10 +17,16 @@ import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
 
-from core.routing.problem import Problem, Stop
+from core.routing.problem import Problem, Stop, Vehicle
 
 UNLIMITED = 2**40
+OUT_OF_REACH = 10**9  # seconds and metres: longer than any shift (HORIZON is ~3.2e8)
+MAX_PROFILES = 16  # each profile is a full pair of matrices
 NAME = "pyvrp"
+
+
+def forbidden(problem: Problem, vehicle: Vehicle) -> frozenset[str]:
+    return frozenset(s.id for s in problem.stops if not problem.compatible(vehicle, s))
 
 
 def can_model(problem: Problem) -> bool:
@@ -26,7 +34,8 @@ def can_model(problem: Problem) -> bool:
         return False
     if problem.pairs and any(v.max_stops is not None for v in problem.vehicles):
         return False  # a shipment's load goes up and down, so it cannot also count stops
-    return all(problem.compatible(v, s) for v in problem.vehicles for s in problem.stops)
+    classes = {forbidden(problem, v) for v in problem.vehicles}
+    return len(classes - {frozenset()}) < MAX_PROFILES
 
 
 def _prize(problem: Problem, stop: Stop, big: int) -> int:
@@ -53,7 +62,36 @@ def build(
         # range, since PyVRP derives its starting penalties from the matrices.
         distance[sink, :n] = problem.distances.max(initial=0)
         duration[sink, :n] = problem.durations.max(initial=0)
-    locations = [pyvrp.Location(0, 0) for _ in range(size)]
+    # A stop some vehicle may not serve gets a location of its own, so that only its arcs are
+    # cut in that vehicle's profile (another stop at the same address stays reachable).
+    classes = {v.id: forbidden(problem, v) for v in problem.vehicles}
+    restricted = sorted(set().union(*classes.values())) if classes else []
+    origin = list(range(size))
+    own: dict[str, int] = {}
+    for stop_id in restricted:
+        own[stop_id] = len(origin)
+        origin.append(problem.stop_by_id[stop_id].location)
+    if restricted:
+        grid = np.ix_(origin, origin)
+        distance, duration = distance[grid], duration[grid]
+    locations = [pyvrp.Location(0, 0) for _ in origin]
+    profile_of: dict[frozenset[str], int] = {frozenset(): 0}
+    distances, durations = [distance], [duration]
+    for cut in dict.fromkeys(classes.values()):
+        if cut in profile_of:
+            continue
+        profile_of[cut] = len(distances)
+        far = [own[s] for s in cut]
+        d, t = distance.copy(), duration.copy()
+        for matrix in (d, t):
+            matrix[far, :] = OUT_OF_REACH
+            matrix[:, far] = OUT_OF_REACH
+            matrix[far, far] = 0
+        distances.append(d)
+        durations.append(t)
+
+    def place(stop: Stop) -> int:
+        return own.get(stop.id, stop.location)
 
     depot_index: dict[int, int] = {}
     depots: list[pyvrp.Depot] = []
@@ -87,6 +125,7 @@ def build(
             unit_distance_cost=objective.distance,
             unit_duration_cost=objective.duration,
             start_late=shift.start if vehicle.start is not None else shift.end,
+            profile=profile_of[classes[vehicle.id]],
         )
         key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
         groups.setdefault(key, []).append(vehicle.id)
@@ -107,7 +146,7 @@ def build(
         load = list(problem.load(stop)) + ([1] if counting_stops else [])
         clients.append(
             pyvrp.Client(
-                stop.location,
+                place(stop),
                 delivery=load,
                 service_duration=stop.service,
                 tw_early=window.start,
@@ -124,8 +163,8 @@ def build(
         first, last = problem.windows(pickup)[0], problem.windows(delivery)[0]
         shipments.append(
             pyvrp.Shipment(
-                pickup.location,
-                delivery.location,
+                place(pickup),
+                place(delivery),
                 pickup_tw_early=first.start,
                 pickup_tw_late=first.end,
                 pickup_service_duration=pickup.service,
@@ -144,8 +183,8 @@ def build(
         clients=clients,
         depots=depots,
         vehicle_types=vehicle_types,
-        distance_matrices=[distance],
-        duration_matrices=[duration],
+        distance_matrices=distances,
+        duration_matrices=durations,
         shipments=shipments,
     )
     assert all(len(c.delivery) == dims for c in clients)
