@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -240,3 +241,25 @@ async def test_a_depot_start_is_used_without_a_live_position(db: Database):
     report = await dispatcher(db).dispatch_day(DISPATCHER)
     assert [a.order_id for a in report.assigned] == [order.id]
     assert await driver_of(db, order.id) == driver.id
+
+
+async def test_no_database_lock_is_held_while_travel_times_are_fetched(db: Database):
+    await on_shift(db, "Wanda", 1, WEST)
+    await order_at(db, "L", near(WEST, 1))
+    straight = StraightLine(speed_kmh=36, detour=1.0)
+
+    class WritesWhileAsked:
+        name = "writes-while-asked"
+
+        async def matrix(self, sources, destinations, depart_at):
+            # A slow HTTP call to OSRM stands here; meanwhile others must be able to write.
+            async with db.transaction() as session:
+                session.add(Depot(name="written meanwhile", lat=52.5, lon=13.4))
+            return await straight.matrix(sources, destinations, depart_at)
+
+    service = Dispatcher(db, WritesWhileAsked(), clock=lambda: NOW)
+    report = await asyncio.wait_for(service.dispatch_day(DISPATCHER), timeout=8)
+    assert len(report.assigned) == 1
+    async with db.sessions() as session:
+        names = [d.name for d in (await session.exec(select(Depot))).all()]
+    assert names == ["written meanwhile"]

@@ -213,6 +213,10 @@ async def load_world(
             )
             pairs.append(rp.Pair(pickup_id(order.id), delivery_id(order.id)))
 
+    # Done reading: end the transaction before asking the travel provider (maybe over HTTP),
+    # so no lock is held meanwhile; the rows stay readable, detached from the session.
+    session.expunge_all()
+    await session.rollback()
     empty = np.zeros((0, 0), dtype=np.int64)
     matrix = await travel.matrix(points, points, epoch) if points else Matrix(empty, empty)
     problem = rp.Problem(
