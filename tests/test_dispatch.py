@@ -104,13 +104,19 @@ async def test_zones_capacity_and_skills(db: Database):
     zoned = await order_at(db, "Z", near(WEST, 1), zone="east")
     cold = await order_at(db, "C", near(WEST, 2), required_skills=("fridge",))
     heavy = await order_at(db, "H", near(WEST, 3), weight_kg=150)
+    nowhere = await orders.create_order(
+        db, OrderDraft(customer_name="No Pin", address="somewhere"), SYSTEM, source="test"
+    )
     medium = await order_at(db, "M", near(WEST, 4), weight_kg=20)
     report = await dispatcher(db).dispatch_day(DISPATCHER)
     assert await driver_of(db, zoned.id) == east.id  # west covers only the west zone
     assert await driver_of(db, cold.id) == east.id  # only Erik has a fridge
     assert await driver_of(db, medium.id) == east.id  # 20 kg: too much for Wanda's 10 kg
     assert await driver_of(db, heavy.id) is None
-    assert report.unassigned == {heavy.id: "it is bigger than every vehicle that could take it"}
+    assert report.unassigned == {
+        heavy.id: "it is bigger than every vehicle that could take it",
+        nowhere.id: "its address has no map point yet; send a location pin or fix it",
+    }
 
 
 async def test_a_manual_assignment_wins_until_released(db: Database):

@@ -52,7 +52,9 @@ from core.services.world import (
     delivery_id,
     load_world,
     order_of,
+    unlocated,
 )
+from core.texts import t
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -110,7 +112,11 @@ class Dispatcher:
         """Assign every waiting order of the day; existing assignments may be re-planned."""
         world = await self.world(day=day)
         plan = await self._solve(world)
-        return await self._apply(world, plan, actor)
+        report = await self._apply(world, plan, actor)
+        async with self.db.sessions() as session:
+            for order_id in await unlocated(session, day or world.epoch.date()):
+                report.unassigned[order_id] = t("dispatch.no_location")
+        return report
 
     async def optimize(self, actor: Actor, day: date | None = None) -> DispatchReport:
         """Re-plan what is not yet in a van (waiting orders included) and report the saving

@@ -51,6 +51,16 @@ def order_of(stop_id: str) -> int:
     return int(stop_id[1:].removesuffix("p"))
 
 
+async def unlocated(session: AsyncSession, day: date) -> list[int]:
+    """Waiting orders of the day that have no point yet (their address is not geocoded)."""
+    statement = select(Order.id).where(
+        col(Order.status).in_(WAITING),
+        col(Order.lat).is_(None),
+        col(Order.due_date).is_(None) | (Order.due_date == day),
+    )
+    return [order_id for order_id in await session.exec(statement) if order_id is not None]
+
+
 @dataclass
 class World:
     """What dispatch sees: the problem plus what it needs to talk about it."""
@@ -190,13 +200,13 @@ async def load_world(
             skills=frozenset(order.required_skills),
             vehicles=vehicles_for,
             priority=rp.ON_BOARD if in_van else order.priority,
+            service=round(order.service_minutes * 60),
         )
         stops.append(
             rp.Stop(
                 delivery_id(order.id),
                 location(order.lat, order.lon),
                 windows=_windows(windows.get((order.id, StopKind.DELIVERY), []), seconds),
-                service=round(order.service_minutes * 60),
                 **common,
             )
         )
@@ -207,7 +217,6 @@ async def load_world(
                     pickup_id(order.id),
                     location(order.pickup_lat, order.pickup_lon),
                     windows=_windows(windows.get((order.id, StopKind.PICKUP), []), seconds),
-                    service=round(order.service_minutes * 60),
                     **common,
                 )
             )

@@ -103,6 +103,7 @@ TEXTS = {
     "dispatch.cheaper_than_nearest": (
         "+{minutes} min to this route, less than it would add for {nearest}, who is nearer"
     ),
+    "dispatch.no_location": "its address has no map point yet; send a location pin or fix it",
     "dispatch.not_allowed": "may not take it (zone, vehicle or lock)",
     "dispatch.lacks": "lacks {skills}",
     "dispatch.full_stops": "already has the most stops allowed",
