@@ -390,7 +390,7 @@ async def _save_route(session: AsyncSession, world: World, route: RoutePlan) -> 
     session.add(saved)
     await session.flush()
     orders = list({order_of(s) for s in route.stops})
-    await session.execute(
+    await session.exec(
         sa.delete(RouteStop).where(
             col(RouteStop.order_id).in_(orders), col(RouteStop.actual_arrival).is_(None)
         )
