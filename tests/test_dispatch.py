@@ -42,6 +42,13 @@ async def on_shift(db: Database, name: str, chat: int, at: tuple[float, float], 
     return saved
 
 
+async def place_driver(db: Database, driver_id: int, at: tuple[float, float]) -> None:
+    async with db.transaction() as session:
+        driver = await session.get(Driver, driver_id)
+        driver.last_lat, driver.last_lon = at
+        session.add(driver)
+
+
 async def order_at(
     db: Database, ref: str, at: tuple[float, float], hours: tuple[float, float] = (9, 14), **extra
 ) -> Order:
@@ -269,3 +276,39 @@ async def test_no_database_lock_is_held_while_travel_times_are_fetched(db: Datab
     async with db.sessions() as session:
         names = [d.name for d in (await session.exec(select(Depot))).all()]
     assert names == ["written meanwhile"]
+
+
+async def test_a_ping_that_shows_a_delay_re_plans_the_route(db: Database):
+    west = await on_shift(db, "Wanda", 1, WEST)
+    relaxed = await order_at(db, "R", near(WEST, 2), hours=(9, 14))
+    urgent = await order_at(db, "U", near(WEST, 3), hours=(9, 9.4))  # due by 09:24
+    service = dispatcher(db)
+    for order in (relaxed, urgent):
+        await service.assign_manually(order.id, west.id, DISPATCHER)
+    async with db.transaction() as session:  # a plan gone stale: the urgent one second, late
+        for stop in (await session.exec(select(RouteStop))).all():
+            stop.sequence = 0 if stop.order_id == relaxed.id else 1
+            session.add(stop)
+    await place_driver(db, west.id, (52.525, 13.485))  # ~12.5 km out: ~21 min away
+    before = await service.refresh_etas(west.id)
+    assert before[urgent.id] > NOW.replace(minute=24)  # late in this order
+    after = await service.on_location(west.id, DISPATCHER)
+    assert after[urgent.id] <= NOW.replace(minute=24) < after[relaxed.id]  # both on time now
+    async with db.sessions() as session:
+        stops = (await session.exec(select(RouteStop).order_by(RouteStop.sequence))).all()
+    assert [s.order_id for s in stops] == [urgent.id, relaxed.id]
+
+
+async def test_a_stop_that_cannot_be_on_time_stays_on_the_route(db: Database):
+    west = await on_shift(db, "Wanda", 1, WEST)
+    relaxed = await order_at(db, "R", near(WEST, 2), hours=(9, 14))
+    urgent = await order_at(db, "U", near(WEST, 3), hours=(9, 9.2))  # due by 09:12
+    service = dispatcher(db)
+    for order in (relaxed, urgent):
+        await service.assign_manually(order.id, west.id, DISPATCHER)
+    await place_driver(db, west.id, (52.525, 13.485))  # 21 min away: 09:12 is lost anyway
+    etas = await service.on_location(west.id, DISPATCHER)
+    assert set(etas) == {relaxed.id, urgent.id}  # both still hers, both with an ETA
+    assert etas[relaxed.id] < etas[urgent.id]  # the one that can be on time goes first
+    async with db.sessions() as session:
+        assert {(await session.get(Order, o.id)).driver_id for o in (relaxed, urgent)} == {west.id}

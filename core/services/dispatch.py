@@ -145,6 +145,16 @@ class Dispatcher:
         pinned = [dataclasses.replace(s, vehicles=frozenset({vehicle})) for s in stops]
         world.problem = dataclasses.replace(world.problem, stops=tuple(pinned))
         plan = await self._solve(world)
+        if plan.unassigned:
+            # Her own stops that can no longer be on time stay hers: after the ones that still
+            # can be, earliest deadline first, so they keep ETAs and the others stay on time.
+            def deadline(stop_id: str) -> int:
+                return world.problem.windows(world.problem.stop_by_id[stop_id])[-1].end
+
+            late = sorted(plan.unassigned, key=deadline)
+            sequence = [*plan.sequences.get(vehicle, []), *late]
+            route, _ = simulate(world.problem, world.problem.vehicle_by_id[vehicle], sequence)
+            plan = dataclasses.replace(plan, routes=(route,), unassigned={})
         return await self._apply(world, plan, actor)
 
     async def insert_order(self, order_id: int, actor: Actor) -> Insertion:
@@ -277,15 +287,29 @@ class Dispatcher:
 
     # -- ETAs ----------------------------------------------------------------------------
 
+    async def on_location(self, driver_id: int, actor: Actor) -> dict[int, datetime]:
+        """What a location ping sets off: fresh ETAs, and when a stop is now predicted late,
+        a re-plan of her remaining stops (the one she is heading to stays first)."""
+        etas, late = await self._refresh(driver_id)
+        if late:
+            log.info("driver %s runs late for %s: re-planning", driver_id, ", ".join(late))
+            await self.replan_driver(driver_id, actor)
+            etas, _ = await self._refresh(driver_id)
+        return etas
+
     async def refresh_etas(self, driver_id: int) -> dict[int, datetime]:
-        """Arrival times of a driver's open stops from where she is now (call on each ping)."""
+        """Arrival times of a driver's open stops from where she is now."""
+        return (await self._refresh(driver_id))[0]
+
+    async def _refresh(self, driver_id: int) -> tuple[dict[int, datetime], list[str]]:
         world = await self.world(only_driver=driver_id, waiting=[])
         vehicle = world.problem.vehicle_by_id.get(str(driver_id))
         sequence = world.sequences.get(str(driver_id), [])
         if vehicle is None or not sequence:
-            return {}
+            return {}, []
         from_now = dataclasses.replace(vehicle, shift=Window(0, vehicle.shift.end))
-        route, _ = simulate(world.problem, from_now, sequence)  # late is still an ETA
+        route, violations = simulate(world.problem, from_now, sequence)  # late is still an ETA
+        late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
         etas: dict[int, datetime] = {}
         async with self.db.transaction() as session:
             for visit in route.visits:
@@ -304,7 +328,7 @@ class Dispatcher:
                     session.add(row)
                 if kind is StopKind.DELIVERY:
                     etas[order_id] = eta
-        return etas
+        return etas, late
 
     async def eta(self, order_id: int) -> datetime | None:
         async with self.db.sessions() as session:
