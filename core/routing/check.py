@@ -170,7 +170,8 @@ def evaluate(
 ) -> tuple[Plan, list[Violation]]:
     """Schedule and cost every route, and list every rule the plan breaks."""
     violations: list[Violation] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # stop -> vehicle
+    position: dict[str, int] = {}  # stop -> index on its route
     routes = []
     for vehicle_id, stop_ids in sequences.items():
         vehicle = problem.vehicle_by_id.get(vehicle_id)
@@ -194,6 +195,7 @@ def evaluate(
                 )
             else:
                 seen[stop_id] = vehicle_id
+                position[stop_id] = len(known)
                 known.append(stop_id)
         if not known:
             continue
@@ -209,7 +211,7 @@ def evaluate(
     for stop in problem.stops:
         if stop.id not in seen and stop.id not in reasons:
             reasons[stop.id] = "not planned"
-    violations += _precedence(problem, seen)
+    violations += _precedence(problem, seen, position)
 
     distance = sum(route.distance for route in routes)
     duration = sum(route.duration for route in routes)
@@ -221,12 +223,10 @@ def evaluate(
     return plan, violations
 
 
-def _precedence(problem: Problem, seen: Mapping[str, str]) -> list[Violation]:
+def _precedence(
+    problem: Problem, seen: Mapping[str, str], position: Mapping[str, int]
+) -> list[Violation]:
     violations = []
-    position = {}
-    for vehicle in {v for v in seen.values()}:
-        stops = [s for s, owner in seen.items() if owner == vehicle]
-        position.update({stop: index for index, stop in enumerate(stops)})
     for pair in problem.pairs:
         on_pickup, on_delivery = seen.get(pair.pickup), seen.get(pair.delivery)
         if on_pickup is None and on_delivery is None:

@@ -312,18 +312,14 @@ class Dispatcher:
         late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
         etas: dict[int, datetime] = {}
         async with self.db.transaction() as session:
+            orders = {order_of(visit.stop) for visit in route.visits}
+            statement = select(RouteStop).where(col(RouteStop.order_id).in_(orders))
+            rows = {(r.order_id, r.kind): r for r in await session.exec(statement)}
             for visit in route.visits:
                 order_id = order_of(visit.stop)
                 kind = StopKind.PICKUP if visit.stop.endswith("p") else StopKind.DELIVERY
-                row = (
-                    await session.exec(
-                        select(RouteStop).where(
-                            RouteStop.order_id == order_id, RouteStop.kind == kind
-                        )
-                    )
-                ).first()
                 eta = world.at(visit.arrival)
-                if row is not None:
+                if row := rows.get((order_id, kind)):
                     row.eta = eta
                     session.add(row)
                 if kind is StopKind.DELIVERY:

@@ -7,7 +7,7 @@ and `o<order id>p` for its pickup; vehicle ids are the driver ids as text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -72,7 +72,6 @@ class World:
     orders: dict[int, Order]
     sequences: dict[str, list[str]]  # current stop order per driver (open stops)
     locked: dict[str, int]  # leading stops that stay put (where she is driving to)
-    points: list[Point] = field(default_factory=list)
 
     def at(self, seconds: int) -> datetime:
         return self.epoch + timedelta(seconds=seconds)
@@ -243,7 +242,7 @@ async def load_world(
     locked = {
         v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in MOVING
     }
-    return World(problem, epoch, by_id, names, orders, sequences, locked, points)
+    return World(problem, epoch, by_id, names, orders, sequences, locked)
 
 
 async def _drivers_on_shift(session: AsyncSession, only: int | None) -> list[Driver]:
