@@ -90,6 +90,9 @@ class TelegramSettings(BaseModel):
     api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
     mode: Literal["polling", "webhook"] = "polling"
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    rate_per_s: float = Field(default=30.0, gt=0, le=1000)
+    chat_rate_per_s: float = Field(default=1.0, gt=0, le=100)
+    max_photo_mb: float = Field(default=10.0, gt=0, le=20)
 
     @field_validator("bot_username")
     @classmethod
@@ -168,6 +171,13 @@ class OrdersSettings(BaseModel):
     default_service_minutes: float = Field(default=5.0, ge=0, le=240)
 
 
+class TrackingSettings(BaseModel):
+    nearby_minutes: float = Field(default=5.0, ge=0, le=120)
+    nearby_metres: float = Field(default=300.0, ge=0, le=10_000)
+    stale_minutes: float = Field(default=10.0, gt=0, le=240)
+    undo_minutes: float = Field(default=5.0, ge=0, le=60)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -187,6 +197,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     geocoding: GeocodingSettings = GeocodingSettings()
     orders: OrdersSettings = OrdersSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @property
     def database_url(self) -> str:

@@ -218,6 +218,33 @@ async def note(
     return await _record(session, order, event, previous_driver_id=order.driver_id)
 
 
+async def revert(
+    session: AsyncSession, order_id: int, undone: OrderEvent, actor: Actor
+) -> OrderEvent:
+    """Put an order back in the status it had before `undone` (a mis-tap taken back); the
+    history keeps both events. Callers decide who may undo what and for how long."""
+    order = await _lock_order(session, order_id)
+    assert undone.from_status is not None and undone.to_status is order.status
+    now = utcnow()
+    event = OrderEvent(
+        order_id=order.id,
+        kind="status_undone",
+        from_status=order.status,
+        to_status=undone.from_status,
+        actor=actor.label,
+        actor_member_id=actor.member_id,
+        data={"undone_event": undone.id},
+        created_at=now,
+    )
+    order.status = undone.from_status
+    order.updated_at = now
+    order.final_at = None
+    session.add(order)
+    session.add(event)
+    await session.flush()
+    return event
+
+
 async def _lock_order(session: AsyncSession, order_id: int) -> Order:
     if not session.in_transaction():
         raise RuntimeError("lifecycle changes must run inside a transaction")

@@ -26,7 +26,7 @@ BACKOFF_MAX_S = 3600
 
 
 def preferred_channel(member: Member) -> Channel | None:
-    if member.telegram_chat_id is not None:
+    if member.telegram_chat_id is not None and member.telegram_blocked_at is None:
         return Channel.TELEGRAM
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
         return Channel.WHATSAPP
@@ -38,29 +38,46 @@ def idempotency_key(event: OrderEvent, notice: Notice) -> str:
 
 
 async def enqueue(session: AsyncSession, event: OrderEvent, notices: Sequence[Notice]) -> None:
-    """Write one outbox row per notice, in the caller's transaction."""
+    """Write one outbox row per notice of an order event, in the caller's transaction."""
     for notice in notices:
-        if len(notice.actions) > MAX_ACTIONS:
-            raise DomainError("error.too_many_actions", count=len(notice.actions))
-        member = await session.get(Member, notice.recipient_member_id)
-        channel = preferred_channel(member) if member and member.active else None
-        why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
-        session.add(
-            OutboxMessage(
-                recipient_member_id=notice.recipient_member_id,
-                channel=channel,
-                template=notice.template,
-                params=notice.params,
-                actions=list(notice.actions),
-                idempotency_key=idempotency_key(event, notice),
-                order_id=event.order_id,
-                status=OutboxStatus.PENDING if channel else OutboxStatus.SKIPPED,
-                last_error=None if channel else why_not,
-                created_at=event.created_at,
-                next_attempt_at=event.created_at,
-            )
-        )
+        await add(session, notice, idempotency_key(event, notice), event.order_id, event.created_at)
+
+
+async def add(
+    session: AsyncSession,
+    notice: Notice,
+    key: str,
+    order_id: int | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage | None:
+    """Write one outbox row unless one with this idempotency key exists already."""
+    if len(notice.actions) > MAX_ACTIONS:
+        raise DomainError("error.too_many_actions", count=len(notice.actions))
+    existing = await session.exec(
+        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+    )
+    if existing.first() is not None:
+        return None
+    now = now or utcnow()
+    member = await session.get(Member, notice.recipient_member_id)
+    channel = preferred_channel(member) if member and member.active else None
+    why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
+    row = OutboxMessage(
+        recipient_member_id=notice.recipient_member_id,
+        channel=channel,
+        template=notice.template,
+        params=notice.params,
+        actions=list(notice.actions),
+        idempotency_key=key,
+        order_id=order_id,
+        status=OutboxStatus.PENDING if channel else OutboxStatus.SKIPPED,
+        last_error=None if channel else why_not,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
     await session.flush()
+    return row
 
 
 async def claim(
@@ -126,3 +143,38 @@ async def mark_failed(
             row.next_attempt_at = now + delay
         session.add(row)
         return row.status
+
+
+async def retry_later(
+    db: Database, message_id: int, seconds: float, error: str, *, now: datetime | None = None
+) -> None:
+    """The channel asked us to slow down (HTTP 429): try again then; it is not a failed attempt."""
+    now = now or utcnow()
+    async with db.transaction() as session:
+        row = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if row is None or row.status is not OutboxStatus.SENDING:
+            return
+        row.status = OutboxStatus.PENDING
+        row.attempts = max(row.attempts - 1, 0)
+        row.next_attempt_at = now + timedelta(seconds=seconds)
+        row.last_error = error[:1000]
+        session.add(row)
+
+
+async def release(db: Database, message_ids: Sequence[int], *, now: datetime | None = None) -> None:
+    """Give back claimed messages that were not tried (a sender stopping), due at once."""
+    if not message_ids:
+        return
+    async with db.transaction() as session:
+        await session.exec(
+            sa.update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(message_ids),  # type: ignore[union-attr]
+                OutboxMessage.status == OutboxStatus.SENDING,
+            )
+            .values(
+                status=OutboxStatus.PENDING,
+                attempts=OutboxMessage.attempts - 1,  # claiming counted an attempt
+                next_attempt_at=now or utcnow(),
+            )
+        )

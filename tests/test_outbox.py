@@ -86,7 +86,10 @@ async def test_rows_go_to_the_recipients_channel(db: Database):
     by = {(r.recipient_member_id, r.template, r.order_id): r for r in rows}
     wa_fail = by[(whatsapp.id, "customer.order_failed", orders_by_member[whatsapp.id].id)]
     assert (wa_fail.channel, wa_fail.status) == (Channel.WHATSAPP, OutboxStatus.PENDING)
-    assert wa_fail.actions == [{"action": "customer.pick_new_slot", "order_id": wa_fail.order_id}]
+    assert wa_fail.actions == [
+        {"action": "customer.pick_new_slot", "order_id": wa_fail.order_id},
+        {"action": "customer.leave_instructions", "order_id": wa_fail.order_id},
+    ]
     assert wa_fail.params["reason"] == "nobody home"
     quiet = by[(silent.id, "customer.order_failed", orders_by_member[silent.id].id)]
     assert (quiet.channel, quiet.status) == (None, OutboxStatus.SKIPPED)
@@ -126,9 +129,15 @@ async def test_idempotency_keys_are_unique(db: Database):
     notice = Notice(member.id, "dispatcher.order_failed")
     async with db.transaction() as session:
         await outbox.enqueue(session, event, [notice])
-    with pytest.raises(IntegrityError):
+    async with db.transaction() as session:  # the same notice again is a no-op
+        await outbox.enqueue(session, event, [notice])
+    assert await count(db, OutboxMessage, OutboxMessage.order_id == order.id) == 1
+    with pytest.raises(IntegrityError):  # and the database refuses a second row outright
         async with db.transaction() as session:
-            await outbox.enqueue(session, event, [notice])
+            key = outbox.idempotency_key(event, notice)
+            session.add(
+                OutboxMessage(recipient_member_id=member.id, template="x", idempotency_key=key)
+            )
     assert await count(db, OutboxMessage, OutboxMessage.order_id == order.id) == 1
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from core.config import Settings
 from core.db import Database
-from web.routes import health
+from core.models import utcnow
+from core.services.hub import Services
+from web.routes import health, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -19,7 +22,7 @@ def channel_status(settings: Settings) -> list[str]:
     """One line per chat channel saying whether it runs and, if not, how to enable it."""
     lines = []
     if settings.telegram.enabled:
-        lines.append("Telegram: TELEGRAM_BOT_TOKEN is set, but this build has no channel for it")
+        lines.append(f"Telegram: on ({settings.telegram.mode})")
     else:
         lines.append("Telegram: not configured; set TELEGRAM_BOT_TOKEN to enable it")
     if settings.whatsapp.enabled:
@@ -32,22 +35,36 @@ def channel_status(settings: Settings) -> list[str]:
     return lines
 
 
-def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
-    """Build the app; the database is created (or the given one used) when it starts."""
+def create_app(
+    settings: Settings, db: Database | None = None, *, clock: Callable[[], datetime] = utcnow
+) -> FastAPI:
+    """Build the app; the database, core services and chat channels start with it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or Database(settings.database_url, echo=settings.database.echo)
+        services = Services.build(settings, database, clock=clock)
         app.state.db = database
+        app.state.services = services
+        app.state.telegram = None
         for line in channel_status(settings):
             log.info(line)
         try:
+            if settings.telegram.enabled:
+                from bot.telegram.app import TelegramChannel
+
+                app.state.telegram = TelegramChannel(services)
+                await app.state.telegram.start()
             yield
         finally:
+            if app.state.telegram is not None:
+                await app.state.telegram.stop()
+            await services.close()
             if db is None:
                 await database.dispose()
 
     app = FastAPI(title="Lastmile", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(health.router)
+    app.include_router(webhooks.router)
     return app

@@ -55,6 +55,9 @@ class Order(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     final_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rating: int | None = Field(default=None, ge=1, le=5)
+    rating_comment: str | None = Field(default=None, max_length=1000)
+    rated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OrderWindow(SQLModel, table=True):

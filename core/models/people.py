@@ -25,6 +25,7 @@ class Member(SQLModel, table=True):
     whatsapp_phone: str | None = Field(default=None, max_length=20, index=True)
     whatsapp_wa_id: str | None = Field(default=None, max_length=32, unique=True)
     whatsapp_user_id: str | None = Field(default=None, max_length=64, unique=True)
+    telegram_blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -71,6 +72,8 @@ class Driver(SQLModel, table=True):
     last_lat: float | None = None
     last_lon: float | None = None
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    live_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # live sharing ends
+    stale_alerted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Customer(SQLModel, table=True):

@@ -52,7 +52,7 @@ CUSTOMER_TEMPLATES: dict[OrderStatus, str] = {
 }
 
 CUSTOMER_ACTIONS: dict[OrderStatus, tuple[str, ...]] = {
-    S.FAILED: ("customer.pick_new_slot",),
+    S.FAILED: ("customer.pick_new_slot", "customer.leave_instructions"),
     S.DELIVERED: ("customer.rate",),
 }
 
@@ -110,8 +110,15 @@ NOTE_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+CUSTOMER_NOTES: dict[str, str] = {"driver_nearby": "customer.driver_nearby"}
+
+
 async def _note_notices(session: AsyncSession, order: Order, event: OrderEvent) -> list[Notice]:
-    """Events without a status change: only some alert the dispatchers."""
+    """Events without a status change: some tell the customer, some alert the dispatchers."""
+    if event.kind in CUSTOMER_NOTES:
+        member = await _customer_member(session, order)
+        params = {"order_id": order.id, "attempt": order.attempts}
+        return [Notice(member, CUSTOMER_NOTES[event.kind], params)] if member else []
     if event.kind not in NOTE_ALERTS:
         return []
     template, names = NOTE_ALERTS[event.kind]

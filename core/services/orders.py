@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -90,6 +92,38 @@ def normalize_phone(text: str, region: str | None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise DomainError("error.phone_invalid", phone=text)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+WINDOW_TEXT = re.compile(
+    r"^\s*(?:(?P<date>\d{4}-\d{2}-\d{2})|(?P<tomorrow>tomorrow))?\s*"
+    r"(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*[-–]\s*(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_window_text(text: str, now: datetime, zone: ZoneInfo) -> Window:
+    """`14:00-16:00`, `9-12`, `tomorrow 9-12` or `2026-11-24 9:30-12`, in local time. Without
+    a date it means today, or tomorrow when that window is already over today."""
+    match = WINDOW_TEXT.match(text)
+    if not match:
+        raise DomainError("neworder.bad_window", text=text)
+    today = now.astimezone(zone).date()
+    try:
+        day = date.fromisoformat(match["date"]) if match["date"] else today
+        start = time(int(match["h1"]), int(match["m1"] or 0))
+        end = time(int(match["h2"]), int(match["m2"] or 0))
+    except ValueError:
+        raise DomainError("neworder.bad_window", text=text) from None
+    if match["tomorrow"]:
+        day = today + timedelta(days=1)
+    if end <= start:
+        raise DomainError("neworder.bad_window", text=text)
+    window = Window(datetime.combine(day, start, zone), datetime.combine(day, end, zone))
+    if window.ends_at <= now:
+        if match["date"]:
+            raise DomainError("neworder.window_past", text=text)
+        window = Window(window.starts_at + timedelta(days=1), window.ends_at + timedelta(days=1))
+    return window
 
 
 async def find_or_add_customer(session: AsyncSession, name: str, phone: str | None) -> Customer:

@@ -1,10 +1,13 @@
-"""User-facing wording, one module per language. `t("key", lang, **params)` renders a text."""
+"""User-facing wording, one catalog per language. `t("key", lang, **params)` renders a text.
+
+English lives in `en.py` (domain: statuses, errors, routing reasons) and `en_chat.py` (what the
+chat says: notifications, prompts, buttons)."""
 
 from __future__ import annotations
 
-from core.texts import en
+from core.texts import en, en_chat
 
-CATALOGS: dict[str, dict[str, str]] = {"en": en.TEXTS}
+CATALOGS: dict[str, dict[str, str]] = {"en": {**en.TEXTS, **en_chat.TEXTS}}
 DEFAULT_LANGUAGE = "en"
 
 

@@ -113,4 +113,16 @@ TEXTS = {
     "proof.photo": "a photo",
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",
+    # geocoding
+    "geocoding.empty": "Send an address or drop a location pin; this message has no address.",
+    "geocoding.too_long": (
+        "That address is too long (at most {limit} characters). "
+        "Send a shorter one or drop a location pin."
+    ),
+    "geocoding.unavailable": (
+        "The address search is not answering right now; send a location pin instead."
+    ),
+    "geocoding.no_match": (
+        "No place found for {text!r}. Check the address, or send a location pin."
+    ),
 }

@@ -1,0 +1,236 @@
+"""Buttons and menus. Callback data stays well under Telegram's 64 bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+
+from core.lifecycle import Window
+from core.models import OrderKind, OrderStatus, Role, StopKind
+from core.services.stops import FAIL_REASONS, StopView
+from core.texts import t
+
+
+class Act(CallbackData, prefix="a"):
+    """An action carried by a notification (see core.services.notifications)."""
+
+    name: str
+    id: int
+
+
+class StopCb(CallbackData, prefix="s"):
+    op: str  # arrive | pickup | deliver | fail | undo
+    order: int
+
+
+class FailCb(CallbackData, prefix="f"):
+    order: int
+    reason: str
+
+
+class RateCb(CallbackData, prefix="r"):
+    order: int
+    stars: int
+
+
+class SlotCb(CallbackData, prefix="slot"):
+    order: int
+    start: int  # epoch seconds
+    end: int
+    by: str  # c (customer) | d (dispatcher)
+
+
+class AssignCb(CallbackData, prefix="as"):
+    order: int
+    driver: int
+
+
+class OrderCb(CallbackData, prefix="o"):
+    op: str  # cancel | cancel_yes | assign | reschedule
+    order: int
+
+
+class DraftCb(CallbackData, prefix="no"):
+    op: str  # place | create | edit | abort
+    index: int = 0
+
+
+class ShiftCb(CallbackData, prefix="sh"):
+    op: str  # end
+
+
+COMMANDS: dict[Role | None, tuple[str, ...]] = {
+    None: ("start", "help"),
+    Role.CUSTOMER: ("help",),
+    Role.DRIVER: ("shift", "route", "help"),
+    Role.DISPATCHER: (
+        "neworder",
+        "orders",
+        "order",
+        "drivers",
+        "assign",
+        "dispatch",
+        "optimize",
+        "import",
+        "invite",
+        "report",
+        "help",
+    ),
+    Role.OWNER: (
+        "neworder",
+        "orders",
+        "order",
+        "drivers",
+        "assign",
+        "dispatch",
+        "optimize",
+        "import",
+        "invite",
+        "report",
+        "help",
+    ),
+}
+
+
+def commands_for(roles: frozenset[Role], lang: str) -> list[BotCommand]:
+    names: list[str] = []
+    for role in [None, *sorted(roles)] if roles else [None]:
+        names += [n for n in COMMANDS[role] if n not in names]
+    if roles:
+        names.remove("start")
+    return [BotCommand(command=name, description=t(f"command.{name}", lang)) for name in names]
+
+
+def inline(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[list(row) for row in rows if row])
+
+
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def actions(items: Sequence[dict[str, Any]], lang: str) -> InlineKeyboardMarkup | None:
+    """A notification's actions as buttons; a rating becomes a row of five stars."""
+    rows: list[list[InlineKeyboardButton]] = []
+    for item in items:
+        name, target = item["action"], int(item.get("order_id") or item.get("driver_id") or 0)
+        if name == "customer.rate":
+            rows.append([button(f"{n}★", RateCb(order=target, stars=n)) for n in range(1, 6)])
+        else:
+            rows.append([button(t(f"action.{name}", lang), Act(name=name, id=target))])
+    return inline(rows) if rows else None
+
+
+def stop_buttons(stop: StopView, lang: str) -> InlineKeyboardMarkup:
+    order = stop.order_id
+    nav = None
+    if stop.lat is not None and stop.lon is not None:
+        url = f"https://www.google.com/maps/dir/?api=1&destination={stop.lat},{stop.lon}"
+        nav = InlineKeyboardButton(text=t("button.navigate", lang), url=url)
+    if stop.kind is StopKind.PICKUP:
+        first = [button(t("button.picked_up", lang), StopCb(op="pickup", order=order))]
+    else:
+        first = [
+            button(t("button.arrived", lang), StopCb(op="arrive", order=order)),
+            button(t("button.delivered", lang), StopCb(op="deliver", order=order)),
+            button(t("button.failed", lang), StopCb(op="fail", order=order)),
+        ]
+    return inline([first, [nav] if nav else []])
+
+
+def undo_button(order_id: int, lang: str) -> InlineKeyboardMarkup:
+    return inline([[button(t("button.undo", lang), StopCb(op="undo", order=order_id))]])
+
+
+def fail_reasons(order_id: int, lang: str) -> InlineKeyboardMarkup:
+    buttons = [
+        button(t(f"reason.{r}", lang), FailCb(order=order_id, reason=r)) for r in FAIL_REASONS
+    ]
+    return inline([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+def slots(order_id: int, windows: Sequence[Window], label: Any, by: str) -> InlineKeyboardMarkup:
+    return inline(
+        [
+            button(
+                label(w),
+                SlotCb(
+                    order=order_id,
+                    start=int(w.starts_at.timestamp()),
+                    end=int(w.ends_at.timestamp()),
+                    by=by,
+                ),
+            )
+        ]
+        for w in windows
+    )
+
+
+def order_actions(order_id: int, status: OrderStatus, lang: str) -> InlineKeyboardMarkup:
+    row = []
+    if status in (OrderStatus.NEW, OrderStatus.RESCHEDULED, OrderStatus.ASSIGNED):
+        name = "order.reassign" if status is OrderStatus.ASSIGNED else "order.assign"
+        row.append(button(t(f"action.{name}", lang), OrderCb(op="assign", order=order_id)))
+    if status is OrderStatus.FAILED:
+        row.append(
+            button(t("action.order.reschedule", lang), Act(name="order.reschedule", id=order_id))
+        )
+        row.append(button(t("action.order.return", lang), Act(name="order.return", id=order_id)))
+    if status not in (OrderStatus.DELIVERED, OrderStatus.RETURNED, OrderStatus.CANCELLED):
+        row.append(button(t("action.order.cancel", lang), OrderCb(op="cancel", order=order_id)))
+    return inline([row])
+
+
+def drivers(order_id: int, choices: Sequence[tuple[int, str]]) -> InlineKeyboardMarkup:
+    buttons = [button(name, AssignCb(order=order_id, driver=i)) for i, name in choices[:12]]
+    return inline([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+def confirm_cancel(order_id: int, lang: str) -> InlineKeyboardMarkup:
+    return inline(
+        [[button(t("button.yes_cancel", lang), OrderCb(op="cancel_yes", order=order_id))]]
+    )
+
+
+def places(labels: Sequence[str]) -> InlineKeyboardMarkup:
+    return inline(
+        [[button(label[:60], DraftCb(op="place", index=i))] for i, label in enumerate(labels)]
+    )
+
+
+def draft_confirm(lang: str) -> InlineKeyboardMarkup:
+    return inline(
+        [
+            [
+                button(t("button.confirm", lang), DraftCb(op="create")),
+                button(t("button.edit", lang), DraftCb(op="edit")),
+            ],
+            [button(t("button.abort", lang), DraftCb(op="abort"))],
+        ]
+    )
+
+
+def share_location(lang: str) -> ReplyKeyboardMarkup:
+    """A one-tap button for a (static) location; live sharing is started from the 📎 menu."""
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=t("button.share_location", lang), request_location=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def end_shift(lang: str) -> InlineKeyboardMarkup:
+    return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
+
+
+def is_pickup_delivery(kind: OrderKind) -> bool:
+    return kind is OrderKind.PICKUP_DELIVERY

@@ -1,0 +1,64 @@
+"""Small rendering helpers shared by the routers (no business rules)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiogram.types import CallbackQuery, Message
+
+from core.models import Role
+from core.services.customers import OrderStatusView
+from core.services.hub import Services
+from core.services.members import Identity, TelegramUser
+from core.services.messages import clock, span, tracking_link
+from core.texts import t
+
+
+def tg_user(event: Message | CallbackQuery) -> TelegramUser:
+    user = event.from_user
+    assert user is not None
+    if isinstance(event, CallbackQuery):
+        chat_id = event.message.chat.id if event.message else user.id
+    else:
+        chat_id = event.chat.id
+    return TelegramUser(user.id, chat_id, user.full_name, user.language_code)
+
+
+def zone(svc: Services) -> ZoneInfo:
+    return ZoneInfo(svc.settings.app.timezone)
+
+
+def when(svc: Services, moment: datetime | None) -> str:
+    return clock(moment, zone(svc))
+
+
+def window(svc: Services, start: datetime, end: datetime) -> str:
+    return span(start, end, zone(svc))
+
+
+def help_text(who: Identity, lang: str) -> str:
+    if not who.known:
+        return t("help.stranger", lang)
+    parts = []
+    if who.has(Role.OWNER, Role.DISPATCHER):
+        parts.append(t("help.dispatcher", lang))
+    if who.has(Role.DRIVER):
+        parts.append(t("help.driver", lang))
+    if who.has(Role.CUSTOMER) or not parts:
+        parts.append(t("help.customer", lang))
+    return "\n\n".join(parts)
+
+
+def status_line(svc: Services, view: OrderStatusView, lang: str) -> str:
+    eta_line = t("msg.eta_line", lang, eta=when(svc, view.eta)) if view.eta else ""
+    driver_line = t("customer.driver_line", lang, driver=view.driver) if view.driver else ""
+    return t(
+        "customer.order_line",
+        lang,
+        ref=view.ref,
+        status=t(f"status.{view.status}", lang),
+        eta_line=eta_line,
+        driver_line=driver_line,
+        link=tracking_link(svc.settings, view.tracking_token),
+    )

@@ -1,0 +1,77 @@
+"""/start (plain, invite link, order subscribe link) and /help, for everyone."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+
+from bot.telegram.replies import help_text, status_line, tg_user
+from core.services import customers, members
+from core.services.hub import Services
+from core.services.members import Identity
+from core.texts import t
+
+log = logging.getLogger(__name__)
+router = Router(name="common")
+
+
+@router.message(CommandStart(deep_link=True))
+async def cmd_start_link(
+    message: Message, command: CommandObject, bot: Bot, svc: Services, who: Identity, lang: str
+) -> None:
+    token = (command.args or "").strip()
+    user = tg_user(message)
+    role = await members.redeem_invite(svc.db, token, user)
+    if role is not None:
+        fresh = await members.identify_telegram(svc.db, user)
+        await message.answer(t("start.joined", lang, name=user.name, role=t(f"role.{role}", lang)))
+        await message.answer(help_text(fresh, lang))
+        await _menu(bot, message.chat.id, fresh)
+        return
+    order = await members.subscribe(svc.db, token, user)
+    if order is None:
+        log.info("unknown start link from user %s", user.user_id)
+        await message.answer(t("start.unknown_link", lang))
+        return
+    fresh = await members.identify_telegram(svc.db, user)
+    assert fresh.member_id is not None
+    views = [
+        v for v in await customers.orders_of(svc.db, fresh.member_id) if v.order_id == order.id
+    ]
+    line = status_line(svc, views[0], lang) if views else ""
+    ref = order.external_ref or f"#{order.id}"
+    await message.answer(t("start.subscribed", lang, ref=ref, status=line))
+    await _menu(bot, message.chat.id, fresh)
+
+
+@router.message(CommandStart())
+async def cmd_start(message: Message, bot: Bot, who: Identity, lang: str) -> None:
+    if not who.known:
+        me = await bot.me()
+        await message.answer(t("start.welcome", lang, bot=me.full_name))
+        return
+    await message.answer(help_text(who, lang))
+
+
+@router.message(Command("cancel"))
+async def cmd_cancel(message: Message, state: FSMContext, lang: str) -> None:
+    await state.clear()
+    await message.answer(t("cancelled", lang))
+
+
+@router.message(Command("help"))
+async def cmd_help(message: Message, who: Identity, lang: str) -> None:
+    await message.answer(help_text(who, lang))
+
+
+async def _menu(bot: Bot, chat_id: int, who: Identity) -> None:
+    from bot.telegram.app import set_member_commands
+
+    try:
+        await set_member_commands(bot, chat_id, who.roles, who.language)
+    except Exception:  # a menu is a convenience
+        log.warning("could not set the command menu for chat %s", chat_id, exc_info=True)

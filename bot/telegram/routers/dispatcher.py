@@ -1,0 +1,440 @@
+"""Dispatchers and owners: orders, drivers, dispatching, imports, invites, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+
+from bot.telegram import keyboards as kb
+from bot.telegram.filters import STAFF
+from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
+from bot.telegram.replies import when, window
+from bot.telegram.routers import neworder
+from bot.telegram.states import Import
+from core.errors import DomainError
+from core.lifecycle import Actor, Change, Window
+from core.models import OrderStatus, Role
+from core.services import board, customers, imports, invites, orders, tracking
+from core.services.hub import Services
+from core.services.members import Identity
+from core.services.messages import tracking_link
+from core.texts import t
+
+log = logging.getLogger(__name__)
+router = Router(name="dispatcher")
+for observer in (router.message, router.callback_query):
+    observer.filter(STAFF)
+router.include_router(neworder.router)
+ALIASES = {"open": None, "waiting": OrderStatus.NEW, "out": OrderStatus.OUT_FOR_DELIVERY}
+PROGRESS_EVERY_S = 1.0
+REPORT_ROWS = 20
+
+
+def actor(who: Identity) -> Actor:
+    assert who.member_id is not None
+    return Actor.member(who.member_id)
+
+
+async def _chat(callback: CallbackQuery, text: str, **kwargs: object) -> None:
+    await callback.answer()
+    if callback.message is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
+
+
+@router.message(Command("orders"))
+async def cmd_orders(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
+    word = (command.args or "").strip().lower().replace(" ", "_")
+    try:
+        status = ALIASES[word] if word in ALIASES or not word else OrderStatus(word)
+    except ValueError:
+        names = ", ".join([*ALIASES, *(s.value for s in OrderStatus)])
+        await message.answer(t("orders.bad_status", lang, text=word, statuses=names))
+        return
+    lines, total = await board.list_orders(svc.db, status)
+    which = f" ({t(f'status.{status}', lang)})" if status else ""
+    if not lines:
+        await message.answer(t("orders.none", lang, which=which))
+        return
+    more = t("orders.more", lang, shown=len(lines)) if total > len(lines) else ""
+    text = [t("orders.header", lang, total=total, which=which, more=more)]
+    for line in lines:
+        driver = f" · {line.driver}" if line.driver else ""
+        text.append(
+            t(
+                "orders.line",
+                lang,
+                ref=line.ref,
+                status=t(f"status.{line.status}", lang),
+                address=line.address[:60],
+                driver=driver,
+            )
+        )
+    await message.answer("\n".join(text))
+
+
+async def _card(svc: Services, order_id: int, lang: str) -> tuple[str, kb.InlineKeyboardMarkup]:
+    card = await board.order_card(svc.db, order_id)
+    text = t(
+        "order.card",
+        lang,
+        ref=card.ref,
+        status=t(f"status.{card.status}", lang),
+        customer=card.customer,
+        phone=f" · {card.phone}" if card.phone else "",
+        address=card.address,
+        unlocated="" if card.located else t("order.unlocated", lang),
+        window=f"{window(svc, *card.window)}\n" if card.window else "",
+        driver=f"Driver: {card.driver}\n" if card.driver else "",
+        eta=f"ETA: {when(svc, card.eta)}\n" if card.eta else "",
+        attempts=card.attempts,
+        notes=f"\nNotes: {card.notes}" if card.notes else "",
+        link=tracking_link(svc.settings, card.tracking_token),
+    )
+    return text, kb.order_actions(order_id, card.status, lang)
+
+
+@router.message(Command("order"))
+async def cmd_order(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
+    arg = (command.args or "").strip().lstrip("#")
+    if not arg.isdigit():
+        await message.answer(t("order.usage", lang))
+        return
+    text, markup = await _card(svc, int(arg), lang)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(Act.filter(F.name == "order.open"))
+async def cb_open(callback: CallbackQuery, callback_data: Act, svc: Services, lang: str) -> None:
+    text, markup = await _card(svc, callback_data.id, lang)
+    await _chat(callback, text, reply_markup=markup)
+
+
+@router.callback_query(OrderCb.filter(F.op == "assign"))
+@router.callback_query(Act.filter(F.name == "order.assign"))
+async def cb_pick_driver(
+    callback: CallbackQuery, callback_data: OrderCb | Act, svc: Services, lang: str
+) -> None:
+    order_id = callback_data.order if isinstance(callback_data, OrderCb) else callback_data.id
+    card = await board.order_card(svc.db, order_id)
+    choices = [(d.driver_id, d.name) for d in await board.drivers(svc.db)]
+    if not choices:
+        await _chat(callback, t("drivers.none", lang))
+        return
+    await _chat(
+        callback,
+        t("order.pick_driver", lang, ref=card.ref),
+        reply_markup=kb.drivers(order_id, choices),
+    )
+
+
+@router.callback_query(AssignCb.filter())
+async def cb_assign(
+    callback: CallbackQuery, callback_data: AssignCb, svc: Services, who: Identity, lang: str
+) -> None:
+    await _assign(svc, who, callback_data.order, callback_data.driver)
+    await _chat(callback, await _assigned_text(svc, callback_data.order, lang))
+
+
+async def _assign(svc: Services, who: Identity, order_id: int, driver_id: int) -> None:
+    await svc.dispatcher.assign_manually(order_id, driver_id, actor(who))
+
+
+async def _assigned_text(svc: Services, order_id: int, lang: str) -> str:
+    card = await board.order_card(svc.db, order_id)
+    return t("order.assigned", lang, ref=card.ref, driver=card.driver or "?")
+
+
+@router.message(Command("assign"))
+async def cmd_assign(
+    message: Message, command: CommandObject, svc: Services, who: Identity, lang: str
+) -> None:
+    parts = (command.args or "").split(maxsplit=1)
+    if len(parts) != 2 or not parts[0].lstrip("#").isdigit():
+        await message.answer(t("assign.usage", lang))
+        return
+    order_id = int(parts[0].lstrip("#"))
+    await board.order_card(svc.db, order_id)  # a clear message for an unknown order
+    driver_id = await board.find_driver(svc.db, parts[1])
+    await _assign(svc, who, order_id, driver_id)
+    await message.answer(await _assigned_text(svc, order_id, lang))
+
+
+@router.callback_query(OrderCb.filter(F.op == "cancel"))
+async def cb_cancel(
+    callback: CallbackQuery, callback_data: OrderCb, svc: Services, lang: str
+) -> None:
+    card = await board.order_card(svc.db, callback_data.order)
+    await _chat(
+        callback,
+        t("order.cancel_confirm", lang, ref=card.ref),
+        reply_markup=kb.confirm_cancel(callback_data.order, lang),
+    )
+
+
+@router.callback_query(OrderCb.filter(F.op == "cancel_yes"))
+async def cb_cancel_yes(
+    callback: CallbackQuery, callback_data: OrderCb, svc: Services, who: Identity, lang: str
+) -> None:
+    order_id = callback_data.order
+    card = await board.order_card(svc.db, order_id)
+    await orders.change_status(
+        svc.db, order_id, OrderStatus.CANCELLED, actor(who), rules=svc.settings.orders
+    )
+    await _chat(callback, t("order.cancelled", lang, ref=card.ref))
+
+
+@router.callback_query(Act.filter(F.name == "order.return"))
+async def cb_return(
+    callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
+) -> None:
+    card = await board.order_card(svc.db, callback_data.id)
+    await orders.change_status(
+        svc.db, callback_data.id, OrderStatus.RETURNED, actor(who), rules=svc.settings.orders
+    )
+    await _chat(callback, t("order.returned", lang, ref=card.ref))
+
+
+@router.callback_query(Act.filter(F.name == "order.reschedule"))
+async def cb_reschedule(
+    callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
+) -> None:
+    card = await board.order_card(svc.db, callback_data.id)
+    slots = customers.new_slots(svc.clock(), kb_zone(svc))
+    await _chat(
+        callback,
+        t("order.reschedule_pick", lang, ref=card.ref),
+        reply_markup=kb.slots(
+            callback_data.id, slots, lambda w: window(svc, w.starts_at, w.ends_at), "d"
+        ),
+    )
+
+
+def kb_zone(svc: Services):  # type: ignore[no-untyped-def]
+    from bot.telegram.replies import zone
+
+    return zone(svc)
+
+
+@router.callback_query(SlotCb.filter(F.by == "d"))
+async def cb_slot(
+    callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
+) -> None:
+    chosen = slot_window(callback_data)
+    await orders.change_status(
+        svc.db,
+        callback_data.order,
+        OrderStatus.RESCHEDULED,
+        actor(who),
+        Change(windows=[chosen]),
+        rules=svc.settings.orders,
+    )
+    card = await board.order_card(svc.db, callback_data.order)
+    await _chat(
+        callback,
+        t(
+            "order.rescheduled",
+            lang,
+            ref=card.ref,
+            window=window(svc, chosen.starts_at, chosen.ends_at),
+        ),
+    )
+
+
+def slot_window(data: SlotCb) -> Window:
+    from datetime import UTC, datetime
+
+    return Window(datetime.fromtimestamp(data.start, UTC), datetime.fromtimestamp(data.end, UTC))
+
+
+@router.callback_query(Act.filter(F.name == "driver.ask_location"))
+async def cb_ask_location(
+    callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
+) -> None:
+    await tracking.ask_location(svc.db, callback_data.id, by=who.member_id)
+    await callback.answer("✓")
+
+
+@router.message(Command("drivers"))
+async def cmd_drivers(message: Message, svc: Services, lang: str) -> None:
+    lines = await board.drivers(svc.db)
+    if not lines:
+        await message.answer(t("drivers.none", lang))
+        return
+    now = svc.clock()
+    out = []
+    for d in lines:
+        seen = ""
+        if d.last_seen:
+            minutes = int((now - d.last_seen).total_seconds() // 60)
+            live = t("drivers.live", lang) if d.live_until and d.live_until > now else ""
+            seen = t("drivers.seen", lang, ago=f"{minutes} min ago{live}")
+        nxt = t("drivers.next", lang, stop=d.next_stop) if d.next_stop else ""
+        out.append(
+            t(
+                "drivers.line",
+                lang,
+                mark="🟢" if d.on_shift else "⚪",
+                name=d.name,
+                load=d.load,
+                seen=seen,
+                next=nxt,
+            )
+        )
+    await message.answer("\n".join(out))
+
+
+@router.message(Command("dispatch"))
+async def cmd_dispatch(message: Message, svc: Services, who: Identity, lang: str) -> None:
+    progress = await message.answer(t("optimize.working", lang))
+    report = await _with_progress(progress, svc.dispatcher.dispatch_day(actor(who)), lang)
+    if not report.assigned and not report.unassigned:
+        await progress.edit_text(t("dispatch.nothing", lang))
+        return
+    lines = [
+        t("dispatch.summary", lang, assigned=len(report.assigned), left=len(report.unassigned))
+    ]
+    lines += [
+        t("dispatch.line", lang, ref=f"#{a.order_id}", driver=a.driver)
+        for a in report.assigned[:REPORT_ROWS]
+    ]
+    lines += [
+        t("dispatch.left", lang, ref=f"#{o}", reason=why)
+        for o, why in list(report.unassigned.items())[:REPORT_ROWS]
+    ]
+    await progress.edit_text("\n".join(lines))
+
+
+@router.message(Command("optimize"))
+async def cmd_optimize(message: Message, svc: Services, who: Identity, lang: str) -> None:
+    progress = await message.answer(t("optimize.working", lang))
+    report = await _with_progress(progress, svc.dispatcher.optimize(actor(who)), lang)
+    minutes, km = report.seconds_saved // 60, round(report.metres_saved / 1000, 1)
+    if minutes <= 0 and km <= 0:
+        await progress.edit_text(t("optimize.no_gain", lang))
+    else:
+        await progress.edit_text(t("optimize.result", lang, minutes=minutes, km=km))
+
+
+async def _with_progress(progress: Message, work, lang: str):  # type: ignore[no-untyped-def]
+    """Run `work`, editing the progress message every second while it runs."""
+    task = asyncio.ensure_future(work)
+    seconds = 0
+    while not task.done():
+        done, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+        if done:
+            break
+        seconds += 1
+        with contextlib.suppress(TelegramBadRequest):
+            await progress.edit_text(t("optimize.progress", lang, seconds=seconds))
+    return task.result()
+
+
+@router.message(Command("import"))
+async def cmd_import(message: Message, state, lang: str) -> None:  # type: ignore[no-untyped-def]
+    await state.set_state(Import.file)
+    await message.answer(t("import.prompt", lang))
+
+
+@router.message(Import.file, F.document)
+async def msg_import_file(
+    message: Message, bot: Bot, svc: Services, who: Identity, lang: str, state
+) -> None:  # type: ignore[no-untyped-def]
+    document = message.document
+    assert document is not None
+    name = (document.file_name or "").lower()
+    if not name.endswith((".csv", ".txt")) and document.mime_type not in ("text/csv", "text/plain"):
+        await message.answer(t("import.not_csv", lang))
+        return
+    if (document.file_size or 0) > imports.MAX_BYTES:
+        raise DomainError("error.csv_too_big", limit_mb=imports.MAX_BYTES // (1024 * 1024))
+    file = await bot.get_file(document.file_id)
+    assert file.file_path is not None
+    data = await bot.download_file(file.file_path)
+    assert data is not None
+    text = imports.decode(data.read())
+    await state.clear()
+    report = await imports.import_orders(
+        svc.db,
+        text,
+        actor(who),
+        timezone=svc.settings.app.timezone,
+        phone_region=svc.settings.app.phone_region,
+        rules=svc.settings.orders,
+    )
+    errors = t("import.errors", lang, count=len(report.errors)) if report.errors else ""
+    lines = [
+        t(
+            "import.result",
+            lang,
+            created=len(report.created),
+            skipped=len(report.existing),
+            errors=errors,
+        )
+    ]
+    lines += [
+        t("import.row", lang, row=row, problem=problem)
+        for row, problem in report.errors[:REPORT_ROWS]
+    ]
+    await message.answer("\n".join(lines))
+
+
+@router.message(Import.file)
+async def msg_import_other(message: Message, lang: str) -> None:
+    await message.answer(t("import.not_csv", lang))
+
+
+@router.message(Command("invite"))
+async def cmd_invite(
+    message: Message, command: CommandObject, svc: Services, who: Identity, lang: str
+) -> None:
+    word = (command.args or "").strip().lower()
+    allowed = {"driver": Role.DRIVER, "dispatcher": Role.DISPATCHER}
+    if who.has(Role.OWNER):
+        allowed["owner"] = Role.OWNER
+    if word not in allowed:
+        await message.answer(t("invite.usage", lang))
+        return
+    username = svc.settings.telegram.bot_username or (await message.bot.me()).username  # type: ignore[union-attr]
+    if not username:
+        await message.answer(t("invite.no_username", lang))
+        return
+    days = 7
+    _, token = await invites.create_invite(
+        svc.db, allowed[word], invites.parse_duration(f"{days}d"), who.member_id
+    )
+    link = invites.deep_link(username, token)
+    caption = t("invite.created", lang, role=t(f"role.{word}", lang), days=days, link=link)
+    await message.answer_photo(
+        BufferedInputFile(invites.qr_png(link), "invite.png"), caption=caption
+    )
+
+
+@router.message(Command("report"))
+async def cmd_report(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
+    name = (command.args or "today").strip().lower()
+    start, end = board.period(name, svc.clock(), kb_zone(svc))
+    r = await board.report(svc.db, start, end)
+    drivers = "".join(t("report.driver", lang, name=n, count=c) for n, c in r.by_driver)
+    await message.answer(
+        t(
+            "report.text",
+            lang,
+            start=f"{start:%d %b}",
+            end=f"{end:%d %b %H:%M}",
+            created=r.created,
+            delivered=r.delivered,
+            on_time=r.on_time,
+            with_window=r.with_window,
+            failed=r.failed,
+            returned=r.returned,
+            cancelled=r.cancelled,
+            rating=r.rating or "–",
+            drivers=drivers,
+        )
+    )

@@ -1,0 +1,178 @@
+"""Delivers the outbox to Telegram: rate-limited, retried, and never lost.
+
+- at most TELEGRAM_RATE_PER_S messages a second overall and TELEGRAM_CHAT_RATE_PER_S per chat;
+- 429: everything waits `retry_after`, the message is tried again and the wait is not counted
+  as a failed attempt;
+- network and server errors: retried with backoff (core.outbox);
+- 403 (bot blocked) or a chat that no longer exists: the message is dead, the member's Telegram
+  chat is marked unusable and the dispatchers are told;
+- a message is marked sent right after Telegram accepts it; stopping finishes the messages in
+  flight and hands back the rest, so a restart neither repeats nor skips any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile
+
+from bot.telegram import keyboards
+from core import outbox
+from core.models import Channel, Member, OutboxMessage
+from core.services.hub import Services
+from core.services.members import chat_unreachable
+from core.services.messages import Rendered, render
+
+log = logging.getLogger(__name__)
+IDLE_S = 0.5
+BATCH = 100
+GONE = ("chat not found", "user is deactivated", "bot was kicked", "PEER_ID_INVALID")
+
+
+class Pace:
+    """Spaces calls `1/rate` seconds apart; `pause` holds everyone back (flood control)."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap = 1.0 / rate
+        self.next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self.next)
+        self.next = slot + self.gap
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        self.next = max(self.next, time.monotonic() + seconds)
+
+
+class Sender:
+    def __init__(self, bot: Bot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+        settings = services.settings.telegram
+        self.overall = Pace(settings.rate_per_s)
+        self.chat_rate = settings.chat_rate_per_s
+        self.chats: dict[int, Pace] = defaultdict(lambda: Pace(self.chat_rate))
+        self._stopping = asyncio.Event()
+        self.sent = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            try:
+                busy = await self.drain_once()
+            except Exception:
+                log.exception("Telegram sender: could not read the outbox")
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), IDLE_S)
+
+    async def drain_once(self) -> bool:
+        """Claim one batch and deliver it; False when nothing was due."""
+        rows = await outbox.claim(self.services.db, Channel.TELEGRAM, limit=BATCH)
+        if not rows:
+            return False
+        chats = await self._chats(rows)
+        by_chat: dict[int | None, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            by_chat[chats.get(row.recipient_member_id)].append(row)
+        await asyncio.gather(*(self._deliver_chat(chat, items) for chat, items in by_chat.items()))
+        return True
+
+    async def _chats(self, rows: list[OutboxMessage]) -> dict[int, int | None]:
+        async with self.services.db.sessions() as session:
+            return {
+                row.recipient_member_id: getattr(
+                    await session.get(Member, row.recipient_member_id), "telegram_chat_id", None
+                )
+                for row in rows
+            }
+
+    async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
+        for index, row in enumerate(rows):
+            assert row.id is not None
+            if self._stopping.is_set():
+                await outbox.release(self.services.db, [r.id for r in rows[index:] if r.id])
+                return
+            if chat_id is None:
+                await outbox.mark_failed(
+                    self.services.db, row.id, "no Telegram chat", permanent=True
+                )
+                continue
+            await self.chats[chat_id].wait()
+            await self.overall.wait()
+            await self._deliver(chat_id, row)
+
+    async def _deliver(self, chat_id: int, row: OutboxMessage) -> None:
+        assert row.id is not None
+        db = self.services.db
+        try:
+            rendered = await render(db, row, self.services.settings)
+            await self._send(chat_id, rendered)
+        except TelegramRetryAfter as exc:
+            log.info("Telegram asks to wait %s s (message %s)", exc.retry_after, row.id)
+            self.overall.pause(exc.retry_after)
+            self.chats[chat_id].pause(exc.retry_after)
+            await outbox.retry_later(db, row.id, exc.retry_after, exc.message)
+        except TelegramForbiddenError as exc:
+            await self._unreachable(row, exc.message)
+        except TelegramBadRequest as exc:
+            if any(word.lower() in exc.message.lower() for word in GONE):
+                await self._unreachable(row, exc.message)
+            else:
+                log.error("Telegram refused message %s (%s): %s", row.id, row.template, exc.message)
+                await outbox.mark_failed(db, row.id, exc.message, permanent=True)
+        except (TelegramNetworkError, TelegramServerError, TimeoutError, OSError) as exc:
+            log.warning("Telegram send of message %s failed: %s", row.id, exc)
+            await outbox.mark_failed(db, row.id, str(exc) or type(exc).__name__)
+        except Exception as exc:
+            log.exception("sending message %s (%s) failed", row.id, row.template)
+            await outbox.mark_failed(db, row.id, f"{type(exc).__name__}: {exc}")
+        else:
+            await outbox.mark_sent(db, row.id)
+            self.sent += 1
+
+    async def _send(self, chat_id: int, rendered: Rendered) -> None:
+        markup = keyboards.actions(rendered.actions, rendered.language)
+        photo = rendered.photo_file_id
+        if photo is None and rendered.photo_path is not None:
+            path = Path(self.services.settings.app.data_dir) / rendered.photo_path
+            if path.exists():
+                photo = BufferedInputFile(path.read_bytes(), filename=path.name)  # type: ignore[assignment]
+        if photo is not None:
+            await self.bot.send_photo(chat_id, photo, caption=rendered.text, reply_markup=markup)
+        else:
+            await self.bot.send_message(chat_id, rendered.text, reply_markup=markup)
+
+    async def _unreachable(self, row: OutboxMessage, reason: str) -> None:
+        assert row.id is not None
+        log.info("member %s cannot be reached on Telegram: %s", row.recipient_member_id, reason)
+        await outbox.mark_failed(
+            self.services.db, row.id, f"undeliverable: {reason}", permanent=True
+        )
+        await chat_unreachable(
+            self.services.db,
+            row.recipient_member_id,
+            reason=reason,
+            outbox_id=row.id,
+            order_id=row.order_id,
+        )

@@ -1,0 +1,305 @@
+"""What dispatchers look at: orders, one order's card, drivers, and the day's report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, func, select
+
+from core.db import Database
+from core.errors import DomainError
+from core.models import (
+    Customer,
+    Driver,
+    Member,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderWindow,
+    RouteStop,
+    ShiftState,
+    StopKind,
+)
+from core.services.stops import OPEN, first_name, route_of
+
+S = OrderStatus
+LIST_LIMIT = 30
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    order_id: int
+    ref: str
+    status: OrderStatus
+    address: str
+    driver: str | None
+
+
+@dataclass(frozen=True)
+class OrderCard:
+    order_id: int
+    ref: str
+    status: OrderStatus
+    customer: str
+    phone: str | None
+    address: str
+    located: bool
+    window: tuple[datetime, datetime] | None
+    driver: str | None
+    eta: datetime | None
+    attempts: int
+    notes: str
+    tracking_token: str
+    locked: bool
+
+
+@dataclass(frozen=True)
+class DriverLine:
+    driver_id: int
+    name: str
+    on_shift: bool
+    last_seen: datetime | None
+    live_until: datetime | None
+    load: int
+    next_stop: str | None
+
+
+async def _driver_names(session, ids: set[int]) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(Driver.id, Member.name)
+        .join(Member, col(Member.id) == Driver.member_id)
+        .where(col(Driver.id).in_(ids))
+    )
+    return {driver_id: name for driver_id, name in rows}
+
+
+async def list_orders(
+    db: Database, status: OrderStatus | None = None, limit: int = LIST_LIMIT
+) -> tuple[list[OrderLine], int]:
+    """Orders (open ones when no status is given), oldest first; and how many match in all."""
+    where = (
+        [Order.status == status]
+        if status
+        else [col(Order.status).in_([S.NEW, S.RESCHEDULED, *OPEN, S.FAILED])]
+    )
+    async with db.sessions() as session:
+        total = (await session.exec(select(func.count()).select_from(Order).where(*where))).one()
+        orders = list(
+            await session.exec(select(Order).where(*where).order_by(col(Order.id)).limit(limit))
+        )
+        names = await _driver_names(session, {o.driver_id for o in orders if o.driver_id})
+    lines = [
+        OrderLine(
+            o.id or 0,
+            o.external_ref or f"#{o.id}",
+            o.status,
+            o.address,
+            first_name(names[o.driver_id]) if o.driver_id in names else None,
+        )
+        for o in orders
+    ]
+    return lines, total
+
+
+async def order_card(db: Database, order_id: int) -> OrderCard:
+    async with db.sessions() as session:
+        order = await session.get(Order, order_id)
+        if order is None:
+            raise DomainError("error.order_not_found", order=order_id)
+        customer = await session.get(Customer, order.customer_id)
+        window = (
+            await session.exec(
+                select(OrderWindow)
+                .where(OrderWindow.order_id == order_id, OrderWindow.stop == StopKind.DELIVERY)
+                .order_by(col(OrderWindow.starts_at))
+            )
+        ).first()
+        eta = (
+            await session.exec(
+                select(RouteStop.eta).where(
+                    RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
+                )
+            )
+        ).first()
+        names = await _driver_names(session, {order.driver_id} if order.driver_id else set())
+    return OrderCard(
+        order_id=order_id,
+        ref=order.external_ref or f"#{order.id}",
+        status=order.status,
+        customer=customer.name if customer else "?",
+        phone=customer.phone if customer else None,
+        address=order.address,
+        located=order.lat is not None,
+        window=(window.starts_at, window.ends_at) if window else None,
+        driver=names.get(order.driver_id) if order.driver_id else None,
+        eta=eta if order.status in OPEN else None,
+        attempts=order.attempts,
+        notes=order.notes,
+        tracking_token=order.tracking_token,
+        locked=order.driver_locked,
+    )
+
+
+async def drivers(db: Database) -> list[DriverLine]:
+    """Every active driver: on shift first, then by name."""
+    async with db.sessions() as session:
+        rows = list(
+            await session.exec(
+                select(Driver, Member.name)
+                .join(Member, col(Member.id) == Driver.member_id)
+                .where(Member.active.is_(True))  # type: ignore[attr-defined]
+            )
+        )
+        loads = dict(
+            (
+                await session.exec(
+                    select(Order.driver_id, func.count())
+                    .where(col(Order.status).in_(OPEN))
+                    .group_by(col(Order.driver_id))
+                )
+            ).all()
+        )
+    lines = []
+    for driver, name in rows:
+        assert driver.id is not None
+        route = await route_of(db, driver.id) if loads.get(driver.id) else []
+        lines.append(
+            DriverLine(
+                driver.id,
+                name,
+                driver.shift_state is ShiftState.ON,
+                driver.last_seen_at,
+                driver.live_until,
+                loads.get(driver.id, 0),
+                f"{route[0].ref} {route[0].address}" if route else None,
+            )
+        )
+    return sorted(lines, key=lambda d: (not d.on_shift, d.name.lower()))
+
+
+async def find_driver(db: Database, text: str) -> int:
+    """A driver by number or (start of a) name; a DomainError when none or several match."""
+    text = text.strip().lstrip("@")
+    async with db.sessions() as session:
+        rows = list(
+            await session.exec(
+                select(Driver.id, Member.name)
+                .join(Member, col(Member.id) == Driver.member_id)
+                .where(Member.active.is_(True))  # type: ignore[attr-defined]
+            )
+        )
+    if text.isdigit() and any(driver_id == int(text) for driver_id, _ in rows):
+        return int(text)
+    wanted = text.casefold()
+    exact = [i for i, name in rows if name.casefold() == wanted]
+    matches = exact or [i for i, name in rows if name.casefold().startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DomainError("board.no_such_driver", driver=text)
+    names = ", ".join(sorted(name for i, name in rows if i in matches))
+    raise DomainError("board.which_driver", driver=text, names=names)
+
+
+@dataclass(frozen=True)
+class Report:
+    start: datetime
+    end: datetime
+    created: int
+    delivered: int
+    failed: int
+    returned: int
+    cancelled: int
+    on_time: int  # delivered within their window (of those that had one)
+    with_window: int
+    rating: float | None
+    by_driver: list[tuple[str, int]]
+
+
+async def report(db: Database, start: datetime, end: datetime) -> Report:
+    """What happened between `start` and `end`."""
+    async with db.sessions() as session:
+        created = (
+            await session.exec(
+                select(func.count())
+                .select_from(Order)
+                .where(Order.created_at >= start, Order.created_at < end)
+            )
+        ).one()
+        counts = dict(
+            (
+                await session.exec(
+                    select(OrderEvent.to_status, func.count())
+                    .where(
+                        OrderEvent.kind == "status_changed",
+                        OrderEvent.created_at >= start,
+                        OrderEvent.created_at < end,
+                    )
+                    .group_by(col(OrderEvent.to_status))
+                )
+            ).all()
+        )
+        delivered = list(
+            await session.exec(
+                select(OrderEvent.order_id, OrderEvent.created_at, Order.driver_id, Order.rating)
+                .join(Order, col(Order.id) == OrderEvent.order_id)
+                .where(
+                    OrderEvent.to_status == S.DELIVERED,
+                    OrderEvent.kind == "status_changed",
+                    OrderEvent.created_at >= start,
+                    OrderEvent.created_at < end,
+                )
+            )
+        )
+        ids = [row[0] for row in delivered]
+        ends = dict(
+            (
+                await session.exec(
+                    select(OrderWindow.order_id, sa.func.max(OrderWindow.ends_at))
+                    .where(
+                        col(OrderWindow.order_id).in_(ids),
+                        OrderWindow.stop == StopKind.DELIVERY,
+                    )
+                    .group_by(col(OrderWindow.order_id))
+                )
+            ).all()
+        ) if ids else {}  # fmt: skip
+        names = await _driver_names(session, {row[2] for row in delivered if row[2]})
+    on_time = sum(
+        1 for order_id, at, _, _ in delivered if order_id in ends and at <= ends[order_id]
+    )
+    ratings = [row[3] for row in delivered if row[3]]
+    per_driver: dict[str, int] = {}
+    for _, _, driver_id, _ in delivered:
+        name = names.get(driver_id, "?") if driver_id else "?"
+        per_driver[name] = per_driver.get(name, 0) + 1
+    return Report(
+        start=start,
+        end=end,
+        created=created,
+        delivered=counts.get(S.DELIVERED, 0),
+        failed=counts.get(S.FAILED, 0),
+        returned=counts.get(S.RETURNED, 0),
+        cancelled=counts.get(S.CANCELLED, 0),
+        on_time=on_time,
+        with_window=sum(1 for order_id, *_ in delivered if order_id in ends),
+        rating=round(sum(ratings) / len(ratings), 2) if ratings else None,
+        by_driver=sorted(per_driver.items(), key=lambda item: -item[1]),
+    )
+
+
+def period(name: str, now: datetime, zone) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
+    """today | yesterday | 7d, in local days."""
+    local = now.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if name == "today":
+        return midnight, midnight + timedelta(days=1)
+    if name == "yesterday":
+        return midnight - timedelta(days=1), midnight
+    if name == "7d":
+        return midnight - timedelta(days=6), midnight + timedelta(days=1)
+    raise DomainError("board.report_period", period=name)

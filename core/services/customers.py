@@ -1,0 +1,150 @@
+"""What a customer can do in chat: ask where an order is, pick a new slot after a failed
+attempt, leave instructions for the driver, rate a delivery. Only for their own orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import lifecycle
+from core.config import OrdersSettings
+from core.db import Database
+from core.errors import DomainError
+from core.lifecycle import FINAL, Actor, Change, Window
+from core.models import Customer, Driver, Member, Order, OrderStatus, RouteStop, StopKind, utcnow
+
+S = OrderStatus
+SLOTS = ((9, 12), (12, 15), (15, 18))  # local hours offered for a new attempt
+RECENT = timedelta(days=2)  # final orders still shown when a customer asks
+
+
+@dataclass(frozen=True)
+class OrderStatusView:
+    order_id: int
+    ref: str
+    status: OrderStatus
+    eta: datetime | None
+    driver: str | None  # first name
+    tracking_token: str
+
+
+async def _own(session: AsyncSession, member_id: int, order_id: int) -> Order:
+    order = await session.get(Order, order_id)
+    customer = await session.get(Customer, order.customer_id) if order else None
+    if order is None or customer is None or customer.member_id != member_id:
+        raise DomainError("customer.not_yours", order=order_id)
+    return order
+
+
+async def orders_of(db: Database, member_id: int) -> list[OrderStatusView]:
+    """The member's open orders, and ones finished in the last two days."""
+    since = utcnow() - RECENT
+    async with db.sessions() as session:
+        statement = (
+            select(Order)
+            .join(Customer, col(Customer.id) == Order.customer_id)
+            .where(Customer.member_id == member_id)
+            .where((col(Order.final_at).is_(None)) | (col(Order.final_at) >= since))
+            .order_by(col(Order.id))
+        )
+        views = []
+        for order in await session.exec(statement):
+            assert order.id is not None
+            stop = (
+                await session.exec(
+                    select(RouteStop.eta).where(
+                        RouteStop.order_id == order.id, RouteStop.kind == StopKind.DELIVERY
+                    )
+                )
+            ).first()
+            driver_name = None
+            if order.driver_id is not None:
+                row = (
+                    await session.exec(
+                        select(Member.name)
+                        .join(Driver, col(Driver.member_id) == Member.id)
+                        .where(Driver.id == order.driver_id)
+                    )
+                ).first()
+                driver_name = row.split()[0] if row else None
+            views.append(
+                OrderStatusView(
+                    order.id,
+                    order.external_ref or f"#{order.id}",
+                    order.status,
+                    stop if order.status not in FINAL else None,
+                    driver_name,
+                    order.tracking_token,
+                )
+            )
+        return views
+
+
+def new_slots(now: datetime, zone: ZoneInfo, days: int = 2) -> list[Window]:
+    """The next three delivery slots starting tomorrow (local time)."""
+    today: date = now.astimezone(zone).date()
+    slots = []
+    for offset in range(1, days + 1):
+        day = today + timedelta(days=offset)
+        for start, end in SLOTS:
+            slots.append(
+                Window(
+                    datetime.combine(day, time(start), zone), datetime.combine(day, time(end), zone)
+                )
+            )
+    return slots[:3]
+
+
+async def reschedule(
+    db: Database,
+    member_id: int,
+    order_id: int,
+    window: Window,
+    actor: Actor,
+    rules: OrdersSettings | None = None,
+) -> None:
+    rules = rules or OrdersSettings()
+    async with db.transaction() as session:
+        await _own(session, member_id, order_id)
+        await lifecycle.transition(
+            session,
+            order_id,
+            S.RESCHEDULED,
+            actor,
+            Change(windows=[window], note="picked by the customer"),
+            max_attempts=rules.max_attempts,
+        )
+
+
+async def leave_instructions(db: Database, member_id: int, order_id: int, text: str) -> None:
+    text = " ".join(text.split())
+    if not 2 <= len(text) <= 500:
+        raise DomainError("customer.instructions_length")
+    async with db.transaction() as session:
+        order = await _own(session, member_id, order_id)
+        if order.status in FINAL:
+            raise DomainError("customer.order_final", order=order_id)
+        order.notes = f"{order.notes}\n{text}".strip()[:2000]
+        session.add(order)
+        await lifecycle.note(
+            session, order_id, "instructions", Actor.member(member_id), {"text": text}
+        )
+
+
+async def rate(
+    db: Database, member_id: int, order_id: int, stars: int, comment: str | None = None
+) -> None:
+    if not 1 <= stars <= 5:
+        raise DomainError("customer.rating_range")
+    async with db.transaction() as session:
+        order = await _own(session, member_id, order_id)
+        if order.status is not S.DELIVERED:
+            raise DomainError("customer.rate_after_delivery", order=order_id)
+        order.rating = stars
+        order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
+        order.rated_at = utcnow()
+        session.add(order)

@@ -1,0 +1,53 @@
+"""The core services a running Lastmile needs, built once from the settings and shared by
+every channel (Telegram, WhatsApp, the REST API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.config import Settings
+from core.db import Database
+from core.models import utcnow
+from core.routing.travel import provider_from_settings
+from core.services.dispatch import Dispatcher
+from core.services.geocoding import Geocoder
+from core.services.stops import Stops
+from core.services.tracking import Tracker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    dispatcher: Dispatcher
+    tracker: Tracker
+    stops: Stops
+    geocoder: Geocoder
+    clock: Callable[[], datetime] = utcnow
+
+    @classmethod
+    def build(
+        cls, settings: Settings, db: Database, *, clock: Callable[[], datetime] = utcnow
+    ) -> Services:
+        osrm = str(settings.osrm.url) if settings.osrm.url else None
+        travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
+        dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)
+        return cls(
+            settings=settings,
+            db=db,
+            dispatcher=dispatcher,
+            tracker=Tracker(db, dispatcher, settings.tracking, clock=clock),
+            stops=Stops(db, settings.orders),
+            geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
+            clock=clock,
+        )
+
+    @property
+    def undo_window(self) -> timedelta:
+        return timedelta(minutes=self.settings.tracking.undo_minutes)
+
+    async def close(self) -> None:
+        await self.tracker.drain()
+        await self.geocoder.close()

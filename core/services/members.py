@@ -1,0 +1,209 @@
+"""Who is talking: chat identities, roles, joining by invite, customers subscribing to an order.
+
+A chat adapter calls `identify` for each incoming update and gets an `Identity` it can check
+roles against; nothing is created for a stranger until they open an invite or a subscribe link.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import outbox
+from core.db import Database
+from core.errors import DomainError
+from core.models import (
+    Channel,
+    Customer,
+    Driver,
+    Invite,
+    Member,
+    MemberRole,
+    Order,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+    utcnow,
+)
+from core.services.invites import token_hash
+from core.services.notifications import Notice, dispatcher_members
+from core.texts import CATALOGS, DEFAULT_LANGUAGE
+
+log = logging.getLogger(__name__)
+STAFF = frozenset({Role.OWNER, Role.DISPATCHER})
+
+
+@dataclass(frozen=True)
+class Identity:
+    member_id: int | None
+    name: str
+    language: str
+    roles: frozenset[Role] = frozenset()
+    driver_id: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.member_id is not None
+
+    @property
+    def staff(self) -> bool:
+        return bool(self.roles & STAFF)
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+@dataclass(frozen=True)
+class TelegramUser:
+    user_id: int
+    chat_id: int
+    name: str
+    language: str | None = None
+
+
+def language_of(code: str | None) -> str:
+    """The catalog language for a client's language code ("de-AT" → "de" when we have it)."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in CATALOGS else DEFAULT_LANGUAGE
+
+
+async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
+    """The member behind a Telegram user, keeping their chat id current; a stranger otherwise."""
+    async with db.sessions() as session:
+        row = (
+            await session.exec(
+                select(Member, Driver.id)
+                .outerjoin(Driver, Driver.member_id == Member.id)  # type: ignore[arg-type]
+                .where(Member.telegram_user_id == user.user_id)
+            )
+        ).first()
+        if row is None:
+            return Identity(None, user.name, language_of(user.language))
+        member, driver_id = row
+        roles = frozenset(
+            await session.exec(select(MemberRole.role).where(MemberRole.member_id == member.id))
+        )
+        needs_update = (
+            member.telegram_chat_id != user.chat_id or member.telegram_blocked_at is not None
+        )
+    if needs_update:  # they wrote to us, so the chat works (again)
+        async with db.transaction() as session:
+            fresh = await session.get(Member, member.id)
+            if fresh is not None:
+                fresh.telegram_chat_id = user.chat_id
+                fresh.telegram_blocked_at = None
+                session.add(fresh)
+    if not member.active:
+        return Identity(None, member.name, member.language)
+    return Identity(member.id, member.name, member.language, roles, driver_id)
+
+
+async def _member_for(session: AsyncSession, user: TelegramUser) -> Member:
+    found = (
+        await session.exec(select(Member).where(Member.telegram_user_id == user.user_id))
+    ).first()
+    if found is None:
+        found = Member(
+            name=user.name[:200] or "?",
+            language=language_of(user.language),
+            telegram_user_id=user.user_id,
+        )
+    found.telegram_chat_id = user.chat_id
+    found.telegram_blocked_at = None
+    session.add(found)
+    await session.flush()
+    return found
+
+
+async def grant(session: AsyncSession, member: Member, role: Role, by: int | None = None) -> None:
+    assert member.id is not None
+    if await session.get(MemberRole, (member.id, role)) is None:
+        session.add(MemberRole(member_id=member.id, role=role, granted_by=by))
+    if role is Role.DRIVER:
+        driver = (await session.exec(select(Driver).where(Driver.member_id == member.id))).first()
+        if driver is None:
+            session.add(Driver(member_id=member.id))
+    await session.flush()
+
+
+async def redeem_invite(
+    db: Database, token: str, user: TelegramUser, *, now: datetime | None = None
+) -> Role | None:
+    """Give the role of invite `token` to this user. None when `token` is not an invite;
+    a DomainError when it is one that cannot be used (expired or used already)."""
+    now = now or utcnow()
+    async with db.transaction() as session:
+        invite = (
+            await session.exec(
+                select(Invite).where(Invite.token_hash == token_hash(token)).with_for_update()
+            )
+        ).first()
+        if invite is None:
+            return None
+        if invite.used_at is not None:
+            raise DomainError("invite.used")
+        if invite.expires_at <= now:
+            raise DomainError("invite.expired")
+        member = await _member_for(session, user)
+        await grant(session, member, invite.role, invite.created_by)
+        invite.used_at = now
+        invite.used_by = member.id
+        session.add(invite)
+        log.info("member %s joined as %s by invite %s", member.id, invite.role, invite.id)
+        return invite.role
+
+
+async def subscribe(db: Database, tracking_token: str, user: TelegramUser) -> Order | None:
+    """Link this chat to the customer of the order with `tracking_token`; None if no such order.
+
+    Whoever opens the link receives the order's updates (the link is the secret)."""
+    async with db.transaction() as session:
+        order = (
+            await session.exec(select(Order).where(Order.tracking_token == tracking_token))
+        ).first()
+        if order is None:
+            return None
+        member = await _member_for(session, user)
+        await grant(session, member, Role.CUSTOMER)
+        customer = await session.get(Customer, order.customer_id)
+        assert customer is not None
+        if customer.member_id not in (None, member.id):
+            log.info("customer %s: chat moves to member %s", customer.id, member.id)
+        customer.member_id = member.id
+        customer.language = customer.language or member.language
+        session.add(customer)
+        return order
+
+
+async def chat_unreachable(
+    db: Database, member_id: int, *, reason: str, outbox_id: int, order_id: int | None
+) -> None:
+    """A member's Telegram chat refuses our messages (they blocked the bot): stop using it,
+    give up their other waiting Telegram messages, and tell the dispatchers once."""
+    async with db.transaction() as session:
+        member = await session.get(Member, member_id, with_for_update=True)
+        if member is None or member.telegram_blocked_at is not None:
+            return
+        member.telegram_blocked_at = utcnow()
+        session.add(member)
+        await session.exec(
+            sa.update(OutboxMessage)
+            .where(
+                OutboxMessage.recipient_member_id == member_id,  # type: ignore[arg-type]
+                OutboxMessage.channel == Channel.TELEGRAM,  # type: ignore[arg-type]
+                OutboxMessage.status == OutboxStatus.PENDING,  # type: ignore[arg-type]
+            )
+            .values(status=OutboxStatus.DEAD, last_error=f"undeliverable: {reason}"[:1000])
+        )
+        params = {"name": member.name, "reason": reason, "order_id": order_id}
+        actions = ({"action": "order.open", "order_id": order_id},) if order_id else ()
+        for recipient in await dispatcher_members(session):
+            if recipient == member_id:
+                continue
+            notice = Notice(recipient, "dispatcher.chat_undeliverable", params, actions)
+            await outbox.add(session, notice, f"undeliverable:{outbox_id}:{recipient}", order_id)

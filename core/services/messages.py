@@ -1,0 +1,122 @@
+"""Turning an outbox row into words, when it is sent: the order's current ETA, route position
+and driver are read then, so a message never carries stale facts. Channel-neutral: a channel's
+sender turns `actions` into its own buttons and attaches `photo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+
+from core.config import Settings
+from core.db import Database
+from core.models import (
+    Driver,
+    Member,
+    Order,
+    OrderWindow,
+    OutboxMessage,
+    Proof,
+    ProofKind,
+    RouteStop,
+    StopKind,
+)
+from core.services.stops import first_name, route_of
+from core.texts import t
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    language: str
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    photo_file_id: str | None = None  # the channel's own copy (Telegram file_id)
+    photo_path: Path | None = None  # our stored copy
+
+
+def tracking_link(settings: Settings, token: str) -> str:
+    return f"{str(settings.app.base_url).rstrip('/')}/t/{token}"
+
+
+def clock(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M") if moment else ""
+
+
+def span(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    return f"{local_start:%a %d %b} {local_start:%H:%M}–{local_end:%H:%M}"
+
+
+async def render(db: Database, row: OutboxMessage, settings: Settings) -> Rendered:
+    params: dict[str, Any] = {"reason": "", "attempt": "", **row.params}
+    async with db.sessions() as session:
+        member = await session.get(Member, row.recipient_member_id)
+        lang = member.language if member else settings.app.language
+        zone = ZoneInfo((member.timezone if member else None) or settings.app.timezone)
+        order = await session.get(Order, row.order_id) if row.order_id else None
+        photo_id = photo_path = None
+        if order is not None:
+            assert order.id is not None
+            window = (
+                await session.exec(
+                    select(OrderWindow)
+                    .where(OrderWindow.order_id == order.id, OrderWindow.stop == StopKind.DELIVERY)
+                    .order_by(col(OrderWindow.starts_at))
+                )
+            ).first()
+            eta = (
+                await session.exec(
+                    select(RouteStop.eta).where(
+                        RouteStop.order_id == order.id, RouteStop.kind == StopKind.DELIVERY
+                    )
+                )
+            ).first()
+            driver_name = None
+            if order.driver_id is not None:
+                driver = await session.get(Driver, order.driver_id)
+                driver_member = await session.get(Member, driver.member_id) if driver else None
+                driver_name = first_name(driver_member.name) if driver_member else None
+            params.update(
+                ref=order.external_ref or f"#{order.id}",
+                address=order.address,
+                link=tracking_link(settings, order.tracking_token),
+                driver=driver_name or t("msg.someone", lang),
+                eta_line=t("msg.eta_line", lang, eta=clock(eta, zone)) if eta else "",
+                window_line=(
+                    t("msg.window_line", lang, window=span(window.starts_at, window.ends_at, zone))
+                    if window
+                    else ""
+                ),
+            )
+            if row.template == "customer.order_delivered":
+                proof = (
+                    await session.exec(
+                        select(Proof)
+                        .where(Proof.order_id == order.id, Proof.kind == ProofKind.PHOTO)
+                        .order_by(col(Proof.id).desc())
+                    )
+                ).first()
+                if proof is not None:
+                    photo_id = proof.channel_file_id
+                    photo_path = Path(proof.stored_path) if proof.stored_path else None
+        if row.template == "dispatcher.driver_stale" and "driver_id" in params:
+            driver = await session.get(Driver, params["driver_id"])
+            driver_member = await session.get(Member, driver.member_id) if driver else None
+            params["driver"] = driver_member.name if driver_member else "?"
+            minutes = params.get("minutes")
+            params["age"] = (
+                t("msg.age_minutes", lang, minutes=minutes)
+                if minutes is not None
+                else t("msg.age_never", lang)
+            )
+    if row.template == "driver.order_assigned" and order is not None and order.driver_id:
+        positions = {s.order_id: s.position for s in await route_of(db, order.driver_id)}
+        params["position"] = positions.get(order.id, "?")
+    if row.template == "dispatcher.chat_undeliverable":
+        params["about"] = t("msg.about_order", lang, ref=params.get("ref", "")) if order else ""
+    text = t(f"msg.{row.template}", lang, **params)
+    return Rendered(text, lang, list(row.actions), photo_id, photo_path)

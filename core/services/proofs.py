@@ -1,0 +1,109 @@
+"""Proof of delivery: photos (checked, hashed, stored), the recipient's name, the customer's PIN."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from core.db import Database
+from core.errors import DomainError
+from core.models import Order, Proof, ProofKind
+
+IMAGE_TYPES = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
+MAX_PIXELS = 50_000_000
+
+
+def check_image(data: bytes, max_bytes: int) -> tuple[str, str]:
+    """(file extension, content type) of a photo we accept, or a DomainError saying why not."""
+    if len(data) > max_bytes:
+        raise DomainError("proof.too_large", mb=round(max_bytes / 1_000_000))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+            if image.width * image.height > MAX_PIXELS:
+                raise DomainError("proof.too_large", mb=round(max_bytes / 1_000_000))
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise DomainError("proof.not_image") from None
+    if kind not in IMAGE_TYPES:
+        raise DomainError("proof.not_image")
+    return IMAGE_TYPES[kind]
+
+
+async def _order_for_driver(session, order_id: int, driver_id: int) -> Order:  # type: ignore[no-untyped-def]
+    order = await session.get(Order, order_id)
+    if order is None or order.driver_id != driver_id:
+        raise DomainError("driver.not_yours", order=order_id)
+    return order
+
+
+async def save_photo(
+    db: Database,
+    data_dir: Path,
+    order_id: int,
+    driver_id: int,
+    data: bytes,
+    *,
+    max_bytes: int,
+    channel_file_id: str | None = None,
+) -> Proof:
+    """Check and keep a proof photo under `data_dir/proofs/`, named by its SHA-256."""
+    extension, content_type = check_image(data, max_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    path = data_dir / "proofs" / digest[:2] / f"{digest}.{extension}"
+    async with db.transaction() as session:
+        await _order_for_driver(session, order_id, driver_id)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".part")
+            temporary.write_bytes(data)
+            temporary.replace(path)
+        proof = Proof(
+            order_id=order_id,
+            driver_id=driver_id,
+            kind=ProofKind.PHOTO,
+            channel_file_id=channel_file_id,
+            stored_path=str(path.relative_to(data_dir)),
+            sha256=digest,
+            size_bytes=len(data),
+            content_type=content_type,
+        )
+        session.add(proof)
+        await session.flush()
+        return proof
+
+
+async def save_recipient(db: Database, order_id: int, driver_id: int, name: str) -> Proof:
+    """The name of who took the parcel (the chat version of a signature)."""
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 200:
+        raise DomainError("proof.name_length")
+    async with db.transaction() as session:
+        await _order_for_driver(session, order_id, driver_id)
+        proof = Proof(
+            order_id=order_id, driver_id=driver_id, kind=ProofKind.SIGNATURE, recipient_name=name
+        )
+        session.add(proof)
+        await session.flush()
+        return proof
+
+
+async def check_pin(db: Database, order_id: int, driver_id: int, pin: str) -> Proof:
+    """The PIN the customer tells the driver at the door; a wrong one saves nothing."""
+    async with db.transaction() as session:
+        order = await _order_for_driver(session, order_id, driver_id)
+        expected = (order.delivery_pin or "").encode()
+        if not expected or not hmac.compare_digest(expected, pin.strip().encode()):
+            raise DomainError("proof.pin_wrong", order=order_id)
+        proof = Proof(order_id=order_id, driver_id=driver_id, kind=ProofKind.PIN, pin_checked=True)
+        session.add(proof)
+        await session.flush()
+        return proof

@@ -1,0 +1,240 @@
+"""Where drivers are: shifts, location pings, live-sharing expiry, "driver nearby", stale alerts.
+
+A live location in chat is a stream of edits that ends either with a final edit (the driver
+stopped sharing) or silently at `date + live_period`. `live_until` keeps that end; a driver on
+shift whose position is older than the stale limit, or whose sharing ended, is asked once to share
+again and the dispatchers are told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from core import lifecycle, outbox
+from core.config import TrackingSettings
+from core.db import Database
+from core.errors import DomainError
+from core.lifecycle import SYSTEM
+from core.models import (
+    Driver,
+    LocationPing,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    ShiftState,
+    utcnow,
+)
+from core.services.dispatch import Dispatcher
+from core.services.notifications import Notice, dispatcher_members
+
+log = logging.getLogger(__name__)
+ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often from pings
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One position report."""
+
+    lat: float
+    lon: float
+    at: datetime
+    live_until: datetime | None = None  # None: a one-off pin, or the end of live sharing
+    live: bool = False
+    accuracy_m: float | None = None
+    heading: int | None = None
+    speed_mps: float | None = None
+
+
+async def start_shift(db: Database, driver_id: int, *, ends_at: datetime | None = None) -> Driver:
+    async with db.transaction() as session:
+        driver = await session.get(Driver, driver_id, with_for_update=True)
+        assert driver is not None
+        if driver.shift_state is not ShiftState.ON:
+            driver.shift_started_at = utcnow()
+        driver.shift_state = ShiftState.ON
+        driver.shift_ends_at = ends_at
+        driver.stale_alerted_at = None
+        session.add(driver)
+        return driver
+
+
+async def on_shift(db: Database, driver_id: int) -> bool:
+    async with db.sessions() as session:
+        driver = await session.get(Driver, driver_id)
+        return driver is not None and driver.shift_state is ShiftState.ON
+
+
+async def end_shift(db: Database, driver_id: int) -> list[int]:
+    """Go off shift; return the orders still on her route (the dispatcher re-plans them)."""
+    async with db.transaction() as session:
+        driver = await session.get(Driver, driver_id, with_for_update=True)
+        assert driver is not None
+        driver.shift_state = ShiftState.OFF
+        driver.live_until = None
+        session.add(driver)
+        statement = select(Order.id).where(
+            Order.driver_id == driver_id,
+            col(Order.status).in_([OrderStatus.ASSIGNED, OrderStatus.PICKED_UP]),
+        )
+        return [i for i in (await session.exec(statement)).all() if i is not None]
+
+
+async def record(db: Database, driver_id: int, fix: Fix) -> None:
+    """Save a ping and the driver's latest position (older pings never move her back)."""
+    async with db.transaction() as session:
+        session.add(
+            LocationPing(
+                driver_id=driver_id,
+                lat=fix.lat,
+                lon=fix.lon,
+                accuracy_m=fix.accuracy_m,
+                heading=fix.heading,
+                speed_mps=fix.speed_mps,
+                live=fix.live,
+                recorded_at=fix.at,
+            )
+        )
+        await session.exec(
+            sa.update(Driver)
+            .where(
+                Driver.id == driver_id,  # type: ignore[arg-type]
+                sa.or_(Driver.last_seen_at.is_(None), Driver.last_seen_at <= fix.at),  # type: ignore[union-attr,operator]
+            )
+            .values(
+                last_lat=fix.lat,
+                last_lon=fix.lon,
+                last_seen_at=fix.at,
+                live_until=fix.live_until,
+                stale_alerted_at=None,
+            )
+        )
+
+
+async def stop_sharing(db: Database, driver_id: int, at: datetime) -> None:
+    async with db.transaction() as session:
+        await session.exec(
+            sa.update(Driver).where(Driver.id == driver_id).values(live_until=at)  # type: ignore[arg-type]
+        )
+
+
+class Tracker:
+    """Pings in, ETAs and "nearby" notices out. ETA work runs in the background, at most one
+    at a time per driver and at most every `ETA_EVERY_S`, so a ping is answered at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        settings: TrackingSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.settings = settings or TrackingSettings()
+        self.clock = clock
+        self._last: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def ping(self, driver_id: int, fix: Fix) -> None:
+        await record(self.db, driver_id, fix)
+        now = time.monotonic()
+        if now - self._last.get(driver_id, -ETA_EVERY_S) < ETA_EVERY_S:
+            return
+        self._last[driver_id] = now
+        task = asyncio.create_task(self._after_ping(driver_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background ETA work (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _after_ping(self, driver_id: int) -> None:
+        try:
+            await self.dispatcher.on_location(driver_id, SYSTEM)
+            await self.notify_nearby(driver_id)
+        except Exception:  # a failed ETA refresh must not lose the ping or stop the loop
+            log.exception("ETA refresh for driver %s failed", driver_id)
+
+    async def notify_nearby(self, driver_id: int) -> list[int]:
+        """Tell each customer whose driver is close, once per delivery attempt."""
+        async with self.db.sessions() as session:
+            statement = select(Order.id, Order.attempts).where(
+                Order.driver_id == driver_id, Order.status == OrderStatus.OUT_FOR_DELIVERY
+            )
+            candidates = list((await session.exec(statement)).all())
+        told = []
+        for order_id, attempt in candidates:
+            near = await self.dispatcher.is_near(
+                order_id, minutes=self.settings.nearby_minutes, metres=self.settings.nearby_metres
+            )
+            if near and await self._once(order_id, attempt):
+                told.append(order_id)
+        return told
+
+    async def _once(self, order_id: int, attempt: int) -> bool:
+        async with self.db.transaction() as session:
+            await session.exec(select(Order.id).where(Order.id == order_id).with_for_update())
+            statement = select(OrderEvent.data).where(
+                OrderEvent.order_id == order_id, OrderEvent.kind == "driver_nearby"
+            )
+            if any(data.get("attempt") == attempt for data in await session.exec(statement)):
+                return False
+            await lifecycle.note(session, order_id, "driver_nearby", SYSTEM, {"attempt": attempt})
+            return True
+
+    async def check_stale(self) -> list[int]:
+        """Ask drivers on shift whose position went stale to share again; tell dispatchers.
+        Once per stale spell: a new ping ends the spell."""
+        now = self.clock()
+        limit = now - timedelta(minutes=self.settings.stale_minutes)
+        async with self.db.transaction() as session:
+            statement = (
+                select(Driver)
+                .where(
+                    Driver.shift_state == ShiftState.ON,
+                    col(Driver.stale_alerted_at).is_(None),
+                    sa.or_(
+                        col(Driver.last_seen_at).is_(None),
+                        col(Driver.last_seen_at) < limit,
+                        col(Driver.live_until) < now,
+                    ),
+                )
+                .with_for_update(skip_locked=True)
+            )
+            stale = list((await session.exec(statement)).all())
+            staff = await dispatcher_members(session)
+            for driver in stale:
+                driver.stale_alerted_at = now
+                session.add(driver)
+                since = driver.last_seen_at
+                minutes = int((now - since).total_seconds() // 60) if since else None
+                params = {"driver_id": driver.id, "minutes": minutes}
+                spell = f"stale:{driver.id}:{now.isoformat()}"
+                notice = Notice(driver.member_id, "driver.share_location_again", params)
+                await outbox.add(session, notice, f"{spell}:{driver.member_id}")
+                acts = ({"action": "driver.ask_location", "driver_id": driver.id},)
+                for member_id in staff:
+                    alert = Notice(member_id, "dispatcher.driver_stale", params, acts)
+                    await outbox.add(session, alert, f"{spell}:{member_id}")
+            return [d.id for d in stale if d.id is not None]
+
+
+async def ask_location(db: Database, driver_id: int, *, by: int | None) -> None:
+    """A dispatcher asks a driver to share her location again."""
+    async with db.transaction() as session:
+        driver = await session.get(Driver, driver_id)
+        if driver is None:
+            raise DomainError("error.driver_not_found", driver=driver_id)
+        notice = Notice(driver.member_id, "driver.share_location_again", {"driver_id": driver_id})
+        await outbox.add(session, notice, f"ask-location:{driver_id}:{utcnow().isoformat()}:{by}")

@@ -1,0 +1,273 @@
+"""English wording of the chat: notifications, prompts, menus and answers.
+
+Notifications are `msg.<template>`; buttons `action.<name>`; `{link}` is the tracking page.
+"""
+
+TEXTS = {
+    # --- notifications (outbox templates) ---
+    "msg.customer.order_confirmed": (
+        "Your order {ref} is confirmed: delivery to {address}.{window_line}\nTrack it: {link}"
+    ),
+    "msg.customer.order_picked_up": "Your order {ref} has been picked up.",
+    "msg.customer.order_out_for_delivery": (
+        "{driver} is on the way with your order {ref}.{eta_line}\nFollow it live: {link}"
+    ),
+    "msg.customer.driver_nearby": "{driver} is nearly there with your order {ref}.{eta_line}",
+    "msg.customer.driver_arrived": "{driver} is at your door with your order {ref}.",
+    "msg.customer.order_delivered": (
+        "Your order {ref} was delivered. Thank you! How did it go? Tap a rating."
+    ),
+    "msg.customer.order_failed": (
+        "We could not deliver your order {ref}: {reason}. Pick a new time, or tell us how to "
+        "reach you."
+    ),
+    "msg.customer.order_rescheduled": "Your order {ref} is rescheduled.{window_line}",
+    "msg.customer.order_returned": "Your order {ref} went back to the sender.",
+    "msg.customer.order_cancelled": "Your order {ref} was cancelled.",
+    "msg.driver.order_assigned": (
+        "New stop: order {ref}, {address}.{window_line}\nIt is stop {position} of your route."
+    ),
+    "msg.driver.order_unassigned": "Order {ref} ({address}) was taken off your route.",
+    "msg.driver.order_cancelled": "Order {ref} ({address}) was cancelled: skip it.",
+    "msg.driver.share_location_again": (
+        "Your location has not reached us for a while. Please share your live location again: "
+        "📎 → Location → Share My Live Location."
+    ),
+    "msg.dispatcher.order_failed": "⚠️ Order {ref} failed (attempt {attempt}): {reason}.",
+    "msg.dispatcher.order_returned": "Order {ref} was returned to the sender.",
+    "msg.dispatcher.order_unassignable": "⚠️ Order {ref} could not be assigned: {reason}.",
+    "msg.dispatcher.chat_undeliverable": (
+        "⚠️ {name} blocked the bot, so they no longer get messages{about}."
+    ),
+    "msg.dispatcher.driver_stale": (
+        "⚠️ {driver}'s location is {age} during the shift; I asked them to share it again."
+    ),
+    "msg.about_order": " (order {ref})",
+    "msg.age_minutes": "{minutes} min old",
+    "msg.age_never": "missing",
+    "msg.eta_line": " Arriving around {eta}.",
+    "msg.window_line": " Time: {window}.",
+    "msg.someone": "Your driver",
+    # --- buttons ---
+    "action.order.open": "Open",
+    "action.order.assign": "Assign",
+    "action.order.reassign": "Reassign",
+    "action.order.cancel": "Cancel order",
+    "action.order.reschedule": "Reschedule",
+    "action.order.return": "Return",
+    "action.driver.open_order": "Open stop",
+    "action.driver.ask_location": "Ask again",
+    "action.customer.pick_new_slot": "Pick a new time",
+    "action.customer.leave_instructions": "Leave instructions",
+    "action.customer.rate": "Rate",
+    "button.arrived": "📍 Arrived",
+    "button.picked_up": "📦 Picked up",
+    "button.delivered": "✅ Delivered",
+    "button.failed": "✖️ Failed",
+    "button.undo": "↩️ Undo",
+    "button.navigate": "🧭 Navigate",
+    "button.confirm": "✅ Create",
+    "button.edit": "✏️ Start over",
+    "button.abort": "Cancel",
+    "button.yes_cancel": "Yes, cancel it",
+    "button.share_location": "📍 Send my location",
+    # --- joining ---
+    "start.welcome": (
+        "Hi! This is {bot}, a delivery assistant.\n"
+        "• Customers: open the link you got with your order to receive its updates here.\n"
+        "• Drivers and dispatchers: open the invite link your team sent you."
+    ),
+    "start.joined": "Welcome, {name}! You are now a {role}.",
+    "start.subscribed": (
+        "You will get updates about order {ref} here.\n{status}\n"
+        "Ask me “where is my order?” any time."
+    ),
+    "start.unknown_link": (
+        "That link is not valid (it may be mistyped or very old). Ask the sender for a new one."
+    ),
+    "invite.used": "This invite has been used already. Ask for a new one.",
+    "invite.expired": "This invite has expired. Ask for a new one.",
+    "role.owner": "owner",
+    "role.dispatcher": "dispatcher",
+    "role.driver": "driver",
+    "role.customer": "customer",
+    # --- roles and help ---
+    "denied": "Sorry, {command} is for {roles}. Type /help to see what you can do.",
+    "denied.button": "This button is not for you, or it has expired.",
+    "help.stranger": (
+        "I deliver updates about orders and help delivery teams.\n"
+        "Open the link from your order or your invite to get started."
+    ),
+    "help.customer": (
+        "Ask “where is my order?” for its status and arrival time. You will get a message when "
+        "it is on the way, when the driver is close, and when it is delivered."
+    ),
+    "help.driver": (
+        "/shift – start or end your shift\n/route – your stops in order, with navigation\n"
+        "Share your live location during the shift so dispatch can plan around you."
+    ),
+    "help.dispatcher": (
+        "/neworder – create an order\n/orders [status] – list orders\n/order N – one order\n"
+        "/drivers – who is on shift\n/assign N driver – give an order to a driver\n"
+        "/dispatch – assign all waiting orders\n/optimize – re-plan all routes\n"
+        "/import – send a CSV file of orders\n/invite driver|dispatcher – an invite link\n"
+        "/report [today|yesterday|7d] – the numbers"
+    ),
+    "command.start": "Start",
+    "command.help": "What I can do",
+    "command.shift": "Start or end your shift",
+    "command.route": "Your stops",
+    "command.neworder": "Create an order",
+    "command.orders": "List orders",
+    "command.order": "Show one order",
+    "command.drivers": "Drivers",
+    "command.assign": "Assign an order",
+    "command.dispatch": "Assign waiting orders",
+    "command.optimize": "Re-plan routes",
+    "command.import": "Import orders from CSV",
+    "command.invite": "Invite a driver or dispatcher",
+    "command.report": "Report",
+    # --- driver ---
+    "shift.started": (
+        "Your shift has started. Now share your live location: tap 📎 → Location → "
+        "“Share My Live Location” and pick 8 hours."
+    ),
+    "shift.ended": "Your shift has ended. Thank you!{left}",
+    "shift.left": " {count} stops go back to dispatch.",
+    "shift.ask_end": "You are on shift. End it now?",
+    "shift.end_button": "End shift",
+    "shift.not_started": "Start your shift with /shift first, then share your live location.",
+    "location.live_started": "Thanks, I can see you. Live location until {until}.",
+    "location.stopped": "You stopped sharing your location. Share it again to keep ETAs right.",
+    "location.static": "Got your location. Please share a *live* location during your shift.",
+    "route.empty": "You have no stops right now.",
+    "route.header": "Your route ({count} stops):",
+    "route.stop": "{position}. {ref} · {status}\n{address}{eta}{window}\nFor {customer}{notes}",
+    "route.eta": "\nETA {eta}",
+    "route.window": " · window {window}",
+    "route.notes": "\nNote: {notes}",
+    "stop.pickup": "{position}. Pick up {ref}\n{address}{window}",
+    "driver.not_yours": "Order {order} is not on your route.",
+    "driver.cannot_undo": "That can no longer be undone for order {order}.",
+    "driver.undone": "Undone: order {ref} is {status} again.",
+    "driver.arrived": "Arrived at {ref}. When you hand it over, tap Delivered.",
+    "driver.picked_up": "Picked up {ref}.",
+    "driver.send_photo": "Send a photo of the delivered parcel for order {ref}.",
+    "driver.send_name": "Type the name of the person who took order {ref}.",
+    "driver.send_pin": "Ask the customer for their PIN for order {ref} and type it.",
+    "driver.delivered": "Order {ref} delivered. ✅{next}",
+    "driver.next_stop": "\nNext: {ref}, {address}.",
+    "driver.fail_reason": "Why could order {ref} not be delivered?",
+    "driver.fail_other": "Type what happened with order {ref}.",
+    "driver.failed": (
+        "Order {ref} marked failed: {reason}. The customer is offered a new time.{next}"
+    ),
+    "driver.photo_expected": "Please send a photo (not a file) of order {ref}, or tap Cancel.",
+    "reason.not_home": "nobody home",
+    "reason.wrong_address": "wrong address",
+    "reason.refused": "refused by the recipient",
+    "reason.no_access": "no access to the building",
+    "reason.damaged": "damaged parcel",
+    "reason.other": "other reason…",
+    "proof.too_large": "That photo is too large (over {mb} MB). Send a smaller one.",
+    "proof.not_image": "That is not a photo I can read. Send a JPEG or PNG photo.",
+    "proof.name_length": "Type the recipient's name (2 to 200 letters).",
+    "proof.pin_wrong": "That PIN is not right for order {order}. Ask the customer again.",
+    "proof.download_failed": "I could not fetch that photo from Telegram. Please send it again.",
+    # --- customer ---
+    "customer.no_orders": "I can't find an open order for you. Use the link from your order.",
+    "customer.order_line": "{ref}: {status}.{eta_line}{driver_line}\nTrack it: {link}",
+    "customer.driver_line": " Driver: {driver}.",
+    "customer.not_yours": "Order {order} is not one of yours.",
+    "customer.pick_slot": "Pick a new time for order {ref}:",
+    "customer.rescheduled": "Done: order {ref} will come {window}.",
+    "customer.instructions_prompt": (
+        "Type your instructions for the driver (gate code, neighbour…)."
+    ),
+    "customer.instructions_saved": "Thanks, the driver will see your note.",
+    "customer.instructions_length": "Instructions should be 2 to 500 characters.",
+    "customer.order_final": "Order {order} is finished already.",
+    "customer.rating_range": "Ratings go from 1 to 5.",
+    "customer.rate_after_delivery": "You can rate order {order} once it is delivered.",
+    "customer.rated": "Thank you for rating {stars}★!",
+    # --- dispatcher ---
+    "orders.none": "No orders{which}.",
+    "orders.header": "{total} orders{which}{more}:",
+    "orders.more": " (first {shown})",
+    "orders.line": "{ref} · {status} · {address}{driver}",
+    "orders.bad_status": "{text!r} is not a status. Use one of: {statuses}.",
+    "order.card": (
+        "Order {ref} · {status}\nCustomer: {customer}{phone}\nAddress: {address}{unlocated}\n"
+        "{window}{driver}{eta}Attempts: {attempts}{notes}\nTracking: {link}"
+    ),
+    "order.unlocated": " (no map point yet)",
+    "order.usage": "Write /order and the order number, like /order 12.",
+    "order.cancel_confirm": "Cancel order {ref}? The customer will be told.",
+    "order.cancelled": "Order {ref} is cancelled.",
+    "order.pick_driver": "Who should take order {ref}?",
+    "order.assigned": "Order {ref} → {driver}.",
+    "order.reschedule_pick": "New time for order {ref}:",
+    "order.rescheduled": "Order {ref} rescheduled to {window}.",
+    "order.returned": "Order {ref} marked returned.",
+    "assign.usage": "Write /assign, the order number and the driver, like /assign 12 Ana.",
+    "board.no_such_driver": "There is no driver called {driver!r}. /drivers lists them.",
+    "board.which_driver": "{driver!r} matches several drivers ({names}); write more of the name.",
+    "board.report_period": "{period!r} is not a period: use today, yesterday or 7d.",
+    "drivers.none": "No drivers yet. Invite one with /invite driver.",
+    "drivers.line": "{mark} {name} · {load} stops{seen}{next}",
+    "drivers.seen": " · seen {ago}",
+    "drivers.live": " (live)",
+    "drivers.next": "\n   next: {stop}",
+    "dispatch.summary": "Dispatched: {assigned} assigned, {left} left waiting.",
+    "dispatch.line": "• {ref} → {driver}",
+    "dispatch.left": "• {ref}: {reason}",
+    "dispatch.nothing": "There is nothing waiting to dispatch.",
+    "optimize.working": "Re-planning all routes… ⏳",
+    "optimize.progress": "Re-planning all routes… {seconds} s",
+    "optimize.result": (
+        "Routes re-planned: {minutes} min and {km} km saved against the current plan."
+    ),
+    "optimize.no_gain": "The current plan is already as good as I can find.",
+    "import.prompt": "Send the CSV file of orders as a document.",
+    "import.result": "Imported {created} orders, skipped {skipped} already present{errors}.",
+    "import.errors": ", {count} rows with problems:",
+    "import.row": "row {row}: {problem}",
+    "import.not_csv": "Please send a .csv file (as a document).",
+    "invite.usage": "Write /invite driver or /invite dispatcher.",
+    "invite.created": "Invite for a new {role} (valid {days} days, single use):\n{link}",
+    "invite.no_username": "Set TELEGRAM_BOT_USERNAME so I can build invite links.",
+    "report.text": (
+        "Report {start} – {end}\nCreated: {created}\nDelivered: {delivered} "
+        "(on time {on_time} of {with_window} with a window)\nFailed: {failed} · Returned: "
+        "{returned} · Cancelled: {cancelled}\nRating: {rating}{drivers}"
+    ),
+    "report.driver": "\n• {name}: {count}",
+    # new order conversation
+    "neworder.name": "New order. Customer's name?",
+    "neworder.phone": "Customer's phone number (with country code), or /skip.",
+    "neworder.address": "Delivery address? Type it, or send a location pin.",
+    "neworder.choose": "Which one is it?",
+    "neworder.no_match": "I found no place for {text!r}. Check it, or send a location pin.",
+    "neworder.window": "Time window, like 14:00-16:00 (today) or 2026-11-24 9-12, or /skip.",
+    "neworder.size": "Size: weight in kg, like 3.5, or /skip.",
+    "neworder.notes": "Notes for the driver, or /skip.",
+    "neworder.summary": (
+        "Check the order:\n{name}{phone}\n{address}\n{window}{size}{notes}\nCreate it?"
+    ),
+    "neworder.created": (
+        "Order #{order} created.\nTracking: {link}\nCustomer's link for chat updates: {subscribe}"
+    ),
+    "neworder.cancelled": "Order not created.",
+    "neworder.bad_window": (
+        "{text!r} is not a time window. Write it like 14:00-16:00 or 2026-11-24 9-12."
+    ),
+    "neworder.window_past": "{text!r} is over already; give a time window in the future.",
+    "neworder.bad_size": "{text!r} is not a weight. Write a number of kg like 3.5.",
+    "neworder.bad_text": "Please answer with text.",
+    "neworder.finish_first": "First finish the new order, or /cancel it.",
+    "neworder.invalid": "The order is not complete: {problems}. Tap “Start over”.",
+    "neworder.too_long": "That is too long ({limit} characters at most).",
+    "fallback.unknown": "I did not understand that.",
+    "cancelled": "OK, cancelled. Nothing was changed.",
+    "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",
+}
