@@ -104,9 +104,9 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app: object) -> AsyncIterator[str]:
-    """Run an ASGI app under uvicorn on a free 127.0.0.1 port; yield its base URL."""
-    port = free_port()
+async def serve(app: object, port: int | None = None) -> AsyncIterator[str]:
+    """Run an ASGI app under uvicorn on 127.0.0.1 (a free port by default); yield its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
     )

@@ -52,13 +52,8 @@ class TelegramChannel:
             observer.outer_middleware(identify)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        self.dp.include_routers(
-            common.router,
-            dispatcher.router,
-            driver.router,
-            customer.router,
-            fallback.router,
-        )
+        for routes in (common, dispatcher, driver, customer, fallback):
+            self.dp.include_router(routes.router.build())
         self.sender = Sender(self.bot, services)
         self._tasks: list[asyncio.Task[Any]] = []
 

@@ -102,11 +102,11 @@ COMMANDS: dict[Role | None, tuple[str, ...]] = {
 
 
 def commands_for(roles: frozenset[Role], lang: str) -> list[BotCommand]:
+    """The menu for these roles: their commands, then /help (strangers: /start and /help)."""
     names: list[str] = []
-    for role in [None, *sorted(roles)] if roles else [None]:
-        names += [n for n in COMMANDS[role] if n not in names]
-    if roles:
-        names.remove("start")
+    for role in sorted(roles):
+        names += [n for n in COMMANDS[role] if n not in names and n != "help"]
+    names = [*names, "help"] if roles else list(COMMANDS[None])
     return [BotCommand(command=name, description=t(f"command.{name}", lang)) for name in names]
 
 

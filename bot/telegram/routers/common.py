@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, Router
+from aiogram import Bot
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
 from bot.telegram.replies import help_text, status_line, tg_user
+from bot.telegram.routes import Routes
 from core.services import customers, members
 from core.services.hub import Services
 from core.services.members import Identity
 from core.texts import t
 
 log = logging.getLogger(__name__)
-router = Router(name="common")
+router = Routes("common")
 
 
 @router.message(CommandStart(deep_link=True))

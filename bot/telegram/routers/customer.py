@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from aiogram import F, Router
+from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -13,6 +13,7 @@ from bot.telegram.filters import CUSTOMER
 from bot.telegram.keyboards import Act, RateCb, SlotCb
 from bot.telegram.replies import status_line, window, zone
 from bot.telegram.routers.dispatcher import slot_window
+from bot.telegram.routes import Routes
 from bot.telegram.states import Instructions
 from core.lifecycle import Actor
 from core.services import customers
@@ -20,9 +21,8 @@ from core.services.hub import Services
 from core.services.members import Identity
 from core.texts import t
 
-router = Router(name="customer")
-for observer in (router.message, router.callback_query):
-    observer.filter(CUSTOMER)
+router = Routes("customer")
+router.guard(CUSTOMER, ("message", "callback_query"))
 ASKING = re.compile(r"\b(where|status|when|eta|track|order|arriv|deliver|come|coming)\w*", re.I)
 
 

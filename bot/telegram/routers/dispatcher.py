@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
@@ -16,6 +16,7 @@ from bot.telegram.filters import STAFF
 from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
 from bot.telegram.replies import when, window
 from bot.telegram.routers import neworder
+from bot.telegram.routes import Routes
 from bot.telegram.states import Import
 from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
@@ -27,10 +28,9 @@ from core.services.messages import tracking_link
 from core.texts import t
 
 log = logging.getLogger(__name__)
-router = Router(name="dispatcher")
-for observer in (router.message, router.callback_query):
-    observer.filter(STAFF)
-router.include_router(neworder.router)
+router = Routes("dispatcher")
+router.guard(STAFF, ("message", "callback_query"))
+router.include(neworder.router)
 ALIASES = {"open": None, "waiting": OrderStatus.NEW, "out": OrderStatus.OUT_FOR_DELIVERY}
 PROGRESS_EVERY_S = 1.0
 REPORT_ROWS = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
@@ -14,6 +14,7 @@ from bot.telegram import keyboards as kb
 from bot.telegram.filters import DRIVER
 from bot.telegram.keyboards import FailCb, ShiftCb, StopCb
 from bot.telegram.replies import when, window
+from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
 from core.errors import DomainError
 from core.lifecycle import Actor
@@ -25,9 +26,8 @@ from core.services.stops import StopView
 from core.texts import t
 
 log = logging.getLogger(__name__)
-router = Router(name="driver")
-for observer in (router.message, router.edited_message, router.callback_query):
-    observer.filter(DRIVER)
+router = Routes("driver")
+router.guard(DRIVER, ("message", "edited_message", "callback_query"))
 ROUTE_MESSAGES = 10  # stops sent as their own message with buttons; the rest are listed
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import F
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.keyboards import COMMANDS
 from bot.telegram.replies import help_text
+from bot.telegram.routes import Routes
 from core.services.members import Identity
 from core.texts import t
 
 log = logging.getLogger(__name__)
-router = Router(name="fallback")
+router = Routes("fallback")
 
 
 def roles_for(command: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
@@ -16,6 +16,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.keyboards import DraftCb
 from bot.telegram.replies import window, zone
+from bot.telegram.routes import Routes
 from bot.telegram.states import NewOrder
 from core.errors import DomainError
 from core.lifecycle import Actor
@@ -26,7 +27,7 @@ from core.services.messages import tracking_link
 from core.texts import t
 from core.validation import describe
 
-router = Router(name="neworder")
+router = Routes("neworder")
 SKIP = "/skip"
 MAX_TEXT = {"name": 200, "notes": 2000}
 

@@ -1,0 +1,150 @@
+"""Lastmile running for real against the fake Bot API (and a fake Nominatim): the web app with
+its Telegram channel under uvicorn on 127.0.0.1, updates arriving by webhook (or polling)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from sqlmodel import col, select
+
+from core.config import Settings
+from core.db import Database
+from core.models import Member, MemberRole, OutboxMessage, OutboxStatus, Role, utcnow
+from core.services.members import grant
+from tests.conftest import free_port, serve
+from tests.fakes import telegram_updates as tu
+from tests.fakes.nominatim import FakeNominatim
+from tests.fakes.telegram_api import Call, FakeTelegram
+
+SECRET = "webhook-secret-123"
+WAIT_S = 15.0
+
+
+def jpeg(width: int = 64, height: int = 48) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Bot:
+    fake: FakeTelegram
+    nominatim: FakeNominatim
+    db: Database
+    app: Any
+    base_url: str
+    settings: Settings
+
+    async def send(self, update: dict[str, Any]) -> int:
+        """Deliver one update by webhook; the handler has finished when this returns."""
+        status = await self.fake.deliver_webhook(update)
+        assert status == 200, status
+        return status
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [call.text or "" for call in self.fake.sent_to(chat_id)]
+
+    def last(self, chat_id: int) -> Call:
+        sent = self.fake.sent_to(chat_id)
+        assert sent, f"nothing was sent to chat {chat_id}"
+        return sent[-1]
+
+    def buttons(self, call: Call) -> list[tuple[str, str]]:
+        """(text, callback_data) of every inline button of a sent message."""
+        markup = call.params.get("reply_markup") or {}
+        rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+        return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
+
+    async def tap(self, person: dict[str, Any], chat_id: int, call: Call, label: str) -> None:
+        """Press the button whose text contains `label` on message `call`."""
+        data = [d for text, d in self.buttons(call) if label in text]
+        assert data, f"no button {label!r} in {self.buttons(call)}"
+        message_id = (call.result or {}).get("message_id", 1)
+        await self.send(tu.callback(person, data[0], message_id=message_id, chat_id=chat_id))
+
+    async def outbox_settled(self, timeout: float = WAIT_S) -> list[OutboxMessage]:
+        """Wait until the sender has dealt with every due outbox row; return all rows."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.db.sessions() as session:
+                rows = list(await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+            busy = [
+                r for r in rows
+                if r.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
+                and r.next_attempt_at <= utcnow()
+            ]  # fmt: skip
+            if not busy:
+                return rows
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"outbox not drained: {[(r.id, r.status) for r in busy]}")
+            await asyncio.sleep(0.05)
+
+
+async def add_person(
+    db: Database, telegram_id: int, name: str, roles: list[Role]
+) -> tuple[dict[str, Any], Member]:
+    """A member who has opened the chat already (chat id = user id), and their Telegram user."""
+    async with db.transaction() as session:
+        member = Member(
+            name=name, telegram_user_id=telegram_id, telegram_chat_id=telegram_id, language="en"
+        )
+        session.add(member)
+        await session.flush()
+        for role in roles:
+            await grant(session, member, role)
+    return tu.user(telegram_id, name.split()[0], last_name=None), member
+
+
+async def roles_of(db: Database, telegram_id: int) -> set[Role]:
+    async with db.sessions() as session:
+        statement = (
+            select(MemberRole.role)
+            .join(Member, col(Member.id) == MemberRole.member_id)
+            .where(Member.telegram_user_id == telegram_id)
+        )
+        return set(await session.exec(statement))
+
+
+@asynccontextmanager
+async def running_bot(
+    db: Database,
+    tmp_path: Path,
+    *,
+    mode: str = "webhook",
+    clock: Callable[[], datetime] = utcnow,
+    telegram: dict[str, Any] | None = None,
+    tracking: dict[str, Any] | None = None,
+) -> AsyncIterator[Bot]:
+    from web.app import create_app
+
+    nominatim = FakeNominatim()
+    async with FakeTelegram() as fake, serve(nominatim.app) as nominatim_url:
+        nominatim.url = nominatim_url
+        port = free_port()
+        settings = Settings(
+            app={"base_url": f"http://127.0.0.1:{port}", "data_dir": tmp_path, "timezone": "UTC"},
+            telegram={
+                "bot_token": fake.token,
+                "bot_username": "lastmile_test_bot",
+                "api_url": fake.url,
+                "mode": mode,
+                "webhook_secret": SECRET,
+                "chat_rate_per_s": 100,
+                "rate_per_s": 1000,
+                **(telegram or {}),
+            },
+            geocoding={"url": nominatim_url, "min_interval_s": 0},
+            tracking=tracking or {},
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        app = create_app(settings, db, clock=clock)
+        async with serve(app, port=port) as base_url:
+            yield Bot(fake, nominatim, db, app, base_url, settings)
