@@ -75,11 +75,13 @@ class Bot:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             async with self.db.sessions() as session:
-                rows = list(await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+                rows = list(
+                    await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+                )
             busy = [
                 r for r in rows
-                if r.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
-                and r.next_attempt_at <= utcnow()
+                if r.status is OutboxStatus.SENDING
+                or (r.status is OutboxStatus.PENDING and r.next_attempt_at <= utcnow())
             ]  # fmt: skip
             if not busy:
                 return rows

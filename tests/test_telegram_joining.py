@@ -38,7 +38,11 @@ async def test_invite_makes_a_driver_once(db: Database, tmp_path: Path):
         assert await roles_of(db, 501) == {Role.DRIVER}
         menus = [c for c in bot.fake.calls_to("setMyCommands") if c.ok and "scope" in c.params]
         chat_menu = [c for c in menus if c.params["scope"].get("chat_id") == 501]
-        assert [c["command"] for c in chat_menu[-1].params["commands"]] == ["shift", "route", "help"]
+        assert [c["command"] for c in chat_menu[-1].params["commands"]] == [
+            "shift",
+            "route",
+            "help",
+        ]
 
         ben = tu.user(502, "Ben")  # the same link again: used
         await bot.send(tu.command(ben, "/start", token))
@@ -86,7 +90,9 @@ async def test_customer_subscribes_by_order_link_and_hears_updates(db: Database,
         assert f"/t/{order.tracking_token}" in text
         async with db.sessions() as session:
             customer = await session.get(Customer, order.customer_id)
-            member = (await session.exec(select(Member).where(Member.telegram_user_id == 505))).one()
+            member = (
+                await session.exec(select(Member).where(Member.telegram_user_id == 505))
+            ).one()
         assert customer is not None and customer.member_id == member.id
         assert await roles_of(db, 505) == {Role.CUSTOMER}
 
@@ -137,8 +143,13 @@ async def test_a_command_outside_your_role_is_refused(db: Database, tmp_path: Pa
     assert bot.texts(508) == [
         "Sorry, /dispatch is for dispatchers. Type /help to see what you can do."
     ]
-    assert bot.texts(509)[0] == "Sorry, /neworder is for dispatchers. Type /help to see what you can do."
-    assert bot.texts(509)[1].startswith("I did not understand that.") and "/shift" in bot.texts(509)[1]
+    assert (
+        bot.texts(509)[0]
+        == "Sorry, /neworder is for dispatchers. Type /help to see what you can do."
+    )
+    assert (
+        bot.texts(509)[1].startswith("I did not understand that.") and "/shift" in bot.texts(509)[1]
+    )
     assert "refused /dispatch" in caplog.text
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, F
 from aiogram.filters import Command
@@ -99,7 +99,7 @@ async def msg_location(message: Message, svc: Services, who: Identity, lang: str
 async def msg_location_edit(message: Message, svc: Services, who: Identity, lang: str) -> None:
     location = message.location
     assert location is not None
-    at = message.edit_date or message.date
+    at = datetime.fromtimestamp(message.edit_date, UTC) if message.edit_date else message.date
     if location.live_period is None:  # the final edit: she stopped sharing
         await tracking.stop_sharing(svc.db, driver_id(who), at)
         await message.answer(t("location.stopped", lang))
