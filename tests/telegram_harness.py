@@ -70,9 +70,9 @@ class Bot:
         message_id = (call.result or {}).get("message_id", 1)
         await self.send(tu.callback(person, data[0], message_id=message_id, chat_id=chat_id))
 
-    async def outbox_settled(self, timeout: float = WAIT_S) -> list[OutboxMessage]:
+    async def outbox_settled(self, wait_s: float = WAIT_S) -> list[OutboxMessage]:
         """Wait until the sender has dealt with every due outbox row; return all rows."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + wait_s
         while True:
             async with self.db.sessions() as session:
                 rows = list(

@@ -65,7 +65,7 @@ async def assign(db: Database, order_id: int, driver_id: int) -> None:
 
 async def test_live_location_session_start_updates_stop_and_expiry(db: Database, tmp_path: Path):
     ana, member = await add_person(db, 601, "Ana Driver", [Role.DRIVER])
-    _, boss = await add_person(db, 602, "Bo Boss", [Role.DISPATCHER])
+    await add_person(db, 602, "Bo Boss", [Role.DISPATCHER])
     now = [utcnow()]
     async with running_bot(db, tmp_path, clock=lambda: now[0]) as bot:
         await bot.send(tu.command(ana, "/shift"))

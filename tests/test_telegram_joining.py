@@ -63,7 +63,8 @@ async def test_expired_and_unknown_invites_give_no_role(db: Database, tmp_path: 
         await bot.send(tu.command(cleo, "/start", "not-a-real-token-at-all"))
         assert bot.texts(503) == [
             "This invite has expired. Ask for a new one.",
-            "That link is not valid (it may be mistyped or very old). Ask the sender for a new one.",
+            "That link is not valid (it may be mistyped or very old). "
+            "Ask the sender for a new one.",
         ]
     assert await roles_of(db, 503) == set()
 

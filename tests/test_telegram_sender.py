@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -96,7 +97,7 @@ async def test_chat_rate_is_respected(db: Database, tmp_path: Path):
         sender = make_sender(fake, db, tmp_path, chat_rate_per_s=2)
         await run_until_sent(sender, db, 4)
         times = [c.at for c in fake.calls_to("sendMessage") if c.ok]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 4 and min(gaps) >= 0.45  # 2 a second: 0.5 s apart (timer slack)
 
 
