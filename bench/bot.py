@@ -501,9 +501,9 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
                 fix = tracking.Fix(lat=loc["latitude"], lon=loc["longitude"], at=at, live=True)
                 await tracking.record(db, 1 + k % args.drivers, fix)
 
-            async def empty_transaction(k: int) -> None:
-                async with db.transaction():
-                    pass
+            async def select_one(k: int) -> None:
+                async with db.sessions() as session:
+                    await session.exec(select(sa.literal(1)))
 
             async def feed(k: int) -> None:
                 update = dict(updates[k], update_id=updates[k]["update_id"] + 10_000_000)
@@ -511,7 +511,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
 
             await timed("parse Update (pydantic)", parse)
             await timed("identify_telegram (2 selects)", identify)
-            await timed("empty transaction", empty_transaction)
+            await timed("session with SELECT 1", select_one)
             await timed("tracking.record (insert+update)", record)
             await timed("TelegramChannel.feed (all)", feed)
         finally:

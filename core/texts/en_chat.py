@@ -264,7 +264,7 @@ TEXTS = {
     "neworder.window_past": "{text!r} is over already; give a time window in the future.",
     "neworder.bad_size": "{text!r} is not a weight. Write a number of kg like 3.5.",
     "neworder.bad_text": "Please answer with text.",
-    "neworder.finish_first": "First finish the new order, or /cancel it.",
+    "finish_first": "First finish what we started, or /cancel it.",
     "neworder.invalid": "The order is not complete: {problems}. Tap “Start over”.",
     "neworder.too_long": "That is too long ({limit} characters at most).",
     "fallback.unknown": "I did not understand that.",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot
-from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram import Bot, F
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
@@ -56,6 +56,12 @@ async def cmd_start(message: Message, bot: Bot, who: Identity, lang: str) -> Non
         await message.answer(t("start.welcome", lang, bot=me.full_name))
         return
     await message.answer(help_text(who, lang))
+
+
+@router.message(~StateFilter(None), F.text.regexp(r"^/(?!skip\b|cancel\b|start\b)"))
+async def msg_command_midway(message: Message, lang: str) -> None:
+    """Inside a conversation other commands wait: finish it or /cancel it first."""
+    await message.answer(t("finish_first", lang))
 
 
 @router.message(Command("cancel"))

@@ -51,7 +51,7 @@ async def _chat(callback: CallbackQuery, text: str, **kwargs: object) -> None:
 async def cmd_orders(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
     word = (command.args or "").strip().lower().replace(" ", "_")
     try:
-        status = ALIASES[word] if word in ALIASES or not word else OrderStatus(word)
+        status = ALIASES.get(word) if word in ALIASES or not word else OrderStatus(word)
     except ValueError:
         names = ", ".join([*ALIASES, *(s.value for s in OrderStatus)])
         await message.answer(t("orders.bad_status", lang, text=word, statuses=names))

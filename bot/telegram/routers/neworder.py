@@ -43,8 +43,6 @@ def _text(message: Message, limit: int) -> str:
     text = " ".join((message.text or "").split())
     if not text:
         raise DomainError("neworder.bad_text")
-    if text.startswith("/") and text != SKIP:
-        raise DomainError("neworder.finish_first")
     if len(text) > limit:
         raise DomainError("neworder.too_long", limit=limit)
     return text
