@@ -124,6 +124,7 @@ async def running_bot(
     clock: Callable[[], datetime] = utcnow,
     telegram: dict[str, Any] | None = None,
     tracking: dict[str, Any] | None = None,
+    redis_url: str | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -145,6 +146,7 @@ async def running_bot(
             },
             geocoding={"url": nominatim_url, "min_interval_s": 0},
             tracking=tracking or {},
+            redis={"url": redis_url},
             _env_file=None,  # type: ignore[call-arg]
         )
         app = create_app(settings, db, clock=clock)

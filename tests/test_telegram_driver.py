@@ -203,6 +203,16 @@ async def test_failed_stop_then_the_customer_picks_a_new_slot(db: Database, tmp_
             )
         assert window.starts_at > utcnow() and window.starts_at.hour == 9
 
+        await bot.tap(dora, 622, failed, "Leave instructions")
+        assert bot.texts(622)[-1].startswith("Type your instructions for the driver")
+        await bot.send(tu.message(dora, "x"))  # too short: asked again, nothing saved
+        assert bot.texts(622)[-1] == "Instructions should be 2 to 500 characters."
+        await bot.send(tu.message(dora, "Code 1234 at the gate"))
+        assert bot.texts(622)[-1] == "Thanks, the driver will see your note."
+        async with db.sessions() as session:
+            saved = await session.get(Order, order.id)
+        assert saved is not None and saved.notes.endswith("Code 1234 at the gate")
+
 
 async def test_undo_a_mistap_and_no_acting_on_other_drivers_stops(db: Database, tmp_path: Path):
     ana, member = await add_person(db, 631, "Ana", [Role.DRIVER])

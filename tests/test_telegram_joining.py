@@ -8,6 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisDown
 from sqlmodel import select
 
 from core.db import Database
@@ -163,3 +166,31 @@ async def test_long_polling_answers_updates(db: Database, tmp_path: Path):
                 break
             await asyncio.sleep(0.1)
         assert "delivery assistant" in bot.texts(510)[0]
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+async def test_with_redis_conversations_and_repeats_are_shared(db: Database, tmp_path: Path):
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.flushdb()
+    except RedisDown:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    boss, _ = await add_person(db, 520, "Bo", [Role.DISPATCHER])
+    update = tu.command(boss, "/neworder", update_id=880001)
+    try:
+        async with running_bot(db, tmp_path, redis_url=REDIS_URL) as bot:
+            await bot.send(update)
+            await bot.send(tu.message(boss, "Lena", update_id=880002))
+        keys = {key.decode() for key in await redis.keys("*")}
+        assert "lastmile:tg:update:880001" in keys
+        assert any(key.startswith("fsm:520:520") for key in keys)
+        # a second instance (a restart, or another process) shares both
+        async with running_bot(db, tmp_path, redis_url=REDIS_URL) as again:
+            await again.send(update)  # seen already: ignored
+            await again.send(tu.message(boss, "+49 151 23456789", update_id=880003))
+            assert again.texts(520) == ["Delivery address? Type it, or send a location pin."]
+    finally:
+        await redis.flushdb()
+        await redis.aclose()

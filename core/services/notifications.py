@@ -107,6 +107,7 @@ async def for_event(
 
 NOTE_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unassignable": ("dispatcher.order_unassignable", ("order.assign", "order.open")),
+    "at_risk": ("dispatcher.order_at_risk", ("order.open", "order.assign")),
 }
 
 

@@ -29,7 +29,9 @@ from core.models import (
     Order,
     OrderEvent,
     OrderStatus,
+    OrderWindow,
     ShiftState,
+    StopKind,
     utcnow,
 )
 from core.services.dispatch import Dispatcher
@@ -161,8 +163,9 @@ class Tracker:
 
     async def _after_ping(self, driver_id: int) -> None:
         try:
-            await self.dispatcher.on_location(driver_id, SYSTEM)
+            etas = await self.dispatcher.on_location(driver_id, SYSTEM)
             await self.notify_nearby(driver_id)
+            await self.alert_at_risk(etas)
         except Exception:  # a failed ETA refresh must not lose the ping or stop the loop
             log.exception("ETA refresh for driver %s failed", driver_id)
 
@@ -178,19 +181,55 @@ class Tracker:
             near = await self.dispatcher.is_near(
                 order_id, minutes=self.settings.nearby_minutes, metres=self.settings.nearby_metres
             )
-            if near and await self._once(order_id, attempt):
+            if near and await self._once(order_id, "driver_nearby", {"attempt": attempt}):
                 told.append(order_id)
         return told
 
-    async def _once(self, order_id: int, attempt: int) -> bool:
+    async def alert_at_risk(self, etas: dict[int, datetime]) -> list[int]:
+        """Tell the dispatchers, once per attempt, about orders now predicted after their window."""
+        if not etas:
+            return []
+        async with self.db.sessions() as session:
+            ends = dict(
+                (
+                    await session.exec(
+                        select(OrderWindow.order_id, sa.func.max(OrderWindow.ends_at))
+                        .where(
+                            col(OrderWindow.order_id).in_(list(etas)),
+                            OrderWindow.stop == StopKind.DELIVERY,
+                        )
+                        .group_by(col(OrderWindow.order_id))
+                    )
+                ).all()
+            )
+            attempts = dict(
+                (
+                    await session.exec(
+                        select(Order.id, Order.attempts).where(col(Order.id).in_(list(ends)))
+                    )
+                ).all()
+            )
+        late = []
+        for order_id, end in ends.items():
+            if etas[order_id] > end:
+                minutes = int((etas[order_id] - end).total_seconds() // 60) + 1
+                data = {"attempt": attempts.get(order_id, 0), "reason": f"+{minutes} min"}
+                if await self._once(order_id, "at_risk", data):
+                    late.append(order_id)
+        return late
+
+    async def _once(self, order_id: int, kind: str, data: dict[str, object]) -> bool:
+        """Record note `kind` on the order unless one exists for this attempt already."""
         async with self.db.transaction() as session:
             await session.exec(select(Order.id).where(Order.id == order_id).with_for_update())
             statement = select(OrderEvent.data).where(
-                OrderEvent.order_id == order_id, OrderEvent.kind == "driver_nearby"
+                OrderEvent.order_id == order_id, OrderEvent.kind == kind
             )
-            if any(data.get("attempt") == attempt for data in await session.exec(statement)):
+            if any(
+                seen.get("attempt") == data["attempt"] for seen in await session.exec(statement)
+            ):
                 return False
-            await lifecycle.note(session, order_id, "driver_nearby", SYSTEM, {"attempt": attempt})
+            await lifecycle.note(session, order_id, kind, SYSTEM, data)
             return True
 
     async def check_stale(self) -> list[int]:

@@ -36,6 +36,9 @@ TEXTS = {
     "msg.dispatcher.order_failed": "⚠️ Order {ref} failed (attempt {attempt}): {reason}.",
     "msg.dispatcher.order_returned": "Order {ref} was returned to the sender.",
     "msg.dispatcher.order_unassignable": "⚠️ Order {ref} could not be assigned: {reason}.",
+    "msg.dispatcher.order_at_risk": (
+        "⚠️ Order {ref} will be late: {driver} is expected {reason} after its window."
+    ),
     "msg.dispatcher.chat_undeliverable": (
         "⚠️ {name} blocked the bot, so they no longer get messages{about}."
     ),

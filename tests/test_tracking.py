@@ -1,0 +1,89 @@
+"""Pings into "driver nearby" for customers and "order at risk" for dispatchers, once each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from core.config import Settings
+from core.db import Database
+from core.lifecycle import SYSTEM, Change, Window
+from core.models import (
+    Customer,
+    Driver,
+    Member,
+    OrderStatus,
+    OutboxMessage,
+    Role,
+    ShiftState,
+    utcnow,
+)
+from core.services import orders
+from core.services.hub import Services
+from core.services.members import grant
+from core.services.orders import OrderDraft
+from core.services.tracking import Fix
+
+S = OrderStatus
+
+
+async def setup(db: Database, *, window_minutes: int):
+    async with db.transaction() as session:
+        people = {}
+        for name, role in (("Ana", Role.DRIVER), ("Cy", Role.CUSTOMER), ("Bo", Role.DISPATCHER)):
+            member = Member(name=name, telegram_chat_id=len(people) + 1)
+            session.add(member)
+            await session.flush()
+            await grant(session, member, role)
+            people[name] = member
+        driver = (await session.exec(select(Driver))).one()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
+        session.add(driver)
+    now = utcnow()
+    window = Window(now - timedelta(hours=1), now + timedelta(minutes=window_minutes))
+    draft = OrderDraft(customer_name="Cy", address="Door 1", lat=52.5200, lon=13.4050,
+                       windows=(window,))  # fmt: skip
+    order = await orders.create_order(db, draft, SYSTEM, source="test")
+    async with db.transaction() as session:
+        customer = await session.get(Customer, order.customer_id)
+        assert customer is not None
+        customer.member_id = people["Cy"].id
+        session.add(customer)
+    for target in (S.ASSIGNED, S.OUT_FOR_DELIVERY):
+        await orders.change_status(db, order.id, target, SYSTEM, Change(driver_id=driver.id))
+    services = Services.build(Settings(_env_file=None), db)  # type: ignore[call-arg]
+    return services, driver, order
+
+
+async def templates(db: Database) -> list[str]:
+    async with db.sessions() as session:
+        rows = await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+        return [row.template for row in rows]
+
+
+async def test_driver_nearby_is_told_once_per_attempt(db: Database):
+    services, driver, _ = await setup(db, window_minutes=120)
+    tracker = services.tracker
+    await tracker.ping(driver.id, Fix(52.5300, 13.4050, utcnow(), live=True))  # ~1.1 km away
+    await tracker.drain()
+    assert "customer.driver_nearby" not in await templates(db)
+    assert await tracker.notify_nearby(driver.id) == []
+
+    await tracker.ping(driver.id, Fix(52.5215, 13.4050, utcnow(), live=True))  # ~170 m
+    assert await tracker.notify_nearby(driver.id) != []
+    assert await tracker.notify_nearby(driver.id) == []  # not twice in one attempt
+    assert (await templates(db)).count("customer.driver_nearby") == 1
+    await services.close()
+
+
+async def test_an_order_predicted_after_its_window_alerts_dispatchers_once(db: Database):
+    services, driver, order = await setup(db, window_minutes=1)
+    tracker = services.tracker
+    await tracker.ping(driver.id, Fix(52.62, 13.40, utcnow(), live=True))  # ~11 km: too far
+    await tracker.drain()
+    assert (await templates(db)).count("dispatcher.order_at_risk") == 1
+    etas = await services.dispatcher.refresh_etas(driver.id)
+    assert etas[order.id] > utcnow() + timedelta(minutes=1)
+    assert await tracker.alert_at_risk(etas) == []  # once per attempt
+    await services.close()
