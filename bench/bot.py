@@ -265,6 +265,7 @@ class AppProcess:
             TELEGRAM_WEBHOOK_SECRET=self.secret,
         )
         command = [sys.executable, "-m", "bench.bot", "serve", "--loop", args.loop]
+        command += ["--gc-freeze"] if args.gc_freeze else []
         if self.profile_path:
             command += ["--profile-to", str(self.profile_path)]
         self.log = self.log_path.open("wb")
@@ -305,8 +306,46 @@ class AppProcess:
         self.log.close()
 
 
+class GcPauses:
+    """Counts and times the collector's full (generation 2) pauses in the app process."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses: list[tuple[float, float]] = []  # (wall clock at the end, ms)
+        self.objects = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses.append((time.time(), (time.perf_counter() - self.started) * 1000))
+
+    def report(self) -> None:
+        summary = {"objects_at_start": self.objects, "pauses": self.pauses}
+        print(f"GC-PAUSES {json.dumps(summary)}", file=sys.stderr, flush=True)
+
+
+def gen2_pauses(log_text: str, start: float, end: float) -> dict[str, Any] | None:
+    """The app's full collections while the stream ran, from its GC-PAUSES log line."""
+    lines = [x for x in log_text.splitlines() if x.startswith("GC-PAUSES ")]
+    if not lines:
+        return None
+    data = json.loads(lines[-1].split(" ", 1)[1])
+    during = [ms for at, ms in data["pauses"] if start <= at <= end + 1]
+    return {
+        "objects_at_start": data["objects_at_start"],
+        "count": len(during),
+        "max_ms": round(max(during, default=0.0), 1),
+        "total_ms": round(sum(during), 1),
+    }
+
+
 def serve(args: argparse.Namespace) -> None:
     """The app process: settings from the environment, uvicorn like `lastmile run`."""
+    import gc
+
     import uvicorn
 
     from core.config import load_settings
@@ -339,8 +378,15 @@ def serve(args: argparse.Namespace) -> None:
         runner: Callable[..., Any] = uvloop.run
     else:
         runner = asyncio.run
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    if args.gc_freeze:  # an experiment: what full collections cost when startup is frozen
+        gc.collect()
+        gc.freeze()
+    pauses.objects = len(gc.get_objects())
     with contextlib.suppress(KeyboardInterrupt):
         runner(server.serve())
+    pauses.report()
 
 
 def top_of_profile(path: Path, out: Path, limit: int = 25) -> str:
@@ -364,6 +410,20 @@ async def count_pings(url: str) -> int:
         await db.dispose()
 
 
+async def pg_sessions(url: str) -> int | None:
+    """Sessions PostgreSQL has seen on this database so far (None on SQLite)."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return None
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
 async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     await seed_drivers(url, args.drivers)
@@ -377,20 +437,27 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
                 async with asyncio.timeout(60):
                     _, warm_status, _ = await post_all(hook, warmup, app.secret, 4)
                 await asyncio.sleep(1.0)  # background ETA refresh after each first ping
+                sessions_before = await pg_sessions(url)
                 cpu_before = cpu_seconds(app.proc.pid)
                 own_before = time.process_time()
                 await app.profile("start")
+                stream_start = time.time()
                 async with asyncio.timeout(args.timeout):
                     latencies, statuses, wall = await post_all(
                         hook, stream, app.secret, args.concurrency
                     )
+                stream_end = time.time()
                 await app.profile("stop")
                 cpu_after = cpu_seconds(app.proc.pid)
                 own_cpu = time.process_time() - own_before
                 pings = await count_pings(url)
+                await asyncio.sleep(0.6)  # PostgreSQL reports ended sessions within 0.5 s
+                sessions_after = await pg_sessions(url)
             finally:
                 await app.stop()
-            errors = app.log_path.read_text(errors="replace").count("Traceback")
+            server_log = app.log_path.read_text(errors="replace")
+            errors = server_log.count("Traceback")
+            gc_pauses = gen2_pauses(server_log, stream_start, stream_end)
             profile_text = None
             if app.profile_path and app.profile_path.exists():
                 out = args.json.parent / f"bot-profile-{backend}.txt"
@@ -421,8 +488,16 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
         "server_cpu_ms_per_update": round(sum(server_cpu.values()) * 1000 / len(stream), 2),
         "loadgen_cpu_s": round(own_cpu, 2),
         "server_tracebacks": errors,
+        "server_gc_gen2_during_stream": gc_pauses,
+        "slowest": [
+            {"index": i, "ms": round(ms[i], 1)}
+            for i in sorted(range(len(ms)), key=ms.__getitem__)[-5:]
+        ],
         "meets_target": len(stream) / wall >= TARGET_RATE and percentile(ms, 99) <= TARGET_P99_MS,
     }
+    if sessions_before is not None and sessions_after is not None:
+        # minus this bench's own: the ping count and the two probes
+        result["pg_sessions_opened_during_stream"] = sessions_after - sessions_before - 2
     if profile_text:
         result["profile_file"] = str(args.json.parent / f"bot-profile-{backend}.txt")
     return result
@@ -706,6 +781,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--profile", action="store_true", help="cProfile the app process")
+    parser.add_argument("--gc-freeze", action="store_true", help="app: gc.freeze() at start")
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=1000, help="breakdown: updates per step")
     parser.add_argument("--chats", type=int, default=100)
@@ -726,9 +802,11 @@ def main() -> None:
     if args.what in ("location", "all"):
         results = asyncio.run(databases(args, lambda url: measure_location(url, args)))
         print_location(results)
-        keys = ["drivers", "updates", "concurrency", "loop", "profile"]
+        keys = ["drivers", "updates", "concurrency", "loop", "profile", "gc_freeze"]
         params = {k: getattr(args, k) for k in keys} | {"postgres": bool(args.postgres)}
-        section = "location" if args.loop == "asyncio" else f"location_{args.loop}"
+        variant = [args.loop] if args.loop != "asyncio" else []
+        variant += ["gc_freeze"] * args.gc_freeze + ["profiled"] * args.profile
+        section = "_".join(["location", *variant])
         write_json(args.json, section, params, results)
     if args.what == "breakdown":
         results = asyncio.run(databases(args, lambda url: measure_breakdown(url, args)))

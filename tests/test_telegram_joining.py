@@ -194,3 +194,19 @@ async def test_with_redis_conversations_and_repeats_are_shared(db: Database, tmp
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+async def test_blocking_the_bot_stops_messages_and_tells_dispatchers(db: Database, tmp_path: Path):
+    kim, member = await add_person(db, 530, "Kim", [Role.CUSTOMER])
+    await add_person(db, 531, "Boss", [Role.DISPATCHER])
+    async with running_bot(db, tmp_path) as bot:
+        await bot.send(tu.my_chat_member_blocked(kim))
+        await bot.outbox_settled()
+        assert bot.texts(531) == ["⚠️ Kim blocked the bot, so they no longer get messages."]
+        async with db.sessions() as session:
+            blocked = await session.get(Member, member.id)
+        assert blocked is not None and blocked.telegram_blocked_at is not None
+        await bot.send(tu.message(kim, "where is my order?"))  # writing again unblocks
+        async with db.sessions() as session:
+            back = await session.get(Member, member.id)
+        assert back is not None and back.telegram_blocked_at is None

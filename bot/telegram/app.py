@@ -55,6 +55,7 @@ class TelegramChannel:
         for routes in (common, dispatcher, driver, customer, fallback):
             self.dp.include_router(routes.router.build())
         self.sender = Sender(self.bot, services)
+        self._sending: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def feed(self, data: dict[str, Any]) -> None:
@@ -87,7 +88,7 @@ class TelegramChannel:
             await self.bot.delete_webhook()
             self._spawn(self._poll())
             log.info("Telegram: long polling %s", settings.telegram.api_url)
-        self._spawn(self.sender.run())
+        self._sending = asyncio.create_task(self.sender.run())
         self._spawn(self._check_stale())
 
     def _spawn(self, coroutine: Any) -> None:
@@ -111,10 +112,11 @@ class TelegramChannel:
     async def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
-        self.sender.stop()
+        self.sender.stop()  # it finishes the messages in flight and hands back the rest
+        if self._sending is not None:
+            await self._sending
         for task in self._tasks:
-            if not task.done() and task.get_coro().__name__ != "run":  # type: ignore[union-attr]
-                task.cancel()
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.dp.storage.close()

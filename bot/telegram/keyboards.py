@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
@@ -15,7 +16,7 @@ from aiogram.types import (
 )
 
 from core.lifecycle import Window
-from core.models import OrderKind, OrderStatus, Role, StopKind
+from core.models import OrderStatus, Role, StopKind
 from core.services.stops import FAIL_REASONS, StopView
 from core.texts import t
 
@@ -47,6 +48,11 @@ class SlotCb(CallbackData, prefix="slot"):
     start: int  # epoch seconds
     end: int
     by: str  # c (customer) | d (dispatcher)
+
+    def window(self) -> Window:
+        return Window(
+            datetime.fromtimestamp(self.start, UTC), datetime.fromtimestamp(self.end, UTC)
+        )
 
 
 class AssignCb(CallbackData, prefix="as"):
@@ -230,7 +236,3 @@ def share_location(lang: str) -> ReplyKeyboardMarkup:
 
 def end_shift(lang: str) -> InlineKeyboardMarkup:
     return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
-
-
-def is_pickup_delivery(kind: OrderKind) -> bool:
-    return kind is OrderKind.PICKUP_DELIVERY

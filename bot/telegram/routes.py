@@ -35,6 +35,9 @@ class Routes:
     def callback_query(self, *filters: Any) -> Callable[[Any], Any]:
         return self._on("callback_query", filters)
 
+    def my_chat_member(self, *filters: Any) -> Callable[[Any], Any]:
+        return self._on("my_chat_member", filters)
+
     def guard(self, check: Any, observers: tuple[str, ...] = OBSERVERS) -> None:
         """A filter every handler of these observers must pass (e.g. a role)."""
         self.guards += [(observer, check) for observer in observers]

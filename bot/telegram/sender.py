@@ -170,9 +170,5 @@ class Sender:
             self.services.db, row.id, f"undeliverable: {reason}", permanent=True
         )
         await chat_unreachable(
-            self.services.db,
-            row.recipient_member_id,
-            reason=reason,
-            outbox_id=row.id,
-            order_id=row.order_id,
+            self.services.db, row.recipient_member_id, reason=reason, order_id=row.order_id
         )

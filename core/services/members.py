@@ -181,7 +181,7 @@ async def subscribe(db: Database, tracking_token: str, user: TelegramUser) -> Or
 
 
 async def chat_unreachable(
-    db: Database, member_id: int, *, reason: str, outbox_id: int, order_id: int | None
+    db: Database, member_id: int, *, reason: str, order_id: int | None = None
 ) -> None:
     """A member's Telegram chat refuses our messages (they blocked the bot): stop using it,
     give up their other waiting Telegram messages, and tell the dispatchers once."""
@@ -189,7 +189,7 @@ async def chat_unreachable(
         member = await session.get(Member, member_id, with_for_update=True)
         if member is None or member.telegram_blocked_at is not None:
             return
-        member.telegram_blocked_at = utcnow()
+        member.telegram_blocked_at = blocked_at = utcnow()
         session.add(member)
         await session.exec(
             sa.update(OutboxMessage)
@@ -206,4 +206,23 @@ async def chat_unreachable(
             if recipient == member_id:
                 continue
             notice = Notice(recipient, "dispatcher.chat_undeliverable", params, actions)
-            await outbox.add(session, notice, f"undeliverable:{outbox_id}:{recipient}", order_id)
+            key = f"undeliverable:{member_id}:{blocked_at.isoformat()}:{recipient}"
+            await outbox.add(session, notice, key, order_id)
+
+
+async def telegram_chat_changed(db: Database, telegram_user_id: int, *, blocked: bool) -> None:
+    """Telegram says a user blocked (or unblocked) the bot."""
+    async with db.sessions() as session:
+        member = (
+            await session.exec(select(Member).where(Member.telegram_user_id == telegram_user_id))
+        ).first()
+    if member is None or member.id is None:
+        return
+    if blocked:
+        await chat_unreachable(db, member.id, reason="blocked the bot")
+        return
+    async with db.transaction() as session:
+        fresh = await session.get(Member, member.id)
+        if fresh is not None:
+            fresh.telegram_blocked_at = None
+            session.add(fresh)

@@ -7,7 +7,7 @@ import logging
 from aiogram import Bot, F
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import Message
+from aiogram.types import ChatMemberUpdated, Message
 
 from bot.telegram.replies import help_text, status_line, tg_user
 from bot.telegram.routes import Routes
@@ -82,3 +82,11 @@ async def _menu(bot: Bot, chat_id: int, who: Identity) -> None:
         await set_member_commands(bot, chat_id, who.roles, who.language)
     except Exception:  # a menu is a convenience
         log.warning("could not set the command menu for chat %s", chat_id, exc_info=True)
+
+
+@router.my_chat_member()
+async def on_chat_member(event: ChatMemberUpdated, svc: Services) -> None:
+    """The user blocked the bot ("kicked") or came back ("member")."""
+    status = event.new_chat_member.status
+    if status in ("kicked", "member"):
+        await members.telegram_chat_changed(svc.db, event.from_user.id, blocked=status == "kicked")

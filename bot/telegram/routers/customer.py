@@ -12,7 +12,6 @@ from bot.telegram import keyboards as kb
 from bot.telegram.filters import CUSTOMER
 from bot.telegram.keyboards import Act, RateCb, SlotCb
 from bot.telegram.replies import status_line, window, zone
-from bot.telegram.routers.dispatcher import slot_window
 from bot.telegram.routes import Routes
 from bot.telegram.states import Instructions
 from core.lifecycle import Actor
@@ -85,7 +84,7 @@ async def cb_pick_slot(
 async def cb_slot(
     callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
 ) -> None:
-    chosen = slot_window(callback_data)
+    chosen = callback_data.window()
     await customers.reschedule(
         svc.db,
         member(who),

@@ -14,12 +14,12 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import STAFF
 from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
-from bot.telegram.replies import when, window
+from bot.telegram.replies import when, window, zone
 from bot.telegram.routers import neworder
 from bot.telegram.routes import Routes
 from bot.telegram.states import Import
 from core.errors import DomainError
-from core.lifecycle import Actor, Change, Window
+from core.lifecycle import Actor, Change
 from core.models import OrderStatus, Role
 from core.services import board, customers, imports, invites, orders, tracking
 from core.services.hub import Services
@@ -205,7 +205,7 @@ async def cb_reschedule(
     callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
 ) -> None:
     card = await board.order_card(svc.db, callback_data.id)
-    slots = customers.new_slots(svc.clock(), kb_zone(svc))
+    slots = customers.new_slots(svc.clock(), zone(svc))
     await _chat(
         callback,
         t("order.reschedule_pick", lang, ref=card.ref),
@@ -215,17 +215,11 @@ async def cb_reschedule(
     )
 
 
-def kb_zone(svc: Services):  # type: ignore[no-untyped-def]
-    from bot.telegram.replies import zone
-
-    return zone(svc)
-
-
 @router.callback_query(SlotCb.filter(F.by == "d"))
 async def cb_slot(
     callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
 ) -> None:
-    chosen = slot_window(callback_data)
+    chosen = callback_data.window()
     await orders.change_status(
         svc.db,
         callback_data.order,
@@ -244,12 +238,6 @@ async def cb_slot(
             window=window(svc, chosen.starts_at, chosen.ends_at),
         ),
     )
-
-
-def slot_window(data: SlotCb) -> Window:
-    from datetime import UTC, datetime
-
-    return Window(datetime.fromtimestamp(data.start, UTC), datetime.fromtimestamp(data.end, UTC))
 
 
 @router.callback_query(Act.filter(F.name == "driver.ask_location"))
@@ -418,7 +406,7 @@ async def cmd_invite(
 @router.message(Command("report"))
 async def cmd_report(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
     name = (command.args or "today").strip().lower()
-    start, end = board.period(name, svc.clock(), kb_zone(svc))
+    start, end = board.period(name, svc.clock(), zone(svc))
     r = await board.report(svc.db, start, end)
     drivers = "".join(t("report.driver", lang, name=n, count=c) for n, c in r.by_driver)
     await message.answer(
