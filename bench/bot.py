@@ -3,7 +3,8 @@ outbox delivery under Telegram's flood limits with 429s injected.
 
     python -m bench.bot location [--drivers 50] [--updates 5000] [--concurrency 8]
                                  [--postgres URL [--skip-unreachable]] [--no-sqlite]
-                                 [--loop asyncio|uvloop] [--profile]
+                                 [--loop asyncio|uvloop] [--gc-freeze]
+                                 [--profile] [--py-spy BIN]
     python -m bench.bot notify [--chats 100] [--per-chat 10] [--timeout 180]
     python -m bench.bot breakdown [--postgres URL]   (where one update's milliseconds go)
     python -m bench.bot all [options of both]
@@ -307,38 +308,54 @@ class AppProcess:
 
 
 class GcPauses:
-    """Counts and times the collector's full (generation 2) pauses in the app process."""
+    """Times the collector's pauses in the app process: full (generation 2) ones one by one,
+    young ones summed per wall-clock second. Reported on stderr when the app stops."""
 
     def __init__(self) -> None:
         self.started = 0.0
-        self.pauses: list[tuple[float, float]] = []  # (wall clock at the end, ms)
+        self.full: list[tuple[float, float, int]] = []  # (wall clock at the end, ms, collected)
+        self.young: Counter[int] = Counter()  # second → ms
         self.objects = 0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if info.get("generation") != 2:
-            return
         if phase == "start":
             self.started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self.started) * 1000
+        if info.get("generation") == 2:
+            self.full.append((time.time(), ms, info.get("collected", 0)))
         else:
-            self.pauses.append((time.time(), (time.perf_counter() - self.started) * 1000))
+            self.young[int(time.time())] += ms
 
     def report(self) -> None:
-        summary = {"objects_at_start": self.objects, "pauses": self.pauses}
+        import gc
+
+        live = gc.get_objects()
+        summary = {
+            "objects_at_start": self.objects,
+            "objects_at_end": len(live),
+            "full": self.full,
+            "young": self.young,
+        }
         print(f"GC-PAUSES {json.dumps(summary)}", file=sys.stderr, flush=True)
 
 
-def gen2_pauses(log_text: str, start: float, end: float) -> dict[str, Any] | None:
-    """The app's full collections while the stream ran, from its GC-PAUSES log line."""
+def gc_pauses(log_text: str, start: float, end: float) -> dict[str, Any] | None:
+    """The app's collections while the stream ran, from its GC-PAUSES log line."""
     lines = [x for x in log_text.splitlines() if x.startswith("GC-PAUSES ")]
     if not lines:
         return None
     data = json.loads(lines[-1].split(" ", 1)[1])
-    during = [ms for at, ms in data["pauses"] if start <= at <= end + 1]
+    full = [(ms, n) for at, ms, n in data["full"] if start <= at <= end + 1]
+    young = sum(ms for second, ms in data["young"].items() if start - 1 <= int(second) <= end)
     return {
         "objects_at_start": data["objects_at_start"],
-        "count": len(during),
-        "max_ms": round(max(during, default=0.0), 1),
-        "total_ms": round(sum(during), 1),
+        "objects_at_end": data["objects_at_end"],
+        "full_count": len(full),
+        "full_max_ms": round(max((ms for ms, _ in full), default=0.0), 1),
+        "full_total_ms": round(sum(ms for ms, _ in full), 1),
+        "full_collected": sum(n for _, n in full),
+        "young_total_ms": round(young, 1),
     }
 
 
@@ -381,12 +398,62 @@ def serve(args: argparse.Namespace) -> None:
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     if args.gc_freeze:  # an experiment: what full collections cost when startup is frozen
+        import bot.telegram.app  # noqa: F401  (the lifespan imports aiogram; freeze it too)
+
         gc.collect()
         gc.freeze()
     pauses.objects = len(gc.get_objects())
     with contextlib.suppress(KeyboardInterrupt):
         runner(server.serve())
     pauses.report()
+
+
+SPY_FRAMES = {  # label → the frame (function and file) whose stacks it counts
+    "HTTP request (uvicorn → FastAPI)": "RequestResponseCycle.run_asgi (uvicorn/",
+    "webhook route telegram_update": "telegram_update (web/routes/webhooks.py)",
+    "TelegramChannel.feed": "TelegramChannel.feed (bot/telegram/app.py)",
+    "Update.model_validate": "BaseModel.model_validate (pydantic/",
+    "Dispatcher.feed_update": "Dispatcher.feed_update (aiogram/",
+    "Identify → identify_telegram": "identify_telegram (core/services/members.py)",
+    "msg_location_edit": "msg_location_edit (bot/telegram/routers/driver.py)",
+    "tracking.record": "record (core/services/tracking.py)",
+    "pool pre-ping (PostgreSQL)": "AsyncAdapt_asyncpg_connection._async_ping (sqlalchemy/",
+    "socket writes (asyncio transport)": "_SelectorSocketTransport.write (asyncio/",
+}
+
+
+async def py_spy(binary: str, pid: int, out: Path) -> asyncio.subprocess.Process:
+    command = [binary, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "200"]
+    spy = await asyncio.create_subprocess_exec(
+        *command, "--nolineno", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    await asyncio.sleep(1.0)  # attaching takes a moment
+    return spy
+
+
+async def stop_py_spy(spy: asyncio.subprocess.Process) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await spy.wait()
+    except TimeoutError:
+        spy.kill()
+        await spy.wait()
+
+
+def spy_shares(path: Path) -> dict[str, float]:
+    """Share of the app's main-thread samples whose stack holds each frame of SPY_FRAMES."""
+    main = Counter[str]()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "serve (bench/bot.py)" not in stack:
+            continue  # other threads (aiosqlite's, the thread pool's)
+        total += int(count)
+        for label, frame in SPY_FRAMES.items():
+            if frame in stack:
+                main[label] += int(count)
+    return {label: round(main[label] / total, 3) for label in SPY_FRAMES} if total else {}
 
 
 def top_of_profile(path: Path, out: Path, limit: int = 25) -> str:
@@ -441,12 +508,18 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
                 cpu_before = cpu_seconds(app.proc.pid)
                 own_before = time.process_time()
                 await app.profile("start")
+                spy_out = args.json.parent / f"bot-pyspy-{backend}.txt"
+                if args.py_spy:
+                    spy_out.parent.mkdir(parents=True, exist_ok=True)
+                    spy = await py_spy(args.py_spy, app.proc.pid, spy_out)
                 stream_start = time.time()
                 async with asyncio.timeout(args.timeout):
                     latencies, statuses, wall = await post_all(
                         hook, stream, app.secret, args.concurrency
                     )
                 stream_end = time.time()
+                if args.py_spy:
+                    await stop_py_spy(spy)
                 await app.profile("stop")
                 cpu_after = cpu_seconds(app.proc.pid)
                 own_cpu = time.process_time() - own_before
@@ -457,7 +530,7 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
                 await app.stop()
             server_log = app.log_path.read_text(errors="replace")
             errors = server_log.count("Traceback")
-            gc_pauses = gen2_pauses(server_log, stream_start, stream_end)
+            gc_stats = gc_pauses(server_log, stream_start, stream_end)
             profile_text = None
             if app.profile_path and app.profile_path.exists():
                 out = args.json.parent / f"bot-profile-{backend}.txt"
@@ -488,7 +561,7 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
         "server_cpu_ms_per_update": round(sum(server_cpu.values()) * 1000 / len(stream), 2),
         "loadgen_cpu_s": round(own_cpu, 2),
         "server_tracebacks": errors,
-        "server_gc_gen2_during_stream": gc_pauses,
+        "server_gc_during_stream": gc_stats,
         "slowest": [
             {"index": i, "ms": round(ms[i], 1)}
             for i in sorted(range(len(ms)), key=ms.__getitem__)[-5:]
@@ -498,6 +571,9 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
     if sessions_before is not None and sessions_after is not None:
         # minus this bench's own: the ping count and the two probes
         result["pg_sessions_opened_during_stream"] = sessions_after - sessions_before - 2
+    if args.py_spy and spy_out.exists():
+        result["py_spy_main_thread_shares"] = spy_shares(spy_out)
+        result["py_spy_file"] = str(spy_out)
     if profile_text:
         result["profile_file"] = str(args.json.parent / f"bot-profile-{backend}.txt")
     return result
@@ -699,6 +775,11 @@ async def measure_notify(url: str, args: argparse.Namespace) -> dict[str, Any]:
     duplicated = sum(max(0, per_chat[c] - args.per_chat) for c in chat_ids)
     refused = [c for c in sends if c.error_code == 429]
     injected = sum(1 for c in refused if c.description == INJECTED)
+    flood = [c for c in refused if c.description != INJECTED]
+    # a flood 429 whose chat had an accepted send less than 1 s before: the per-chat window
+    chat_flood = sum(
+        1 for c in flood if any(o.chat_id == c.chat_id and 0 <= c.at - o.at < 1.0 for o in ok)
+    )
     times = sorted(c.at for c in ok)
     peak, j = 0, 0
     for i, at in enumerate(times):  # most successful sends in any 1 s window
@@ -718,7 +799,9 @@ async def measure_notify(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "outbox_by_status": by_status,
         "http_429": len(refused),
         "http_429_injected": injected,
-        "http_429_flood": len(refused) - injected,
+        "http_429_flood": len(flood),
+        "http_429_flood_per_chat": chat_flood,
+        "http_429_flood_overall": len(flood) - chat_flood,
         "other_errors": sum(1 for c in sends if not c.ok and c.error_code != 429),
         "elapsed_s": round(elapsed, 2),
         "msg_per_s": round(len(ok) / elapsed, 2),
@@ -741,7 +824,11 @@ def print_notify(results: dict[str, dict[str, Any]]) -> None:
         cells += [r["ideal_floor_s"]]
         print(f"{name:<10}" + "".join(f"{c!s:>14}" for c in cells))
     for name, r in results.items():
-        print(f"{name}: outbox rows by status {r['outbox_by_status']}")
+        print(
+            f"{name}: outbox rows by status {r['outbox_by_status']}; flood 429s: "
+            f"{r['http_429_flood_overall']} over 30/s, {r['http_429_flood_per_chat']} over 1/s "
+            f"per chat; first-to-last send {r['msg_per_s_first_to_last_send']} msg/s"
+        )
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -781,6 +868,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--profile", action="store_true", help="cProfile the app process")
+    parser.add_argument("--py-spy", metavar="BIN", help="sample the app with this py-spy")
     parser.add_argument("--gc-freeze", action="store_true", help="app: gc.freeze() at start")
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=1000, help="breakdown: updates per step")
@@ -788,7 +876,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-chat", type=int, default=10)
     parser.add_argument("--injections", type=int, default=3, help="notify: bursts of 429s")
     parser.add_argument("--inject-times", type=int, default=25, help="notify: 429s per burst")
-    parser.add_argument("--inject-every", type=float, default=4.0, help="notify: seconds apart")
+    parser.add_argument("--inject-every", type=float, default=2.0, help="notify: seconds apart")
     parser.add_argument("--json", type=Path, default=Path("bench/results/bot.json"))
     return parser.parse_args()
 
@@ -805,7 +893,8 @@ def main() -> None:
         keys = ["drivers", "updates", "concurrency", "loop", "profile", "gc_freeze"]
         params = {k: getattr(args, k) for k in keys} | {"postgres": bool(args.postgres)}
         variant = [args.loop] if args.loop != "asyncio" else []
-        variant += ["gc_freeze"] * args.gc_freeze + ["profiled"] * args.profile
+        variant += ["gc_freeze"] * args.gc_freeze
+        variant += ["profiled"] * (args.profile or bool(args.py_spy))
         section = "_".join(["location", *variant])
         write_json(args.json, section, params, results)
     if args.what == "breakdown":

@@ -205,3 +205,29 @@ def test_orders_import_of_a_missing_or_binary_file(clean_env, tmp_path: Path):
     assert result.stderr.strip() == (
         f"lastmile: {binary}: The file is not UTF-8 text; save it as 'CSV UTF-8' and send it again."
     )
+
+
+async def test_run_with_telegram_polls_the_bot_api_and_answers(clean_env, tmp_path: Path):
+    from tests.fakes import telegram_updates as tu
+    from tests.fakes.telegram_api import FakeTelegram
+
+    async with FakeTelegram() as fake:
+        env = {**clean_env, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.url}
+        fake.push_update(tu.command(tu.user(901, "Ron"), "/start"))
+
+        def run() -> str:
+            port = free_port()
+            process = start(env, tmp_path, port)
+            try:
+                wait_healthy(process, port)
+                deadline = time.monotonic() + 30
+                while not fake.sent_to(901) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            finally:
+                output = stop(process)
+            assert process.returncode == 0, output
+            return output
+
+        output = await asyncio.to_thread(run)
+    assert "Telegram: on (polling)" in output and "Traceback" not in output
+    assert "delivery assistant" in (fake.sent_to(901)[0].text or "")

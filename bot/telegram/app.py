@@ -78,14 +78,18 @@ class TelegramChannel:
         if settings.telegram.mode == "webhook":
             url = f"{str(settings.app.base_url).rstrip('/')}/webhooks/telegram"
             secret = settings.telegram.webhook_secret
-            await self.bot.set_webhook(
-                url,
-                secret_token=secret.get_secret_value() if secret else None,
-                allowed_updates=ALLOWED_UPDATES,
-            )
-            log.info("Telegram: webhook at %s", url)
+            try:
+                await self.bot.set_webhook(
+                    url,
+                    secret_token=secret.get_secret_value() if secret else None,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+                log.info("Telegram: webhook at %s", url)
+            except Exception as exc:  # keep serving: the outbox and the web app still work
+                log.error("Telegram: could not set the webhook %s: %s", url, exc)
         else:
-            await self.bot.delete_webhook()
+            with contextlib.suppress(Exception):  # polling retries on its own with backoff
+                await self.bot.delete_webhook()
             self._spawn(self._poll())
             log.info("Telegram: long polling %s", settings.telegram.api_url)
         self._sending = asyncio.create_task(self.sender.run())

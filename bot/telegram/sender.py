@@ -96,6 +96,9 @@ class Sender:
         for row in rows:
             by_chat[chats.get(row.recipient_member_id)].append(row)
         await asyncio.gather(*(self._deliver_chat(chat, items) for chat, items in by_chat.items()))
+        now = time.monotonic()
+        for chat in [c for c, pace in self.chats.items() if pace.next < now]:
+            del self.chats[chat]  # idle chats: their pace starts afresh
         return True
 
     async def _chats(self, rows: list[OutboxMessage]) -> dict[int, int | None]:
