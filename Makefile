@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-routing bench-dispatch clean
+.PHONY: install run test lint format bench bench-routing bench-dispatch bench-bot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Lastmile needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -44,6 +44,14 @@ bench-routing: $(STAMP)
 bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.dispatch latency
 	$(BIN)/python -m bench.dispatch day
+
+# Telegram channel: live-location updates through the webhook (SQLite, then PostgreSQL at
+# BENCH_POSTGRES, skipped with a message when it is unreachable) and outbox delivery under 429s.
+BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+bench-bot: $(STAMP)
+	$(BIN)/python -m bench.bot location --postgres $(BENCH_POSTGRES) --skip-unreachable
+	$(BIN)/python -m bench.bot notify
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -599,6 +599,16 @@ def print_location(results: dict[str, dict[str, Any]]) -> None:
             f"{r['loadgen_cpu_s']} s, tracebacks in server log {r['server_tracebacks']}"
             + (f", non-200 answers {bad}" if bad else "")
         )
+        gc_stats = r["server_gc_during_stream"]
+        if gc_stats:
+            print(
+                f"{name}: app GC during the stream: {gc_stats['full_count']} full collections "
+                f"(max {gc_stats['full_max_ms']} ms, total {gc_stats['full_total_ms']} ms), "
+                f"young ones {gc_stats['young_total_ms']} ms; slowest requests "
+                + ", ".join(f"#{s['index']} {s['ms']} ms" for s in r["slowest"])
+            )
+        for label, share in r.get("py_spy_main_thread_shares", {}).items():
+            print(f"{name}: py-spy {share:6.1%} of the app's main thread in {label}")
 
 
 # -- breakdown: one update's milliseconds, in process -----------------------------------------
@@ -767,8 +777,23 @@ async def measure_notify(url: str, args: argparse.Namespace) -> dict[str, Any]:
                     select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
                 )
             ).all()
+            sent_at = (
+                await session.exec(
+                    select(OutboxMessage.recipient_member_id, OutboxMessage.sent_at).order_by(
+                        OutboxMessage.id  # type: ignore[arg-type]
+                    )
+                )
+            ).all()
         by_status = {str(status): n for status, n in rows}
         sends = fake.calls_to("sendMessage")
+    # a chat's messages should arrive in the order they were written
+    last: dict[int, datetime] = {}
+    overtaken = 0
+    for member_id, at in sent_at:
+        if at is not None and member_id in last and at < last[member_id]:
+            overtaken += 1
+        if at is not None:
+            last[member_id] = max(at, last.get(member_id, at))
     await db.dispose()
     ok = [c for c in sends if c.ok]
     per_chat = Counter(c.chat_id for c in ok)
@@ -808,6 +833,7 @@ async def measure_notify(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "msg_per_s_first_to_last_send": round((len(ok) - 1) / span, 2) if span else None,
         "peak_sends_in_1s": peak,
         "ideal_floor_s": round(floor, 1),
+        "sent_before_an_older_message_of_its_chat": overtaken,
         "chats_short": sum(1 for c in chat_ids if per_chat[c] < args.per_chat),
     }
 
@@ -827,7 +853,9 @@ def print_notify(results: dict[str, dict[str, Any]]) -> None:
         print(
             f"{name}: outbox rows by status {r['outbox_by_status']}; flood 429s: "
             f"{r['http_429_flood_overall']} over 30/s, {r['http_429_flood_per_chat']} over 1/s "
-            f"per chat; first-to-last send {r['msg_per_s_first_to_last_send']} msg/s"
+            f"per chat; first-to-last send {r['msg_per_s_first_to_last_send']} msg/s; "
+            f"{r['sent_before_an_older_message_of_its_chat']} messages overtook an older one "
+            "of their chat"
         )
 
 
@@ -881,8 +909,22 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def problems(section: str, results: dict[str, dict[str, Any]]) -> list[str]:
+    """What went wrong beyond speed: lost or repeated pings and messages, failed requests."""
+    found = []
+    for name, r in results.items():
+        if section == "location" and r["ok"] != r["updates"]:
+            found.append(f"{name}: {r['updates'] - r['ok']} updates not answered 200")
+        if section == "location" and r["pings_in_db"] != r["pings_expected"]:
+            found.append(f"{name}: {r['pings_in_db']} pings stored, {r['pings_expected']} sent")
+        if section == "notify" and (r["lost"] or r["duplicated"]):
+            found.append(f"{name}: {r['lost']} messages lost, {r['duplicated']} duplicated")
+    return found
+
+
 def main() -> None:
     args = parse_args()
+    failed: list[str] = []
     if args.what == "serve":
         serve(args)
         return
@@ -890,6 +932,7 @@ def main() -> None:
     if args.what in ("location", "all"):
         results = asyncio.run(databases(args, lambda url: measure_location(url, args)))
         print_location(results)
+        failed += problems("location", results)
         keys = ["drivers", "updates", "concurrency", "loop", "profile", "gc_freeze"]
         params = {k: getattr(args, k) for k in keys} | {"postgres": bool(args.postgres)}
         variant = [args.loop] if args.loop != "asyncio" else []
@@ -906,8 +949,11 @@ def main() -> None:
             args.postgres, args.no_sqlite = None, False
         results = asyncio.run(databases(args, lambda url: measure_notify(url, args)))
         print_notify(results)
+        failed += problems("notify", results)
         keys = ["chats", "per_chat", "injections", "inject_times", "inject_every", "timeout"]
         write_json(args.json, "notify", {k: getattr(args, k) for k in keys}, results)
+    if failed:
+        raise SystemExit("FAILED: " + "; ".join(failed))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -9,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
+from bot.telegram.replies import answer
 from core.errors import DomainError
 from core.services.hub import Services
 from core.services.members import TelegramUser, identify_telegram
@@ -111,9 +114,9 @@ class Refusals(BaseMiddleware):
             log.exception("handling %s failed", type(event).__name__)
             text = t("error.generic", lang)
         if isinstance(event, CallbackQuery):
-            await event.answer()
-            if event.message is not None:
-                await event.bot.send_message(event.message.chat.id, text)  # type: ignore[union-attr]
+            with contextlib.suppress(TelegramBadRequest):  # the handler may have answered it
+                await event.answer()
+            await answer(event, text)
         elif isinstance(event, Message):
             await event.answer(text)
         return None

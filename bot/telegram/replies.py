@@ -62,3 +62,9 @@ def status_line(svc: Services, view: OrderStatusView, lang: str) -> str:
         driver_line=driver_line,
         link=tracking_link(svc.settings, view.tracking_token),
     )
+
+
+async def answer(callback: CallbackQuery, text: str, **kwargs: object) -> None:
+    """Answer a button press with a message in its chat (handlers acknowledge the press first)."""
+    if callback.message is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]

@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import CUSTOMER
 from bot.telegram.keyboards import Act, RateCb, SlotCb
-from bot.telegram.replies import status_line, window, zone
+from bot.telegram.replies import answer, status_line, window, zone
 from bot.telegram.routes import Routes
 from bot.telegram.states import Instructions
 from core.lifecycle import Actor
@@ -28,12 +28,6 @@ ASKING = re.compile(r"\b(where|status|when|eta|track|order|arriv|deliver|come|co
 def member(who: Identity) -> int:
     assert who.member_id is not None
     return who.member_id
-
-
-async def _send(callback: CallbackQuery, text: str, **kwargs: object) -> None:
-    await callback.answer()
-    if callback.message is not None:
-        await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
 
 
 @router.message(Instructions.text, F.text)
@@ -59,21 +53,23 @@ async def msg_where(message: Message, svc: Services, who: Identity, lang: str) -
 async def cb_rate(
     callback: CallbackQuery, callback_data: RateCb, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     await customers.rate(svc.db, member(who), callback_data.order, callback_data.stars)
-    await _send(callback, t("customer.rated", lang, stars=callback_data.stars))
+    await answer(callback, t("customer.rated", lang, stars=callback_data.stars))
 
 
 @router.callback_query(Act.filter(F.name == "customer.pick_new_slot"))
 async def cb_pick_slot(
     callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     views = {v.order_id: v for v in await customers.orders_of(svc.db, member(who))}
     if callback_data.id not in views:
-        await _send(callback, t("customer.not_yours", lang, order=callback_data.id))
+        await answer(callback, t("customer.not_yours", lang, order=callback_data.id))
         return
     slots = customers.new_slots(svc.clock(), zone(svc))
     markup = kb.slots(callback_data.id, slots, lambda w: window(svc, w.starts_at, w.ends_at), "c")
-    await _send(
+    await answer(
         callback,
         t("customer.pick_slot", lang, ref=views[callback_data.id].ref),
         reply_markup=markup,
@@ -84,6 +80,7 @@ async def cb_pick_slot(
 async def cb_slot(
     callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     chosen = callback_data.window()
     await customers.reschedule(
         svc.db,
@@ -95,7 +92,7 @@ async def cb_slot(
     )
     views = {v.order_id: v for v in await customers.orders_of(svc.db, member(who))}
     ref = views[callback_data.order].ref if callback_data.order in views else ""
-    await _send(
+    await answer(
         callback,
         t(
             "customer.rescheduled",
@@ -110,6 +107,7 @@ async def cb_slot(
 async def cb_instructions(
     callback: CallbackQuery, callback_data: Act, state: FSMContext, lang: str
 ) -> None:
+    await callback.answer()
     await state.set_state(Instructions.text)
     await state.update_data(order=callback_data.id)
-    await _send(callback, t("customer.instructions_prompt", lang))
+    await answer(callback, t("customer.instructions_prompt", lang))

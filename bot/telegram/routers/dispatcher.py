@@ -14,7 +14,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import STAFF
 from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
-from bot.telegram.replies import when, window, zone
+from bot.telegram.replies import answer, when, window, zone
 from bot.telegram.routers import neworder
 from bot.telegram.routes import Routes
 from bot.telegram.states import Import
@@ -39,12 +39,6 @@ REPORT_ROWS = 20
 def actor(who: Identity) -> Actor:
     assert who.member_id is not None
     return Actor.member(who.member_id)
-
-
-async def _chat(callback: CallbackQuery, text: str, **kwargs: object) -> None:
-    await callback.answer()
-    if callback.message is not None:
-        await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
 
 
 @router.message(Command("orders"))
@@ -111,8 +105,9 @@ async def cmd_order(message: Message, command: CommandObject, svc: Services, lan
 
 @router.callback_query(Act.filter(F.name == "order.open"))
 async def cb_open(callback: CallbackQuery, callback_data: Act, svc: Services, lang: str) -> None:
+    await callback.answer()
     text, markup = await _card(svc, callback_data.id, lang)
-    await _chat(callback, text, reply_markup=markup)
+    await answer(callback, text, reply_markup=markup)
 
 
 @router.callback_query(OrderCb.filter(F.op == "assign"))
@@ -120,13 +115,14 @@ async def cb_open(callback: CallbackQuery, callback_data: Act, svc: Services, la
 async def cb_pick_driver(
     callback: CallbackQuery, callback_data: OrderCb | Act, svc: Services, lang: str
 ) -> None:
+    await callback.answer()
     order_id = callback_data.order if isinstance(callback_data, OrderCb) else callback_data.id
     card = await board.order_card(svc.db, order_id)
     choices = [(d.driver_id, d.name) for d in await board.drivers(svc.db)]
     if not choices:
-        await _chat(callback, t("drivers.none", lang))
+        await answer(callback, t("drivers.none", lang))
         return
-    await _chat(
+    await answer(
         callback,
         t("order.pick_driver", lang, ref=card.ref),
         reply_markup=kb.drivers(order_id, choices),
@@ -137,8 +133,9 @@ async def cb_pick_driver(
 async def cb_assign(
     callback: CallbackQuery, callback_data: AssignCb, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     await _assign(svc, who, callback_data.order, callback_data.driver)
-    await _chat(callback, await _assigned_text(svc, callback_data.order, lang))
+    await answer(callback, await _assigned_text(svc, callback_data.order, lang))
 
 
 async def _assign(svc: Services, who: Identity, order_id: int, driver_id: int) -> None:
@@ -169,8 +166,9 @@ async def cmd_assign(
 async def cb_cancel(
     callback: CallbackQuery, callback_data: OrderCb, svc: Services, lang: str
 ) -> None:
+    await callback.answer()
     card = await board.order_card(svc.db, callback_data.order)
-    await _chat(
+    await answer(
         callback,
         t("order.cancel_confirm", lang, ref=card.ref),
         reply_markup=kb.confirm_cancel(callback_data.order, lang),
@@ -181,32 +179,35 @@ async def cb_cancel(
 async def cb_cancel_yes(
     callback: CallbackQuery, callback_data: OrderCb, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     order_id = callback_data.order
     card = await board.order_card(svc.db, order_id)
     await orders.change_status(
         svc.db, order_id, OrderStatus.CANCELLED, actor(who), rules=svc.settings.orders
     )
-    await _chat(callback, t("order.cancelled", lang, ref=card.ref))
+    await answer(callback, t("order.cancelled", lang, ref=card.ref))
 
 
 @router.callback_query(Act.filter(F.name == "order.return"))
 async def cb_return(
     callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     card = await board.order_card(svc.db, callback_data.id)
     await orders.change_status(
         svc.db, callback_data.id, OrderStatus.RETURNED, actor(who), rules=svc.settings.orders
     )
-    await _chat(callback, t("order.returned", lang, ref=card.ref))
+    await answer(callback, t("order.returned", lang, ref=card.ref))
 
 
 @router.callback_query(Act.filter(F.name == "order.reschedule"))
 async def cb_reschedule(
     callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
 ) -> None:
+    await callback.answer()
     card = await board.order_card(svc.db, callback_data.id)
     slots = customers.new_slots(svc.clock(), zone(svc))
-    await _chat(
+    await answer(
         callback,
         t("order.reschedule_pick", lang, ref=card.ref),
         reply_markup=kb.slots(
@@ -219,6 +220,7 @@ async def cb_reschedule(
 async def cb_slot(
     callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
 ) -> None:
+    await callback.answer()
     chosen = callback_data.window()
     await orders.change_status(
         svc.db,
@@ -229,7 +231,7 @@ async def cb_slot(
         rules=svc.settings.orders,
     )
     card = await board.order_card(svc.db, callback_data.order)
-    await _chat(
+    await answer(
         callback,
         t(
             "order.rescheduled",

@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import DRIVER
 from bot.telegram.keyboards import FailCb, ShiftCb, StopCb
-from bot.telegram.replies import when, window
+from bot.telegram.replies import answer, when, window
 from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
 from core.errors import DomainError
@@ -63,7 +63,7 @@ async def cb_end_shift(callback: CallbackQuery, svc: Services, who: Identity, la
         )
     extra = t("shift.left", lang, count=len(left)) if left else ""
     await callback.answer()
-    await _reply(callback, t("shift.ended", lang, left=extra), reply_markup=ReplyKeyboardRemove())
+    await answer(callback, t("shift.ended", lang, left=extra), reply_markup=ReplyKeyboardRemove())
 
 
 @router.message(F.location)
@@ -154,16 +154,11 @@ def _stop_text(svc: Services, stop: StopView, lang: str) -> str:
     )
 
 
-async def _next_text(svc: Services, who: Identity, started: int | None, lang: str) -> str:
+async def _next_text(svc: Services, who: Identity, lang: str) -> str:
     route = await stops.route_of(svc.db, driver_id(who))
     if not route:
         return ""
     return t("driver.next_stop", lang, ref=route[0].ref, address=route[0].address)
-
-
-async def _reply(callback: CallbackQuery, text: str, **kwargs: object) -> None:
-    if callback.message is not None:
-        await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
 
 
 @router.callback_query(StopCb.filter())
@@ -180,14 +175,14 @@ async def cb_stop(
     if callback_data.op == "arrive":
         await svc.stops.arrive(me, order_id, actor(who))
         ref = await _ref(svc, me, order_id)
-        await _reply(
+        await answer(
             callback,
             t("driver.arrived", lang, ref=ref),
             reply_markup=kb.undo_button(order_id, lang),
         )
     elif callback_data.op == "pickup":
         await svc.stops.picked_up(me, order_id, actor(who))
-        await _reply(
+        await answer(
             callback,
             t("driver.picked_up", lang, ref=await _ref(svc, me, order_id)),
             reply_markup=kb.undo_button(order_id, lang),
@@ -209,17 +204,17 @@ async def cb_stop(
         }
         await state.set_state(step[needs])
         await state.update_data(order=order_id)
-        await _reply(callback, t(prompt[needs], lang, ref=await _ref(svc, me, order_id)))
+        await answer(callback, t(prompt[needs], lang, ref=await _ref(svc, me, order_id)))
     elif callback_data.op == "fail":
         await svc.stops.needs(me, order_id)  # refuses someone else's stop
-        await _reply(
+        await answer(
             callback,
             t("driver.fail_reason", lang, ref=await _ref(svc, me, order_id)),
             reply_markup=kb.fail_reasons(order_id, lang),
         )
     elif callback_data.op == "undo":
         status = await svc.stops.undo(me, order_id, actor(who), within=svc.undo_window)
-        await _reply(
+        await answer(
             callback,
             t(
                 "driver.undone",
@@ -239,7 +234,7 @@ async def _delivered(
 ) -> None:
     ref = await _ref(svc, driver_id(who), order_id)
     await svc.stops.deliver(driver_id(who), order_id, actor(who))
-    nxt = await _next_text(svc, who, None, lang)
+    nxt = await _next_text(svc, who, lang)
     await bot.send_message(
         chat_id,
         t("driver.delivered", lang, ref=ref, next=nxt),
@@ -345,7 +340,7 @@ async def cb_fail(
     if callback_data.reason == "other":
         await state.set_state(FailOther.text)
         await state.update_data(order=order_id)
-        await _reply(callback, t("driver.fail_other", lang, ref=ref))
+        await answer(callback, t("driver.fail_other", lang, ref=ref))
         return
     await _failed(
         callback.bot, callback.message.chat.id, svc, who, order_id, callback_data.reason, lang
@@ -373,7 +368,7 @@ async def _failed(
     ref = await _ref(svc, driver_id(who), order_id)
     await svc.stops.fail(driver_id(who), order_id, reason, actor(who))
     shown = t(f"reason.{reason}", lang) if reason in stops.FAIL_REASONS else reason
-    nxt = await _next_text(svc, who, None, lang)
+    nxt = await _next_text(svc, who, lang)
     await bot.send_message(
         chat_id,
         t("driver.failed", lang, ref=ref, reason=shown, next=nxt),
