@@ -72,7 +72,6 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 TARGET_RATE, TARGET_P99_MS = 500.0, 25.0
 INJECTED = "Too Many Requests: retry after 1 (injected)"
-log = logging.getLogger("bench.bot")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -442,25 +441,31 @@ async def stop_py_spy(spy: asyncio.subprocess.Process) -> None:
 
 
 def spy_shares(path: Path) -> dict[str, float]:
-    """Share of the app's main-thread samples whose stack holds each frame of SPY_FRAMES."""
+    """Share of the app's busy main-thread samples whose stack holds each frame of SPY_FRAMES,
+    and the share of all its samples spent idle in the event loop's epoll wait."""
     main = Counter[str]()
-    total = 0
+    total = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if "serve (bench/bot.py)" not in stack:
             continue  # other threads (aiosqlite's, the thread pool's)
+        if stack.endswith("EpollSelector.select (selectors.py)"):
+            idle += int(count)
+            continue
         total += int(count)
         for label, frame in SPY_FRAMES.items():
             if frame in stack:
                 main[label] += int(count)
-    return {label: round(main[label] / total, 3) for label in SPY_FRAMES} if total else {}
+    if not total:
+        return {}
+    shares = {label: round(main[label] / total, 3) for label in SPY_FRAMES}
+    return shares | {"(idle in epoll, share of all samples)": round(idle / (idle + total), 3)}
 
 
 def top_of_profile(path: Path, out: Path, limit: int = 25) -> str:
     text = StringIO()
     stats = pstats.Stats(str(path), stream=text)
-    stats.sort_stats("cumulative").print_stats(limit)
-    stats.sort_stats("tottime").print_stats(limit)
+    stats.sort_stats("tottime").print_stats(limit)  # cumulative times of coroutines mislead
     out.write_text(text.getvalue())
     return text.getvalue()
 
@@ -569,7 +574,7 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
         "meets_target": len(stream) / wall >= TARGET_RATE and percentile(ms, 99) <= TARGET_P99_MS,
     }
     if sessions_before is not None and sessions_after is not None:
-        # minus this bench's own: the ping count and the two probes
+        # minus this bench's own: the ping count and the first probe
         result["pg_sessions_opened_during_stream"] = sessions_after - sessions_before - 2
     if args.py_spy and spy_out.exists():
         result["py_spy_main_thread_shares"] = spy_shares(spy_out)
@@ -608,7 +613,8 @@ def print_location(results: dict[str, dict[str, Any]]) -> None:
                 + ", ".join(f"#{s['index']} {s['ms']} ms" for s in r["slowest"])
             )
         for label, share in r.get("py_spy_main_thread_shares", {}).items():
-            print(f"{name}: py-spy {share:6.1%} of the app's main thread in {label}")
+            where = label if label.startswith("(") else f"of the busy main thread in {label}"
+            print(f"{name}: py-spy {share:6.1%} {where}")
 
 
 # -- breakdown: one update's milliseconds, in process -----------------------------------------
@@ -936,6 +942,7 @@ def main() -> None:
         keys = ["drivers", "updates", "concurrency", "loop", "profile", "gc_freeze"]
         params = {k: getattr(args, k) for k in keys} | {"postgres": bool(args.postgres)}
         variant = [args.loop] if args.loop != "asyncio" else []
+        variant += [f"concurrency{args.concurrency}"] * (args.concurrency != 8)
         variant += ["gc_freeze"] * args.gc_freeze
         variant += ["profiled"] * (args.profile or bool(args.py_spy))
         section = "_".join(["location", *variant])

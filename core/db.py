@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "lastmile_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -47,7 +48,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -56,7 +58,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    # a pool as large as the requests served at once, so busy moments do not open connections
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
 class Database:
@@ -66,6 +69,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        readers = self.engine.execution_options(**{READ_ONLY: True})
+        self.reads = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
+        """Sessions that only read. On SQLite they take no write lock (a plain BEGIN in WAL
+        mode), so a long read never holds up writers; elsewhere they are ordinary sessions."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

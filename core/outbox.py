@@ -83,14 +83,27 @@ async def add(
 async def claim(
     db: Database, channel: Channel, *, limit: int = 20, now: datetime | None = None
 ) -> list[OutboxMessage]:
-    """Lease up to `limit` due messages for `channel`, oldest first."""
+    """Lease up to `limit` due messages for `channel`, oldest first. A recipient's messages go
+    out in order: a message waits while an older one to the same person is being sent or is
+    waiting for its retry (the sender delivers a recipient's claimed messages one by one)."""
     now = now or utcnow()
+    older = sa.orm.aliased(OutboxMessage)
+    waiting = [OutboxStatus.PENDING, OutboxStatus.SENDING]
     statement = (
         select(OutboxMessage)
         .where(
             OutboxMessage.channel == channel,
-            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),  # type: ignore[attr-defined]
+            OutboxMessage.status.in_(waiting),  # type: ignore[attr-defined]
             OutboxMessage.next_attempt_at <= now,
+            ~sa.exists().where(
+                older.recipient_member_id == OutboxMessage.recipient_member_id,
+                older.channel == channel,
+                older.id < OutboxMessage.id,  # type: ignore[operator]
+                sa.or_(
+                    older.status == OutboxStatus.SENDING,
+                    sa.and_(older.status == OutboxStatus.PENDING, older.next_attempt_at > now),
+                ),
+            ),
         )
         .order_by(OutboxMessage.id)  # type: ignore[arg-type]
         .limit(limit)

@@ -196,14 +196,30 @@ async def test_a_permanent_error_is_not_retried(db: Database):
 
 
 async def test_concurrent_claims_never_share_a_message(db: Database):
-    member = await add_member(db, "Tg", [Role.CUSTOMER], telegram_chat_id=555)
-    for _ in range(12):
+    for i in range(12):
+        member = await add_member(db, f"Tg{i}", [Role.CUSTOMER], telegram_chat_id=555 + i)
         order = await new_order(db)
         await link_customer(db, order.customer_id, member)
         await move(db, order.id, S.CANCELLED)
     batches = await asyncio.gather(*(outbox.claim(db, Channel.TELEGRAM, limit=5) for _ in range(4)))
     ids = [m.id for batch in batches for m in batch]
     assert len(ids) == len(set(ids)) == 12
+
+
+async def test_a_recipients_messages_are_claimed_in_order(db: Database):
+    member = await add_member(db, "Tg", [Role.CUSTOMER], telegram_chat_id=555)
+    for _ in range(3):
+        order = await new_order(db)
+        await link_customer(db, order.customer_id, member)
+        await move(db, order.id, S.CANCELLED)
+    first = await outbox.claim(db, Channel.TELEGRAM, limit=1)
+    assert len(first) == 1
+    assert await outbox.claim(db, Channel.TELEGRAM) == []  # the oldest is being sent
+    await outbox.retry_later(db, first[0].id, 30, "Too Many Requests: retry after 30")
+    assert await outbox.claim(db, Channel.TELEGRAM) == []  # the younger ones wait behind it
+    later = utcnow() + timedelta(seconds=31)
+    again = await outbox.claim(db, Channel.TELEGRAM, now=later)
+    assert [m.id for m in again] == [first[0].id, first[0].id + 1, first[0].id + 2]
 
 
 async def _rows(db: Database) -> list[OutboxMessage]:

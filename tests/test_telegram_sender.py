@@ -83,7 +83,10 @@ async def test_a_429_storm_during_a_broadcast_loses_and_repeats_nothing(
         await run_until_sent(sender, db, 40)
         refused = [c for c in fake.calls_to("sendMessage") if c.error_code == 429]
         delivered = Counter(c.chat_id for c in fake.calls_to("sendMessage") if c.ok)
+        sends = [c.at for c in fake.calls_to("sendMessage")]
     assert len(refused) >= 6
+    for stop in refused:  # after a 429 everything waits retry_after (1 s), bar sends in flight
+        assert not [at for at in sends if stop.at + 0.1 < at < stop.at + 0.9]
     assert delivered == {700 + i: 4 for i in range(10)}
     final = await rows(db)
     assert {r.status for r in final} == {OutboxStatus.SENT}

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from aiogram import Bot
@@ -39,22 +40,29 @@ from core.services.messages import Rendered, render
 log = logging.getLogger(__name__)
 IDLE_S = 0.5
 BATCH = 100
+MARGIN = 1.03  # stay a little under the limits: Telegram counts in sliding windows
 GONE = ("chat not found", "user is deactivated", "bot was kicked", "PEER_ID_INVALID")
 
 
+async def sleep_until(deadline: Callable[[], float]) -> None:
+    """Sleep until the monotonic time `deadline()`, which may move later while we sleep."""
+    while (delay := deadline() - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
+        await asyncio.sleep(delay)
+
+
 class Pace:
-    """Spaces calls `1/rate` seconds apart; `pause` holds everyone back (flood control)."""
+    """Lets callers through one at a time, at least `1/rate` seconds apart (measured when each
+    is let through, with a small margin for timer jitter); `pause` holds everyone back."""
 
     def __init__(self, rate: float) -> None:
-        self.gap = 1.0 / rate
+        self.gap = MARGIN / rate
         self.next = 0.0
+        self.lock = asyncio.Lock()
 
     async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self.next)
-        self.next = slot + self.gap
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        async with self.lock:
+            await sleep_until(lambda: self.next)  # a pause may move `next` on meanwhile
+            self.next = time.monotonic() + self.gap
 
     def pause(self, seconds: float) -> None:
         self.next = max(self.next, time.monotonic() + seconds)
@@ -66,8 +74,8 @@ class Sender:
         self.services = services
         settings = services.settings.telegram
         self.overall = Pace(settings.rate_per_s)
-        self.chat_rate = settings.chat_rate_per_s
-        self.chats: dict[int, Pace] = defaultdict(lambda: Pace(self.chat_rate))
+        self.chat_gap = MARGIN / settings.chat_rate_per_s
+        self.chats: dict[int, float] = {}  # chat -> when it may get its next message
         self._stopping = asyncio.Event()
         self.sent = 0
 
@@ -97,12 +105,12 @@ class Sender:
             by_chat[chats.get(row.recipient_member_id)].append(row)
         await asyncio.gather(*(self._deliver_chat(chat, items) for chat, items in by_chat.items()))
         now = time.monotonic()
-        for chat in [c for c, pace in self.chats.items() if pace.next < now]:
-            del self.chats[chat]  # idle chats: their pace starts afresh
+        for chat in [c for c, due in self.chats.items() if due < now]:
+            del self.chats[chat]  # idle chats: nothing to remember
         return True
 
     async def _chats(self, rows: list[OutboxMessage]) -> dict[int, int | None]:
-        async with self.services.db.sessions() as session:
+        async with self.services.db.reads() as session:
             return {
                 row.recipient_member_id: getattr(
                     await session.get(Member, row.recipient_member_id), "telegram_chat_id", None
@@ -111,6 +119,7 @@ class Sender:
             }
 
     async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
+        """A chat's messages in order; when one must wait, the later ones wait behind it."""
         for index, row in enumerate(rows):
             assert row.id is not None
             if self._stopping.is_set():
@@ -121,11 +130,15 @@ class Sender:
                     self.services.db, row.id, "no Telegram chat", permanent=True
                 )
                 continue
-            await self.chats[chat_id].wait()
+            await sleep_until(lambda: self.chats.get(chat_id, 0.0))
             await self.overall.wait()
-            await self._deliver(chat_id, row)
+            self.chats[chat_id] = time.monotonic() + self.chat_gap
+            if not await self._deliver(chat_id, row):
+                await outbox.release(self.services.db, [r.id for r in rows[index + 1 :] if r.id])
+                return
 
-    async def _deliver(self, chat_id: int, row: OutboxMessage) -> None:
+    async def _deliver(self, chat_id: int, row: OutboxMessage) -> bool:
+        """Send one message; False when it has to be tried again later."""
         assert row.id is not None
         db = self.services.db
         try:
@@ -134,8 +147,9 @@ class Sender:
         except TelegramRetryAfter as exc:
             log.info("Telegram asks to wait %s s (message %s)", exc.retry_after, row.id)
             self.overall.pause(exc.retry_after)
-            self.chats[chat_id].pause(exc.retry_after)
+            self.chats[chat_id] = time.monotonic() + exc.retry_after
             await outbox.retry_later(db, row.id, exc.retry_after, exc.message)
+            return False
         except TelegramForbiddenError as exc:
             await self._unreachable(row, exc.message)
         except TelegramBadRequest as exc:
@@ -147,12 +161,15 @@ class Sender:
         except (TelegramNetworkError, TelegramServerError, TimeoutError, OSError) as exc:
             log.warning("Telegram send of message %s failed: %s", row.id, exc)
             await outbox.mark_failed(db, row.id, str(exc) or type(exc).__name__)
+            return False
         except Exception as exc:
             log.exception("sending message %s (%s) failed", row.id, row.template)
             await outbox.mark_failed(db, row.id, f"{type(exc).__name__}: {exc}")
+            return False
         else:
             await outbox.mark_sent(db, row.id)
             self.sent += 1
+        return True
 
     async def _send(self, chat_id: int, rendered: Rendered) -> None:
         markup = keyboards.actions(rendered.actions, rendered.language)

@@ -86,7 +86,7 @@ async def list_orders(
         if status
         else [col(Order.status).in_([S.NEW, S.RESCHEDULED, *OPEN, S.FAILED])]
     )
-    async with db.sessions() as session:
+    async with db.reads() as session:
         total = (await session.exec(select(func.count()).select_from(Order).where(*where))).one()
         orders = list(
             await session.exec(select(Order).where(*where).order_by(col(Order.id)).limit(limit))
@@ -106,7 +106,7 @@ async def list_orders(
 
 
 async def order_card(db: Database, order_id: int) -> OrderCard:
-    async with db.sessions() as session:
+    async with db.reads() as session:
         order = await session.get(Order, order_id)
         if order is None:
             raise DomainError("error.order_not_found", order=order_id)
@@ -146,7 +146,7 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
 
 async def drivers(db: Database) -> list[DriverLine]:
     """Every active driver: on shift first, then by name."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         rows = list(
             await session.exec(
                 select(Driver, Member.name)
@@ -184,7 +184,7 @@ async def drivers(db: Database) -> list[DriverLine]:
 async def find_driver(db: Database, text: str) -> int:
     """A driver by number or (start of a) name; a DomainError when none or several match."""
     text = text.strip().lstrip("@")
-    async with db.sessions() as session:
+    async with db.reads() as session:
         rows = list(
             await session.exec(
                 select(Driver.id, Member.name)
@@ -222,7 +222,7 @@ class Report:
 
 async def report(db: Database, start: datetime, end: datetime) -> Report:
     """What happened between `start` and `end`."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         created = (
             await session.exec(
                 select(func.count())

@@ -43,7 +43,7 @@ async def _own(session: AsyncSession, member_id: int, order_id: int) -> Order:
 async def orders_of(db: Database, member_id: int) -> list[OrderStatusView]:
     """The member's open orders, and ones finished in the last two days."""
     since = utcnow() - RECENT
-    async with db.sessions() as session:
+    async with db.reads() as session:
         statement = (
             select(Order)
             .join(Customer, col(Customer.id) == Order.customer_id)

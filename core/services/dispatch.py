@@ -103,7 +103,7 @@ class Dispatcher:
         self.clock = clock
 
     async def world(self, **options: object) -> World:
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             return await load_world(session, self.travel, self.routing, now=self.clock(), **options)  # type: ignore[arg-type]
 
     # -- planning ----------------------------------------------------------------------
@@ -113,7 +113,7 @@ class Dispatcher:
         world = await self.world(day=day)
         plan = await self._solve(world)
         report = await self._apply(world, plan, actor)
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             for order_id in await unlocated(session, day or world.epoch.date()):
                 report.unassigned[order_id] = t("dispatch.no_location")
         return report
@@ -327,7 +327,7 @@ class Dispatcher:
         return etas, late
 
     async def eta(self, order_id: int) -> datetime | None:
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             row = (
                 await session.exec(
                     select(RouteStop).where(
@@ -341,7 +341,7 @@ class Dispatcher:
         self, order_id: int, *, minutes: float | None = None, metres: float | None = None
     ) -> bool:
         """Is the order's driver within `minutes` (by ETA) or `metres` (straight line)?"""
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             order = await session.get(Order, order_id)
             if order is None or order.status not in OPEN or order.driver_id is None:
                 return False

@@ -203,7 +203,7 @@ class Geocoder:
         statement = select(GeocodeCacheEntry).where(
             GeocodeCacheEntry.provider == self._provider, GeocodeCacheEntry.query == key
         )
-        async with self._db.sessions() as session:
+        async with self._db.reads() as session:
             entry = (await session.exec(statement)).first()
         if entry is None:
             return None

@@ -74,7 +74,7 @@ def language_of(code: str | None) -> str:
 
 async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
     """The member behind a Telegram user, keeping their chat id current; a stranger otherwise."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         row = (
             await session.exec(
                 select(Member, Driver.id)
@@ -212,7 +212,7 @@ async def chat_unreachable(
 
 async def telegram_chat_changed(db: Database, telegram_user_id: int, *, blocked: bool) -> None:
     """Telegram says a user blocked (or unblocked) the bot."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         member = (
             await session.exec(select(Member).where(Member.telegram_user_id == telegram_user_id))
         ).first()

@@ -53,7 +53,7 @@ def span(start: datetime, end: datetime, zone: ZoneInfo) -> str:
 
 async def render(db: Database, row: OutboxMessage, settings: Settings) -> Rendered:
     params: dict[str, Any] = {"reason": "", "attempt": "", **row.params}
-    async with db.sessions() as session:
+    async with db.reads() as session:
         member = await session.get(Member, row.recipient_member_id)
         lang = member.language if member else settings.app.language
         zone = ZoneInfo((member.timezone if member else None) or settings.app.timezone)

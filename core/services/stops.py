@@ -66,7 +66,7 @@ def first_name(name: str) -> str:
 
 async def route_of(db: Database, driver_id: int) -> list[StopView]:
     """Her open stops: the one she is on first, then the planned order."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         orders = {
             o.id: o
             for o in await session.exec(
@@ -145,7 +145,7 @@ async def _own(session: AsyncSession, driver_id: int, order_id: int) -> Order:
 
 async def own_ref(db: Database, driver_id: int, order_id: int) -> str:
     """The order's reference, if it is on this driver's route."""
-    async with db.sessions() as session:
+    async with db.reads() as session:
         return ref_of(await _own(session, driver_id, order_id))
 
 
@@ -194,7 +194,7 @@ class Stops:
 
     async def needs(self, driver_id: int, order_id: int) -> ProofKind:
         """The proof this order still needs before it can be marked delivered."""
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             order = await _own(session, driver_id, order_id)
             return order.proof_required
 

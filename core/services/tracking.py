@@ -69,7 +69,7 @@ async def start_shift(db: Database, driver_id: int, *, ends_at: datetime | None 
 
 
 async def on_shift(db: Database, driver_id: int) -> bool:
-    async with db.sessions() as session:
+    async with db.reads() as session:
         driver = await session.get(Driver, driver_id)
         return driver is not None and driver.shift_state is ShiftState.ON
 
@@ -92,8 +92,8 @@ async def end_shift(db: Database, driver_id: int) -> list[int]:
 async def record(db: Database, driver_id: int, fix: Fix) -> None:
     """Save a ping and the driver's latest position (older pings never move her back)."""
     async with db.transaction() as session:
-        session.add(
-            LocationPing(
+        await session.exec(
+            sa.insert(LocationPing).values(
                 driver_id=driver_id,
                 lat=fix.lat,
                 lon=fix.lon,
@@ -102,10 +102,12 @@ async def record(db: Database, driver_id: int, fix: Fix) -> None:
                 speed_mps=fix.speed_mps,
                 live=fix.live,
                 recorded_at=fix.at,
+                received_at=utcnow(),
             )
         )
         await session.exec(
             sa.update(Driver)
+            .execution_options(synchronize_session=False)
             .where(
                 Driver.id == driver_id,  # type: ignore[arg-type]
                 sa.or_(Driver.last_seen_at.is_(None), Driver.last_seen_at <= fix.at),  # type: ignore[union-attr,operator]
@@ -171,7 +173,7 @@ class Tracker:
 
     async def notify_nearby(self, driver_id: int) -> list[int]:
         """Tell each customer whose driver is close, once per delivery attempt."""
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             statement = select(Order.id, Order.attempts).where(
                 Order.driver_id == driver_id, Order.status == OrderStatus.OUT_FOR_DELIVERY
             )
@@ -189,7 +191,7 @@ class Tracker:
         """Tell the dispatchers, once per attempt, about orders now predicted after their window."""
         if not etas:
             return []
-        async with self.db.sessions() as session:
+        async with self.db.reads() as session:
             ends = dict(
                 (
                     await session.exec(

@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import ChatMemberUpdated, Message
 
+from bot.telegram.middlewares import Identify
 from bot.telegram.replies import help_text, status_line, tg_user
 from bot.telegram.routes import Routes
 from core.services import customers, members
@@ -22,10 +23,16 @@ router = Routes("common")
 
 @router.message(CommandStart(deep_link=True))
 async def cmd_start_link(
-    message: Message, command: CommandObject, bot: Bot, svc: Services, who: Identity, lang: str
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    svc: Services,
+    lang: str,
+    identities: Identify,
 ) -> None:
     token = (command.args or "").strip()
     user = tg_user(message)
+    identities.forget(user.user_id)
     role = await members.redeem_invite(svc.db, token, user)
     if role is not None:
         fresh = await members.identify_telegram(svc.db, user)
