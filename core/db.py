@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +70,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._writer = asyncio.Lock() if is_sqlite(url) else None
+        self._writer_task: asyncio.Task[Any] | None = None
         readers = self.engine.execution_options(**{READ_ONLY: True})
         self.reads = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
         """Sessions that only read. On SQLite they take no write lock (a plain BEGIN in WAL
@@ -76,9 +79,25 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction: committed on success, rolled back on any error.
+
+        On SQLite, writers of this process queue on an asyncio lock, first come first served:
+        SQLite's own busy wait sleeps and retries, which under load left some writers waiting
+        for seconds."""
+        if self._writer is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        task = asyncio.current_task()
+        if self._writer_task is task:
+            raise RuntimeError("a transaction is already open in this task; nest none")
+        async with self._writer:
+            self._writer_task = task
+            try:
+                async with self.sessions() as session, session.begin():
+                    yield session
+            finally:
+                self._writer_task = None
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

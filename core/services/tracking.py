@@ -89,37 +89,49 @@ async def end_shift(db: Database, driver_id: int) -> list[int]:
         return [i for i in (await session.exec(statement)).all() if i is not None]
 
 
+_PINGS = LocationPing.__table__  # type: ignore[attr-defined]
+_DRIVERS = Driver.__table__  # type: ignore[attr-defined]
+# Built once: a ping is the busiest write there is (Core statements, no ORM bookkeeping).
+SAVE_PING = sa.insert(_PINGS)
+MOVE_DRIVER = (
+    sa.update(_DRIVERS)
+    .where(
+        _DRIVERS.c.id == sa.bindparam("driver"),
+        sa.or_(_DRIVERS.c.last_seen_at.is_(None), _DRIVERS.c.last_seen_at <= sa.bindparam("at")),
+    )
+    .values(
+        last_lat=sa.bindparam("lat"),
+        last_lon=sa.bindparam("lon"),
+        last_seen_at=sa.bindparam("at"),
+        live_until=sa.bindparam("until"),
+        stale_alerted_at=None,
+    )
+)
+
+
 async def record(db: Database, driver_id: int, fix: Fix) -> None:
     """Save a ping and the driver's latest position (older pings never move her back)."""
     async with db.transaction() as session:
-        await session.exec(
-            sa.insert(LocationPing).values(
-                driver_id=driver_id,
-                lat=fix.lat,
-                lon=fix.lon,
-                accuracy_m=fix.accuracy_m,
-                heading=fix.heading,
-                speed_mps=fix.speed_mps,
-                live=fix.live,
-                recorded_at=fix.at,
-                received_at=utcnow(),
-            )
+        connection = await session.connection()
+        await connection.execute(
+            SAVE_PING,
+            {
+                "driver_id": driver_id,
+                "lat": fix.lat,
+                "lon": fix.lon,
+                "accuracy_m": fix.accuracy_m,
+                "heading": fix.heading,
+                "speed_mps": fix.speed_mps,
+                "live": fix.live,
+                "recorded_at": fix.at,
+                "received_at": utcnow(),
+            },
         )
-        await session.exec(
-            sa.update(Driver)
-            .execution_options(synchronize_session=False)
-            .where(
-                Driver.id == driver_id,  # type: ignore[arg-type]
-                sa.or_(Driver.last_seen_at.is_(None), Driver.last_seen_at <= fix.at),  # type: ignore[union-attr,operator]
-            )
-            .values(
-                last_lat=fix.lat,
-                last_lon=fix.lon,
-                last_seen_at=fix.at,
-                live_until=fix.live_until,
-                stale_alerted_at=None,
-            )
-        )
+        await connection.execute(
+            MOVE_DRIVER,
+            {"driver": driver_id, "at": fix.at, "lat": fix.lat, "lon": fix.lon,
+             "until": fix.live_until},
+        )  # fmt: skip
 
 
 async def stop_sharing(db: Database, driver_id: int, at: datetime) -> None:
