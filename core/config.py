@@ -176,6 +176,10 @@ class TrackingSettings(BaseModel):
     nearby_metres: float = Field(default=300.0, ge=0, le=10_000)
     stale_minutes: float = Field(default=10.0, gt=0, le=240)
     undo_minutes: float = Field(default=5.0, ge=0, le=60)
+    page_days: float = Field(default=7.0, gt=0, le=365)
+    map_js_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.js"
+    map_css_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.css"
+    tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
 class Settings(BaseSettings):

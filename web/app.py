@@ -14,7 +14,8 @@ from core.config import Settings
 from core.db import Database
 from core.models import utcnow
 from core.services.hub import Services
-from web.routes import health, webhooks
+from core.services.live import LiveFeed
+from web.routes import health, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -47,6 +48,7 @@ def create_app(
         services = Services.build(settings, database, clock=clock)
         app.state.db = database
         app.state.services = services
+        app.state.live = LiveFeed(database)
         app.state.telegram = None
         for line in channel_status(settings):
             log.info(line)
@@ -63,6 +65,7 @@ def create_app(
         finally:
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
+            await app.state.live.close()
             await services.close()
             if db is None:
                 await database.dispose()
@@ -71,4 +74,5 @@ def create_app(
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(tracking.router)
     return app
