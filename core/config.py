@@ -182,6 +182,18 @@ class TrackingSettings(BaseModel):
     tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
+class NotifySettings(BaseModel):
+    quiet_hours: str = ""
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        from core.services.notifications import QuietHours
+
+        QuietHours.parse(value, "UTC")  # raises ValueError with a readable message
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -202,6 +214,7 @@ class Settings(BaseSettings):
     geocoding: GeocodingSettings = GeocodingSettings()
     orders: OrdersSettings = OrdersSettings()
     tracking: TrackingSettings = TrackingSettings()
+    notify: NotifySettings = NotifySettings()
 
     @property
     def database_url(self) -> str:

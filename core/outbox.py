@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import Database
 from core.errors import DomainError
 from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
-from core.services.notifications import MAX_ACTIONS, Notice
+from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
@@ -59,6 +59,7 @@ async def add(
     if existing.first() is not None:
         return None
     now = now or utcnow()
+    due = not_before(notice.template, now)  # quiet hours hold what is not urgent
     member = await session.get(Member, notice.recipient_member_id)
     channel = preferred_channel(member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
@@ -73,7 +74,7 @@ async def add(
         status=OutboxStatus.PENDING if channel else OutboxStatus.SKIPPED,
         last_error=None if channel else why_not,
         created_at=now,
-        next_attempt_at=now,
+        next_attempt_at=due,
     )
     session.add(row)
     await session.flush()
@@ -99,9 +100,13 @@ async def claim(
                 older.recipient_member_id == OutboxMessage.recipient_member_id,
                 older.channel == channel,
                 older.id < OutboxMessage.id,  # type: ignore[operator]
-                sa.or_(
+                sa.or_(  # (one held back by quiet hours, never tried, blocks nothing)
                     older.status == OutboxStatus.SENDING,
-                    sa.and_(older.status == OutboxStatus.PENDING, older.next_attempt_at > now),
+                    sa.and_(
+                        older.status == OutboxStatus.PENDING,
+                        older.next_attempt_at > now,
+                        sa.or_(older.attempts > 0, older.last_error.is_not(None)),  # type: ignore[union-attr]
+                    ),
                 ),
             ),
         )

@@ -11,6 +11,7 @@ from core.config import Settings
 from core.db import Database
 from core.models import utcnow
 from core.routing.travel import provider_from_settings
+from core.services import notifications
 from core.services.dispatch import Dispatcher
 from core.services.geocoding import Geocoder
 from core.services.stops import Stops
@@ -31,6 +32,9 @@ class Services:
     def build(
         cls, settings: Settings, db: Database, *, clock: Callable[[], datetime] = utcnow
     ) -> Services:
+        notifications.QUIET[0] = notifications.QuietHours.parse(
+            settings.notify.quiet_hours, settings.app.timezone
+        )
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
         dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)

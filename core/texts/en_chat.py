@@ -12,6 +12,9 @@ TEXTS = {
     "msg.customer.order_out_for_delivery": (
         "{driver} is on the way with your order {ref}.{eta_line}\nFollow it live: {link}"
     ),
+    "msg.customer.order_delayed": (
+        "Sorry, your order {ref} is running late.{eta_line} {driver} is on the way."
+    ),
     "msg.customer.driver_nearby": "{driver} is nearly there with your order {ref}.{eta_line}",
     "msg.customer.driver_arrived": "{driver} is at your door with your order {ref}.",
     "msg.customer.order_delivered": (
