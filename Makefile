@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-routing bench-dispatch bench-bot clean
+.PHONY: install run test lint format bench bench-routing bench-dispatch bench-bot bench-web clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Lastmile needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -52,6 +52,11 @@ BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/postgres
 bench-bot: $(STAMP)
 	$(BIN)/python -m bench.bot location --postgres $(BENCH_POSTGRES) --skip-unreachable
 	$(BIN)/python -m bench.bot notify
+
+# Tracking pages: GET /t/{token}.json throughput (aiohttp and wrk when installed) and SSE
+# fan-out latency of one position to 500 open pages; SQLite, then PostgreSQL at BENCH_POSTGRES.
+bench-web: $(STAMP)
+	$(BIN)/python -m bench.web all --postgres $(BENCH_POSTGRES) --skip-unreachable
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
