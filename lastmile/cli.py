@@ -19,7 +19,7 @@ from core.errors import DomainError
 from core.lifecycle import Actor
 from core.migrations import pending, upgrade
 from core.models import Role
-from core.services import imports, invites
+from core.services import apikeys, imports, invites
 
 T = TypeVar("T")
 CLI = Actor("cli")
@@ -93,6 +93,7 @@ def run(host: str | None, port: int | None) -> None:
             port=port,
             log_level=config.app.log_level.lower(),
             log_config=None,
+            timeout_graceful_shutdown=5,  # open tracking pages (SSE) never end by themselves
         )
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: make that
@@ -159,6 +160,39 @@ def invite(role: str, expires: str, qr_path: Path | None) -> None:
     click.echo(f"Invite {record.id} for a {role}, single use, valid until {until}")
     click.echo(link)
     click.echo(f"QR code: {path}")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for the REST API (/api/v1)."""
+
+
+@apikey.command("create")
+@click.argument("name")
+def apikey_create(name: str) -> None:
+    """Create an API key called NAME; its secret is printed once."""
+    config = settings()
+
+    async def work(database: Database) -> tuple[Any, str]:
+        return await apikeys.create_key(database, name)
+
+    key, secret = run_async(with_db(config, work))
+    click.echo(f"API key {key.prefix} ({key.name}) created. Keep the secret, it is shown once:")
+    click.echo(secret)
+    click.echo("Send it as 'Authorization: Bearer <key>' (or 'X-API-Key: <key>').")
+
+
+@apikey.command("revoke")
+@click.argument("prefix")
+def apikey_revoke(prefix: str) -> None:
+    """Revoke the API key whose prefix is PREFIX; it stops working at once."""
+    config = settings()
+
+    async def work(database: Database) -> Any:
+        return await apikeys.revoke(database, prefix)
+
+    key = run_async(with_db(config, work))
+    click.echo(f"API key {key.prefix} ({key.name}) revoked")
 
 
 @main.group()

@@ -15,7 +15,7 @@ from core.db import Database
 from core.models import utcnow
 from core.services.hub import Services
 from core.services.live import LiveFeed
-from web.routes import health, tracking, webhooks
+from web.routes import api, health, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -74,5 +74,6 @@ def create_app(
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(api.router)
     app.include_router(tracking.router)
     return app

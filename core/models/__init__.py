@@ -1,6 +1,6 @@
 """SQLModel tables. Importing this package registers every table on `SQLModel.metadata`."""
 
-from core.models.access import ApiKey, GeocodeCacheEntry, Invite
+from core.models.access import ApiIdempotencyKey, ApiKey, GeocodeCacheEntry, Invite
 from core.models.enums import (
     Channel,
     OrderKind,
@@ -21,6 +21,7 @@ from core.models.tracking import LocationPing, Proof
 from core.models.types import utcnow
 
 __all__ = [
+    "ApiIdempotencyKey",
     "ApiKey",
     "AppendOnlyError",
     "Channel",

@@ -39,6 +39,21 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ApiIdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` an API client sent with a new order: the same key again answers
+    with the same order. Kept a day (`core.services.apikeys.IDEMPOTENCY_TTL`)."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("api_key_id", "key", name="uq_api_idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_keys.id", ondelete="CASCADE")
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    order_id: int = Field(foreign_key="orders.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 class GeocodeCacheEntry(SQLModel, table=True):
     __tablename__ = "geocode_cache"
     __table_args__ = (sa.UniqueConstraint("provider", "query", name="uq_geocode_provider_query"),)

@@ -125,4 +125,15 @@ TEXTS = {
     "geocoding.no_match": (
         "No place found for {text!r}. Check the address, or send a location pin."
     ),
+    # api
+    "api.key_name": "An API key needs a name of 1 to 100 characters.",
+    "api.key_not_found": "There is no API key with prefix {prefix!r}.",
+    "api.unauthorized": (
+        "A valid API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key'."
+    ),
+    "api.idempotency_conflict": (
+        "Idempotency-Key {key!r} was used before with a different request (order {order}); "
+        "use a new key for a new order."
+    ),
+    "api.bad_cursor": "cursor is not one this API gave out; start again without it.",
 }
