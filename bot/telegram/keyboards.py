@@ -74,36 +74,25 @@ class ShiftCb(CallbackData, prefix="sh"):
     op: str  # end
 
 
+STAFF_COMMANDS = (
+    "neworder",
+    "orders",
+    "order",
+    "drivers",
+    "assign",
+    "dispatch",
+    "optimize",
+    "import",
+    "invite",
+    "report",
+    "help",
+)
 COMMANDS: dict[Role | None, tuple[str, ...]] = {
     None: ("start", "help"),
     Role.CUSTOMER: ("help",),
     Role.DRIVER: ("shift", "route", "help"),
-    Role.DISPATCHER: (
-        "neworder",
-        "orders",
-        "order",
-        "drivers",
-        "assign",
-        "dispatch",
-        "optimize",
-        "import",
-        "invite",
-        "report",
-        "help",
-    ),
-    Role.OWNER: (
-        "neworder",
-        "orders",
-        "order",
-        "drivers",
-        "assign",
-        "dispatch",
-        "optimize",
-        "import",
-        "invite",
-        "report",
-        "help",
-    ),
+    Role.DISPATCHER: STAFF_COMMANDS,
+    Role.OWNER: STAFF_COMMANDS,
 }
 
 

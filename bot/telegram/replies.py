@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from bot.telegram import keyboards
 from core.models import Role
-from core.services.customers import OrderStatusView
+from core.services.customers import OrderStatusView, new_slots
 from core.services.hub import Services
 from core.services.members import Identity, TelegramUser
 from core.services.messages import clock, span, tracking_link
@@ -68,3 +69,9 @@ async def answer(callback: CallbackQuery, text: str, **kwargs: object) -> None:
     """Answer a button press with a message in its chat (handlers acknowledge the press first)."""
     if callback.message is not None:
         await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
+
+
+def new_slot_buttons(svc: Services, order_id: int, by: str) -> InlineKeyboardMarkup:
+    """The next delivery slots for an order, as buttons (`by`: c customer, d dispatcher)."""
+    slots = new_slots(svc.clock(), zone(svc))
+    return keyboards.slots(order_id, slots, lambda w: window(svc, w.starts_at, w.ends_at), by)

@@ -77,7 +77,6 @@ class Sender:
         self.chat_gap = MARGIN / settings.chat_rate_per_s
         self.chats: dict[int, float] = {}  # chat -> when it may get its next message
         self._stopping = asyncio.Event()
-        self.sent = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -168,7 +167,6 @@ class Sender:
             return False
         else:
             await outbox.mark_sent(db, row.id)
-            self.sent += 1
         return True
 
     async def _send(self, chat_id: int, rendered: Rendered) -> None:

@@ -89,11 +89,6 @@ async def revoke(db: Database, prefix: str) -> ApiKey:
     return key
 
 
-async def list_keys(db: Database) -> list[ApiKey]:
-    async with db.reads() as session:
-        return list(await session.exec(select(ApiKey).order_by(col(ApiKey.id))))
-
-
 async def remembered(session: AsyncSession, api_key_id: int, key: str) -> ApiIdempotencyKey | None:
     """The order an earlier request with this idempotency key made, if any (and not expired)."""
     statement = select(ApiIdempotencyKey).where(

@@ -18,11 +18,18 @@ from core.models import (
     OrderEvent,
     OrderStatus,
     OrderWindow,
-    RouteStop,
     ShiftState,
     StopKind,
 )
-from core.services.stops import OPEN, first_name, route_of
+from core.services.stops import (
+    OPEN,
+    delivery_eta,
+    delivery_window,
+    driver_names,
+    first_name,
+    ref_of,
+    route_of,
+)
 
 S = OrderStatus
 LIST_LIMIT = 30
@@ -66,17 +73,6 @@ class DriverLine:
     next_stop: str | None
 
 
-async def _driver_names(session, ids: set[int]) -> dict[int, str]:  # type: ignore[no-untyped-def]
-    if not ids:
-        return {}
-    rows = await session.exec(
-        select(Driver.id, Member.name)
-        .join(Member, col(Member.id) == Driver.member_id)
-        .where(col(Driver.id).in_(ids))
-    )
-    return {driver_id: name for driver_id, name in rows}
-
-
 async def list_orders(
     db: Database, status: OrderStatus | None = None, limit: int = LIST_LIMIT
 ) -> tuple[list[OrderLine], int]:
@@ -91,11 +87,11 @@ async def list_orders(
         orders = list(
             await session.exec(select(Order).where(*where).order_by(col(Order.id)).limit(limit))
         )
-        names = await _driver_names(session, {o.driver_id for o in orders if o.driver_id})
+        names = await driver_names(session, {o.driver_id for o in orders if o.driver_id})
     lines = [
         OrderLine(
             o.id or 0,
-            o.external_ref or f"#{o.id}",
+            ref_of(o),
             o.status,
             o.address,
             first_name(names[o.driver_id]) if o.driver_id in names else None,
@@ -111,24 +107,12 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         if order is None:
             raise DomainError("error.order_not_found", order=order_id)
         customer = await session.get(Customer, order.customer_id)
-        window = (
-            await session.exec(
-                select(OrderWindow)
-                .where(OrderWindow.order_id == order_id, OrderWindow.stop == StopKind.DELIVERY)
-                .order_by(col(OrderWindow.starts_at))
-            )
-        ).first()
-        eta = (
-            await session.exec(
-                select(RouteStop.eta).where(
-                    RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
-                )
-            )
-        ).first()
-        names = await _driver_names(session, {order.driver_id} if order.driver_id else set())
+        window = await delivery_window(session, order_id)
+        eta = await delivery_eta(session, order_id)
+        names = await driver_names(session, {order.driver_id} if order.driver_id else set())
     return OrderCard(
         order_id=order_id,
-        ref=order.external_ref or f"#{order.id}",
+        ref=ref_of(order),
         status=order.status,
         customer=customer.name if customer else "?",
         phone=customer.phone if customer else None,
@@ -268,7 +252,7 @@ async def report(db: Database, start: datetime, end: datetime) -> Report:
                 )
             ).all()
         ) if ids else {}  # fmt: skip
-        names = await _driver_names(session, {row[2] for row in delivered if row[2]})
+        names = await driver_names(session, {row[2] for row in delivered if row[2]})
     on_time = sum(
         1 for order_id, at, _, _ in delivered if order_id in ends and at <= ends[order_id]
     )

@@ -15,7 +15,8 @@ from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import FINAL, Actor, Change, Window
-from core.models import Customer, Driver, Member, Order, OrderStatus, RouteStop, StopKind, utcnow
+from core.models import Customer, Order, OrderStatus, utcnow
+from core.services.stops import delivery_eta, driver_names, first_name, ref_of
 
 S = OrderStatus
 SLOTS = ((9, 12), (12, 15), (15, 18))  # local hours offered for a new attempt
@@ -54,27 +55,13 @@ async def orders_of(db: Database, member_id: int) -> list[OrderStatusView]:
         views = []
         for order in await session.exec(statement):
             assert order.id is not None
-            stop = (
-                await session.exec(
-                    select(RouteStop.eta).where(
-                        RouteStop.order_id == order.id, RouteStop.kind == StopKind.DELIVERY
-                    )
-                )
-            ).first()
-            driver_name = None
-            if order.driver_id is not None:
-                row = (
-                    await session.exec(
-                        select(Member.name)
-                        .join(Driver, col(Driver.member_id) == Member.id)
-                        .where(Driver.id == order.driver_id)
-                    )
-                ).first()
-                driver_name = row.split()[0] if row else None
+            stop = await delivery_eta(session, order.id)
+            names = await driver_names(session, {order.driver_id} if order.driver_id else set())
+            driver_name = first_name(names[order.driver_id]) if order.driver_id in names else None
             views.append(
                 OrderStatusView(
                     order.id,
-                    order.external_ref or f"#{order.id}",
+                    ref_of(order),
                     order.status,
                     stop if order.status not in FINAL else None,
                     driver_name,

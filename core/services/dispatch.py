@@ -46,6 +46,7 @@ from core.routing.plan import Plan, RoutePlan
 from core.routing.problem import Problem, Window
 from core.routing.solve import solve_async
 from core.routing.travel import Point, TravelProvider, haversine_m
+from core.services.stops import delivery_eta
 from core.services.world import (
     OPEN,
     World,
@@ -328,14 +329,7 @@ class Dispatcher:
 
     async def eta(self, order_id: int) -> datetime | None:
         async with self.db.reads() as session:
-            row = (
-                await session.exec(
-                    select(RouteStop).where(
-                        RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
-                    )
-                )
-            ).first()
-            return row.eta if row else None
+            return await delivery_eta(session, order_id)
 
     async def is_near(
         self, order_id: int, *, minutes: float | None = None, metres: float | None = None

@@ -35,7 +35,6 @@ from core.services.notifications import Notice, dispatcher_members
 from core.texts import CATALOGS, DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
-STAFF = frozenset({Role.OWNER, Role.DISPATCHER})
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,6 @@ class Identity:
     @property
     def known(self) -> bool:
         return self.member_id is not None
-
-    @property
-    def staff(self) -> bool:
-        return bool(self.roles & STAFF)
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))

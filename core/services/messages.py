@@ -18,14 +18,18 @@ from core.models import (
     Driver,
     Member,
     Order,
-    OrderWindow,
     OutboxMessage,
     Proof,
     ProofKind,
-    RouteStop,
-    StopKind,
 )
-from core.services.stops import first_name, route_of
+from core.services.stops import (
+    delivery_eta,
+    delivery_window,
+    driver_names,
+    first_name,
+    ref_of,
+    route_of,
+)
 from core.texts import t
 
 
@@ -61,27 +65,12 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
         photo_id = photo_path = None
         if order is not None:
             assert order.id is not None
-            window = (
-                await session.exec(
-                    select(OrderWindow)
-                    .where(OrderWindow.order_id == order.id, OrderWindow.stop == StopKind.DELIVERY)
-                    .order_by(col(OrderWindow.starts_at))
-                )
-            ).first()
-            eta = (
-                await session.exec(
-                    select(RouteStop.eta).where(
-                        RouteStop.order_id == order.id, RouteStop.kind == StopKind.DELIVERY
-                    )
-                )
-            ).first()
-            driver_name = None
-            if order.driver_id is not None:
-                driver = await session.get(Driver, order.driver_id)
-                driver_member = await session.get(Member, driver.member_id) if driver else None
-                driver_name = first_name(driver_member.name) if driver_member else None
+            window = await delivery_window(session, order.id)
+            eta = await delivery_eta(session, order.id)
+            names = await driver_names(session, {order.driver_id} if order.driver_id else set())
+            driver_name = first_name(names[order.driver_id]) if order.driver_id in names else None
             params.update(
-                ref=order.external_ref or f"#{order.id}",
+                ref=ref_of(order),
                 address=order.address,
                 link=tracking_link(settings, order.tracking_token),
                 driver=driver_name or t("msg.someone", lang),

@@ -22,15 +22,12 @@ from core.models import (
     Order,
     OrderEvent,
     OrderStatus,
-    OrderWindow,
     Proof,
     ProofKind,
-    RouteStop,
-    StopKind,
     utcnow,
 )
 from core.routing.travel import Point, haversine_m
-from core.services.stops import first_name
+from core.services.stops import delivery_eta, delivery_window, first_name, ref_of
 
 S = OrderStatus
 STEP_OF_STATUS = {
@@ -121,20 +118,8 @@ async def tracking_view(
                 .order_by(col(OrderEvent.id))
             )
         )
-        window = (
-            await session.exec(
-                select(OrderWindow)
-                .where(OrderWindow.order_id == order.id, OrderWindow.stop == StopKind.DELIVERY)
-                .order_by(col(OrderWindow.starts_at))
-            )
-        ).first()
-        eta = (
-            await session.exec(
-                select(RouteStop.eta).where(
-                    RouteStop.order_id == order.id, RouteStop.kind == StopKind.DELIVERY
-                )
-            )
-        ).first()
+        window = await delivery_window(session, order.id)
+        eta = await delivery_eta(session, order.id)
         driver = await session.get(Driver, order.driver_id) if order.driver_id else None
         member = await session.get(Member, driver.member_id) if driver else None
         photo = (
@@ -158,7 +143,7 @@ async def tracking_view(
     shown_eta = eta if order.status in (S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY) else None
     low, high = eta_range(shown_eta, now) if shown_eta else (None, None)
     return TrackingView(
-        ref=order.external_ref or f"#{order.id}",
+        ref=ref_of(order),
         status=order.status,
         final=order.status in FINAL,
         steps=steps,

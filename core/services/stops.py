@@ -19,6 +19,8 @@ from core.errors import DomainError
 from core.lifecycle import Actor, Change
 from core.models import (
     Customer,
+    Driver,
+    Member,
     Order,
     OrderEvent,
     OrderKind,
@@ -62,6 +64,36 @@ def ref_of(order: Order) -> str:
 
 def first_name(name: str) -> str:
     return (name.split() or ["?"])[0]
+
+
+async def delivery_window(session: AsyncSession, order_id: int) -> OrderWindow | None:
+    """The order's first delivery window."""
+    statement = (
+        select(OrderWindow)
+        .where(OrderWindow.order_id == order_id, OrderWindow.stop == StopKind.DELIVERY)
+        .order_by(col(OrderWindow.starts_at))
+    )
+    return (await session.exec(statement)).first()
+
+
+async def delivery_eta(session: AsyncSession, order_id: int) -> datetime | None:
+    """When the order's driver is expected at its door (None when it is on no route)."""
+    statement = select(RouteStop.eta).where(
+        RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
+    )
+    return (await session.exec(statement)).first()
+
+
+async def driver_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """driver id -> the driver's full name."""
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(Driver.id, Member.name)
+        .join(Member, col(Member.id) == Driver.member_id)
+        .where(col(Driver.id).in_(ids))
+    )
+    return {driver_id: name for driver_id, name in rows}
 
 
 async def route_of(db: Database, driver_id: int) -> list[StopView]:

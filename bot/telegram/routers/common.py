@@ -15,6 +15,7 @@ from bot.telegram.routes import Routes
 from core.services import customers, members
 from core.services.hub import Services
 from core.services.members import Identity
+from core.services.stops import ref_of
 from core.texts import t
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ async def cmd_start_link(
         v for v in await customers.orders_of(svc.db, fresh.member_id) if v.order_id == order.id
     ]
     line = status_line(svc, views[0], lang) if views else ""
-    ref = order.external_ref or f"#{order.id}"
-    await message.answer(t("start.subscribed", lang, ref=ref, status=line))
+    await message.answer(t("start.subscribed", lang, ref=ref_of(order), status=line))
     await _menu(bot, message.chat.id, fresh)
 
 

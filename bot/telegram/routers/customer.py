@@ -8,10 +8,9 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.telegram import keyboards as kb
 from bot.telegram.filters import CUSTOMER
 from bot.telegram.keyboards import Act, RateCb, SlotCb
-from bot.telegram.replies import answer, status_line, window, zone
+from bot.telegram.replies import answer, new_slot_buttons, status_line, window
 from bot.telegram.routes import Routes
 from bot.telegram.states import Instructions
 from core.lifecycle import Actor
@@ -67,12 +66,10 @@ async def cb_pick_slot(
     if callback_data.id not in views:
         await answer(callback, t("customer.not_yours", lang, order=callback_data.id))
         return
-    slots = customers.new_slots(svc.clock(), zone(svc))
-    markup = kb.slots(callback_data.id, slots, lambda w: window(svc, w.starts_at, w.ends_at), "c")
     await answer(
         callback,
         t("customer.pick_slot", lang, ref=views[callback_data.id].ref),
-        reply_markup=markup,
+        reply_markup=new_slot_buttons(svc, callback_data.id, "c"),
     )
 
 

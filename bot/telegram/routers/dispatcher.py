@@ -14,14 +14,14 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import STAFF
 from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
-from bot.telegram.replies import answer, when, window, zone
+from bot.telegram.replies import answer, new_slot_buttons, when, window, zone
 from bot.telegram.routers import neworder
 from bot.telegram.routes import Routes
 from bot.telegram.states import Import
 from core.errors import DomainError
 from core.lifecycle import Actor, Change
 from core.models import OrderStatus, Role
-from core.services import board, customers, imports, invites, orders, tracking
+from core.services import board, imports, invites, orders, tracking
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.messages import tracking_link
@@ -206,13 +206,10 @@ async def cb_reschedule(
 ) -> None:
     await callback.answer()
     card = await board.order_card(svc.db, callback_data.id)
-    slots = customers.new_slots(svc.clock(), zone(svc))
     await answer(
         callback,
         t("order.reschedule_pick", lang, ref=card.ref),
-        reply_markup=kb.slots(
-            callback_data.id, slots, lambda w: window(svc, w.starts_at, w.ends_at), "d"
-        ),
+        reply_markup=new_slot_buttons(svc, callback_data.id, "d"),
     )
 
 

@@ -278,8 +278,6 @@ async def _save_photo(
         file = await bot.get_file(file_id)
         assert file.file_path is not None
         data = await bot.download_file(file.file_path)
-    except DomainError:
-        raise
     except Exception:
         log.warning("could not fetch proof photo %s", file_id, exc_info=True)
         raise DomainError("proof.download_failed") from None
