@@ -28,11 +28,9 @@ import json
 import logging
 import math
 import os
-import platform
 import pstats
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,8 +49,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
+from bench.common import cpu_seconds, databases, free_port, percentile, write_json
 from core import outbox
-from core.config import normalize_database_url
 from core.db import Database
 from core.migrations import upgrade
 from core.models import Driver, LocationPing, Member, OutboxMessage, OutboxStatus, Role, ShiftState
@@ -75,76 +73,6 @@ INJECTED = "Too Many Requests: retry after 1 (injected)"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time (user+system) of each thread of `pid`, by thread name, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: Counter[str] = Counter()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            text = (task / "stat").read_text()
-            name = text[text.index("(") + 1 : text.rindex(")")]
-            fields = text[text.rindex(")") + 2 :].split()
-            out["main" if task.name == str(pid) else name] += (
-                int(fields[11]) + int(fields[12])
-            ) / tick
-    return dict(out)
-
-
-async def scratch_postgres(base: str, work: Callable[[str], Awaitable[Any]]) -> Any:
-    name = f"lastmile_bench_{secrets.token_hex(4)}"
-    dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(base).set(database=name).render_as_string(hide_password=False)
-            return await work(url)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def postgres_reachable(base: str) -> str | None:
-    """None when the server answers; otherwise why not."""
-    dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        connection = await asyncpg.connect(dsn, timeout=5)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await connection.close()
-    return None
-
-
-async def databases(args: argparse.Namespace, work: Callable[[str], Awaitable[Any]]) -> dict:
-    """Run `work(url)` on a fresh SQLite file and/or a scratch PostgreSQL database."""
-    results: dict[str, Any] = {}
-    if not args.no_sqlite:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["sqlite"] = await work(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-    if args.postgres:
-        base = normalize_database_url(args.postgres)
-        why = await postgres_reachable(base)
-        if why is not None and args.skip_unreachable:
-            print(f"PostgreSQL at {args.postgres} is unreachable ({why}): skipped")
-        elif why is not None:
-            raise SystemExit(f"PostgreSQL at {args.postgres} is unreachable: {why}")
-        else:
-            results["postgres"] = await scratch_postgres(base, work)
-    return results
 
 
 # -- location: seeding and updates ----------------------------------------------------------
@@ -866,28 +794,6 @@ def print_notify(results: dict[str, dict[str, Any]]) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------
-
-
-def write_json(path: Path, section: str, params: dict[str, Any], results: dict) -> None:
-    """Merge this run into `path` (other benchmarks' sections are kept)."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        with contextlib.suppress(ValueError):
-            data = json.loads(path.read_text())
-    data["machine"] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-    data[section] = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "parameters": params,
-        "results": results,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    print(f"wrote {path} ({section})")
 
 
 def parse_args() -> argparse.Namespace:

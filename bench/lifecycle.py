@@ -14,13 +14,10 @@ import json
 import platform
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
+from bench.common import scratch_postgres
 from core import outbox
 from core.config import normalize_database_url
 from core.db import Database
@@ -100,21 +97,6 @@ async def measure(url: str, n_orders: int, n_rows: int) -> dict[str, float]:
         "outbox_sent_per_s": claimed / outbox_s if claimed else 0.0,
         "outbox_messages": claimed,
     }
-
-
-async def scratch_postgres(base: str, work):
-    name = f"lastmile_bench_{uuid.uuid4().hex[:8]}"
-    dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(base).set(database=name).render_as_string(hide_password=False)
-            return await work(url)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def main() -> None:
