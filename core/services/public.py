@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
 from core.errors import DomainError, NotFound
@@ -93,10 +94,14 @@ def eta_range(eta: datetime, now: datetime) -> tuple[datetime, datetime]:
 
 
 async def order_by_token(db: Database, token: str, *, keep_days: float, now: datetime) -> Order:
+    async with db.reads() as session:
+        return await _find(session, token, keep_days=keep_days, now=now)
+
+
+async def _find(session: AsyncSession, token: str, *, keep_days: float, now: datetime) -> Order:
     if not token or len(token) > 64:
         raise NotFound("tracking.unknown")
-    async with db.reads() as session:
-        order = (await session.exec(select(Order).where(Order.tracking_token == token))).first()
+    order = (await session.exec(select(Order).where(Order.tracking_token == token))).first()
     if order is None:
         raise NotFound("tracking.unknown")
     if order.final_at is not None and now - order.final_at > timedelta(days=keep_days):
@@ -108,9 +113,9 @@ async def tracking_view(
     db: Database, token: str, *, keep_days: float, now: datetime | None = None
 ) -> TrackingView:
     now = now or utcnow()
-    order = await order_by_token(db, token, keep_days=keep_days, now=now)
-    assert order.id is not None
-    async with db.reads() as session:
+    async with db.reads() as session:  # one snapshot: the order and all it shows agree
+        order = await _find(session, token, keep_days=keep_days, now=now)
+        assert order.id is not None
         events = list(
             await session.exec(
                 select(OrderEvent)
@@ -164,10 +169,10 @@ async def tracking_view(
 
 async def proof_photo_path(db: Database, token: str, *, keep_days: float) -> str | None:
     """The stored proof photo of a delivered order (relative to the data directory)."""
-    order = await order_by_token(db, token, keep_days=keep_days, now=utcnow())
-    if order.status is not S.DELIVERED:
-        return None
     async with db.reads() as session:
+        order = await _find(session, token, keep_days=keep_days, now=utcnow())
+        if order.status is not S.DELIVERED:
+            return None
         proof = (
             await session.exec(
                 select(Proof)
