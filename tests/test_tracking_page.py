@@ -209,3 +209,19 @@ async def test_without_the_map_library_the_page_still_shows_status_and_eta(
         assert "–" in (await page.text_content("#eta") or "")
         assert "km" in (await page.text_content("#distance") or "")
         assert not await page.is_visible("#map")
+
+
+async def test_the_proof_photo_is_served_only_once_delivered(db: Database, tmp_path: Path):
+    from core.services import proofs
+    from tests.telegram_harness import jpeg
+
+    mine, driver, _ = await day(db)
+    picture = jpeg()
+    await proofs.save_photo(db, tmp_path, mine.id, driver.id, picture, max_bytes=10_000_000)
+    async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
+        assert (await http.get(f"/t/{mine.tracking_token}/photo")).status_code == 404
+        await orders.change_status(db, mine.id, S.ARRIVED, SYSTEM)
+        await orders.change_status(db, mine.id, S.DELIVERED, SYSTEM)
+        photo = await http.get(f"/t/{mine.tracking_token}/photo")
+        assert photo.status_code == 200 and photo.content == picture
+        assert (await http.get(f"/t/{mine.tracking_token}.json")).json()["has_photo"] is True
