@@ -39,6 +39,8 @@ class AppSettings(BaseModel):
     language: str = "en"
     phone_region: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
+    proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
 
     @field_validator("timezone")
     @classmethod
@@ -182,6 +184,13 @@ class TrackingSettings(BaseModel):
     tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
+class WebhooksSettings(BaseModel):
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+    retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    concurrency: int = Field(default=8, ge=1, le=100)
+    require_https: bool = True
+
+
 class NotifySettings(BaseModel):
     quiet_hours: str = ""
 
@@ -215,6 +224,7 @@ class Settings(BaseSettings):
     orders: OrdersSettings = OrdersSettings()
     tracking: TrackingSettings = TrackingSettings()
     notify: NotifySettings = NotifySettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
 
     @property
     def database_url(self) -> str:

@@ -7,9 +7,9 @@
     assigned → assigned (reassign to another driver), assigned → new (unassign)
     out_for_delivery → failed (could not reach the door)
 
-`create()` and `transition()` write the order, one `OrderEvent` and that event's outbox rows in
-the caller's transaction, and never commit: the caller's `Database.transaction()` does, so all of
-it lands together or none of it does.
+`create()` and `transition()` write the order, one `OrderEvent`, that event's outbox rows and its
+merchant webhook deliveries in the caller's transaction, and never commit: the caller's
+`Database.transaction()` does, so all of it lands together or none of it does.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from core.models import (
     StopKind,
     utcnow,
 )
-from core.services import notifications
+from core.services import notifications, webhooks
 from core.texts import t
 
 S = OrderStatus
@@ -335,4 +335,5 @@ async def _record(
     await session.flush()
     notices = await notifications.for_event(session, order, event, previous_driver_id)
     await outbox.enqueue(session, event, notices)
+    await webhooks.enqueue(session, order, event)
     return event

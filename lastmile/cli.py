@@ -19,7 +19,7 @@ from core.errors import DomainError
 from core.lifecycle import Actor
 from core.migrations import pending, upgrade
 from core.models import Role
-from core.services import apikeys, imports, invites
+from core.services import apikeys, imports, invites, webhooks
 
 T = TypeVar("T")
 CLI = Actor("cli")
@@ -193,6 +193,38 @@ def apikey_revoke(prefix: str) -> None:
 
     key = run_async(with_db(config, work))
     click.echo(f"API key {key.prefix} ({key.name}) revoked")
+
+
+@apikey.command("webhook")
+@click.argument("prefix")
+@click.argument("url", required=False)
+@click.option("--all-orders", is_flag=True, help="Every order's changes, not only this key's.")
+@click.option("--off", is_flag=True, help="Switch the webhook off.")
+def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) -> None:
+    """Send status changes of key PREFIX's orders to URL, signed; prints the signing secret."""
+    if bool(url) == off:
+        fail("give a URL, or --off to switch the webhook off", EXIT_USAGE)
+    config = settings()
+
+    async def work(database: Database) -> Any:
+        key = await apikeys.by_prefix(database, prefix)
+        assert key.id is not None
+        return await webhooks.set_url(
+            database,
+            key.id,
+            None if off else url,
+            all_orders=all_orders,
+            require_https=config.webhooks.require_https,
+        )
+
+    key = run_async(with_db(config, work))
+    if off:
+        click.echo(f"Webhook of API key {key.prefix} ({key.name}) switched off")
+        return
+    scope = "every order" if key.webhook_all_orders else "orders made with this key"
+    click.echo(f"Status changes of {scope} go to {key.webhook_url}")
+    click.echo(f"Signing secret: {key.webhook_secret}")
+    click.echo("Each request carries 'Lastmile-Signature: sha256=<HMAC-SHA256 of the body>'.")
 
 
 @main.group()

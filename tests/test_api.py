@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -291,6 +292,7 @@ async def cli_round_trip(env: dict[str, str], cwd: Path, url: str) -> None:
     db = Database(url)
     try:
         assert (await apikeys.authenticate(db, secret)) is not None
+        await cli_webhook(env, cwd, db, prefix)
         revoked = await asyncio.to_thread(lastmile, ["apikey", "revoke", prefix], env, cwd)
         assert revoked.returncode == 0, revoked.stderr
         assert f"API key {prefix} (Shop A) revoked" in revoked.stdout
@@ -300,3 +302,28 @@ async def cli_round_trip(env: dict[str, str], cwd: Path, url: str) -> None:
     unknown = await asyncio.to_thread(lastmile, ["apikey", "revoke", "ffffffff"], env, cwd)
     assert unknown.returncode == 1
     assert "no API key with prefix 'ffffffff'" in unknown.stderr
+
+
+async def cli_webhook(env: dict[str, str], cwd: Path, db: Database, prefix: str) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return lastmile(["apikey", "webhook", prefix, *args], env, cwd)
+
+    plain = await asyncio.to_thread(run, "http://shop.example.com/hook")
+    assert plain.returncode == 1 and "must use https://" in plain.stderr
+    neither = await asyncio.to_thread(run)
+    assert neither.returncode == 2 and "give a URL, or --off" in neither.stderr
+    assert (await apikeys.by_prefix(db, prefix)).webhook_url is None  # nothing changed
+
+    set_ = await asyncio.to_thread(run, "https://shop.example.com/hook", "--all-orders")
+    assert set_.returncode == 0, set_.stderr
+    secret = re.search(r"Signing secret: (whsec_\S+)", set_.stdout).group(1)
+    key = await apikeys.by_prefix(db, prefix)
+    assert (key.webhook_url, key.webhook_all_orders, key.webhook_secret) == (
+        "https://shop.example.com/hook",
+        True,
+        secret,
+    )
+    off = await asyncio.to_thread(run, "--off")
+    assert off.returncode == 0 and "switched off" in off.stdout
+    key = await apikeys.by_prefix(db, prefix)
+    assert key.webhook_url is None and key.webhook_secret == secret  # kept for a later URL

@@ -3,10 +3,12 @@ proof photos, failures with a new slot for the customer, undo, and other drivers
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from sqlmodel import col, select
 
 from core.db import Database
@@ -114,6 +116,7 @@ async def test_live_location_session_start_updates_stop_and_expiry(db: Database,
 async def test_delivery_with_proof_photo_and_a_rating(db: Database, tmp_path: Path):
     ana, member = await add_person(db, 611, "Ana", [Role.DRIVER])
     cara, cara_member = await add_person(db, 612, "Cara", [Role.CUSTOMER])
+    dora, _ = await add_person(db, 613, "Dora", [Role.DISPATCHER])
     driver = await driver_of(db, member.id)
     order = await new_order(db, "Cara", 52.53, 13.41)
     await link(db, order, cara_member.id)
@@ -164,6 +167,18 @@ async def test_delivery_with_proof_photo_and_a_rating(db: Database, tmp_path: Pa
         async with db.sessions() as session:
             rated = await session.get(Order, order.id)
         assert rated is not None and rated.rating == 5
+
+        # the dispatcher's order card links the photo through a signed, expiring URL
+        await bot.send(tu.command(dora, f"/order {order.id}"))
+        card = bot.texts(613)[-1]
+        url = re.search(r"Proof photo \(link valid until [^)]+\): (\S+)", card).group(1)
+        assert url.startswith(f"{bot.base_url}/proofs/{proof.id}?expires=")
+        async with httpx.AsyncClient() as client:
+            fetched = await client.get(url)
+            assert fetched.status_code == 200 and fetched.content == picture
+            assert fetched.headers["content-type"] == "image/jpeg"
+            forged = await client.get(url[:-1] + ("0" if url[-1] != "0" else "1"))
+            assert forged.status_code == 403 and "not valid" in forged.json()["detail"]
 
 
 async def test_failed_stop_then_the_customer_picks_a_new_slot(db: Database, tmp_path: Path):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+import httpx
 from fastapi import FastAPI
 
 from core.config import Settings
@@ -15,7 +16,8 @@ from core.db import Database
 from core.models import utcnow
 from core.services.hub import Services
 from core.services.live import LiveFeed
-from web.routes import api, health, tracking, webhooks
+from core.services.webhook_sender import WebhookSender
+from web.routes import api, health, proofs, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -38,9 +40,15 @@ def channel_status(settings: Settings) -> list[str]:
 
 
 def create_app(
-    settings: Settings, db: Database | None = None, *, clock: Callable[[], datetime] = utcnow
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the app; the database, core services and chat channels start with it."""
+    """Build the app; the database, core services and chat channels start with it.
+    `webhook_transport` replaces the network for merchant webhooks (tests whose receivers'
+    URLs are made up)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +58,9 @@ def create_app(
         app.state.services = services
         app.state.live = LiveFeed(database)
         app.state.telegram = None
+        app.state.webhooks = WebhookSender(
+            database, settings.webhooks, transport=webhook_transport, clock=clock
+        )
         for line in channel_status(settings):
             log.info(line)
         try:
@@ -58,11 +69,13 @@ def create_app(
 
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
+            app.state.webhooks.start()
             # what startup made lives as long as the process: keep it out of the collector's
             # full passes (they took ~200 ms with aiogram's objects in them)
             gc.freeze()
             yield
         finally:
+            await app.state.webhooks.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
             await app.state.live.close()
@@ -76,4 +89,5 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(tracking.router)
+    app.include_router(proofs.router)
     return app

@@ -19,6 +19,7 @@ from core.models.people import Customer, Depot, Driver, Member, MemberRole
 from core.models.routes import Route, RouteStop
 from core.models.tracking import LocationPing, Proof
 from core.models.types import utcnow
+from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "ApiIdempotencyKey",
@@ -49,5 +50,7 @@ __all__ = [
     "ShiftState",
     "StopKind",
     "VehicleType",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "utcnow",
 ]

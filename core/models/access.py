@@ -37,6 +37,10 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # merchant webhooks: status changes are POSTed here, signed with the secret
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str | None = Field(default=None, max_length=100)
+    webhook_all_orders: bool = False  # every order's changes, not only those made with this key
 
 
 class ApiIdempotencyKey(SQLModel, table=True):

@@ -51,6 +51,7 @@ class Order(SQLModel, table=True):
     attempts: int = Field(default=0, ge=0)
     tracking_token: str = Field(default_factory=new_tracking_token, max_length=64, unique=True)
     source: str = Field(default="chat", max_length=20)
+    api_key_id: int | None = Field(default=None, foreign_key="api_keys.id", index=True)
     created_by: int | None = Field(default=None, foreign_key="members.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

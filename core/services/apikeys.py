@@ -76,13 +76,24 @@ async def authenticate(
     return key
 
 
+async def _by_prefix(session: AsyncSession, prefix: str) -> ApiKey:
+    """The key with this prefix (with or without the `lm_`), or `NotFound`."""
+    prefix = prefix.strip().removeprefix("lm_")[:PREFIX_LENGTH]
+    key = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+    if key is None:
+        raise NotFound("api.key_not_found", prefix=prefix)
+    return key
+
+
+async def by_prefix(db: Database, prefix: str) -> ApiKey:
+    async with db.reads() as session:
+        return await _by_prefix(session, prefix)
+
+
 async def revoke(db: Database, prefix: str) -> ApiKey:
     """Revoke the key with this prefix (with or without the `lm_`); revoking twice is harmless."""
-    prefix = prefix.strip().removeprefix("lm_")[:PREFIX_LENGTH]
     async with db.transaction() as session:
-        key = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
-        if key is None:
-            raise NotFound("api.key_not_found", prefix=prefix)
+        key = await _by_prefix(session, prefix)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             session.add(key)
@@ -145,7 +156,9 @@ async def create_order(
                 if draft.external_ref and (found := await find_by_ref(session, draft.external_ref)):
                     assert found.id is not None
                     return found.id, False
-                order = await add_order(session, draft, actor, source="api", rules=rules)
+                order = await add_order(
+                    session, draft, actor, source="api", rules=rules, api_key_id=key.id
+                )
                 assert order.id is not None
                 if idempotency_key:
                     await remember(session, key.id, idempotency_key, request_hash, order.id)
@@ -176,7 +189,9 @@ async def create_orders(
                 continue
             try:
                 async with session.begin_nested():
-                    order = await add_order(session, draft, actor, source="api", rules=rules)
+                    order = await add_order(
+                        session, draft, actor, source="api", rules=rules, api_key_id=key.id
+                    )
             except (DomainError, IntegrityError) as exc:
                 results[index] = str(exc).splitlines()[0]
                 continue

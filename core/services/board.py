@@ -18,6 +18,7 @@ from core.models import (
     OrderEvent,
     OrderStatus,
     OrderWindow,
+    Proof,
     ShiftState,
     StopKind,
 )
@@ -60,6 +61,7 @@ class OrderCard:
     notes: str
     tracking_token: str
     locked: bool
+    photo_proof_id: int | None = None  # the latest stored proof photo
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,12 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         window = await delivery_window(session, order_id)
         eta = await delivery_eta(session, order_id)
         names = await driver_names(session, {order.driver_id} if order.driver_id else set())
+        photo = await session.exec(
+            select(Proof.id)
+            .where(Proof.order_id == order_id, col(Proof.stored_path).is_not(None))
+            .order_by(col(Proof.id).desc())
+        )
+        photo_proof_id = photo.first()
     return OrderCard(
         order_id=order_id,
         ref=ref_of(order),
@@ -125,6 +133,7 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         notes=order.notes,
         tracking_token=order.tracking_token,
         locked=order.driver_locked,
+        photo_proof_id=photo_proof_id,
     )
 
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from core.config import Settings
 from core.db import Database
 from core.models import utcnow
 from core.routing.travel import provider_from_settings
-from core.services import notifications
+from core.services import notifications, webhooks
 from core.services.dispatch import Dispatcher
 from core.services.geocoding import Geocoder
+from core.services.links import Signer, secret_key
 from core.services.stops import Stops
 from core.services.tracking import Tracker
 
@@ -35,6 +37,8 @@ class Services:
         notifications.QUIET[0] = notifications.QuietHours.parse(
             settings.notify.quiet_hours, settings.app.timezone
         )
+        webhooks.POLICY.retry_for = timedelta(hours=settings.webhooks.retry_hours)
+        webhooks.POLICY.base_url = str(settings.app.base_url)
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
         dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)
@@ -47,6 +51,13 @@ class Services:
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
             clock=clock,
         )
+
+    @cached_property
+    def signer(self) -> Signer:
+        """Signs expiring links; the key is read (or made) on first use."""
+        app = self.settings.app
+        ttl = timedelta(minutes=app.proof_link_minutes)
+        return Signer(secret_key(app), str(app.base_url), ttl)
 
     @property
     def undo_window(self) -> timedelta:

@@ -150,6 +150,7 @@ async def add_order(
     *,
     source: str,
     rules: OrdersSettings | None = None,
+    api_key_id: int | None = None,
 ) -> Order:
     """Create the order in the caller's transaction (customer, windows, event, notifications)."""
     rules = rules or OrdersSettings()
@@ -186,6 +187,7 @@ async def add_order(
         proof_required=draft.proof_required,
         delivery_pin=pin,
         source=source,
+        api_key_id=api_key_id,
     )
     await lifecycle.create(session, order, draft.windows, actor)
     return order

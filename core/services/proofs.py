@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from sqlmodel import col, select
 
 from core.db import Database
 from core.errors import DomainError
@@ -107,3 +108,22 @@ async def check_pin(db: Database, order_id: int, driver_id: int, pin: str) -> Pr
         session.add(proof)
         await session.flush()
         return proof
+
+
+async def latest(db: Database, order_id: int) -> Proof | None:
+    """The order's most recent proof of delivery, if any (a photo before other kinds)."""
+    async with db.reads() as session:
+        proofs = list(
+            await session.exec(
+                select(Proof).where(Proof.order_id == order_id).order_by(col(Proof.id).desc())
+            )
+        )
+    photos = [proof for proof in proofs if proof.stored_path]
+    return (photos or proofs or [None])[0]
+
+
+async def stored_photo(db: Database, proof_id: int) -> Proof | None:
+    """Proof `proof_id` when it has a stored photo."""
+    async with db.reads() as session:
+        proof = await session.get(Proof, proof_id)
+    return proof if proof is not None and proof.stored_path else None

@@ -136,4 +136,18 @@ TEXTS = {
         "use a new key for a new order."
     ),
     "api.bad_cursor": "cursor is not one this API gave out; start again without it.",
+    "api.no_proof": "Order {order} has no proof of delivery.",
+    # merchant webhooks
+    "webhook.url_length": "The webhook URL must be 1 to {limit} characters.",
+    "webhook.url_form": "The webhook URL must be an http:// or https:// address with a host.",
+    "webhook.url_https": (
+        "The webhook URL must use https:// (plain http is allowed only for localhost, "
+        "unless WEBHOOKS_REQUIRE_HTTPS=false)."
+    ),
+    "webhook.delivery_not_found": "This API key has no webhook delivery {delivery}.",
+    "webhook.delivery_busy": "Webhook delivery {delivery} is being sent right now; try again.",
+    "webhook.off": "This API key has no webhook URL; set one first.",
+    # signed links
+    "link.bad": "This link is not valid: it was changed or cut short.",
+    "link.expired": "This link has expired; ask for a new one.",
 }

@@ -204,8 +204,12 @@ TEXTS = {
     "orders.bad_status": "{text!r} is not a status. Use one of: {statuses}.",
     "order.card": (
         "Order {ref} · {status}\nCustomer: {customer}{phone}\nAddress: {address}{unlocated}\n"
-        "{window}{driver}{eta}Attempts: {attempts}{notes}\nTracking: {link}"
+        "{window}{driver}{eta}Attempts: {attempts}{notes}\nTracking: {link}{proof}"
     ),
+    "order.card_driver": "Driver: {driver}\n",
+    "order.card_eta": "ETA: {eta}\n",
+    "order.card_notes": "\nNotes: {notes}",
+    "order.proof_link": "\nProof photo (link valid until {until}): {url}",
     "order.unlocated": " (no map point yet)",
     "order.usage": "Write /order and the order number, like /order 12.",
     "order.cancel_confirm": "Cancel order {ref}? The customer will be told.",

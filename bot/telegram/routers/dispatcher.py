@@ -84,13 +84,21 @@ async def _card(svc: Services, order_id: int, lang: str) -> tuple[str, kb.Inline
         address=card.address,
         unlocated="" if card.located else t("order.unlocated", lang),
         window=f"{window(svc, *card.window)}\n" if card.window else "",
-        driver=f"Driver: {card.driver}\n" if card.driver else "",
-        eta=f"ETA: {when(svc, card.eta)}\n" if card.eta else "",
+        driver=t("order.card_driver", lang, driver=card.driver) if card.driver else "",
+        eta=t("order.card_eta", lang, eta=when(svc, card.eta)) if card.eta else "",
         attempts=card.attempts,
-        notes=f"\nNotes: {card.notes}" if card.notes else "",
+        notes=t("order.card_notes", lang, notes=card.notes) if card.notes else "",
         link=tracking_link(svc.settings, card.tracking_token),
+        proof=_proof_link(svc, card.photo_proof_id, lang),
     )
     return text, kb.order_actions(order_id, card.status, lang)
+
+
+def _proof_link(svc: Services, proof_id: int | None, lang: str) -> str:
+    if proof_id is None:
+        return ""
+    url, until = svc.signer.proof_url(proof_id, svc.clock())
+    return t("order.proof_link", lang, url=url, until=when(svc, until))
 
 
 @router.message(Command("order"))

@@ -1,109 +1,64 @@
-"""The REST API for merchant systems, `/api/v1`: orders and drivers, behind API keys."""
+"""`/api/v1/orders`: create (one, or a batch), read, list, cancel and reschedule orders, and fetch
+an order's proof of delivery through a signed, expiring link."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from core.config import Settings
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
-from core.models import ApiKey, OrderStatus
-from core.services import apikeys
+from core.models import OrderStatus
+from core.services import apikeys, order_views, proofs
 from core.services.orders import OrderDraft, change_status, normalize_phone
 from core.texts import t
 from web.deps import DB
-from web.routes import api_views as views
-from web.routes.api_models import (
+from web.routes.api.common import (
+    NOT_FOUND,
+    REFUSED,
+    UNREADABLE,
+    Config,
+    Key,
+    Svc,
+    base_url,
+    refusals,
+    unprocessable,
+)
+from web.routes.api.models import (
     MAX_ID,
     BatchCreate,
     BatchItem,
     BatchResult,
     CancelRequest,
-    DriverOut,
     FieldError,
     OrderCreate,
     OrderOut,
     OrderPage,
     Problem,
+    ProofOut,
     RescheduleRequest,
     TimeWindow,
 )
 
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="`Authorization: Bearer lm_…` with a key from `lastmile apikey create NAME`.",
-)
-api_key_header = APIKeyHeader(
-    name="X-API-Key",
-    auto_error=False,
-    scheme_name="apiKey",
-    description="The same key in an `X-API-Key` header, for clients that cannot set a bearer.",
-)
-
-
-def unauthorized() -> HTTPException:
-    return HTTPException(401, t("api.unauthorized"), headers={"WWW-Authenticate": "Bearer"})
-
-
-async def current_key(
-    db: DB,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    header: Annotated[str | None, Depends(api_key_header)],
-) -> ApiKey:
-    secret = credentials.credentials if credentials else header
-    key = await apikeys.authenticate(db, secret)
-    if key is None:
-        raise unauthorized()
-    return key
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-Key = Annotated[ApiKey, Depends(current_key)]
-Config = Annotated[Settings, Depends(get_settings)]
+router = APIRouter(tags=["orders"])
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The order's id.", examples=[42])]
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No API key, or one that is unknown or revoked."},
-}
-UNREADABLE: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "The body is not well-formed JSON."}
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "There is no such order."}
-}
-REFUSED: dict[int | str, dict[str, Any]] = {
-    409: {"model": Problem, "description": "The order's status does not allow this change."}
-}
 
-router = APIRouter(prefix="/api/v1", responses=PROBLEMS)
+def _out(view: order_views.OrderView) -> OrderOut:
+    return OrderOut.model_validate(view, from_attributes=True)
 
 
-@contextmanager
-def refusals() -> Iterator[None]:
-    """A person-caused refusal from the core becomes 404 or 409 with its sentence."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(404, exc.message()) from None
-    except DomainError as exc:
-        raise HTTPException(409, exc.message()) from None
-
-
-def base_url(config: Settings) -> str:
-    return str(config.app.base_url)
+async def _order(db: DB, order_id: int, config: Settings) -> OrderOut:
+    view = await order_views.get_order(db, order_id, base_url(config))
+    if view is None:
+        raise HTTPException(404, t("error.order_not_found", order=order_id))
+    return _out(view)
 
 
 class Invalid(Exception):
@@ -139,19 +94,8 @@ def to_draft(body: OrderCreate, config: Settings) -> OrderDraft:
         raise Invalid([FieldError(field="time_windows", message=exc.message())]) from None
 
 
-def unprocessable(errors: list[FieldError]) -> RequestValidationError:
-    """The same 422 body FastAPI gives for a malformed request."""
-    return RequestValidationError(
-        [
-            {"loc": ("body", *error.field.split(".")), "msg": error.message, "type": "value_error"}
-            for error in errors
-        ]
-    )
-
-
 @router.post(
     "/orders",
-    tags=["orders"],
     status_code=201,
     summary="Create an order",
     description=(
@@ -199,14 +143,11 @@ async def create_order(
         )
     if not created:
         response.status_code = 200
-    order = await views.get_order(db, order_id, base_url(config))
-    assert order is not None
-    return order
+    return await _order(db, order_id, config)
 
 
 @router.post(
     "/orders/batch",
-    tags=["orders"],
     summary="Create up to 500 orders",
     description=(
         "Each order is checked and saved on its own; the answer lists, in request order, "
@@ -229,7 +170,7 @@ async def create_orders(body: BatchCreate, db: DB, key: Key, config: Config) -> 
             items[index] = BatchItem(index=index, result="error", errors=exc.errors)
     outcomes = await apikeys.create_orders(db, key, drafts, rules=config.orders)
     ids = [outcome[0] for outcome in outcomes.values() if isinstance(outcome, tuple)]
-    orders = await views.orders_by_id(db, ids, base_url(config))
+    orders = await order_views.orders_by_id(db, ids, base_url(config))
     for index, outcome in outcomes.items():
         if isinstance(outcome, str):
             error = FieldError(field="body", message=outcome)
@@ -237,7 +178,7 @@ async def create_orders(body: BatchCreate, db: DB, key: Key, config: Config) -> 
         else:
             order_id, created = outcome
             result = "created" if created else "existing"
-            items[index] = BatchItem(index=index, result=result, order=orders[order_id])
+            items[index] = BatchItem(index=index, result=result, order=_out(orders[order_id]))
     listed = [items[index] for index in sorted(items)]
     return BatchResult(
         created=sum(item.result == "created" for item in listed),
@@ -249,21 +190,16 @@ async def create_orders(body: BatchCreate, db: DB, key: Key, config: Config) -> 
 
 @router.get(
     "/orders/{order_id}",
-    tags=["orders"],
     summary="Get an order",
     description="Status, driver, ETA, windows and tracking link of one order.",
     responses=NOT_FOUND,
 )
 async def get_order(order_id: OrderId, db: DB, key: Key, config: Config) -> OrderOut:
-    order = await views.get_order(db, order_id, base_url(config))
-    if order is None:
-        raise HTTPException(404, t("error.order_not_found", order=order_id))
-    return order
+    return await _order(db, order_id, config)
 
 
 @router.get(
     "/orders",
-    tags=["orders"],
     summary="List orders",
     description=(
         "Orders by id, oldest first, optionally filtered. Pages are at most `limit` long; "
@@ -299,7 +235,7 @@ async def list_orders(
         )
     if external_ref is not None and "\x00" in external_ref:
         return OrderPage(orders=[], next_cursor=None)
-    orders, next_id = await views.list_orders(
+    orders, next_id = await order_views.list_orders(
         db,
         base_url(config),
         status=status,
@@ -308,12 +244,13 @@ async def list_orders(
         after_id=after,
         limit=limit,
     )
-    return OrderPage(orders=orders, next_cursor=str(next_id) if next_id else None)
+    return OrderPage(
+        orders=[_out(view) for view in orders], next_cursor=str(next_id) if next_id else None
+    )
 
 
 @router.post(
     "/orders/{order_id}/cancel",
-    tags=["orders"],
     summary="Cancel an order",
     description="Cancels an order that is not finished yet; the customer is told.",
     responses={**UNREADABLE, **NOT_FOUND, **REFUSED},
@@ -335,12 +272,11 @@ async def cancel_order(
             Change(reason=reason or "cancelled through the API"),
             rules=config.orders,
         )
-    return await get_order(order_id, db, key, config)
+    return await _order(db, order_id, config)
 
 
 @router.post(
     "/orders/{order_id}/reschedule",
-    tags=["orders"],
     summary="Reschedule a failed order",
     description=(
         "Gives a failed delivery new time windows; dispatch plans it again. Only a `failed` "
@@ -360,14 +296,31 @@ async def reschedule_order(
             Change(reason=body.reason, windows=_windows(body.time_windows)),
             rules=config.orders,
         )
-    return await get_order(order_id, db, key, config)
+    return await _order(db, order_id, config)
 
 
 @router.get(
-    "/drivers",
-    tags=["drivers"],
-    summary="List drivers",
-    description="Active drivers, on shift first: first name, when last seen, open orders.",
+    "/orders/{order_id}/proof",
+    summary="Get an order's proof of delivery",
+    description=(
+        "What the driver recorded at the door: the kind of proof, when, the recipient's name, "
+        "and for a photo a signed link to it that works for `APP_PROOF_LINK_MINUTES` (60) "
+        "minutes, without an API key. Ask again for a fresh link."
+    ),
+    responses={404: {"model": Problem, "description": "No such order, or it has no proof."}},
 )
-async def list_drivers(db: DB, key: Key) -> list[DriverOut]:
-    return await views.drivers(db)
+async def get_proof(order_id: OrderId, db: DB, key: Key, svc: Svc) -> ProofOut:
+    proof = await proofs.latest(db, order_id)
+    if proof is None:
+        await _order(db, order_id, svc.settings)  # 404 for an unknown order
+        raise HTTPException(404, t("api.no_proof", order=order_id))
+    url = expires_at = None
+    if proof.stored_path and proof.id is not None:
+        url, expires_at = svc.signer.proof_url(proof.id, svc.clock())
+    return ProofOut(
+        kind=proof.kind,
+        captured_at=proof.captured_at,
+        recipient_name=proof.recipient_name,
+        photo_url=url,
+        photo_expires_at=expires_at,
+    )

@@ -278,6 +278,29 @@ class DriverOut(BaseModel):
     load: int = Field(description="Orders assigned to her and not yet finished.")
 
 
+class ProofOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "photo",
+                    "captured_at": "2026-11-24T09:41:02Z",
+                    "recipient_name": None,
+                    "photo_url": "https://deliver.example.com/proofs/17?expires=1795513262"
+                    "&signature=9f2c…",
+                    "photo_expires_at": "2026-11-24T10:41:02Z",
+                }
+            ]
+        }
+    )
+
+    kind: ProofKind
+    captured_at: datetime
+    recipient_name: str | None
+    photo_url: str | None = Field(description="Signed link to the photo; no API key needed.")
+    photo_expires_at: datetime | None = Field(description="When `photo_url` stops working.")
+
+
 class Problem(BaseModel):
     """An error with a sentence a person can act on."""
 

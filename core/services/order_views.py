@@ -1,9 +1,10 @@
-"""What the REST API reads: orders as resources (in a few queries per page), and drivers."""
+"""Orders as an integration sees them (the REST API): a few queries per page, whatever its size."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,19 +20,44 @@ from core.models import (
     RouteStop,
     StopKind,
 )
-from core.services import board
 from core.services.stops import OPEN, first_name
-from web.routes.api_models import DriverOut, OrderOut, WindowOut
+
+
+@dataclass(frozen=True)
+class WindowView:
+    start: datetime
+    end: datetime
+    stop: StopKind
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: int
+    external_ref: str | None
+    status: OrderStatus
+    customer_name: str
+    customer_phone: str | None
+    address: str
+    lat: float | None
+    lon: float | None
+    due_date: date | None
+    time_windows: list[WindowView]
+    driver: str | None
+    eta: datetime | None
+    attempts: int
+    tracking_url: str
+    created_at: datetime
+    updated_at: datetime
 
 
 def tracking_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/t/{token}"
 
 
-async def order_resources(
+async def views_of(
     session: AsyncSession, orders: Sequence[Order], base_url: str
-) -> list[OrderOut]:
-    """The API view of `orders`, in the same order."""
+) -> list[OrderView]:
+    """The view of each of `orders`, in the same order."""
     ids = [order.id for order in orders]
     if not ids:
         return []
@@ -41,14 +67,14 @@ async def order_resources(
             select(Customer).where(col(Customer.id).in_({o.customer_id for o in orders}))
         )
     }
-    windows: dict[int, list[WindowOut]] = {}
+    windows: dict[int, list[WindowView]] = {}
     for window in await session.exec(
         select(OrderWindow)
         .where(col(OrderWindow.order_id).in_(ids))
         .order_by(col(OrderWindow.starts_at))
     ):
         windows.setdefault(window.order_id, []).append(
-            WindowOut(start=window.starts_at, end=window.ends_at, stop=window.stop)
+            WindowView(start=window.starts_at, end=window.ends_at, stop=window.stop)
         )
     open_ids = [order.id for order in orders if order.status in OPEN]
     etas = {}
@@ -82,7 +108,7 @@ async def order_resources(
         assert order.id is not None
         customer = customers.get(order.customer_id)
         resources.append(
-            OrderOut(
+            OrderView(
                 id=order.id,
                 external_ref=order.external_ref,
                 status=order.status,
@@ -104,18 +130,18 @@ async def order_resources(
     return resources
 
 
-async def get_order(db: Database, order_id: int, base_url: str) -> OrderOut | None:
+async def get_order(db: Database, order_id: int, base_url: str) -> OrderView | None:
     async with db.reads() as session:
         order = await session.get(Order, order_id)
         if order is None:
             return None
-        return (await order_resources(session, [order], base_url))[0]
+        return (await views_of(session, [order], base_url))[0]
 
 
-async def orders_by_id(db: Database, ids: Sequence[int], base_url: str) -> dict[int, OrderOut]:
+async def orders_by_id(db: Database, ids: Sequence[int], base_url: str) -> dict[int, OrderView]:
     async with db.reads() as session:
         orders = list(await session.exec(select(Order).where(col(Order.id).in_(set(ids)))))
-        resources = await order_resources(session, orders, base_url)
+        resources = await views_of(session, orders, base_url)
     return {resource.id: resource for resource in resources}
 
 
@@ -128,7 +154,7 @@ async def list_orders(
     external_ref: str | None,
     after_id: int,
     limit: int,
-) -> tuple[list[OrderOut], int | None]:
+) -> tuple[list[OrderView], int | None]:
     """One page of orders by id, and the id to continue after (None on the last page)."""
     statement = select(Order).where(col(Order.id) > after_id)
     if status is not None:
@@ -140,19 +166,6 @@ async def list_orders(
     async with db.reads() as session:
         rows = list(await session.exec(statement.order_by(col(Order.id)).limit(limit + 1)))
         page = rows[:limit]
-        resources = await order_resources(session, page, base_url)
+        resources = await views_of(session, page, base_url)
     more = len(rows) > limit
     return resources, (page[-1].id if more and page else None)
-
-
-async def drivers(db: Database) -> list[DriverOut]:
-    return [
-        DriverOut(
-            id=line.driver_id,
-            first_name=first_name(line.name),
-            on_shift=line.on_shift,
-            last_seen_at=line.last_seen,
-            load=line.load,
-        )
-        for line in await board.drivers(db)
-    ]

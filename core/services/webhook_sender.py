@@ -1,0 +1,118 @@
+"""Delivers merchant webhooks: claims due deliveries, POSTs each signed body, logs the attempt.
+
+Several senders (one per instance) may run: claims are leases taken with SKIP LOCKED, so a
+delivery goes to one sender at a time, and one whose sender died is taken again after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+
+from core.config import WebhooksSettings
+from core.db import Database
+from core.models import utcnow
+from core.services import webhooks
+
+log = logging.getLogger(__name__)
+IDLE_S = 1.0
+EXCERPT = 500
+USER_AGENT = "Lastmile-Webhooks/1"
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        db: Database,
+        settings: WebhooksSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        idle_s: float = IDLE_S,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.idle_s = idle_s
+        self.client = httpx.AsyncClient(
+            timeout=settings.timeout_s,
+            follow_redirects=False,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(), name="webhook-sender")
+
+    async def stop(self) -> None:
+        """Finish the requests in flight, hand back what was claimed and not tried."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.client.aclose()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = await self.drain_once()
+            except Exception:
+                log.exception("webhooks: could not read the deliveries")
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.idle_s)
+
+    async def drain_once(self) -> bool:
+        """Claim one batch and try each delivery once; False when nothing was due."""
+        batch = await webhooks.claim(self.db, limit=self.settings.concurrency, now=self.clock())
+        if not batch:
+            return False
+        await asyncio.gather(*(self.deliver(item) for item in batch))
+        return True
+
+    async def deliver(self, item: webhooks.Claimed) -> webhooks.Outcome:
+        if self._stopping.is_set():
+            await webhooks.release(self.db, [item.id])
+            return webhooks.Outcome(item.url, error="not tried: the sender stopped")
+        body = item.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            webhooks.SIGNATURE_HEADER: webhooks.sign(item.secret, body),
+            webhooks.EVENT_HEADER: item.event_type,
+            webhooks.DELIVERY_HEADER: str(item.id),
+        }
+        started = time.perf_counter()
+        try:
+            async with self.client.stream("POST", item.url, content=body, headers=headers) as reply:
+                excerpt = b""
+                async for chunk in reply.aiter_bytes():  # the start of the answer is enough
+                    excerpt += chunk
+                    if len(excerpt) >= EXCERPT:
+                        break
+            outcome = webhooks.Outcome(
+                item.url,
+                status_code=reply.status_code,
+                error=None if reply.is_success else f"HTTP {reply.status_code}",
+                response_excerpt=excerpt[:EXCERPT].decode(errors="replace") or None,
+                duration_ms=_ms_since(started),
+            )
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            outcome = webhooks.Outcome(item.url, error=error, duration_ms=_ms_since(started))
+        status = await webhooks.record(self.db, item.id, outcome, now=self.clock())
+        if not outcome.ok:
+            log.info("webhook %s to %s: %s, now %s", item.id, item.url, outcome.error, status)
+        return outcome
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

@@ -1,0 +1,42 @@
+"""Proof photos behind signed, expiring links (`core.services.links`): for dispatchers in chat
+and for API clients, with no login."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse
+
+from core.services import links, proofs
+from core.texts import t
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/proofs/{proof_id}")
+async def proof_photo(
+    request: Request,
+    proof_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(max_length=64)],
+) -> FileResponse:
+    services = request.app.state.services
+    now = services.clock()
+    try:
+        services.signer.check_proof(proof_id, expires, signature, now)
+    except links.LinkExpired as exc:
+        raise HTTPException(410, exc.message()) from None
+    except links.BadLink as exc:
+        raise HTTPException(403, exc.message()) from None
+    proof = await proofs.stored_photo(services.db, proof_id)
+    full = FilePath(services.settings.app.data_dir) / proof.stored_path if proof else None
+    if full is None or not full.is_file():
+        raise HTTPException(404, t("api.no_proof", order=proof.order_id if proof else "?"))
+    max_age = max(int(expires - now.timestamp()), 0)
+    return FileResponse(
+        full,
+        media_type=proof.content_type if proof else None,
+        headers={"Cache-Control": f"private, max-age={max_age}"},
+    )
