@@ -132,6 +132,43 @@ async def test_a_scripted_day_gives_each_customer_exactly_these_messages(db: Dat
     assert ana.id is not None
 
 
+async def test_each_customer_reads_their_own_language(db: Database):
+    ana = await person(db, "Ana Lopez", Role.DRIVER, 1)
+    cy = await person(db, "Cy", Role.CUSTOMER, 2)
+    dee = await person(db, "Dee", Role.CUSTOMER, 3)
+    async with db.transaction() as session:
+        german = await session.get(Member, dee.id)
+        german.language = "de"  # what joining sets from Telegram's language_code "de-AT"
+        session.add(german)
+    async with db.reads() as session:
+        driver_id = (await session.exec(select(Driver.id))).one()
+    one, two = await order_for(db, cy, "Cy"), await order_for(db, dee, "Dee")
+    for order in (one, two):
+        await orders.change_status(db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=driver_id))
+        await orders.change_status(db, order.id, S.OUT_FOR_DELIVERY, SYSTEM)
+        failed = Change(reason="nobody home", extra={"reason_code": "not_home"})
+        await orders.change_status(db, order.id, S.FAILED, SYSTEM, failed)
+        start = datetime(2030, 5, 2, 9, tzinfo=UTC)
+        window = Window(start, start + timedelta(hours=3))
+        await orders.change_status(db, order.id, S.RESCHEDULED, SYSTEM, Change(windows=[window]))
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    english = [(await render(db, row, settings)) for row in await messages_of(db, cy)]
+    german = [(await render(db, row, settings)) for row in await messages_of(db, dee)]
+    assert {r.language for r in english} == {"en"} and {r.language for r in german} == {"de"}
+    link = f"http://127.0.0.1:8000/t/{two.tracking_token}"
+    assert [r.text for r in german] == [
+        # worded when sent: the order is off her route by now, so no driver name
+        f"Ihr Fahrer ist mit Ihrer Bestellung #{two.id} unterwegs.\nLive verfolgen: {link}",
+        f"Wir konnten Ihre Bestellung #{two.id} nicht zustellen: niemand zu Hause. Wählen Sie "
+        "eine neue Zeit oder sagen Sie uns, wie wir Sie erreichen.",
+        f"Ihre Bestellung #{two.id} ist neu geplant. Zeit: 02.05. 09:00–12:00.",
+    ]
+    assert english[1].text.startswith(f"We could not deliver your order #{one.id}: nobody home.")
+    assert english[2].text.endswith("Time: Thu 02 May 09:00–12:00.")
+    assert ana.id is not None
+
+
 @pytest.fixture
 def quiet_all_day():
     """Quiet hours covering the whole test, put back afterwards."""

@@ -34,8 +34,8 @@ def when(svc: Services, moment: datetime | None) -> str:
     return clock(moment, zone(svc))
 
 
-def window(svc: Services, start: datetime, end: datetime) -> str:
-    return span(start, end, zone(svc))
+def window(svc: Services, start: datetime, end: datetime, lang: str | None = None) -> str:
+    return span(start, end, zone(svc), lang)
 
 
 def help_text(who: Identity, lang: str) -> str:
@@ -71,7 +71,10 @@ async def answer(callback: CallbackQuery, text: str, **kwargs: object) -> None:
         await callback.bot.send_message(callback.message.chat.id, text, **kwargs)  # type: ignore[union-attr,arg-type]
 
 
-def new_slot_buttons(svc: Services, order_id: int, by: str) -> InlineKeyboardMarkup:
+def new_slot_buttons(
+    svc: Services, order_id: int, by: str, lang: str | None = None
+) -> InlineKeyboardMarkup:
     """The next delivery slots for an order, as buttons (`by`: c customer, d dispatcher)."""
     slots = new_slots(svc.clock(), zone(svc))
-    return keyboards.slots(order_id, slots, lambda w: window(svc, w.starts_at, w.ends_at), by)
+    label = lambda w: window(svc, w.starts_at, w.ends_at, lang)  # noqa: E731
+    return keyboards.slots(order_id, slots, label, by)

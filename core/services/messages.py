@@ -23,6 +23,7 @@ from core.models import (
     ProofKind,
 )
 from core.services.stops import (
+    FAIL_REASONS,
     delivery_eta,
     delivery_window,
     driver_names,
@@ -50,9 +51,8 @@ def clock(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M") if moment else ""
 
 
-def span(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    return f"{local_start:%a %d %b} {local_start:%H:%M}–{local_end:%H:%M}"
+def span(start: datetime, end: datetime, zone: ZoneInfo, lang: str | None = None) -> str:
+    return t("time.span", lang, start=start.astimezone(zone), end=end.astimezone(zone))
 
 
 async def render(db: Database, row: OutboxMessage, settings: Settings) -> Rendered:
@@ -60,6 +60,8 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
     async with db.reads() as session:
         member = await session.get(Member, row.recipient_member_id)
         lang = member.language if member else settings.app.language
+        if (code := params.get("reason_code")) in FAIL_REASONS[:-1]:  # not "other": free text
+            params["reason"] = t(f"reason.{code}", lang)
         zone = ZoneInfo((member.timezone if member else None) or settings.app.timezone)
         order = await session.get(Order, row.order_id) if row.order_id else None
         photo_id = photo_path = None
@@ -76,7 +78,11 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
                 driver=driver_name or t("msg.someone", lang),
                 eta_line=t("msg.eta_line", lang, eta=clock(eta, zone)) if eta else "",
                 window_line=(
-                    t("msg.window_line", lang, window=span(window.starts_at, window.ends_at, zone))
+                    t(
+                        "msg.window_line",
+                        lang,
+                        window=span(window.starts_at, window.ends_at, zone, lang),
+                    )
                     if window
                     else ""
                 ),

@@ -80,6 +80,8 @@ async def for_event(
     }
     if reason := event.data.get("reason"):
         params["reason"] = reason
+    if code := event.data.get("reason_code"):
+        params["reason_code"] = code  # worded in the recipient's language when sent
     notices: list[Notice] = []
 
     customer_member = await _customer_member(session, order)

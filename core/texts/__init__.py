@@ -1,13 +1,16 @@
 """User-facing wording, one catalog per language. `t("key", lang, **params)` renders a text.
 
 English lives in `en.py` (domain: statuses, errors, routing reasons) and `en_chat.py` (what the
-chat says: notifications, prompts, buttons)."""
+chat says: notifications, prompts, buttons). German (`de.py`) covers what customers see."""
 
 from __future__ import annotations
 
-from core.texts import en, en_chat
+from core.texts import de, en, en_chat
 
-CATALOGS: dict[str, dict[str, str]] = {"en": {**en.TEXTS, **en_chat.TEXTS}}
+CATALOGS: dict[str, dict[str, str]] = {
+    "en": {**en.TEXTS, **en_chat.TEXTS},
+    "de": de.TEXTS,  # what customers see; the rest falls back to English
+}
 DEFAULT_LANGUAGE = "en"
 
 

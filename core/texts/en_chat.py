@@ -54,6 +54,7 @@ TEXTS = {
     "msg.eta_line": " Arriving around {eta}.",
     "msg.window_line": " Time: {window}.",
     "msg.someone": "Your driver",
+    "time.span": "{start:%a %d %b} {start:%H:%M}–{end:%H:%M}",
     # --- buttons ---
     "action.order.open": "Open",
     "action.order.assign": "Assign",

@@ -69,7 +69,7 @@ async def cb_pick_slot(
     await answer(
         callback,
         t("customer.pick_slot", lang, ref=views[callback_data.id].ref),
-        reply_markup=new_slot_buttons(svc, callback_data.id, "c"),
+        reply_markup=new_slot_buttons(svc, callback_data.id, "c", lang),
     )
 
 
@@ -95,7 +95,7 @@ async def cb_slot(
             "customer.rescheduled",
             lang,
             ref=ref,
-            window=window(svc, chosen.starts_at, chosen.ends_at),
+            window=window(svc, chosen.starts_at, chosen.ends_at, lang),
         ),
     )
 
