@@ -242,6 +242,7 @@ async def revert(
     session.add(order)
     session.add(event)
     await session.flush()
+    await webhooks.enqueue(session, order, event)  # the merchant must not keep the undone status
     return event
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from core.config import Settings
 from core.db import Database
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.add_exception_handler(RequestValidationError, api.invalid_request)
     app.include_router(tracking.router)
     app.include_router(proofs.router)
     return app

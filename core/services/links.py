@@ -7,19 +7,23 @@ The signature is HMAC-SHA256 over "<what>:<id>:<expires>" with the instance's se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.config import AppSettings
 from core.errors import DomainError
 
+log = logging.getLogger(__name__)
 KEY_FILE = "secret.key"
-HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+HEX_SIGNATURE = HEX_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class BadLink(DomainError):
@@ -31,19 +35,39 @@ class LinkExpired(DomainError):
 
 
 def secret_key(app: AppSettings) -> bytes:
-    """The configured key, or the one kept in the data directory (made on first use)."""
+    """The configured key, or the one kept in the data directory (made on first use; one that
+    is not a key — say, left empty by a crash — is replaced)."""
     if app.secret_key is not None and app.secret_key.get_secret_value():
         return app.secret_key.get_secret_value().encode()
     path = Path(app.data_dir) / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip().encode()
-    with os.fdopen(descriptor, "w") as file:
-        key = secrets.token_hex(32)
-        file.write(key + "\n")
+    if not path.exists():
+        _write_key_file(path, replace=False)
+    key = path.read_text().strip()
+    if not HEX_KEY.fullmatch(key):
+        log.warning("%s is not a key (64 hex digits): making a new one", path)
+        _write_key_file(path, replace=True)
+        key = path.read_text().strip()
     return key.encode()
+
+
+def _write_key_file(path: Path, *, replace: bool) -> None:
+    """Write a new key whole or not at all: into a private temporary file first, then moved
+    into place; without `replace` a key another process wrote meanwhile wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 class Signer:

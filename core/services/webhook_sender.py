@@ -81,7 +81,7 @@ class WebhookSender:
 
     async def deliver(self, item: webhooks.Claimed) -> webhooks.Outcome:
         if self._stopping.is_set():
-            await webhooks.release(self.db, [item.id])
+            await webhooks.release(self.db, [item.id], now=self.clock())
             return webhooks.Outcome(item.url, error="not tried: the sender stopped")
         body = item.body.encode()
         headers = {
@@ -105,7 +105,7 @@ class WebhookSender:
                 response_excerpt=excerpt[:EXCERPT].decode(errors="replace") or None,
                 duration_ms=_ms_since(started),
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # whatever went wrong is a failed attempt, logged and retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             outcome = webhooks.Outcome(item.url, error=error, duration_ms=_ms_since(started))
         status = await webhooks.record(self.db, item.id, outcome, now=self.clock())

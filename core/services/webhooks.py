@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -85,7 +86,14 @@ def check_url(url: str, *, require_https: bool = True) -> str:
     url = url.strip()
     if not url or len(url) > MAX_URL:
         raise DomainError("webhook.url_length", limit=MAX_URL)
-    parts = urlsplit(url)
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise DomainError("webhook.url_form")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not 0–65535)
+        httpx.URL(url)  # what the sender will make of it
+    except (ValueError, httpx.InvalidURL):
+        raise DomainError("webhook.url_form") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DomainError("webhook.url_form")
     if parts.scheme == "http" and require_https and not _loopback(parts.hostname):
@@ -255,6 +263,11 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def _storable(text: str | None, limit: int) -> str | None:
+    """Text any database keeps (PostgreSQL refuses NUL characters), at most `limit` long."""
+    return text.replace("\x00", "\ufffd")[:limit] if text else None
+
+
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min, … up to an hour between tries, with ±10 % jitter."""
     seconds = min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
@@ -270,21 +283,22 @@ async def record(
         delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None:
             return OutboxStatus.DEAD
+        error = _storable(outcome.error, 1000)
         session.add(
             WebhookAttempt(
                 delivery_id=delivery_id,
                 attempted_at=now,
                 url=outcome.url[:MAX_URL],
                 status_code=outcome.status_code,
-                error=outcome.error[:1000] if outcome.error else None,
-                response_excerpt=outcome.response_excerpt,
+                error=error,
+                response_excerpt=_storable(outcome.response_excerpt, 500),
                 duration_ms=outcome.duration_ms,
             )
         )
         if delivery.status is not OutboxStatus.SENDING:
             return delivery.status  # switched off meanwhile: keep that
         delivery.last_status_code = outcome.status_code
-        delivery.last_error = outcome.error[:1000] if outcome.error else None
+        delivery.last_error = error
         if outcome.ok:
             delivery.status = OutboxStatus.SENT
             delivery.delivered_at = now
@@ -297,7 +311,9 @@ async def record(
         return delivery.status
 
 
-async def release(db: Database, delivery_ids: Sequence[int]) -> None:
+async def release(
+    db: Database, delivery_ids: Sequence[int], *, now: datetime | None = None
+) -> None:
     """Give back leased deliveries that were not tried (a sender stopping), due at once."""
     if not delivery_ids:
         return
@@ -311,7 +327,7 @@ async def release(db: Database, delivery_ids: Sequence[int]) -> None:
             .values(
                 status=OutboxStatus.PENDING,
                 attempts=WebhookDelivery.attempts - 1,
-                next_attempt_at=utcnow(),
+                next_attempt_at=now or utcnow(),
             )
         )
 

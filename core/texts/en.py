@@ -136,6 +136,7 @@ TEXTS = {
         "use a new key for a new order."
     ),
     "api.bad_cursor": "cursor is not one this API gave out; start again without it.",
+    "api.unreadable_json": "The body is not well-formed JSON.",
     "api.no_proof": "Order {order} has no proof of delivery.",
     # merchant webhooks
     "webhook.url_length": "The webhook URL must be 1 to {limit} characters.",
@@ -150,4 +151,5 @@ TEXTS = {
     # signed links
     "link.bad": "This link is not valid: it was changed or cut short.",
     "link.expired": "This link has expired; ask for a new one.",
+    "link.no_photo": "There is no photo behind this link (any more).",
 }

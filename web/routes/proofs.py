@@ -33,7 +33,7 @@ async def proof_photo(
     proof = await proofs.stored_photo(services.db, proof_id)
     full = FilePath(services.settings.app.data_dir) / proof.stored_path if proof else None
     if full is None or not full.is_file():
-        raise HTTPException(404, t("api.no_proof", order=proof.order_id if proof else "?"))
+        raise HTTPException(404, t("link.no_photo"))
     max_age = max(int(expires - now.timestamp()), 0)
     return FileResponse(
         full,

@@ -7,7 +7,9 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from core.config import Settings
@@ -97,3 +99,11 @@ def unprocessable(errors: list[FieldError]) -> RequestValidationError:
             for error in errors
         ]
     )
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """A body that is not JSON at all answers 400 (as documented); other invalid input 422."""
+    assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return JSONResponse({"detail": t("api.unreadable_json")}, status_code=400)
+    return await request_validation_exception_handler(request, exc)

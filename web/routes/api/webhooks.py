@@ -21,6 +21,7 @@ from web.routes.api.common import (
     UNREADABLE,
     Config,
     Key,
+    Svc,
     refusals,
     unprocessable,
 )
@@ -246,9 +247,10 @@ async def redeliver(
     delivery_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The delivery's id.")],
     db: DB,
     key: Key,
+    svc: Svc,
 ) -> DeliveryOut:
     assert key.id is not None
     with refusals():
-        await webhooks.redeliver(db, key.id, delivery_id)
+        await webhooks.redeliver(db, key.id, delivery_id, now=svc.clock())
     logs, _ = await webhooks.deliveries(db, key.id, before_id=delivery_id + 1, limit=1)
     return _delivery(logs[0])
