@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from core.config import Settings, normalize_database_url
 from core.db import Database
-from core.models import ApiKey, Order, OrderStatus, utcnow
+from core.models import ApiKey, Customer, Order, OrderStatus, utcnow
 from core.services import apikeys
 from tests.conftest import POSTGRES_URL, scratch_postgres, serve, sqlite_url
 from tests.factories import add_driver, count, move, new_order
@@ -327,3 +327,18 @@ async def cli_webhook(env: dict[str, str], cwd: Path, db: Database, prefix: str)
     assert off.returncode == 0 and "switched off" in off.stdout
     key = await apikeys.by_prefix(db, prefix)
     assert key.webhook_url is None and key.webhook_secret == secret  # kept for a later URL
+
+
+async def test_the_customers_language_is_kept(api: httpx.AsyncClient, db: Database):
+    created = await api.post("/orders", json={**ORDER, "customer_language": "de"})
+    assert created.status_code == 201, created.text
+    async with db.reads() as session:
+        order = await session.get(Order, created.json()["id"])
+        customer = await session.get(Customer, order.customer_id)
+    assert customer.language == "de"
+    for bad in ("german", "DE", "d", "de_DE", ""):
+        refused = await api.post(
+            "/orders", json={**ORDER, "external_ref": "A-2", "customer_language": bad}
+        )
+        assert "customer_language" in fields(refused), bad
+    assert await count(db, Order) == 1

@@ -28,6 +28,7 @@ class OrderDraft(BaseModel):
     external_ref: str | None = Field(default=None, max_length=100)
     customer_name: str = Field(min_length=1, max_length=200)
     customer_phone: str | None = None
+    customer_language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")
     address: str = Field(min_length=1, max_length=500)
     lat: float | None = None
     lon: float | None = None
@@ -126,13 +127,18 @@ def parse_window_text(text: str, now: datetime, zone: ZoneInfo) -> Window:
     return window
 
 
-async def find_or_add_customer(session: AsyncSession, name: str, phone: str | None) -> Customer:
-    """The customer with this phone number, or a new one."""
+async def find_or_add_customer(
+    session: AsyncSession, name: str, phone: str | None, language: str | None = None
+) -> Customer:
+    """The customer with this phone number, or a new one; a language given is remembered."""
     if phone:
         found = (await session.exec(select(Customer).where(Customer.phone == phone))).first()
         if found is not None:
+            if language and found.language != language:
+                found.language = language
+                session.add(found)
             return found
-    customer = Customer(name=name, phone=phone)
+    customer = Customer(name=name, phone=phone, language=language)
     session.add(customer)
     await session.flush()
     return customer
@@ -156,7 +162,9 @@ async def add_order(
     rules = rules or OrdersSettings()
     if draft.external_ref and (existing := await find_by_ref(session, draft.external_ref)):
         raise DomainError("error.duplicate_ref", ref=draft.external_ref, order=existing.id)
-    customer = await find_or_add_customer(session, draft.customer_name, draft.customer_phone)
+    customer = await find_or_add_customer(
+        session, draft.customer_name, draft.customer_phone, draft.customer_language
+    )
     pin = draft.delivery_pin
     if draft.proof_required is ProofKind.PIN and pin is None:
         pin = f"{secrets.randbelow(10_000):04d}"

@@ -99,6 +99,13 @@ class OrderCreate(Strict):
         max_length=40,
         description="With country code (`+49…`), or in the country of `APP_PHONE_REGION`.",
     )
+    customer_language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$",
+        description="The customer's language (`de`, `en-GB`): messages and the tracking page "
+        "use it where Lastmile has it, English otherwise.",
+        examples=["de"],
+    )
     address: Text = Field(min_length=1, max_length=500)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
