@@ -3,8 +3,10 @@ headless Chromium (Debian's, driven by Playwright) with and without the map libr
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -15,11 +17,14 @@ from sqlmodel import select
 
 from core.config import Settings
 from core.db import Database
+from core.errors import NotFound
 from core.lifecycle import SYSTEM, Change
-from core.models import Driver, Member, Order, OrderStatus, Role, ShiftState, utcnow
+from core.models import Customer, Driver, Member, Order, OrderStatus, Role, ShiftState, utcnow
 from core.services import orders, tracking
+from core.services.live import Views
 from core.services.members import grant
 from core.services.orders import OrderDraft
+from core.services.public import Expired
 from tests.conftest import serve
 
 S = OrderStatus
@@ -121,6 +126,129 @@ async def test_the_page_expires_after_the_final_state(db: Database, tmp_path: Pa
         assert page.status_code == 410 and "has expired" in page.text
         assert (await http.get(f"/t/{mine.tracking_token}.json")).status_code == 410
         assert (await http.get(f"/t/{mine.tracking_token}/qr.png")).status_code == 410
+
+
+async def test_the_page_speaks_the_customers_language(db: Database, tmp_path: Path):
+    mine, _, other = await day(db)
+    async with db.transaction() as session:  # Cy told the shop she reads German
+        customer = await session.get(Customer, mine.customer_id)
+        customer.language = "de-AT"
+        session.add(customer)
+    async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
+        page = await http.get(f"/t/{mine.tracking_token}", headers={"Accept-Language": "en"})
+        assert '<html lang="de">' in page.text and "Ihre Lieferung" in page.text
+        assert "Unterwegs" in page.text and "Your delivery" not in page.text
+        # a customer whose language is unknown gets the browser's, else the shop's (English)
+        browser = {"Accept-Language": "fr-FR,de;q=0.8,en;q=0.5"}
+        german = await http.get(f"/t/{other.tracking_token}", headers=browser)
+        assert '<html lang="de">' in german.text and "Ihre Lieferung" in german.text
+        plain = await http.get(f"/t/{other.tracking_token}", headers={"Accept-Language": "x;q=?"})
+        assert '<html lang="en">' in plain.text and "Your delivery" in plain.text
+        missing = await http.get("/t/" + "x" * 24, headers={"Accept-Language": "de"})
+        assert missing.status_code == 404 and "Diesen Sendungslink gibt es nicht" in missing.text
+
+
+async def gone(db: Database) -> Order:
+    """An order cancelled eight days ago: its page has expired."""
+    draft = OrderDraft(customer_name="Ed Old", address="Door 2", lat=52.51, lon=13.4)
+    order = await orders.create_order(db, draft, SYSTEM, source="test")
+    await orders.change_status(db, order.id, S.CANCELLED, SYSTEM)
+    async with db.transaction() as session:
+        fresh = await session.get(Order, order.id)
+        assert fresh is not None
+        fresh.final_at = utcnow() - timedelta(days=8)
+        session.add(fresh)
+    return order
+
+
+async def test_views_asked_for_at_once_are_read_together_and_kept_apart(db: Database):
+    mine, _, other = await day(db)
+    old = await gone(db)
+    views = Views(db)
+    tokens = [mine.tracking_token, other.tracking_token, old.tracking_token, "x" * 24, ""] * 3
+    answers = await asyncio.gather(
+        *(views.get(token, keep_days=7) for token in tokens), return_exceptions=True
+    )
+    for token, answer in zip(tokens, answers, strict=True):
+        if token == mine.tracking_token:
+            assert answer.ref == f"#{mine.id}" and answer.driver_at == (52.529, 13.405)
+            assert [s.step for s in answer.steps] == ["confirmed", "on_the_way"]
+            assert answer is answers[0]  # one view (and one JSON) for everyone who asked
+        elif token == other.tracking_token:
+            assert answer.ref == f"#{other.id}" and answer.driver_at is None
+            assert answer.destination is None and answer.status is S.ASSIGNED
+        elif token == old.tracking_token:
+            assert isinstance(answer, Expired)
+        else:
+            assert isinstance(answer, NotFound)
+    assert b"Zoe" not in answers[0].body and b"Door" not in answers[0].body
+
+    # a caller asking after a change gets a new read, never the view read before it
+    await orders.change_status(db, mine.id, S.ARRIVED, SYSTEM)
+    again = await views.get(mine.tracking_token, keep_days=7)
+    assert again.status is S.ARRIVED and again.driver_at is None
+    await views.close()
+
+
+async def test_json_asked_for_at_once_gives_each_link_its_own_order(db: Database, tmp_path: Path):
+    mine, _, other = await day(db)
+    old = await gone(db)
+    tokens = [mine.tracking_token, other.tracking_token, old.tracking_token, "x" * 24] * 10
+    async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
+        answers = await asyncio.gather(*(http.get(f"/t/{token}.json") for token in tokens))
+    for token, answer in zip(tokens, answers, strict=True):
+        if token == mine.tracking_token:
+            assert answer.json()["ref"] == f"#{mine.id}"
+            assert answer.json()["driver_at"] == [52.529, 13.405]
+            assert answer.headers["content-type"] == "application/json"
+        elif token == other.tracking_token:
+            assert answer.json()["ref"] == f"#{other.id}" and answer.json()["driver_at"] is None
+        else:
+            assert answer.status_code == (410 if token == old.tracking_token else 404)
+
+
+async def test_every_open_page_of_an_order_gets_each_update(db: Database, tmp_path: Path):
+    mine, driver, other = await day(db)
+    async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        assert (await http.get("/t/nosuchtoken/events")).status_code == 404
+        pages = {name: [] for name in ("mine1", "mine2", "mine3", "other")}
+        token = {"other": other.tracking_token} | dict.fromkeys(
+            ("mine1", "mine2", "mine3"), mine.tracking_token
+        )
+
+        arrived = asyncio.Event()
+
+        async def read(name: str) -> None:
+            async with http.stream("GET", f"/t/{token[name]}/events") as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        pages[name].append(json.loads(line.removeprefix("data: ")))
+                        arrived.set()
+
+        async def until(condition: Callable[[], bool]) -> None:
+            async with asyncio.timeout(10):  # only keeps a broken test from hanging
+                while not condition():
+                    arrived.clear()
+                    await arrived.wait()
+
+        readers = {name: asyncio.create_task(read(name)) for name in pages}
+        mine_pages = [pages[n] for n in ("mine1", "mine2", "mine3")]
+        await until(lambda: all(pages.values()))
+        assert pages["other"][0]["ref"] == f"#{other.id}"
+
+        await tracking.record(db, driver.id, tracking.Fix(52.5210, 13.4050, utcnow(), live=True))
+        await until(lambda: all(p[-1]["driver_at"] == [52.521, 13.405] for p in mine_pages))
+        assert all(p[-1]["distance_m"] == 111 for p in mine_pages)
+
+        await orders.change_status(db, mine.id, S.ARRIVED, SYSTEM)
+        await orders.change_status(db, mine.id, S.DELIVERED, SYSTEM, Change())
+        await until(lambda: all(p[-1]["status"] == "delivered" for p in mine_pages))
+        for name in ("mine1", "mine2", "mine3"):  # final: the stream ends by itself
+            await asyncio.wait_for(readers[name], 10)
+            assert pages[name][-1]["final"] and pages[name][-1]["driver_at"] is None
+        assert all(p["ref"] == f"#{other.id}" for p in pages["other"])
+        readers["other"].cancel()
 
 
 def chromium_args() -> list[str]:

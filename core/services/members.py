@@ -32,7 +32,7 @@ from core.models import (
 )
 from core.services.invites import token_hash
 from core.services.notifications import Notice, dispatcher_members
-from core.texts import CATALOGS, DEFAULT_LANGUAGE
+from core.texts import DEFAULT_LANGUAGE, catalog_language
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class TelegramUser:
 
 def language_of(code: str | None) -> str:
     """The catalog language for a client's language code ("de-AT" → "de" when we have it)."""
-    base = (code or "").split("-")[0].lower()
-    return base if base in CATALOGS else DEFAULT_LANGUAGE
+    return catalog_language(code) or DEFAULT_LANGUAGE
 
 
 async def identify_telegram(db: Database, user: TelegramUser) -> Identity:

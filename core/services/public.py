@@ -3,32 +3,42 @@
 Privacy rules: the token is the only key (144 random bits); the driver appears by first name and
 vehicle, and her position only while this order is out for delivery; no other order, stop or
 address is ever included; the page expires `TRACKING_PAGE_DAYS` after the order's final state.
+
+`read_views` reads the views of many tokens in one statement (see `live.Views`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import Database
+from core.db import READ_ONLY, Database
 from core.errors import DomainError, NotFound
 from core.lifecycle import FINAL
 from core.models import (
+    Customer,
     Driver,
     Member,
     Order,
     OrderEvent,
     OrderStatus,
+    OrderWindow,
     Proof,
     ProofKind,
+    RouteStop,
+    StopKind,
     utcnow,
 )
-from core.routing.travel import Point, haversine_m
-from core.services.stops import delivery_eta, delivery_window, first_name, ref_of
+from core.services.geocoding import distance_m
+from core.services.stops import first_name, ref_of
 
 S = OrderStatus
 STEP_OF_STATUS = {
@@ -41,8 +51,6 @@ STEP_OF_STATUS = {
     S.RETURNED: "returned",
     S.CANCELLED: "cancelled",
 }
-
-
 STEPS = (*STEP_OF_STATUS.values(), "nearby")
 
 
@@ -58,6 +66,8 @@ class Step:
 
 @dataclass(frozen=True)
 class TrackingView:
+    order_id: int  # not shown (as_json leaves it out): what live updates watch
+    final_at: datetime | None  # not shown: when the page expires
     ref: str
     status: OrderStatus
     final: bool
@@ -73,17 +83,39 @@ class TrackingView:
     distance_m: int | None
     has_photo: bool
     rating: int | None
-    updated_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime
+    language: str | None = None  # not shown: the customer's language, if known
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in list(data.items()):
-            if isinstance(value, datetime):
-                data[key] = value.isoformat()
-        data["steps"] = [{"step": s.step, "at": s.at.isoformat()} for s in self.steps]
-        data["window"] = [w.isoformat() for w in self.window] if self.window else None
-        data["status"] = self.status.value
-        return data
+        def iso(at: datetime | None) -> str | None:
+            return at.isoformat() if at else None
+
+        return {
+            "ref": self.ref,
+            "status": self.status.value,
+            "final": self.final,
+            "steps": [{"step": s.step, "at": s.at.isoformat()} for s in self.steps],
+            "window": [iso(w) for w in self.window] if self.window else None,
+            "eta": iso(self.eta),
+            "eta_from": iso(self.eta_from),
+            "eta_to": iso(self.eta_to),
+            "driver": self.driver,
+            "vehicle": self.vehicle,
+            "driver_at": list(self.driver_at) if self.driver_at else None,
+            "destination": list(self.destination) if self.destination else None,
+            "distance_m": self.distance_m,
+            "has_photo": self.has_photo,
+            "rating": self.rating,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    @cached_property
+    def body(self) -> bytes:
+        """as_json() encoded, once per view however many pages it is sent to."""
+        return json.dumps(self.as_json(), separators=(",", ":")).encode()
+
+    def expired(self, keep_days: float, now: datetime) -> bool:
+        return self.final_at is not None and now - self.final_at > timedelta(days=keep_days)
 
 
 def eta_range(eta: datetime, now: datetime) -> tuple[datetime, datetime]:
@@ -93,94 +125,126 @@ def eta_range(eta: datetime, now: datetime) -> tuple[datetime, datetime]:
     return eta - margin, eta + margin
 
 
-async def order_by_token(db: Database, token: str, *, keep_days: float, now: datetime) -> Order:
-    async with db.reads() as session:
-        return await _find(session, token, keep_days=keep_days, now=now)
+def _views_statement() -> sa.Select[Any]:
+    """The orders of some tokens with all their pages show: one row per order event."""
+    other = aliased(OrderWindow)
+    first_window = (
+        sa.select(other.id)
+        .where(other.order_id == Order.id, other.stop == StopKind.DELIVERY)
+        .order_by(other.starts_at)
+        .limit(1)
+        .correlate(Order)
+        .scalar_subquery()
+    )
+    eta = (
+        sa.select(RouteStop.eta)
+        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY)
+        .limit(1)
+        .scalar_subquery()
+    )
+    photo = sa.exists().where(Proof.order_id == Order.id, Proof.kind == ProofKind.PHOTO)
+    columns = (
+        col(Order.id), col(Order.tracking_token), col(Order.external_ref), col(Order.status),
+        col(Order.final_at), col(Order.lat), col(Order.lon), col(Order.rating),
+        col(Order.driver_id), col(Driver.last_lat), col(Driver.last_lon),
+        col(Driver.vehicle_type), col(Member.name), col(OrderWindow.starts_at),
+        col(OrderWindow.ends_at), eta.label("eta"), photo.label("has_photo"),
+        col(OrderEvent.kind).label("event"), col(OrderEvent.to_status),
+        col(OrderEvent.created_at).label("event_at"), col(Customer.language),
+    )  # fmt: skip
+    return (
+        sa.select(*columns)
+        .select_from(Order)
+        .outerjoin(Customer, col(Customer.id) == Order.customer_id)
+        .outerjoin(Driver, col(Driver.id) == Order.driver_id)
+        .outerjoin(Member, col(Member.id) == Driver.member_id)
+        .outerjoin(OrderWindow, col(OrderWindow.id) == first_window)
+        .outerjoin(OrderEvent, col(OrderEvent.order_id) == Order.id)
+        .where(col(Order.tracking_token).in_(sa.bindparam("tokens", expanding=True)))
+        .order_by(col(Order.id), col(OrderEvent.id))
+    )
 
 
-async def _find(session: AsyncSession, token: str, *, keep_days: float, now: datetime) -> Order:
-    if not token or len(token) > 64:
-        raise NotFound("tracking.unknown")
-    order = (await session.exec(select(Order).where(Order.tracking_token == token))).first()
-    if order is None:
-        raise NotFound("tracking.unknown")
-    if order.final_at is not None and now - order.final_at > timedelta(days=keep_days):
-        raise Expired("tracking.expired")
-    return order
+VIEWS = _views_statement()
+
+
+async def read_views(db: Database, tokens: Sequence[str], now: datetime) -> dict[str, TrackingView]:
+    """The views of those tokens that exist, read in one statement (one snapshot)."""
+    async with db.engine.connect() as connection:
+        await connection.execution_options(**{READ_ONLY: True})
+        rows = (await connection.execute(VIEWS, {"tokens": list(tokens)})).all()
+    by_token: dict[str, list[Any]] = {}
+    for row in rows:
+        by_token.setdefault(row.tracking_token, []).append(row)
+    return {token: _view(group, now) for token, group in by_token.items()}
+
+
+def _view(rows: list[Any], now: datetime) -> TrackingView:
+    order = rows[0]  # the order's columns repeat on each of its event rows
+    steps = []
+    for event in rows:
+        name = "nearby" if event.event == "driver_nearby" else None
+        if event.event in ("created", "status_changed") and event.to_status in STEP_OF_STATUS:
+            name = STEP_OF_STATUS[event.to_status]
+        if name:
+            steps.append(Step(name, event.event_at))
+    moving = order.status is S.OUT_FOR_DELIVERY
+    driving = order.driver_id is not None
+    here = (order.last_lat, order.last_lon) if moving and driving and order.last_lat else None
+    there = (order.lat, order.lon) if moving and order.lat is not None else None
+    distance = int(distance_m(here, there)) if here and there else None
+    eta = order.eta if order.status in (S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY) else None
+    low, high = eta_range(eta, now) if eta else (None, None)
+    shown = driving and order.status not in FINAL
+    return TrackingView(
+        order_id=order.id,
+        final_at=order.final_at,
+        ref=ref_of(order),  # a row has the fields it reads
+        status=order.status,
+        final=order.status in FINAL,
+        steps=steps,
+        window=(order.starts_at, order.ends_at) if order.starts_at else None,
+        eta=eta,
+        eta_from=low,
+        eta_to=high,
+        driver=first_name(order.name) if shown else None,
+        vehicle=order.vehicle_type.value if shown else None,
+        driver_at=here,
+        destination=there,
+        distance_m=distance,
+        has_photo=bool(order.has_photo) and order.status is S.DELIVERED,
+        rating=order.rating,
+        updated_at=now,
+        language=order.language,
+    )
 
 
 async def tracking_view(
     db: Database, token: str, *, keep_days: float, now: datetime | None = None
 ) -> TrackingView:
+    """One token's view, read on its own."""
     now = now or utcnow()
-    async with db.reads() as session:  # one snapshot: the order and all it shows agree
-        order = await _find(session, token, keep_days=keep_days, now=now)
-        assert order.id is not None
-        events = list(
-            await session.exec(
-                select(OrderEvent)
-                .where(OrderEvent.order_id == order.id)
-                .order_by(col(OrderEvent.id))
-            )
-        )
-        window = await delivery_window(session, order.id)
-        eta = await delivery_eta(session, order.id)
-        driver = await session.get(Driver, order.driver_id) if order.driver_id else None
-        member = await session.get(Member, driver.member_id) if driver else None
-        photo = (
-            await session.exec(
-                select(Proof.id).where(Proof.order_id == order.id, Proof.kind == ProofKind.PHOTO)
-            )
-        ).first()
-    steps = []
-    for event in events:
-        name = "nearby" if event.kind == "driver_nearby" else None
-        if event.kind in ("created", "status_changed") and event.to_status in STEP_OF_STATUS:
-            name = STEP_OF_STATUS[event.to_status]
-        if name:
-            steps.append(Step(name, event.created_at))
-    moving = order.status is S.OUT_FOR_DELIVERY
-    here = (driver.last_lat, driver.last_lon) if moving and driver and driver.last_lat else None
-    there = (order.lat, order.lon) if moving and order.lat is not None else None
-    distance = None
-    if here and there:
-        distance = int(haversine_m([Point(*here)], [Point(*there)])[0, 0])  # type: ignore[arg-type]
-    shown_eta = eta if order.status in (S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY) else None
-    low, high = eta_range(shown_eta, now) if shown_eta else (None, None)
-    return TrackingView(
-        ref=ref_of(order),
-        status=order.status,
-        final=order.status in FINAL,
-        steps=steps,
-        window=(window.starts_at, window.ends_at) if window else None,
-        eta=shown_eta,
-        eta_from=low,
-        eta_to=high,
-        driver=first_name(member.name) if member and order.status not in FINAL else None,
-        vehicle=driver.vehicle_type.value if driver and order.status not in FINAL else None,
-        driver_at=here,  # type: ignore[arg-type]
-        destination=there,  # type: ignore[arg-type]
-        distance_m=distance,
-        has_photo=photo is not None and order.status is S.DELIVERED,
-        rating=order.rating,
-        updated_at=now,
-    )
+    view = (await read_views(db, [token], now)).get(token) if token and len(token) <= 64 else None
+    if view is None:
+        raise NotFound("tracking.unknown")
+    if view.expired(keep_days, now):
+        raise Expired("tracking.expired")
+    return view
 
 
 async def proof_photo_path(db: Database, token: str, *, keep_days: float) -> str | None:
     """The stored proof photo of a delivered order (relative to the data directory)."""
+    view = await tracking_view(db, token, keep_days=keep_days)
+    if view.status is not S.DELIVERED:
+        return None
     async with db.reads() as session:
-        order = await _find(session, token, keep_days=keep_days, now=utcnow())
-        if order.status is not S.DELIVERED:
-            return None
-        proof = (
+        return (
             await session.exec(
-                select(Proof)
-                .where(Proof.order_id == order.id, Proof.kind == ProofKind.PHOTO)
+                select(Proof.stored_path)
+                .where(Proof.order_id == view.order_id, Proof.kind == ProofKind.PHOTO)
                 .order_by(col(Proof.id).desc())
             )
         ).first()
-    return proof.stored_path if proof else None
 
 
 async def rate_by_token(
@@ -189,13 +253,13 @@ async def rate_by_token(
     """A rating from the tracking page (the link is the customer's key)."""
     if not 1 <= stars <= 5:
         raise DomainError("customer.rating_range")
-    order = await order_by_token(db, token, keep_days=keep_days, now=utcnow())
+    view = await tracking_view(db, token, keep_days=keep_days)
     async with db.transaction() as session:
-        fresh = await session.get(Order, order.id)
-        assert fresh is not None
-        if fresh.status is not S.DELIVERED:
+        order = await session.get(Order, view.order_id)
+        assert order is not None
+        if order.status is not S.DELIVERED:
             raise DomainError("customer.rate_after_delivery", order=order.id)
-        fresh.rating = stars
-        fresh.rating_comment = (comment or "").strip()[:1000] or fresh.rating_comment
-        fresh.rated_at = utcnow()
-        session.add(fresh)
+        order.rating = stars
+        order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
+        order.rated_at = utcnow()
+        session.add(order)

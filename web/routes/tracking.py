@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from core.errors import DomainError, NotFound
 from core.services import public
 from core.services.invites import qr_png
 from core.services.messages import tracking_link
-from core.texts import t
+from core.texts import best_language, t
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -30,26 +30,36 @@ def _days(request: Request) -> float:
 
 
 async def _view(request: Request, token: str) -> public.TrackingView:
-    return await public.tracking_view(request.app.state.db, token, keep_days=_days(request))
+    """A view read after this request arrived, shared with everyone who asked at the same time."""
+    return await request.app.state.live.views.get(token, keep_days=_days(request))
+
+
+def _language(request: Request, view: public.TrackingView | None = None) -> str:
+    """The customer's language if we know it, else the browser's, else the shop's."""
+    return best_language(
+        view.language if view else None,
+        accept=request.headers.get("accept-language"),
+        default=request.app.state.settings.app.language,
+    )
 
 
 def _refusal(request: Request, exc: DomainError) -> Response:
     status = 410 if isinstance(exc, public.Expired) else 404
-    lang = request.app.state.settings.app.language
+    lang = _language(request)
     return templates.TemplateResponse(
         request, "gone.html", {"message": t(exc.key, lang)}, status_code=status, headers=NO_STORE
     )
 
 
 @router.get("/t/{token}.json")
-async def tracking_json(request: Request, token: str) -> JSONResponse:
+async def tracking_json(request: Request, token: str) -> Response:
     try:
         view = await _view(request, token)
     except public.Expired:
         raise HTTPException(410, "this tracking link has expired") from None
     except NotFound:
         raise HTTPException(404, "no such tracking link") from None
-    return JSONResponse(view.as_json(), headers=NO_STORE)
+    return Response(view.body, media_type="application/json", headers=NO_STORE)
 
 
 @router.get("/t/{token}", response_class=HTMLResponse)
@@ -58,16 +68,14 @@ async def tracking_page(request: Request, token: str) -> Response:
         view = await _view(request, token)
     except DomainError as exc:
         return _refusal(request, exc)
-    settings = request.app.state.settings
+    lang = _language(request, view)
     context = {
         "token": token,
         "view": view,
-        "data": json.dumps(view.as_json()),
-        "tracking": settings.tracking,
-        "lang": settings.app.language,
-        "labels": json.dumps(
-            {step: t(f"page.step.{step}", settings.app.language) for step in public.STEPS}
-        ),
+        "data": view.body.decode().replace("<", "\\u003c"),  # no "</script>" inside <script>
+        "tracking": request.app.state.settings.tracking,
+        "lang": lang,
+        "labels": json.dumps({step: t(f"page.step.{step}", lang) for step in public.STEPS}),
         "t": t,
     }
     return templates.TemplateResponse(request, "tracking.html", context, headers=NO_STORE)
@@ -75,30 +83,24 @@ async def tracking_page(request: Request, token: str) -> Response:
 
 @router.get("/t/{token}/events")
 async def tracking_events(request: Request, token: str) -> StreamingResponse:
-    db, feed = request.app.state.db, request.app.state.live
     try:
-        order = await public.order_by_token(
-            db, token, keep_days=_days(request), now=public.utcnow()
-        )
+        order_id = (await _view(request, token)).order_id
     except DomainError:
         raise HTTPException(404, "no such tracking link") from None
-    assert order.id is not None
 
-    async def stream() -> AsyncIterator[str]:
-        async with feed.watch(order.id) as changes:
-            yield "retry: 2000\n\n"
-            view = await _view(request, token)
-            yield f"data: {json.dumps(view.as_json())}\n\n"
-            while not await request.is_disconnected():
+    async def stream() -> AsyncIterator[bytes]:
+        async with request.app.state.live.watch(order_id) as changes:
+            yield b"retry: 2000\n\n"
+            view = await _view(request, token)  # read after the feed started watching
+            yield b"data: " + view.body + b"\n\n"
+            while not view.final and not await request.is_disconnected():
                 try:
                     await asyncio.wait_for(changes.get(), KEEP_ALIVE_S)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
+                    yield b": keep-alive\n\n"
                     continue
-                view = await _view(request, token)
-                yield f"data: {json.dumps(view.as_json())}\n\n"
-                if view.final:
-                    return
+                view = await _view(request, token)  # one read for all pages of the order
+                yield b"data: " + view.body + b"\n\n"
 
     headers = {**NO_STORE, "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
