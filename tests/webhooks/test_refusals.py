@@ -162,7 +162,10 @@ async def test_redeliver_refusals(stack: Stack):
     # a delivery being sent right now cannot be sent again at the same time
     stack.receiver.script = [500]
     await shop.order("X-2")
-    await shop.log_when("a retry waiting", lambda log: len(log) == 2 and log[0]["attempts"] == 1)
+    await shop.log_when(  # the failed try recorded (its transaction over), the retry waiting
+        "a retry waiting",
+        lambda log: len(log) == 2 and (log[0]["status"], log[0]["attempts"]) == ("pending", 1),
+    )
     [leased] = await webhooks.claim(stack.db, now=stack.clock() + timedelta(hours=1))
     busy = await shop.api.post(f"/webhook/deliveries/{leased.id}/redeliver")
     assert busy.status_code == 409
