@@ -189,6 +189,7 @@ class WebhooksSettings(BaseModel):
     retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
     concurrency: int = Field(default=8, ge=1, le=100)
     require_https: bool = True
+    allow_private: bool = False  # loopback, private and link-local addresses (SSRF guard)
 
 
 class NotifySettings(BaseModel):

@@ -214,7 +214,7 @@ def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) ->
             key.id,
             None if off else url,
             all_orders=all_orders,
-            require_https=config.webhooks.require_https,
+            rules=config.webhooks,
         )
 
     key = run_async(with_db(config, work))

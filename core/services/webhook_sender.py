@@ -2,13 +2,17 @@
 
 Several senders (one per instance) may run: claims are leases taken with SKIP LOCKED, so a
 delivery goes to one sender at a time, and one whose sender died is taken again after the lease.
+Unless `WEBHOOKS_ALLOW_PRIVATE`, a URL whose host resolves to a loopback, private or link-local
+address is refused when sent (a merchant's URL must not reach into our own network).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,12 +22,39 @@ import httpx
 from core.config import WebhooksSettings
 from core.db import Database
 from core.models import utcnow
-from core.services import webhooks
+from core.services import webhook_queue, webhooks
 
 log = logging.getLogger(__name__)
 IDLE_S = 1.0
 EXCERPT = 500
 USER_AGENT = "Lastmile-Webhooks/1"
+
+
+class PublicOnly(httpx.AsyncBaseTransport):
+    """Connects only to hosts whose every address is public. (httpx resolves the name again
+    when it connects; a DNS answer that changes in between is not caught.)"""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from None
+        for *_, address in found:
+            ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+            if not ip.is_global:
+                message = f"{host} is {ip}, not a public address (WEBHOOKS_ALLOW_PRIVATE)"
+                raise httpx.ConnectError(message, request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class WebhookSender:
@@ -40,6 +71,8 @@ class WebhookSender:
         self.settings = settings
         self.clock = clock
         self.idle_s = idle_s
+        if transport is None and not settings.allow_private:
+            transport = PublicOnly()
         self.client = httpx.AsyncClient(
             timeout=settings.timeout_s,
             follow_redirects=False,
@@ -73,16 +106,18 @@ class WebhookSender:
 
     async def drain_once(self) -> bool:
         """Claim one batch and try each delivery once; False when nothing was due."""
-        batch = await webhooks.claim(self.db, limit=self.settings.concurrency, now=self.clock())
+        batch = await webhook_queue.claim(
+            self.db, limit=self.settings.concurrency, now=self.clock()
+        )
         if not batch:
             return False
         await asyncio.gather(*(self.deliver(item) for item in batch))
         return True
 
-    async def deliver(self, item: webhooks.Claimed) -> webhooks.Outcome:
+    async def deliver(self, item: webhook_queue.Claimed) -> webhook_queue.Outcome:
         if self._stopping.is_set():
-            await webhooks.release(self.db, [item.id], now=self.clock())
-            return webhooks.Outcome(item.url, error="not tried: the sender stopped")
+            await webhook_queue.release(self.db, [item.id], now=self.clock())
+            return webhook_queue.Outcome(item.url, error="not tried: the sender stopped")
         body = item.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -98,7 +133,7 @@ class WebhookSender:
                     excerpt += chunk
                     if len(excerpt) >= EXCERPT:
                         break
-            outcome = webhooks.Outcome(
+            outcome = webhook_queue.Outcome(
                 item.url,
                 status_code=reply.status_code,
                 error=None if reply.is_success else f"HTTP {reply.status_code}",
@@ -107,8 +142,8 @@ class WebhookSender:
             )
         except Exception as exc:  # whatever went wrong is a failed attempt, logged and retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            outcome = webhooks.Outcome(item.url, error=error, duration_ms=_ms_since(started))
-        status = await webhooks.record(self.db, item.id, outcome, now=self.clock())
+            outcome = webhook_queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
+        status = await webhook_queue.record(self.db, item.id, outcome, now=self.clock())
         if not outcome.ok:
             log.info("webhook %s to %s: %s, now %s", item.id, item.url, outcome.error, status)
         return outcome

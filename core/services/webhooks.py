@@ -17,9 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import random
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -29,6 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.config import WebhooksSettings
 from core.db import Database
 from core.errors import DomainError, NotFound
 from core.models import (
@@ -49,9 +48,6 @@ EVENT_TYPES = {
     "status_changed": "order.status_changed",
     "status_undone": "order.status_undone",
 }
-LEASE = timedelta(seconds=60)
-BACKOFF_BASE_S = 30
-BACKOFF_MAX_S = 3600
 MAX_URL = 2000
 
 
@@ -81,7 +77,7 @@ def verify(secret: str, body: bytes, signature: str | None) -> bool:
     return bool(signature) and hmac.compare_digest(sign(secret, body), signature or "")
 
 
-def check_url(url: str, *, require_https: bool = True) -> str:
+def check_url(url: str, rules: WebhooksSettings) -> str:
     """A URL we may POST to, or `DomainError` saying what is wrong with it."""
     url = url.strip()
     if not url or len(url) > MAX_URL:
@@ -96,9 +92,22 @@ def check_url(url: str, *, require_https: bool = True) -> str:
         raise DomainError("webhook.url_form") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DomainError("webhook.url_form")
-    if parts.scheme == "http" and require_https and not _loopback(parts.hostname):
+    if not rules.allow_private and not public_host(parts.hostname):
+        raise DomainError("webhook.url_private", host=parts.hostname)
+    if parts.scheme == "http" and rules.require_https and not _loopback(parts.hostname):
         raise DomainError("webhook.url_https")
     return url
+
+
+def public_host(host: str) -> bool:
+    """False for a name or address that is plainly not on the public internet; names are
+    checked again, resolved, when a webhook is sent (`webhook_sender.PublicOnly`)."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return True  # a name
 
 
 def _loopback(host: str) -> bool:
@@ -111,11 +120,16 @@ def _loopback(host: str) -> bool:
 
 
 async def set_url(
-    db: Database, key_id: int, url: str | None, *, all_orders: bool = False, require_https: bool
+    db: Database,
+    key_id: int,
+    url: str | None,
+    *,
+    all_orders: bool = False,
+    rules: WebhooksSettings | None = None,
 ) -> ApiKey:
     """Point key `key_id`'s webhook at `url` (a secret is made the first time), or switch it off
     with None; switching off skips what was still waiting to be delivered."""
-    url = check_url(url, require_https=require_https) if url is not None else None
+    url = check_url(url, rules or WebhooksSettings()) if url is not None else None
     async with db.transaction() as session:
         key = await session.get(ApiKey, key_id, with_for_update=True)
         if key is None or key.revoked_at is not None:
@@ -195,139 +209,6 @@ async def enqueue(session: AsyncSession, order: Order, event: OrderEvent) -> Non
                 next_attempt_at=event.created_at,
                 retry_until=event.created_at + POLICY.retry_for,
                 created_at=event.created_at,
-            )
-        )
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery leased to a sender, with where to send it and the secret to sign it with."""
-
-    id: int
-    url: str
-    secret: str
-    event_type: str
-    body: str
-
-
-async def claim(db: Database, *, limit: int = 20, now: datetime | None = None) -> list[Claimed]:
-    """Lease up to `limit` due deliveries, oldest first (several senders may run at once)."""
-    now = now or utcnow()
-    statement = (
-        select(WebhookDelivery, ApiKey)
-        .join(ApiKey, col(ApiKey.id) == WebhookDelivery.api_key_id)
-        .where(
-            col(WebhookDelivery.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-            col(WebhookDelivery.next_attempt_at) <= now,
-        )
-        .order_by(col(WebhookDelivery.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)  # type: ignore[arg-type]
-    )
-    claimed = []
-    async with db.transaction() as session:
-        for delivery, key in (await session.exec(statement)).all():
-            assert delivery.id is not None
-            if not key.webhook_url or not key.webhook_secret or key.revoked_at is not None:
-                delivery.status = OutboxStatus.SKIPPED
-                delivery.last_error = "the API key was revoked or its webhook switched off"
-            else:
-                delivery.status = OutboxStatus.SENDING
-                delivery.attempts += 1
-                delivery.next_attempt_at = now + LEASE
-                claimed.append(
-                    Claimed(
-                        delivery.id,
-                        key.webhook_url,
-                        key.webhook_secret,
-                        delivery.event_type,
-                        delivery.body,
-                    )
-                )
-            session.add(delivery)
-    return claimed
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt got back: an HTTP status, or the error that prevented one."""
-
-    url: str
-    status_code: int | None = None
-    error: str | None = None
-    response_excerpt: str | None = None
-    duration_ms: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def _storable(text: str | None, limit: int) -> str | None:
-    """Text any database keeps (PostgreSQL refuses NUL characters), at most `limit` long."""
-    return text.replace("\x00", "\ufffd")[:limit] if text else None
-
-
-def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, … up to an hour between tries, with ±10 % jitter."""
-    seconds = min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
-    return timedelta(seconds=seconds * random.uniform(0.9, 1.1))
-
-
-async def record(
-    db: Database, delivery_id: int, outcome: Outcome, *, now: datetime | None = None
-) -> OutboxStatus:
-    """Log the attempt, then mark the delivery sent, due again later, or dead after its day."""
-    now = now or utcnow()
-    async with db.transaction() as session:
-        delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None:
-            return OutboxStatus.DEAD
-        error = _storable(outcome.error, 1000)
-        session.add(
-            WebhookAttempt(
-                delivery_id=delivery_id,
-                attempted_at=now,
-                url=outcome.url[:MAX_URL],
-                status_code=outcome.status_code,
-                error=error,
-                response_excerpt=_storable(outcome.response_excerpt, 500),
-                duration_ms=outcome.duration_ms,
-            )
-        )
-        if delivery.status is not OutboxStatus.SENDING:
-            return delivery.status  # switched off meanwhile: keep that
-        delivery.last_status_code = outcome.status_code
-        delivery.last_error = error
-        if outcome.ok:
-            delivery.status = OutboxStatus.SENT
-            delivery.delivered_at = now
-        elif now >= delivery.retry_until:
-            delivery.status = OutboxStatus.DEAD
-        else:
-            delivery.status = OutboxStatus.PENDING
-            delivery.next_attempt_at = min(now + backoff(delivery.attempts), delivery.retry_until)
-        session.add(delivery)
-        return delivery.status
-
-
-async def release(
-    db: Database, delivery_ids: Sequence[int], *, now: datetime | None = None
-) -> None:
-    """Give back leased deliveries that were not tried (a sender stopping), due at once."""
-    if not delivery_ids:
-        return
-    async with db.transaction() as session:
-        await session.exec(
-            sa.update(WebhookDelivery)
-            .where(
-                col(WebhookDelivery.id).in_(delivery_ids),
-                col(WebhookDelivery.status) == OutboxStatus.SENDING,
-            )
-            .values(
-                status=OutboxStatus.PENDING,
-                attempts=WebhookDelivery.attempts - 1,
-                next_attempt_at=now or utcnow(),
             )
         )
 

@@ -145,6 +145,10 @@ TEXTS = {
         "The webhook URL must use https:// (plain http is allowed only for localhost, "
         "unless WEBHOOKS_REQUIRE_HTTPS=false)."
     ),
+    "webhook.url_private": (
+        "The webhook URL must lead to the public internet, not to {host!r} (a local or "
+        "private address), unless WEBHOOKS_ALLOW_PRIVATE=true."
+    ),
     "webhook.delivery_not_found": "This API key has no webhook delivery {delivery}.",
     "webhook.delivery_busy": "Webhook delivery {delivery} is being sent right now; try again.",
     "webhook.off": "This API key has no webhook URL; set one first.",

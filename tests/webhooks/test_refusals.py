@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import (
@@ -29,10 +30,7 @@ from core.models import (
 from core.models import (
     WebhookDelivery as Delivery,
 )
-from core.services import (
-    apikeys,
-    webhooks,
-)
+from core.services import apikeys, webhook_queue, webhooks
 from core.services.orders import OrderDraft
 from core.services.stops import Stops
 from core.services.webhook_sender import WebhookSender
@@ -45,6 +43,7 @@ from tests.factories import (
     new_order,
 )
 from tests.webhooks.harness import (
+    LOOPBACK,
     ORDER,
     Clock,
     Receiver,
@@ -53,6 +52,7 @@ from tests.webhooks.harness import (
     check_signed,
     query_errors,
     rows,
+    running,
     sent,
 )
 
@@ -166,13 +166,13 @@ async def test_redeliver_refusals(stack: Stack):
         "a retry waiting",
         lambda log: len(log) == 2 and (log[0]["status"], log[0]["attempts"]) == ("pending", 1),
     )
-    [leased] = await webhooks.claim(stack.db, now=stack.clock() + timedelta(hours=1))
+    [leased] = await webhook_queue.claim(stack.db, now=stack.clock() + timedelta(hours=1))
     busy = await shop.api.post(f"/webhook/deliveries/{leased.id}/redeliver")
     assert busy.status_code == 409
     assert (
         busy.json()["detail"] == f"Webhook delivery {leased.id} is being sent right now; try again."
     )
-    await webhooks.release(stack.db, [leased.id])
+    await webhook_queue.release(stack.db, [leased.id])
     await shop.log_when("both sent", sent(2))
 
 
@@ -292,7 +292,7 @@ async def test_a_url_httpx_cannot_use_is_logged_as_a_failed_attempt_and_gives_up
         session.add(row)
     await new_order(db, ref="I-1")
     clock = Clock()
-    sender = WebhookSender(db, WebhooksSettings(), clock=clock)
+    sender = WebhookSender(db, WebhooksSettings(allow_private=True), clock=clock)
     try:
         assert await sender.drain_once() is True
         [delivery] = await rows(db)
@@ -313,10 +313,10 @@ async def test_an_answer_with_a_nul_byte_is_logged(db: Database, request: pytest
     receiver = Receiver()
     receiver.content = b"ok\x00\x01\x02"
     clock = Clock()
-    sender = WebhookSender(db, WebhooksSettings(timeout_s=5), clock=clock)
+    sender = WebhookSender(db, WebhooksSettings(timeout_s=5, allow_private=True), clock=clock)
     try:
         async with serve(receiver.app) as hook:
-            await webhooks.set_url(db, key.id, f"{hook}/hook/shop", require_https=True)
+            await webhooks.set_url(db, key.id, f"{hook}/hook/shop", rules=LOOPBACK)
             order_id, _ = await apikeys.create_order(
                 db,
                 key,
@@ -341,3 +341,64 @@ async def test_an_answer_with_a_nul_byte_is_logged(db: Database, request: pytest
         [attempt] = list(await session.exec(select(WebhookAttempt)))
     assert attempt.status_code == 200
     assert len(receiver.hits) == 1
+
+
+# --- a merchant's URL must not reach into our own network ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://10.0.0.8/hook",
+        "https://127.0.0.1:8443/hook",
+        "http://127.0.0.1:8080/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/hook",
+        "https://printer.local/hook",
+        "https://0.0.0.0/hook",
+    ],
+)
+async def test_private_addresses_are_refused_by_default(db: Database, tmp_path: Path, url: str):
+    async with running(db, tmp_path, allow_private=False) as guarded:
+        shop = await guarded.merchant("shop")
+        before = (await shop.api.get("/webhook")).json()
+        problems = query_errors(await shop.api.put("/webhook", json={"url": url}))
+        assert "not to" in problems["url"] and "WEBHOOKS_ALLOW_PRIVATE" in problems["url"]
+        assert (await shop.api.get("/webhook")).json() == before
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_not_posted_to(db: Database):
+    """Names are checked when sent: "localhost" here stands for any name whose DNS answer is
+    a private address (saved before, or by an operator's own hand)."""
+    key, _ = await apikeys.create_key(db, "shop")
+    receiver = Receiver()
+    async with serve(receiver.app) as hook:
+        port = hook.rsplit(":", 1)[1]
+        async with db.transaction() as session:
+            row = await session.get(ApiKey, key.id)
+            assert row is not None
+            row.webhook_url = f"http://localhost:{port}/hook/shop"
+            row.webhook_secret = webhooks.new_secret()
+            row.webhook_all_orders = True
+            session.add(row)
+        await new_order(db, ref="L-1")
+        clock = Clock()
+        guarded = WebhookSender(db, WebhooksSettings(timeout_s=5), clock=clock)
+        try:
+            assert await guarded.drain_once() is True
+        finally:
+            await guarded.stop()
+        async with db.reads() as session:
+            [attempt] = list(await session.exec(select(WebhookAttempt)))
+        assert attempt.status_code is None and "not a public address" in (attempt.error or "")
+        assert receiver.hits == []
+
+        clock.advance(hours=1)  # the same delivery with the guard off (WEBHOOKS_ALLOW_PRIVATE)
+        trusting = WebhookSender(db, LOOPBACK, clock=clock)
+        try:
+            assert await trusting.drain_once() is True
+        finally:
+            await trusting.stop()
+    [delivery] = await rows(db)
+    assert delivery.status is OutboxStatus.SENT and len(receiver.hits) == 1

@@ -174,7 +174,7 @@ async def set_webhook(body: WebhookSet, db: DB, key: Key, config: Config) -> Web
             key.id,
             body.url,
             all_orders=body.all_orders,
-            require_https=config.webhooks.require_https,
+            rules=config.webhooks,
         )
     except DomainError as exc:
         raise unprocessable([FieldError(field="url", message=exc.message())]) from None
@@ -189,7 +189,7 @@ async def set_webhook(body: WebhookSet, db: DB, key: Key, config: Config) -> Web
 )
 async def delete_webhook(db: DB, key: Key, config: Config) -> Response:
     assert key.id is not None
-    await webhooks.set_url(db, key.id, None, require_https=config.webhooks.require_https)
+    await webhooks.set_url(db, key.id, None, rules=config.webhooks)
     return Response(status_code=204)
 
 
