@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from core.db import Database
 from core.lifecycle import SYSTEM, Change, TransitionRefused
-from core.models import OrderEvent, OutboxMessage, Role
+from core.models import Member, OrderEvent, OutboxMessage, Role
 from core.services import orders
 from tests.factories import S, add_driver, add_member, change_for, link_customer, new_order
 from tests.test_lifecycle import EXPECTED_DELIVERY, EXPECTED_PICKUP_DELIVERY
@@ -97,6 +97,7 @@ class Model:
 
 async def play(url: str, pickup: bool, actions: list[Step]) -> None:
     db = Database(url)
+    dispatcher = None
     try:
         drivers = [await add_driver(db, f"D{i}", next(CHAT_IDS)) for i in range(2)]
         dispatcher = await add_member(
@@ -149,6 +150,11 @@ async def play(url: str, pickup: bool, actions: list[Step]) -> None:
         assert chain[0] == (None, S.NEW)
         assert all(a[1] == b[0] for a, b in itertools.pairwise(chain))
     finally:
+        if dispatcher is not None:  # examples share the database: failure alerts go to every
+            async with db.transaction() as session:  # active dispatcher, so retire this one
+                retired = await session.get(Member, dispatcher.id)
+                retired.active = False
+                session.add(retired)
         await db.dispose()
 
 
