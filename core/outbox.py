@@ -20,6 +20,7 @@ from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
 LEASE = timedelta(seconds=60)
+CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 3600
@@ -87,7 +88,19 @@ async def claim(
     """Lease up to `limit` due messages for `channel`, oldest first. A recipient's messages go
     out in order: a message waits while an older one to the same person is being sent or is
     waiting for its retry (the sender delivers a recipient's claimed messages one by one)."""
+    async with db.transaction() as session:
+        return await claim_in(session, channel, limit=limit, now=now)
+
+
+async def claim_in(
+    session: AsyncSession, channel: Channel, *, limit: int = 20, now: datetime | None = None
+) -> list[OutboxMessage]:
+    """`claim` in the caller's transaction. On PostgreSQL claims take turns (a transaction-level
+    advisory lock): otherwise two senders claiming at once would not see each other's leases,
+    and each could take messages of the same recipient, who would get them out of order."""
     now = now or utcnow()
+    if session.bind.dialect.name == "postgresql":
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
     older = sa.orm.aliased(OutboxMessage)
     waiting = [OutboxStatus.PENDING, OutboxStatus.SENDING]
     statement = (
@@ -114,13 +127,13 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    async with db.transaction() as session:
-        rows = list((await session.exec(statement)).all())
-        for row in rows:
-            row.status = OutboxStatus.SENDING
-            row.attempts += 1
-            row.next_attempt_at = now + LEASE
-            session.add(row)
+    rows = list((await session.exec(statement)).all())
+    for row in rows:
+        row.status = OutboxStatus.SENDING
+        row.attempts += 1
+        row.next_attempt_at = now + LEASE
+        session.add(row)
+    await session.flush()
     return rows
 
 

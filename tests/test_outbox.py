@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core import outbox
-from core.db import Database
+from core.db import Database, is_sqlite
 from core.errors import DomainError
 from core.lifecycle import Actor
 from core.models import (
@@ -235,3 +235,25 @@ async def _message(db: Database, message_id: int) -> OutboxMessage:
 async def _order(db: Database, order_id: int) -> Order:
     async with db.sessions() as session:
         return await session.get(Order, order_id)
+
+
+async def test_two_senders_claiming_at_once_keep_a_recipients_order(db: Database):
+    """Sender A has leased Tg's two oldest messages but not committed yet when sender B claims:
+    B must not take Tg's third message, or Tg could get it before the first two."""
+    if is_sqlite(db.url):
+        pytest.skip("SQLite has one writer at a time: claims cannot overlap")
+    member = await add_member(db, "Tg", [Role.CUSTOMER], telegram_chat_id=555)
+    for _ in range(3):
+        order = await new_order(db)
+        await link_customer(db, order.customer_id, member)
+        await move(db, order.id, S.CANCELLED)
+    async with db.transaction() as first:
+        held = await outbox.claim_in(first, Channel.TELEGRAM, limit=2)
+        assert len(held) == 2
+        second = asyncio.create_task(outbox.claim(db, Channel.TELEGRAM))
+        await asyncio.sleep(0.2)  # B runs while A is still open
+    assert await asyncio.wait_for(second, 10) == []  # the third waits behind the first two
+    for message in held:
+        await outbox.mark_sent(db, message.id)
+    [third] = await outbox.claim(db, Channel.TELEGRAM)
+    assert third.id == max(m.id for m in held) + 1
