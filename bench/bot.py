@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
-from bench.common import cpu_seconds, databases, free_port, percentile, write_json
+from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
 from core import outbox
 from core.db import Database
 from core.migrations import upgrade
@@ -368,28 +368,6 @@ async def stop_py_spy(spy: asyncio.subprocess.Process) -> None:
         await spy.wait()
 
 
-def spy_shares(path: Path) -> dict[str, float]:
-    """Share of the app's busy main-thread samples whose stack holds each frame of SPY_FRAMES,
-    and the share of all its samples spent idle in the event loop's epoll wait."""
-    main = Counter[str]()
-    total = idle = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if "serve (bench/bot.py)" not in stack:
-            continue  # other threads (aiosqlite's, the thread pool's)
-        if stack.endswith("EpollSelector.select (selectors.py)"):
-            idle += int(count)
-            continue
-        total += int(count)
-        for label, frame in SPY_FRAMES.items():
-            if frame in stack:
-                main[label] += int(count)
-    if not total:
-        return {}
-    shares = {label: round(main[label] / total, 3) for label in SPY_FRAMES}
-    return shares | {"(idle in epoll, share of all samples)": round(idle / (idle + total), 3)}
-
-
 def top_of_profile(path: Path, out: Path, limit: int = 25) -> str:
     text = StringIO()
     stats = pstats.Stats(str(path), stream=text)
@@ -505,7 +483,9 @@ async def measure_location(url: str, args: argparse.Namespace) -> dict[str, Any]
         # minus this bench's own: the ping count and the first probe
         result["pg_sessions_opened_during_stream"] = sessions_after - sessions_before - 2
     if args.py_spy and spy_out.exists():
-        result["py_spy_main_thread_shares"] = spy_shares(spy_out)
+        result["py_spy_main_thread_shares"] = spy_shares(
+            spy_out, SPY_FRAMES, "serve (bench/bot.py)"
+        )
         result["py_spy_file"] = str(spy_out)
     if profile_text:
         result["profile_file"] = str(args.json.parent / f"bot-profile-{backend}.txt")

@@ -122,3 +122,27 @@ def _cpu_model() -> str | None:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return None
+
+
+def spy_shares(path: Path, frames: dict[str, str], process: str) -> dict[str, float]:
+    """From a py-spy collapsed profile: the share of the app's busy main-thread samples whose
+    stack holds each frame of `frames` (label → frame text), and the share of all its samples
+    spent idle in the event loop's wait. `process` marks the main thread's stacks (its entry
+    frame, like "serve (bench/web.py)"); other threads (aiosqlite's, the pool's) are left out."""
+    counts = Counter[str]()
+    total = idle = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if process not in stack:
+            continue
+        if stack.endswith("select (selectors.py)"):
+            idle += int(count)
+            continue
+        total += int(count)
+        for label, frame in frames.items():
+            if frame in stack:
+                counts[label] += int(count)
+    if not total:
+        return {}
+    shares = {label: round(counts[label] / total, 3) for label in frames}
+    return shares | {"(idle in epoll, share of all samples)": round(idle / (idle + total), 3)}

@@ -54,7 +54,7 @@ import aiohttp
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from bench.common import cpu_seconds, databases, free_port, percentile, write_json
+from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
 from core.migrations import upgrade
@@ -274,28 +274,6 @@ SPY_FRAMES = {  # label → a frame (function and file) whose stacks it counts
 }
 
 
-def spy_shares(path: Path) -> dict[str, float]:
-    """Share of the app's busy main-thread samples whose stack holds each frame of SPY_FRAMES,
-    and the share of all its samples spent idle in the event loop's wait."""
-    counts = Counter[str]()
-    total = idle = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if "serve (bench/web.py)" not in stack:
-            continue  # other threads (aiosqlite's, the thread pool's)
-        if stack.endswith("select (selectors.py)"):
-            idle += int(count)
-            continue
-        total += int(count)
-        for label, frame in SPY_FRAMES.items():
-            if frame in stack:
-                counts[label] += int(count)
-    if not total:
-        return {}
-    shares = {label: round(counts[label] / total, 3) for label in SPY_FRAMES}
-    return shares | {"(idle in epoll, share of all samples)": round(idle / (idle + total), 3)}
-
-
 # -- json ---------------------------------------------------------------------------------------
 
 
@@ -471,7 +449,7 @@ async def measure_json(
             and (r["p99_ms"] or 1e9) <= TARGET_P99_MS
         )
         if spy and spy_out.exists():
-            r["py_spy_main_thread_shares"] = spy_shares(spy_out)
+            r["py_spy_main_thread_shares"] = spy_shares(spy_out, SPY_FRAMES, "serve (bench/web.py)")
             r["py_spy_file"] = str(spy_out)
         out[generator] = r
         await asyncio.sleep(1.0)
@@ -583,7 +561,9 @@ async def measure_sse(
         and all(p is not None and p <= TARGET_SSE_P95_S * 1000 for p in p95s),
     }
     if spy and spy_out.exists():
-        result["py_spy_main_thread_shares"] = spy_shares(spy_out)
+        result["py_spy_main_thread_shares"] = spy_shares(
+            spy_out, SPY_FRAMES, "serve (bench/web.py)"
+        )
         result["py_spy_file"] = str(spy_out)
     return result
 
