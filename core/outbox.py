@@ -11,12 +11,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
 from core.errors import DomainError
-from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
+from core.models import (
+    Channel,
+    Member,
+    OrderEvent,
+    OutboxMessage,
+    OutboxStatus,
+    WebhookDelivery,
+    utcnow,
+)
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
 LEASE = timedelta(seconds=60)
@@ -194,18 +202,27 @@ async def retry_later(
 
 async def release(db: Database, message_ids: Sequence[int], *, now: datetime | None = None) -> None:
     """Give back claimed messages that were not tried (a sender stopping), due at once."""
-    if not message_ids:
+    await release_leases(db, OutboxMessage, message_ids, now=now)
+
+
+async def release_leases(
+    db: Database,
+    table: type[OutboxMessage] | type[WebhookDelivery],
+    ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Hand leased rows of `table` (the outbox, or the webhook deliveries) back untried: due at
+    once, and the attempt that claiming counted is taken back."""
+    if not ids:
         return
     async with db.transaction() as session:
         await session.exec(
-            sa.update(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(message_ids),  # type: ignore[union-attr]
-                OutboxMessage.status == OutboxStatus.SENDING,
-            )
+            sa.update(table)
+            .where(col(table.id).in_(ids), col(table.status) == OutboxStatus.SENDING)
             .values(
                 status=OutboxStatus.PENDING,
-                attempts=OutboxMessage.attempts - 1,  # claiming counted an attempt
+                attempts=table.attempts - 1,
                 next_attempt_at=now or utcnow(),
             )
         )

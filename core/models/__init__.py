@@ -13,7 +13,7 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
-from core.models.orders import AppendOnlyError, Order, OrderEvent, OrderWindow
+from core.models.orders import AppendOnlyError, Order, OrderEvent, OrderWindow, tracking_url
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole
 from core.models.routes import Route, RouteStop
@@ -52,5 +52,6 @@ __all__ = [
     "VehicleType",
     "WebhookAttempt",
     "WebhookDelivery",
+    "tracking_url",
     "utcnow",
 ]

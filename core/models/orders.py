@@ -19,6 +19,11 @@ def new_tracking_token() -> str:
     return secrets.token_urlsafe(18)
 
 
+def tracking_url(base_url: str, token: str) -> str:
+    """The customer's tracking page for `token` on the site at `base_url`."""
+    return f"{base_url.rstrip('/')}/t/{token}"
+
+
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
 

@@ -32,6 +32,11 @@ USE_RECORDED_EVERY = timedelta(minutes=1)
 IDEMPOTENCY_TTL = timedelta(days=1)
 
 
+def actor(key: ApiKey) -> Actor:
+    """Who an API client's changes are recorded as, in order events."""
+    return Actor(f"api:{key.id}")
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -143,7 +148,7 @@ async def create_order(
     """Create an order for an API client, at most once per idempotency key and per
     `external_ref`. Returns (order id, whether it was created now)."""
     assert key.id is not None
-    actor = Actor(f"api:{key.id}")
+    made_by = actor(key)
     for attempt in range(2):
         try:
             async with db.transaction() as session:
@@ -157,7 +162,7 @@ async def create_order(
                     assert found.id is not None
                     return found.id, False
                 order = await add_order(
-                    session, draft, actor, source="api", rules=rules, api_key_id=key.id
+                    session, draft, made_by, source="api", rules=rules, api_key_id=key.id
                 )
                 assert order.id is not None
                 if idempotency_key:
@@ -179,7 +184,7 @@ async def create_orders(
     """Create many orders in one transaction, each on its own savepoint: per index, (order id,
     created now) or the reason it was refused. An existing `external_ref` creates nothing."""
     assert key.id is not None
-    actor = Actor(f"api:{key.id}")
+    made_by = actor(key)
     results: dict[int, tuple[int, bool] | str] = {}
     async with db.transaction() as session:
         for index, draft in drafts:
@@ -190,7 +195,7 @@ async def create_orders(
             try:
                 async with session.begin_nested():
                     order = await add_order(
-                        session, draft, actor, source="api", rules=rules, api_key_id=key.id
+                        session, draft, made_by, source="api", rules=rules, api_key_id=key.id
                     )
             except (DomainError, IntegrityError) as exc:
                 results[index] = str(exc).splitlines()[0]

@@ -18,10 +18,10 @@ from core.models import (
     OrderEvent,
     OrderStatus,
     OrderWindow,
-    Proof,
     ShiftState,
     StopKind,
 )
+from core.services.proofs import latest_photo
 from core.services.stops import (
     OPEN,
     delivery_eta,
@@ -112,12 +112,7 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         window = await delivery_window(session, order_id)
         eta = await delivery_eta(session, order_id)
         names = await driver_names(session, {order.driver_id} if order.driver_id else set())
-        photo = await session.exec(
-            select(Proof.id)
-            .where(Proof.order_id == order_id, col(Proof.stored_path).is_not(None))
-            .order_by(col(Proof.id).desc())
-        )
-        photo_proof_id = photo.first()
+        photo = await latest_photo(session, order_id)
     return OrderCard(
         order_id=order_id,
         ref=ref_of(order),
@@ -133,7 +128,7 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         notes=order.notes,
         tracking_token=order.tracking_token,
         locked=order.driver_locked,
-        photo_proof_id=photo_proof_id,
+        photo_proof_id=photo.id if photo and photo.stored_path else None,
     )
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
-
 from core.config import Settings
 from core.db import Database
 from core.models import (
@@ -19,9 +17,9 @@ from core.models import (
     Member,
     Order,
     OutboxMessage,
-    Proof,
-    ProofKind,
+    tracking_url,
 )
+from core.services.proofs import latest_photo
 from core.services.stops import (
     FAIL_REASONS,
     delivery_eta,
@@ -44,7 +42,7 @@ class Rendered:
 
 
 def tracking_link(settings: Settings, token: str) -> str:
-    return f"{str(settings.app.base_url).rstrip('/')}/t/{token}"
+    return tracking_url(str(settings.app.base_url), token)
 
 
 def clock(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -88,13 +86,7 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
                 ),
             )
             if row.template == "customer.order_delivered":
-                proof = (
-                    await session.exec(
-                        select(Proof)
-                        .where(Proof.order_id == order.id, Proof.kind == ProofKind.PHOTO)
-                        .order_by(col(Proof.id).desc())
-                    )
-                ).first()
+                proof = await latest_photo(session, order.id)
                 if proof is not None:
                     photo_id = proof.channel_file_id
                     photo_path = Path(proof.stored_path) if proof.stored_path else None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 
+from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,19 +19,20 @@ from core.models import (
     OrderWindow,
     RouteStop,
     StopKind,
+    tracking_url,
 )
 from core.services.stops import OPEN, first_name
 
 
-@dataclass(frozen=True)
-class WindowView:
+class WindowView(BaseModel):
     start: datetime
     end: datetime
     stop: StopKind
 
 
-@dataclass(frozen=True)
-class OrderView:
+class OrderView(BaseModel):
+    """An order as an integration sees it (the REST API's `OrderOut` is this, documented)."""
+
     id: int
     external_ref: str | None
     status: OrderStatus
@@ -48,10 +49,6 @@ class OrderView:
     tracking_url: str
     created_at: datetime
     updated_at: datetime
-
-
-def tracking_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/t/{token}"
 
 
 async def views_of(

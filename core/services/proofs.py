@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
 from core.errors import DomainError
@@ -110,16 +111,23 @@ async def check_pin(db: Database, order_id: int, driver_id: int, pin: str) -> Pr
         return proof
 
 
+async def latest_photo(session: AsyncSession, order_id: int) -> Proof | None:
+    """The order's most recent proof photo, in the caller's session."""
+    statement = (
+        select(Proof)
+        .where(Proof.order_id == order_id, Proof.kind == ProofKind.PHOTO)
+        .order_by(col(Proof.id).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
 async def latest(db: Database, order_id: int) -> Proof | None:
     """The order's most recent proof of delivery, if any (a photo before other kinds)."""
     async with db.reads() as session:
-        proofs = list(
-            await session.exec(
-                select(Proof).where(Proof.order_id == order_id).order_by(col(Proof.id).desc())
-            )
-        )
-    photos = [proof for proof in proofs if proof.stored_path]
-    return (photos or proofs or [None])[0]
+        if photo := await latest_photo(session, order_id):
+            return photo
+        statement = select(Proof).where(Proof.order_id == order_id).order_by(col(Proof.id).desc())
+        return (await session.exec(statement)).first()
 
 
 async def stored_photo(db: Database, proof_id: int) -> Proof | None:
@@ -127,3 +135,11 @@ async def stored_photo(db: Database, proof_id: int) -> Proof | None:
     async with db.reads() as session:
         proof = await session.get(Proof, proof_id)
     return proof if proof is not None and proof.stored_path else None
+
+
+def stored_file(data_dir: Path, proof: Proof | None) -> Path | None:
+    """Where a proof's photo is kept, if it is (still) there."""
+    if proof is None or not proof.stored_path:
+        return None
+    path = data_dir / proof.stored_path
+    return path if path.is_file() else None

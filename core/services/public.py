@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlmodel import col
 
 from core.db import READ_ONLY, Database
 from core.errors import DomainError, NotFound
@@ -38,6 +38,7 @@ from core.models import (
     utcnow,
 )
 from core.services.geocoding import distance_m
+from core.services.proofs import latest_photo
 from core.services.stops import first_name, ref_of
 
 S = OrderStatus
@@ -232,19 +233,13 @@ async def tracking_view(
     return view
 
 
-async def proof_photo_path(db: Database, token: str, *, keep_days: float) -> str | None:
-    """The stored proof photo of a delivered order (relative to the data directory)."""
+async def proof_photo(db: Database, token: str, *, keep_days: float) -> Proof | None:
+    """The proof photo of a delivered order (none before it is delivered)."""
     view = await tracking_view(db, token, keep_days=keep_days)
     if view.status is not S.DELIVERED:
         return None
     async with db.reads() as session:
-        return (
-            await session.exec(
-                select(Proof.stored_path)
-                .where(Proof.order_id == view.order_id, Proof.kind == ProofKind.PHOTO)
-                .order_by(col(Proof.id).desc())
-            )
-        ).first()
+        return await latest_photo(session, view.order_id)
 
 
 async def rate_by_token(

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core import outbox
 from core.db import Database
 from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery, utcnow
 from core.services.webhooks import MAX_URL
@@ -137,18 +137,4 @@ async def release(
     db: Database, delivery_ids: Sequence[int], *, now: datetime | None = None
 ) -> None:
     """Give back leased deliveries that were not tried (a sender stopping), due at once."""
-    if not delivery_ids:
-        return
-    async with db.transaction() as session:
-        await session.exec(
-            sa.update(WebhookDelivery)
-            .where(
-                col(WebhookDelivery.id).in_(delivery_ids),
-                col(WebhookDelivery.status) == OutboxStatus.SENDING,
-            )
-            .values(
-                status=OutboxStatus.PENDING,
-                attempts=WebhookDelivery.attempts - 1,
-                next_attempt_at=now or utcnow(),
-            )
-        )
+    await outbox.release_leases(db, WebhookDelivery, delivery_ids, now=now)

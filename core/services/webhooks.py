@@ -37,6 +37,7 @@ from core.models import (
     OutboxStatus,
     WebhookAttempt,
     WebhookDelivery,
+    tracking_url,
     utcnow,
 )
 
@@ -177,7 +178,7 @@ def payload(order: Order, event: OrderEvent, event_type: str) -> str:
             "attempt": order.attempts,
             "driver_id": order.driver_id,
             "reason": data.get("reason"),
-            "tracking_url": f"{POLICY.base_url.rstrip('/')}/t/{order.tracking_token}",
+            "tracking_url": tracking_url(POLICY.base_url, order.tracking_token),
         },
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True)

@@ -31,12 +31,12 @@ async def proof_photo(
     except links.BadLink as exc:
         raise HTTPException(403, exc.message()) from None
     proof = await proofs.stored_photo(services.db, proof_id)
-    full = FilePath(services.settings.app.data_dir) / proof.stored_path if proof else None
-    if full is None or not full.is_file():
+    full = proofs.stored_file(FilePath(services.settings.app.data_dir), proof)
+    if proof is None or full is None:
         raise HTTPException(404, t("link.no_photo"))
     max_age = max(int(expires - now.timestamp()), 0)
     return FileResponse(
         full,
-        media_type=proof.content_type if proof else None,
+        media_type=proof.content_type,
         headers={"Cache-Control": f"private, max-age={max_age}"},
     )

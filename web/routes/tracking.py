@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from fastapi.templating import Jinja2Templates
 
 from core.errors import DomainError, NotFound
-from core.services import public
+from core.services import proofs, public
 from core.services.invites import qr_png
 from core.services.messages import tracking_link
 from core.texts import best_language, t
@@ -119,11 +119,11 @@ async def tracking_qr(request: Request, token: str) -> Response:
 @router.get("/t/{token}/photo")
 async def tracking_photo(request: Request, token: str) -> Response:
     try:
-        path = await public.proof_photo_path(request.app.state.db, token, keep_days=_days(request))
+        proof = await public.proof_photo(request.app.state.db, token, keep_days=_days(request))
     except DomainError:
         raise HTTPException(404) from None
-    full = Path(request.app.state.settings.app.data_dir) / path if path else None
-    if full is None or not full.is_file():
+    full = proofs.stored_file(Path(request.app.state.settings.app.data_dir), proof)
+    if full is None:
         raise HTTPException(404)
     return FileResponse(full, headers={"Cache-Control": "private, max-age=3600"})
 

@@ -14,7 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from core.models import OrderStatus, ProofKind, StopKind
+from core.models import ProofKind, StopKind
+from core.services.order_views import OrderView, WindowView
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
 MAX_BATCH = 500
@@ -179,13 +180,11 @@ class RescheduleRequest(Strict):
     reason: Text | None = Field(default=None, max_length=500)
 
 
-class WindowOut(BaseModel):
-    start: datetime
-    end: datetime
-    stop: StopKind
+class WindowOut(WindowView):
+    pass
 
 
-class OrderOut(BaseModel):
+class OrderOut(OrderView):
     """An order as the API shows it."""
 
     model_config = ConfigDict(
@@ -219,22 +218,9 @@ class OrderOut(BaseModel):
         }
     )
 
-    id: int
-    external_ref: str | None
-    status: OrderStatus
-    customer_name: str
-    customer_phone: str | None
-    address: str
-    lat: float | None
-    lon: float | None
-    due_date: date | None
     time_windows: list[WindowOut]
     driver: str | None = Field(description="The driver's first name, once assigned.")
     eta: datetime | None = Field(description="Expected arrival while the order is on a route.")
-    attempts: int
-    tracking_url: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class OrderPage(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from core.config import Settings
 from core.errors import DomainError
-from core.lifecycle import Actor, Change, Window
+from core.lifecycle import Change, Window
 from core.models import OrderStatus
 from core.services import apikeys, order_views, proofs
 from core.services.orders import OrderDraft, change_status, normalize_phone
@@ -268,7 +268,7 @@ async def cancel_order(
             db,
             order_id,
             OrderStatus.CANCELLED,
-            Actor(f"api:{key.id}"),
+            apikeys.actor(key),
             Change(reason=reason or "cancelled through the API"),
             rules=config.orders,
         )
@@ -292,7 +292,7 @@ async def reschedule_order(
             db,
             order_id,
             OrderStatus.RESCHEDULED,
-            Actor(f"api:{key.id}"),
+            apikeys.actor(key),
             Change(reason=body.reason, windows=_windows(body.time_windows)),
             rules=config.orders,
         )
