@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import errno
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "lastmile_read_only"
+T = TypeVar("T")
+LOST_RACE = {"40001", "40P01"}  # serialization failure, deadlock detected
+CANNOT_SERVE = {"57P01", "57P02", "57P03", "53300"}  # shutting down, starting, too many clients
+UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def is_sqlite(url: str) -> bool:
@@ -61,6 +69,48 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return engine
     # a pool as large as the requests served at once, so busy moments do not open connections
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return (getattr(exc.orig, "sqlstate", None) or "") if isinstance(exc, DBAPIError) else ""
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether the database gave up a transaction for another's sake (deadlock, serialization):
+    running it again can succeed."""
+    return _sqlstate(exc) in LOST_RACE
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or cannot serve now, rather than that
+    a statement was wrong."""
+    if isinstance(exc, ConnectionError | TimeoutError | sa.exc.TimeoutError | socket.gaierror):
+        return True
+    if isinstance(exc, OSError) and exc.errno in UNREACHABLE:
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    return state.startswith("08") or state in CANNOT_SERVE
+
+
+async def retrying(
+    work: Callable[[], Awaitable[T]],
+    *,
+    also: tuple[type[BaseException], ...] = (),
+    attempts: int = 3,
+) -> T:
+    """`work()` (which opens its own transactions), run again when it lost a race: a deadlock,
+    a serialization failure, or one of `also` (a concurrent transaction committed first). The
+    last attempt's error is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except Exception as exc:
+            if attempt == attempts or not (lost_race(exc) or isinstance(exc, also)):
+                raise
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))  # out of each other's way
+    raise AssertionError("unreachable")
 
 
 class Database:

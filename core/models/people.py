@@ -77,13 +77,14 @@ class Driver(SQLModel, table=True):
 
 
 class Customer(SQLModel, table=True):
-    """Someone who receives deliveries; linked to a member once they open a chat with us."""
+    """Someone who receives deliveries; linked to a member once they open a chat with us. A phone
+    number (E.164) names one customer."""
 
     __tablename__ = "customers"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
-    phone: str | None = Field(default=None, max_length=20, index=True)
+    phone: str | None = Field(default=None, max_length=20, index=True, unique=True)
     member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     language: str | None = Field(default=None, max_length=12)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -19,11 +19,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import OrdersSettings
-from core.db import Database
+from core.db import Database, retrying
 from core.errors import DomainError, NotFound
 from core.lifecycle import Actor
 from core.models import ApiIdempotencyKey, ApiKey, utcnow
-from core.services.orders import OrderDraft, add_order, find_by_ref
+from core.services.orders import (
+    DuplicateRef,
+    OrderDraft,
+    Outcome,
+    add_order,
+    add_orders,
+    find_by_ref,
+)
 
 PREFIX_LENGTH = 8
 SECRET_BYTES = 32  # 256 random bits
@@ -146,32 +153,33 @@ async def create_order(
     rules: OrdersSettings | None = None,
 ) -> tuple[int, bool]:
     """Create an order for an API client, at most once per idempotency key and per
-    `external_ref`. Returns (order id, whether it was created now)."""
+    `external_ref`. Returns (order id, whether it was created now). Requests that arrive at
+    once: one creates the order, the others read what it saved (and compare their body)."""
     assert key.id is not None
-    made_by = actor(key)
-    for attempt in range(2):
-        try:
-            async with db.transaction() as session:
-                if idempotency_key and (seen := await remembered(session, key.id, idempotency_key)):
-                    if not hmac.compare_digest(seen.request_hash, request_hash):
-                        raise IdempotencyConflict(
-                            "api.idempotency_conflict", key=idempotency_key, order=seen.order_id
-                        )
-                    return seen.order_id, False
-                if draft.external_ref and (found := await find_by_ref(session, draft.external_ref)):
-                    assert found.id is not None
-                    return found.id, False
-                order = await add_order(
-                    session, draft, made_by, source="api", rules=rules, api_key_id=key.id
-                )
-                assert order.id is not None
-                if idempotency_key:
-                    await remember(session, key.id, idempotency_key, request_hash, order.id)
-                return order.id, True
-        except IntegrityError:  # a concurrent request with the same key or reference won
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+    async def attempt() -> tuple[int, bool]:
+        async with db.transaction() as session:
+            # the order first: when it is seen committed, so is the key saved with it
+            found = await find_by_ref(session, draft.external_ref) if draft.external_ref else None
+            if idempotency_key and (seen := await remembered(session, key.id, idempotency_key)):
+                if not hmac.compare_digest(seen.request_hash, request_hash):
+                    raise IdempotencyConflict(
+                        "api.idempotency_conflict", key=idempotency_key, order=seen.order_id
+                    )
+                return seen.order_id, False
+            if found is not None:
+                assert found.id is not None
+                return found.id, False
+            order = await add_order(
+                session, draft, actor(key), source="api", rules=rules, api_key_id=key.id
+            )
+            assert order.id is not None
+            if idempotency_key:
+                await remember(session, key.id, idempotency_key, request_hash, order.id)
+            return order.id, True
+
+    # a concurrent request with the same key or reference committed first: read it again
+    return await retrying(attempt, also=(IntegrityError, DuplicateRef))
 
 
 async def create_orders(
@@ -180,26 +188,14 @@ async def create_orders(
     drafts: Sequence[tuple[int, OrderDraft]],
     *,
     rules: OrdersSettings | None = None,
-) -> dict[int, tuple[int, bool] | str]:
-    """Create many orders in one transaction, each on its own savepoint: per index, (order id,
+) -> dict[int, Outcome]:
+    """Create many orders in one transaction (see `orders.add_orders`): per index, (order id,
     created now) or the reason it was refused. An existing `external_ref` creates nothing."""
-    assert key.id is not None
-    made_by = actor(key)
-    results: dict[int, tuple[int, bool] | str] = {}
-    async with db.transaction() as session:
-        for index, draft in drafts:
-            if draft.external_ref and (found := await find_by_ref(session, draft.external_ref)):
-                assert found.id is not None
-                results[index] = (found.id, False)
-                continue
-            try:
-                async with session.begin_nested():
-                    order = await add_order(
-                        session, draft, made_by, source="api", rules=rules, api_key_id=key.id
-                    )
-            except (DomainError, IntegrityError) as exc:
-                results[index] = str(exc).splitlines()[0]
-                continue
-            assert order.id is not None
-            results[index] = (order.id, True)
-    return results
+
+    async def attempt() -> dict[int, Outcome]:
+        async with db.transaction() as session:
+            return await add_orders(
+                session, drafts, actor(key), source="api", rules=rules, api_key_id=key.id
+            )
+
+    return await retrying(attempt)

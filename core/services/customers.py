@@ -1,5 +1,6 @@
-"""What a customer can do in chat: ask where an order is, pick a new slot after a failed
-attempt, leave instructions for the driver, rate a delivery. Only for their own orders."""
+"""Customers: one per phone number, found or added as orders arrive; and what a customer can do
+in chat: ask where an order is, pick a new slot after a failed attempt, leave instructions for
+the driver, rate a delivery. Only for their own orders."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +23,32 @@ from core.services.stops import delivery_eta, driver_names, first_name, ref_of
 S = OrderStatus
 SLOTS = ((9, 12), (12, 15), (15, 18))  # local hours offered for a new attempt
 RECENT = timedelta(days=2)  # final orders still shown when a customer asks
+
+
+async def find_or_add_customer(
+    session: AsyncSession, name: str, phone: str | None, language: str | None = None
+) -> Customer:
+    """The customer with this phone number, or a new one; a language given is remembered.
+
+    Safe when transactions add the same new phone at once: the insert does nothing when the
+    phone exists (on PostgreSQL it waits for a transaction that is adding it), and the customer
+    is then read, whoever added it."""
+    if not phone:
+        customer = Customer(name=name, language=language)
+        session.add(customer)
+        await session.flush()
+        return customer
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.exec(
+        insert(Customer)
+        .values(name=name, phone=phone, language=language, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Customer.phone])
+    )
+    found = (await session.exec(select(Customer).where(Customer.phone == phone))).one()
+    if language and found.language != language:
+        found.language = language
+        session.add(found)
+    return found
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,13 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from core.config import OrdersSettings
-from core.db import Database
+from core.db import Database, retrying
 from core.errors import DomainError
 from core.lifecycle import Actor, Window
 from core.models import ProofKind, StopKind
-from core.services.orders import OrderDraft, add_order, find_by_ref, normalize_phone
+from core.services.orders import OrderDraft, Outcome, add_orders, normalize_phone
 from core.validation import describe
 
 REQUIRED = ("external_ref", "customer_name", "address")
@@ -226,26 +225,16 @@ async def import_orders(
         first_line[ref] = start
         drafts.append((start, draft))
 
-    async with db.transaction() as session:
-        for start, draft in drafts:
-            assert draft.external_ref is not None
-            if existing := await find_by_ref(session, draft.external_ref):
-                assert existing.id is not None
-                report.existing.append((start, existing.id))
-                continue
-            try:
-                async with session.begin_nested():
-                    order = await add_order(
-                        session,
-                        draft,
-                        actor,
-                        source="csv",
-                        rules=rules,
-                    )
-            except (DomainError, IntegrityError) as exc:
-                report.errors.append((start, str(exc).splitlines()[0]))
-                continue
-            assert order.id is not None
-            report.created.append((start, order.id))
+    async def attempt() -> dict[int, Outcome]:
+        async with db.transaction() as session:
+            return await add_orders(session, drafts, actor, source="csv", rules=rules)
+
+    for start, outcome in sorted((await retrying(attempt)).items()):
+        if isinstance(outcome, str):
+            report.errors.append((start, outcome))
+        elif outcome[1]:
+            report.created.append((start, outcome[0]))
+        else:
+            report.existing.append((start, outcome[0]))
     report.errors.sort()
     return report

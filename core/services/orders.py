@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import lifecycle
@@ -17,7 +20,10 @@ from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
-from core.models import Customer, Order, OrderEvent, OrderKind, OrderStatus, ProofKind
+from core.models import Order, OrderEvent, OrderKind, OrderStatus, ProofKind
+from core.services.customers import find_or_add_customer
+
+K = TypeVar("K")
 
 
 class OrderDraft(BaseModel):
@@ -127,26 +133,24 @@ def parse_window_text(text: str, now: datetime, zone: ZoneInfo) -> Window:
     return window
 
 
-async def find_or_add_customer(
-    session: AsyncSession, name: str, phone: str | None, language: str | None = None
-) -> Customer:
-    """The customer with this phone number, or a new one; a language given is remembered."""
-    if phone:
-        found = (await session.exec(select(Customer).where(Customer.phone == phone))).first()
-        if found is not None:
-            if language and found.language != language:
-                found.language = language
-                session.add(found)
-            return found
-    customer = Customer(name=name, phone=phone, language=language)
-    session.add(customer)
-    await session.flush()
-    return customer
-
-
 async def find_by_ref(session: AsyncSession, external_ref: str) -> Order | None:
     statement = select(Order).where(Order.external_ref == external_ref)
     return (await session.exec(statement)).first()
+
+
+class DuplicateRef(DomainError):
+    """The order's `external_ref` is saved already (`order_id` names that order)."""
+
+    def __init__(self, ref: str, order_id: int) -> None:
+        super().__init__("error.duplicate_ref", ref=ref, order=order_id)
+        self.order_id = order_id
+
+
+async def _duplicate(session: AsyncSession, draft: OrderDraft) -> DuplicateRef | None:
+    found = await find_by_ref(session, draft.external_ref) if draft.external_ref else None
+    if found is None or found.id is None or draft.external_ref is None:
+        return None
+    return DuplicateRef(draft.external_ref, found.id)
 
 
 async def add_order(
@@ -158,10 +162,12 @@ async def add_order(
     rules: OrdersSettings | None = None,
     api_key_id: int | None = None,
 ) -> Order:
-    """Create the order in the caller's transaction (customer, windows, event, notifications)."""
+    """Create the order in the caller's transaction (customer, windows, event, notifications).
+    An `external_ref` saved already raises `DuplicateRef`, also when a concurrent transaction
+    saved it first (the order is written on a savepoint, and the caller's transaction goes on)."""
     rules = rules or OrdersSettings()
-    if draft.external_ref and (existing := await find_by_ref(session, draft.external_ref)):
-        raise DomainError("error.duplicate_ref", ref=draft.external_ref, order=existing.id)
+    if duplicate := await _duplicate(session, draft):
+        raise duplicate
     customer = await find_or_add_customer(
         session, draft.customer_name, draft.customer_phone, draft.customer_language
     )
@@ -197,8 +203,65 @@ async def add_order(
         source=source,
         api_key_id=api_key_id,
     )
-    await lifecycle.create(session, order, draft.windows, actor)
+    try:
+        async with session.begin_nested():
+            await lifecycle.create(session, order, draft.windows, actor)
+    except IntegrityError:
+        # PostgreSQL reports a taken reference once the transaction that took it committed
+        if duplicate := await _duplicate(session, draft):
+            raise duplicate from None
+        raise
     return order
+
+
+Outcome = tuple[int, bool] | str  # (order id, created now), or why it was refused
+
+
+async def add_orders(
+    session: AsyncSession,
+    drafts: Sequence[tuple[K, OrderDraft]],
+    actor: Actor,
+    *,
+    source: str,
+    rules: OrdersSettings | None = None,
+    api_key_id: int | None = None,
+) -> dict[K, Outcome]:
+    """Many orders in the caller's transaction, each on its own savepoint; per key, the outcome.
+    An `external_ref` saved already (or earlier in `drafts`) creates nothing.
+
+    Rows are written in one order whatever order they come in, customers by phone and then
+    orders by reference, so two transactions adding overlapping orders wait for each other
+    instead of deadlocking."""
+    refs = [draft.external_ref for _, draft in drafts if draft.external_ref]
+    statement = select(Order.external_ref, Order.id).where(col(Order.external_ref).in_(refs))
+    saved = {ref: order_id for ref, order_id in (await session.exec(statement)).all()}
+    outcomes: dict[K, Outcome] = {}
+    new = []
+    for key, draft in drafts:
+        if draft.external_ref in saved:
+            outcomes[key] = (saved[draft.external_ref], False)
+        else:
+            new.append((key, draft))
+    first_of_phone: dict[str, OrderDraft] = {}
+    for _, draft in new:
+        if draft.customer_phone:
+            first_of_phone.setdefault(draft.customer_phone, draft)
+    for phone, draft in sorted(first_of_phone.items()):
+        await find_or_add_customer(session, draft.customer_name, phone, draft.customer_language)
+    for key, draft in sorted(new, key=lambda item: item[1].external_ref or ""):
+        try:
+            async with session.begin_nested():
+                order = await add_order(
+                    session, draft, actor, source=source, rules=rules, api_key_id=api_key_id
+                )
+        except DuplicateRef as exc:
+            outcomes[key] = (exc.order_id, False)
+        except (DomainError, IntegrityError) as exc:
+            outcomes[key] = str(exc).splitlines()[0]
+        else:
+            assert order.id is not None
+            outcomes[key] = (order.id, True)
+    return outcomes
 
 
 async def create_order(
