@@ -15,7 +15,8 @@ from core.models import Customer, Order, OutboxMessage
 from core.services import members
 from core.services.members import TelegramUser
 from tests.factories import count
-from tests.test_api import ORDER, api  # noqa: F401  (the fixture)
+from tests.test_api import ORDER
+from tests.test_api import api as api  # the fixture
 
 AT_ONCE = 20
 TRIALS = 10
@@ -26,7 +27,7 @@ def phone(n: int) -> str:
 
 
 async def test_one_phone_is_one_customer_and_a_subscriber_hears_of_later_orders(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     db: Database,
 ):
     number = phone(1)
@@ -65,7 +66,7 @@ async def retries(api: httpx.AsyncClient, body: dict, headers: dict[str, str]) -
     )
 
 
-async def test_the_same_key_and_body_at_once_answer_one_order(api: httpx.AsyncClient, db: Database):  # noqa: F811
+async def test_the_same_key_and_body_at_once_answer_one_order(api: httpx.AsyncClient, db: Database):
     wrong = []
     for trial in range(TRIALS):
         body = {**ORDER, "external_ref": f"K-{trial}", "customer_phone": phone(100 + trial)}
@@ -78,7 +79,7 @@ async def test_the_same_key_and_body_at_once_answer_one_order(api: httpx.AsyncCl
     assert await count(db, Order) == TRIALS
 
 
-async def test_the_same_reference_at_once_answers_one_order(api: httpx.AsyncClient, db: Database):  # noqa: F811
+async def test_the_same_reference_at_once_answers_one_order(api: httpx.AsyncClient, db: Database):
     wrong = []
     for trial in range(TRIALS):
         body = {**ORDER, "external_ref": f"R-{trial}", "customer_phone": phone(200 + trial)}
@@ -92,7 +93,7 @@ async def test_the_same_reference_at_once_answers_one_order(api: httpx.AsyncClie
 
 
 async def test_a_key_sent_at_once_with_two_bodies_refuses_the_loser(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     db: Database,
 ):
     for trial in range(TRIALS // 2):
@@ -115,7 +116,7 @@ async def test_a_key_sent_at_once_with_two_bodies_refuses_the_loser(
 
 
 async def test_overlapping_batches_in_opposite_order_both_succeed(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     db: Database,
 ):
     size = 30
@@ -144,7 +145,7 @@ async def test_overlapping_batches_in_opposite_order_both_succeed(
 
 
 async def test_batches_sharing_customers_in_crossed_order_both_succeed(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     db: Database,
 ):
     """Different references, the same phones in opposite order: the customers are shared."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date, datetime
 from typing import Any
@@ -13,10 +14,17 @@ from sqlmodel import Field, SQLModel
 from core.models.enums import OrderKind, OrderStatus, ProofKind, StopKind
 from core.models.types import JSON, UTCDateTime, str_enum, utcnow
 
+TRACKING_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # what new_tracking_token makes
+
 
 def new_tracking_token() -> str:
     """144 random bits, URL-safe (24 characters)."""
     return secrets.token_urlsafe(18)
+
+
+def is_tracking_token(text: str) -> bool:
+    """Whether `text` could be a tracking token: anything else is refused before a query."""
+    return TRACKING_TOKEN.fullmatch(text) is not None
 
 
 def tracking_url(base_url: str, token: str) -> str:

@@ -27,7 +27,7 @@ from sqlmodel import col
 
 from core.db import READ_ONLY, Database
 from core.errors import NotFound
-from core.models import LocationPing, Order, OrderEvent, OrderStatus, utcnow
+from core.models import LocationPing, Order, OrderEvent, OrderStatus, is_tracking_token, utcnow
 from core.services.public import Expired, TrackingView, read_views
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Views:
         self._reader: asyncio.Task[None] | None = None
 
     async def get(self, token: str, *, keep_days: float) -> TrackingView:
-        if not token or len(token) > 64:
+        if not is_tracking_token(token):  # before it joins a batch: nothing in it can fail it
             raise NotFound("tracking.unknown")
         future = self._waiting.get(token)
         if future is None:

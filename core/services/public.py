@@ -35,6 +35,7 @@ from core.models import (
     ProofKind,
     RouteStop,
     StopKind,
+    is_tracking_token,
     utcnow,
 )
 from core.services.geocoding import distance_m
@@ -225,7 +226,7 @@ async def tracking_view(
 ) -> TrackingView:
     """One token's view, read on its own."""
     now = now or utcnow()
-    view = (await read_views(db, [token], now)).get(token) if token and len(token) <= 64 else None
+    view = (await read_views(db, [token], now)).get(token) if is_tracking_token(token) else None
     if view is None:
         raise NotFound("tracking.unknown")
     if view.expired(keep_days, now):
