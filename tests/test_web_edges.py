@@ -4,15 +4,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import event
 
 from core.db import Database
+from core.models import Order
+from core.services import apikeys
+from tests.factories import count
+from tests.telegram_harness import SECRET, running_bot
+from tests.test_api import ORDER
 from tests.test_tracking_page import day, site
 
 BAD_TOKENS = [
@@ -69,3 +77,114 @@ async def test_a_bad_token_never_fails_the_reads_asked_for_with_it(db: Database,
         for token, answer in zip(tokens, answers, strict=True)
     )
     assert codes == {("real", 200): 150, ("%00x", 404): 50}, codes
+
+
+LARGE = 64 * 1024 * 1024  # far more than any route takes
+PIECE = b"x" * 65536
+IN_FLIGHT = 16 * 1024 * 1024  # socket buffers: what a client may send before it is answered
+
+
+async def push(
+    base: str, path: str, size: int, *, chunked: bool, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes, int]:
+    """POST a `size`-byte body in 64 KB pieces while waiting for the answer: (status, headers,
+    body, bytes sent when the answer came). A server that reads a body whole before it answers
+    is sent all of it."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", length]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    sent = 0
+
+    async def send_body() -> None:
+        nonlocal sent
+        with contextlib.suppress(ConnectionError):
+            while sent < size:
+                writer.write(b"%x\r\n%b\r\n" % (len(PIECE), PIECE) if chunked else PIECE)
+                await writer.drain()
+                sent += len(PIECE)
+            writer.write(b"0\r\n\r\n" if chunked else b"")
+            await writer.drain()
+
+    sending = asyncio.create_task(send_body())
+    try:
+        async with asyncio.timeout(60):  # only keeps a broken server from hanging the test
+            head = await reader.readuntil(b"\r\n\r\n")
+            when = sent
+            status, *fields = head.decode().split("\r\n")
+            named = {n.lower(): v for n, v in (f.split(": ", 1) for f in fields if f)}
+            body = await reader.readexactly(int(named.get("content-length", 0)))
+    finally:
+        sending.cancel()
+        writer.close()
+    return int(status.split()[1]), named, body, when
+
+
+@pytest.fixture
+async def served(db: Database, tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
+    """The app under uvicorn: (base URL, an API key, a tracking token)."""
+    mine, _, _ = await day(db)
+    _, secret = await apikeys.create_key(db, "shop")
+    async with site(db, tmp_path) as base:
+        yield base, secret, mine.tracking_token
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_request_without_a_key_is_refused_before_its_body_is_read(served, chunked: bool):
+    base, _, _ = served
+    for headers in ({}, {"Authorization": "Bearer lm_00000000_" + "x" * 43}):
+        status, named, body, sent = await push(
+            base, "/api/v1/orders", LARGE, chunked=chunked, headers=headers
+        )
+        assert status == 401 and "API key" in json.loads(body)["detail"]
+        assert named["connection"] == "close" and named["www-authenticate"] == "Bearer"
+        assert sent < IN_FLIGHT, f"{sent / 2**20:.0f} MB sent before the answer"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    ("path", "limit_kb"),
+    [("/api/v1/orders", 64), ("/api/v1/orders/batch", 4096), ("/t/{token}/rating", 16)],
+)
+async def test_a_body_past_its_routes_limit_is_cut_off(served, chunked: bool, path, limit_kb):
+    base, secret, token = served
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    if "rating" in path:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    status, named, body, sent = await push(
+        base, path.format(token=token), LARGE, chunked=chunked, headers=headers
+    )
+    assert status == 413 and named["connection"] == "close"
+    assert json.loads(body)["detail"] == (
+        f"The request body is larger than the {limit_kb} KB this address accepts."
+    )
+    assert sent < limit_kb * 1024 + IN_FLIGHT, f"{sent / 2**20:.0f} MB sent before the answer"
+
+
+async def test_bodies_within_their_limits_are_taken(served, db: Database):
+    base, secret, token = served
+    long = {**ORDER, "notes": "ä" * 2000}  # about 4.5 KB of JSON each
+    batch = {"orders": [{**long, "external_ref": f"L-{n}"} for n in range(500)]}
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        taken = await http.post("/api/v1/orders/batch", json=batch)
+        assert len(taken.request.content) > 2 * 1024 * 1024
+        assert taken.status_code == 200 and taken.json()["created"] == 500, taken.text[:300]
+        one = await http.post("/api/v1/orders", json={**long, "external_ref": "L-one"})
+        assert one.status_code == 201, one.text
+        too_big = await http.post("/api/v1/orders", json=batch)
+        assert too_big.status_code == 413
+        rating = await http.post(f"/t/{token}/rating", data={"stars": "5", "comment": "ä" * 1000})
+        assert rating.status_code == 409  # read whole (about 9 KB): not delivered yet
+    assert await count(db, Order) == 500 + 1 + 2  # and the day's two
+
+
+async def test_the_telegram_webhook_takes_at_most_a_megabyte(db: Database, tmp_path: Path):
+    async with running_bot(db, tmp_path) as bot:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        status, _, _, sent = await push(
+            bot.base_url, "/webhooks/telegram", LARGE, chunked=True, headers=headers
+        )
+    assert status == 413 and sent < 1024 * 1024 + IN_FLIGHT

@@ -18,6 +18,7 @@ from core.models import utcnow
 from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
+from web import errors, limits
 from web.routes import api, health, proofs, tracking, webhooks
 
 log = logging.getLogger("lastmile")
@@ -86,10 +87,14 @@ def create_app(
 
     app = FastAPI(title="Lastmile", lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(limits.BodyLimit)
+    app.add_middleware(api.KeyFirst)  # the outermost: no key, nothing read
+    app.add_exception_handler(Exception, errors.server_error)
+    app.add_exception_handler(413, limits.too_large)
+    app.add_exception_handler(RequestValidationError, api.invalid_request)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)
-    app.add_exception_handler(RequestValidationError, api.invalid_request)
     app.include_router(tracking.router)
     app.include_router(proofs.router)
     return app

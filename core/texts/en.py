@@ -138,6 +138,9 @@ TEXTS = {
     "api.bad_cursor": "cursor is not one this API gave out; start again without it.",
     "api.unreadable_json": "The body is not well-formed JSON.",
     "api.no_proof": "Order {order} has no proof of delivery.",
+    "api.too_large": "The request body is larger than the {limit} this address accepts.",
+    "api.unavailable": "The service cannot reach its database just now; try again shortly.",
+    "api.server_error": "Something went wrong on our side; it is logged. Try again later.",
     # merchant webhooks
     "webhook.url_length": "The webhook URL must be 1 to {limit} characters.",
     "webhook.url_form": "The webhook URL must be an http:// or https:// address with a host.",

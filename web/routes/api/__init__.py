@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from web.routes.api import drivers, orders, webhooks
-from web.routes.api.common import PROBLEMS, invalid_request
+from web.routes.api.common import PREFIX, PROBLEMS, KeyFirst, invalid_request
 
-router = APIRouter(prefix="/api/v1", responses=PROBLEMS)
+router = APIRouter(prefix=PREFIX, responses=PROBLEMS)
 router.include_router(orders.router)
 router.include_router(drivers.router)
 router.include_router(webhooks.router)
 
-__all__ = ["invalid_request", "router"]
+__all__ = ["KeyFirst", "invalid_request", "router"]

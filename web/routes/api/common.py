@@ -11,6 +11,9 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.config import Settings
 from core.errors import DomainError, NotFound
@@ -18,8 +21,10 @@ from core.models import ApiKey
 from core.services import apikeys
 from core.services.hub import Services
 from core.texts import t
-from web.deps import DB
+from web.limits import CLOSE
 from web.routes.api.models import FieldError, Problem
+
+PREFIX = "/api/v1"
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -34,20 +39,42 @@ api_key_header = APIKeyHeader(
 )
 
 
-def unauthorized() -> HTTPException:
-    return HTTPException(401, t("api.unauthorized"), headers={"WWW-Authenticate": "Bearer"})
+def secret_of(headers: Headers) -> str | None:
+    """The key a request carries: `Authorization: Bearer …`, else `X-API-Key`."""
+    scheme, credentials = get_authorization_scheme_param(headers.get("authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return headers.get("x-api-key")
 
 
-async def current_key(
-    db: DB,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    header: Annotated[str | None, Depends(api_key_header)],
+class KeyFirst:
+    """Authenticates `/api/v1` requests before anything reads their body (FastAPI reads a body
+    before it runs dependencies): without a live key the answer is 401 at once and the
+    connection closes unread. The key found is `request.state.api_key`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not f"{scope['path']}/".startswith(f"{PREFIX}/"):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        key = await apikeys.authenticate(request.app.state.db, secret_of(request.headers))
+        if key is None:
+            headers = {"WWW-Authenticate": "Bearer", **CLOSE}
+            refusal = JSONResponse({"detail": t("api.unauthorized")}, 401, headers=headers)
+            return await refusal(scope, receive, send)
+        scope.setdefault("state", {})["api_key"] = key
+        await self.app(scope, receive, send)
+
+
+def current_key(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _header: Annotated[str | None, Depends(api_key_header)],
 ) -> ApiKey:
-    secret = credentials.credentials if credentials else header
-    key = await apikeys.authenticate(db, secret)
-    if key is None:
-        raise unauthorized()
-    return key
+    """The key `KeyFirst` found (the two schemes document in OpenAPI how a key is sent)."""
+    return request.state.api_key
 
 
 def get_settings(request: Request) -> Settings:
@@ -64,9 +91,14 @@ Svc = Annotated[Services, Depends(get_services)]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No API key, or one that is unknown or revoked."},
+    503: {
+        "model": Problem,
+        "description": "The database cannot be reached for a moment; retry after `Retry-After`.",
+    },
 }
 UNREADABLE: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "The body is not well-formed JSON."}
+    400: {"model": Problem, "description": "The body is not well-formed JSON."},
+    413: {"model": Problem, "description": "The body is larger than 64 KB (4 MB for a batch)."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "There is no such order."}

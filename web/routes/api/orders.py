@@ -153,7 +153,7 @@ async def create_order(
         "Each order is checked and saved on its own; the answer lists, in request order, "
         "`created`, `existing` (its `external_ref` was saved before) or `error` with the "
         "fields at fault. Sending the same batch again creates nothing new when every order "
-        "has an `external_ref`."
+        "has an `external_ref`. The body may be up to 4 MB."
     ),
     responses=UNREADABLE,
 )
