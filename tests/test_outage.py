@@ -1,0 +1,70 @@
+"""The database made unreachable (a TCP proxy in front of PostgreSQL, cut by the test): the API
+and the tracking page answer a JSON 503 with `Retry-After`, and serve again once it is back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from core.config import Settings
+from core.db import Database
+from core.services import apikeys
+from tests.conftest import POSTGRES_URL, serve
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.test_api import ORDER
+from tests.test_tracking_page import day
+from web.app import create_app
+
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL, reason="SQLite is a file in this process: there is no connection to cut"
+)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_an_unreachable_database_answers_503_and_service_resumes(
+    database_url: str, tmp_path: Path
+):
+    address = make_url(database_url)
+    proxy = TcpProxy(address.host or "127.0.0.1", address.port or 5432)
+    await proxy.start()
+    proxied = address.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    db = Database(proxied)
+    try:
+        mine, _, _ = await day(db)
+        _, secret = await apikeys.create_key(db, "shop")
+        settings = Settings(app={"data_dir": tmp_path}, _env_file=None)  # type: ignore[call-arg]
+        token = mine.tracking_token
+        asks = [
+            ("GET", f"/api/v1/orders/{mine.id}", None, 200),
+            ("GET", "/api/v1/orders", None, 200),
+            ("POST", "/api/v1/orders", ORDER, 201),
+            ("GET", f"/t/{token}.json", None, 200),
+            ("GET", f"/t/{token}", None, 200),
+            ("GET", f"/t/{token}/qr.png", None, 200),
+        ]
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with (
+            serve(create_app(settings, db)) as base,
+            httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http,
+        ):
+            assert (await http.get("/healthz")).status_code == 200
+            await proxy.cut()
+            for method, path, body, _ in asks:
+                answer = await http.request(method, path, json=body)
+                assert answer.status_code == 503, (path, answer.status_code, answer.text[:200])
+                assert answer.headers["content-type"] == "application/json", path
+                assert (
+                    "try again" in answer.json()["detail"] and answer.headers["retry-after"] == "5"
+                )
+            assert (await http.get("/healthz")).status_code == 503
+
+            await proxy.restore()
+            for method, path, body, status in asks:
+                answer = await http.request(method, path, json=body)
+                assert answer.status_code == status, (path, answer.status_code, answer.text[:200])
+    finally:
+        await proxy.cut()
+        await db.dispose()
