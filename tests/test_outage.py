@@ -1,5 +1,6 @@
-"""The database made unreachable (a TCP proxy in front of PostgreSQL, cut by the test): the API
-and the tracking page answer a JSON 503 with `Retry-After`, and serve again once it is back."""
+"""When the service cannot do its work, it says so in JSON: the database made unreachable (a TCP
+proxy in front of PostgreSQL, cut by the test) answers 503 with `Retry-After` on the API and the
+tracking page, which serve again once it is back; any other server error answers a JSON 500."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from tests.test_api import ORDER
 from tests.test_tracking_page import day
 from web.app import create_app
 
-pytestmark = pytest.mark.skipif(
+
+@pytest.mark.skipif(
     not POSTGRES_URL, reason="SQLite is a file in this process: there is no connection to cut"
 )
-
-
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_an_unreachable_database_answers_503_and_service_resumes(
     database_url: str, tmp_path: Path
@@ -67,4 +67,27 @@ async def test_an_unreachable_database_answers_503_and_service_resumes(
                 assert answer.status_code == status, (path, answer.status_code, answer.text[:200])
     finally:
         await proxy.cut()
+        await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_unexpected_error_answers_json(database_url: str, tmp_path: Path):
+    """A table gone from under the running service (an operator's mistake): not an outage."""
+    db = Database(database_url)
+    try:
+        mine, _, _ = await day(db)
+        settings = Settings(app={"data_dir": tmp_path}, _env_file=None)  # type: ignore[call-arg]
+        async with (
+            serve(create_app(settings, db)) as base,
+            httpx.AsyncClient(base_url=base) as http,
+        ):
+            assert (await http.get(f"/t/{mine.tracking_token}.json")).status_code == 200
+            async with db.engine.begin() as connection:
+                await connection.exec_driver_sql("ALTER TABLE orders RENAME TO orders_gone")
+            answer = await http.get(f"/t/{mine.tracking_token}.json")
+        assert answer.status_code == 500 and answer.headers["content-type"] == "application/json"
+        assert answer.json() == {
+            "detail": "Something went wrong on our side; it is logged. Try again later."
+        }
+    finally:
         await db.dispose()
