@@ -88,7 +88,7 @@ def create_app(
     app = FastAPI(title="Lastmile", lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(limits.BodyLimit)
-    app.add_middleware(api.KeyFirst)  # the outermost: no key, nothing read
+    app.add_middleware(api.KeyFirst)  # added last, runs first: no key, nothing read
     app.add_exception_handler(Exception, errors.server_error)
     app.add_exception_handler(413, limits.too_large)
     app.add_exception_handler(RequestValidationError, api.invalid_request)

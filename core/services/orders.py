@@ -147,9 +147,10 @@ class DuplicateRef(DomainError):
 
 
 async def _duplicate(session: AsyncSession, draft: OrderDraft) -> DuplicateRef | None:
-    found = await find_by_ref(session, draft.external_ref) if draft.external_ref else None
-    if found is None or found.id is None or draft.external_ref is None:
+    """The refusal for a draft whose reference is saved already, if it is."""
+    if not draft.external_ref or (found := await find_by_ref(session, draft.external_ref)) is None:
         return None
+    assert found.id is not None
     return DuplicateRef(draft.external_ref, found.id)
 
 

@@ -68,7 +68,7 @@ class KeyFirst:
         await self.app(scope, receive, send)
 
 
-def current_key(
+async def current_key(
     request: Request,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     _header: Annotated[str | None, Depends(api_key_header)],
