@@ -7,6 +7,7 @@ The lease is short here (OUTBOX_LEASE_S=3) so that the waits that outlive it —
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -97,7 +98,8 @@ async def test_one_chats_many_messages_go_out_once_and_in_order(
     _, member = await add_person(db, 901, "Dora", [Role.DISPATCHER])
     refs = [f"#{i:03}" for i in range(100)]
     env = telegram_env(fake, TELEGRAM_CHAT_RATE_PER_S="20")
-    async with running(database_url, {**clean_env, **env}, tmp_path):
+    both = {**clean_env, **env}
+    async with running(database_url, tmp_path, both, both):
         await queue(db, (member, refs))
         await all_sent(db, len(refs))
     texts = [call.text or "" for call in fake.sent_to(901)]
@@ -115,8 +117,8 @@ async def test_a_429_longer_than_the_lease_sends_nothing_twice(
     _, waiting = await add_person(db, 903, "Wen", [Role.DISPATCHER])
     fake.fail_next("sendMessage", chat_id=902, code=429, retry_after=5)
     refs = [f"#{i:03}" for i in range(10)]
-    env = telegram_env(fake, TELEGRAM_CHAT_RATE_PER_S="10")
-    async with running(database_url, {**clean_env, **env}, tmp_path):
+    both = {**clean_env, **telegram_env(fake, TELEGRAM_CHAT_RATE_PER_S="10")}
+    async with running(database_url, tmp_path, both, both):
         await queue(db, (slowed, ["#S"]), (waiting, refs))
         await all_sent(db, len(refs) + 1)
     [refused] = [c for c in fake.calls_to("sendMessage") if c.error_code == 429]
@@ -127,6 +129,43 @@ async def test_a_429_longer_than_the_lease_sends_nothing_twice(
     since = [call.at - refused.at for call in fake.sent_to(903)]
     assert not [at for at in since if 0.5 < at < 5 - 0.2]  # (bar one in flight) all waited 5 s
     assert len([at for at in since if at >= 5 - 0.2]) >= len(refs) - 1
+
+
+async def test_an_instance_killed_mid_send_loses_nothing_and_the_other_takes_over(
+    db: Database, database_url: str, clean_env: dict[str, str], tmp_path: Path, fake: FakeTelegram
+):
+    """kill -9 of the instance sending a chat's messages: the other sends the rest once the
+    leases have run out, in order; only a message in flight at the kill may come twice. (Each
+    instance talks to its own fake Bot API, so the test knows which one is sending.)"""
+    _, member = await add_person(db, 904, "Kai", [Role.DISPATCHER])
+    refs = [f"#{i:03}" for i in range(30)]
+    async with FakeTelegram(fake.token) as other:
+        servers = [fake, other]
+        envs = [{**clean_env, **telegram_env(f, TELEGRAM_CHAT_RATE_PER_S="5")} for f in servers]
+        async with running(database_url, tmp_path, *envs) as instances:
+            await queue(db, (member, refs))
+            holder = await first_to_send(servers, 904, count=3)
+            instances[holder].kill()
+            killed_at = time.monotonic()
+            await all_sent(db, len(refs))
+        calls = sorted(fake.sent_to(904) + other.sent_to(904), key=lambda call: call.at)
+        taken_over = [call.at - killed_at for call in servers[1 - holder].sent_to(904)]
+    texts = [call.text or "" for call in calls]
+    assert list(dict.fromkeys(texts)) == [text(ref) for ref in refs]  # all, in order
+    assert doubles(texts) <= 1, f"{doubles(texts)} sent twice"
+    assert taken_over and min(taken_over) > LEASE_S / 2  # once the killed one's leases ran out
+
+
+async def first_to_send(servers: list[FakeTelegram], chat_id: int, count: int) -> int:
+    """The index of the first of `servers` to get `count` messages to `chat_id`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while True:
+        for index, server in enumerate(servers):
+            if len(server.sent_to(chat_id)) >= count:
+                return index
+        assert loop.time() < deadline, f"nothing was sent to {chat_id}"
+        await asyncio.sleep(0.05)
 
 
 class Trickle:
@@ -156,10 +195,10 @@ async def test_a_webhook_answered_slower_than_the_lease_is_not_posted_twice(
     db: Database, database_url: str, clean_env: dict[str, str], tmp_path: Path
 ):
     receiver = Trickle(seconds=3 * LEASE_S)
-    env = {**SHORT_LEASE, "WEBHOOKS_ALLOW_PRIVATE": "true"}
+    both = {**clean_env, **SHORT_LEASE, "WEBHOOKS_ALLOW_PRIVATE": "true"}
     async with (
         serve(receiver.app) as hook_url,
-        running(database_url, {**clean_env, **env}, tmp_path) as (first, _),
+        running(database_url, tmp_path, both, both) as (first, _),
     ):
         _, secret = await apikeys.create_key(db, "shop")
         headers = {"Authorization": f"Bearer {secret}"}
