@@ -6,6 +6,7 @@ Environment names are `<GROUP>_<FIELD>` in capitals: `DATABASE_URL`, `TELEGRAM_B
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -192,6 +194,16 @@ class WebhooksSettings(BaseModel):
     allow_private: bool = False  # loopback, private and link-local addresses (SSRF guard)
 
 
+class OutboxSettings(BaseModel):
+    # how long a sender holds what it claimed (renewed while it works); a send must be over
+    # within half of it
+    lease_s: float = Field(default=60.0, ge=1, le=3600)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_s)
+
+
 class NotifySettings(BaseModel):
     quiet_hours: str = ""
 
@@ -226,6 +238,16 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = TrackingSettings()
     notify: NotifySettings = NotifySettings()
     webhooks: WebhooksSettings = WebhooksSettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+    @model_validator(mode="after")
+    def _webhooks_answer_within_the_lease(self) -> Settings:
+        if self.webhooks.timeout_s > self.outbox.lease_s / 2:
+            raise ValueError(
+                f"WEBHOOKS_TIMEOUT_S must be at most half of OUTBOX_LEASE_S"
+                f" ({self.outbox.lease_s / 2:g}): a webhook is sent within its lease"
+            )
+        return self
 
     @property
     def database_url(self) -> str:

@@ -1,8 +1,9 @@
 """The transactional outbox: notifications are rows written with the change that caused them.
 
-Senders claim due rows, deliver them, and mark them sent or failed. A claim is a lease: a sender
-that dies mid-send leaves the row to be claimed again when the lease runs out, so delivery is at
-least once, and the idempotency key lets the receiving side drop a repeat.
+Senders claim due rows, deliver them, and mark them sent or failed. A claim is a lease
+(`core.leases`): only its holder sends a row and records how it went; a sender that dies mid-send
+leaves the row to be claimed again when the lease runs out, so delivery is at least once, and the
+idempotency key lets the receiving side drop a repeat.
 """
 
 from __future__ import annotations
@@ -14,20 +15,13 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import leases
 from core.db import Database
 from core.errors import DomainError
-from core.models import (
-    Channel,
-    Member,
-    OrderEvent,
-    OutboxMessage,
-    OutboxStatus,
-    WebhookDelivery,
-    utcnow,
-)
+from core.leases import LEASE
+from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
-LEASE = timedelta(seconds=60)
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
@@ -91,17 +85,28 @@ async def add(
 
 
 async def claim(
-    db: Database, channel: Channel, *, limit: int = 20, now: datetime | None = None
+    db: Database,
+    channel: Channel,
+    *,
+    limit: int = 20,
+    now: datetime | None = None,
+    lease: timedelta = LEASE,
 ) -> list[OutboxMessage]:
-    """Lease up to `limit` due messages for `channel`, oldest first. A recipient's messages go
-    out in order: a message waits while an older one to the same person is being sent or is
-    waiting for its retry (the sender delivers a recipient's claimed messages one by one)."""
+    """Lease up to `limit` due messages for `channel`, oldest first, all under one new token
+    (`lease_token`). A recipient's messages go out in order: a message waits while an older one
+    to the same person is being sent or is waiting for its retry (the sender delivers a
+    recipient's claimed messages one by one)."""
     async with db.transaction() as session:
-        return await claim_in(session, channel, limit=limit, now=now)
+        return await claim_in(session, channel, limit=limit, now=now, lease=lease)
 
 
 async def claim_in(
-    session: AsyncSession, channel: Channel, *, limit: int = 20, now: datetime | None = None
+    session: AsyncSession,
+    channel: Channel,
+    *,
+    limit: int = 20,
+    now: datetime | None = None,
+    lease: timedelta = LEASE,
 ) -> list[OutboxMessage]:
     """`claim` in the caller's transaction. On PostgreSQL claims take turns (a transaction-level
     advisory lock): otherwise two senders claiming at once would not see each other's leases,
@@ -136,22 +141,28 @@ async def claim_in(
         .with_for_update(skip_locked=True)
     )
     rows = list((await session.exec(statement)).all())
+    token = leases.new_token()
     for row in rows:
-        row.status = OutboxStatus.SENDING
-        row.attempts += 1
-        row.next_attempt_at = now + LEASE
+        leases.take(row, token, now, lease)
         session.add(row)
     await session.flush()
     return rows
 
 
-async def mark_sent(db: Database, message_id: int, *, now: datetime | None = None) -> None:
+async def mark_sent(
+    db: Database, message_id: int, *, token: str | None = None, now: datetime | None = None
+) -> bool:
+    """Record a delivery; with `token`, only while it holds the message. Whether it was saved."""
+    where = [col(OutboxMessage.id) == message_id]
+    if token is not None:
+        where.append(leases.held(OutboxMessage, token))
     async with db.transaction() as session:
-        await session.exec(
+        result = await session.exec(
             sa.update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)  # type: ignore[arg-type]
+            .where(*where)
             .values(status=OutboxStatus.SENT, sent_at=now or utcnow(), last_error=None)
         )
+        return bool(result.rowcount)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -165,13 +176,15 @@ async def mark_failed(
     *,
     retry_after: float | None = None,
     permanent: bool = False,
+    token: str | None = None,
     now: datetime | None = None,
 ) -> OutboxStatus:
-    """Record a failed attempt: retry later with backoff, or give up (`dead`)."""
+    """Record a failed attempt: retry later with backoff, or give up (`dead`). With `token`,
+    only while it holds the message."""
     now = now or utcnow()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
-        if row is None or row.status is OutboxStatus.SENT:
+        if row is None or row.status is OutboxStatus.SENT or leases.lost(row, token):
             return row.status if row else OutboxStatus.DEAD
         row.last_error = error[:1000]
         if permanent or row.attempts >= MAX_ATTEMPTS:
@@ -185,13 +198,20 @@ async def mark_failed(
 
 
 async def retry_later(
-    db: Database, message_id: int, seconds: float, error: str, *, now: datetime | None = None
+    db: Database,
+    message_id: int,
+    seconds: float,
+    error: str,
+    *,
+    token: str | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """The channel asked us to slow down (HTTP 429): try again then; it is not a failed attempt."""
+    """The channel asked us to slow down (HTTP 429): try again then; it is not a failed attempt.
+    With `token`, only while it holds the message."""
     now = now or utcnow()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
-        if row is None or row.status is not OutboxStatus.SENDING:
+        if row is None or row.status is not OutboxStatus.SENDING or leases.lost(row, token):
             return
         row.status = OutboxStatus.PENDING
         row.attempts = max(row.attempts - 1, 0)
@@ -200,29 +220,13 @@ async def retry_later(
         session.add(row)
 
 
-async def release(db: Database, message_ids: Sequence[int], *, now: datetime | None = None) -> None:
-    """Give back claimed messages that were not tried (a sender stopping), due at once."""
-    await release_leases(db, OutboxMessage, message_ids, now=now)
-
-
-async def release_leases(
+async def release(
     db: Database,
-    table: type[OutboxMessage] | type[WebhookDelivery],
-    ids: Sequence[int],
+    message_ids: Sequence[int],
     *,
+    token: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Hand leased rows of `table` (the outbox, or the webhook deliveries) back untried: due at
-    once, and the attempt that claiming counted is taken back."""
-    if not ids:
-        return
-    async with db.transaction() as session:
-        await session.exec(
-            sa.update(table)
-            .where(col(table.id).in_(ids), col(table.status) == OutboxStatus.SENDING)
-            .values(
-                status=OutboxStatus.PENDING,
-                attempts=table.attempts - 1,
-                next_attempt_at=now or utcnow(),
-            )
-        )
+    """Give back claimed messages that were not tried (a sender stopping), due at once; with
+    `token`, only those it still holds."""
+    await leases.hand_back(db, OutboxMessage, message_ids, token=token, now=now)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from core import outbox
+from core import leases, outbox
 from core.db import Database, is_sqlite
 from core.errors import DomainError
 from core.lifecycle import Actor
@@ -257,3 +257,58 @@ async def test_two_senders_claiming_at_once_keep_a_recipients_order(db: Database
         await outbox.mark_sent(db, message.id)
     [third] = await outbox.claim(db, Channel.TELEGRAM)
     assert third.id == max(m.id for m in held) + 1
+
+
+async def _queued(db: Database, count: int) -> list[int]:
+    member = await add_member(db, "Tg", [Role.CUSTOMER], telegram_chat_id=555)
+    assert member.id is not None
+    async with db.transaction() as session:
+        rows = [
+            await outbox.add(session, Notice(member.id, "driver.share_location_again"), f"k{i}")
+            for i in range(count)
+        ]
+    return [row.id for row in rows if row is not None and row.id is not None]
+
+
+async def test_a_sender_whose_lease_was_taken_over_neither_sends_nor_records(db: Database):
+    first_id, second_id = await _queued(db, 2)
+    start = utcnow()
+    mine = await outbox.claim(db, Channel.TELEGRAM, now=start)
+    token = mine[0].lease_token
+    assert [m.id for m in mine] == [first_id, second_id] and token
+    late = start + outbox.LEASE + timedelta(seconds=1)  # my lease ran out: another claims
+    [taken] = await outbox.claim(db, Channel.TELEGRAM, now=late)
+    assert taken.id == first_id and taken.lease_token not in (None, token)
+
+    stale = leases.Leases(db, OutboxMessage, clock=lambda: late)
+    assert await stale.hold(first_id, token) is None  # the fence: do not send it
+    assert not await outbox.mark_sent(db, first_id, token=token)
+    await outbox.mark_failed(db, first_id, "late error", token=token)
+    await outbox.retry_later(db, first_id, 30, "429", token=token)
+    await outbox.release(db, [first_id, second_id], token=token, now=late)
+    first, second = await _message(db, first_id), await _message(db, second_id)
+    assert (first.status, first.attempts, first.last_error) == (OutboxStatus.SENDING, 2, None)
+    assert first.lease_token == taken.lease_token
+    assert (second.status, second.attempts) == (OutboxStatus.PENDING, 0)  # still mine: given back
+
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    deadline = await stale.hold(first_id, taken.lease_token)
+    assert deadline is not None  # its holder may send it, within half the lease
+    assert before < deadline <= loop.time() + outbox.LEASE.total_seconds() / 2
+    assert (await _message(db, first_id)).next_attempt_at == late + outbox.LEASE
+    assert await outbox.mark_sent(db, first_id, token=taken.lease_token)
+
+
+async def test_a_batch_keeps_its_leases_while_it_waits(db: Database):
+    await _queued(db, 1)
+    lease = timedelta(seconds=1)
+    keeper = leases.Leases(db, OutboxMessage, lease)
+    [row] = await outbox.claim(db, Channel.TELEGRAM, lease=lease)
+    assert row.lease_token is not None
+    async with keeper.kept(row.lease_token):
+        await asyncio.sleep(2.5 * lease.total_seconds())  # a 429's wait, longer than the lease
+        assert await outbox.claim(db, Channel.TELEGRAM) == []  # still held: renewed
+    await asyncio.sleep(1.2 * lease.total_seconds())  # no longer kept (its sender died)
+    [again] = await outbox.claim(db, Channel.TELEGRAM)
+    assert again.id == row.id and again.lease_token != row.lease_token

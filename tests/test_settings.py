@@ -60,6 +60,11 @@ def test_env_example_values_are_valid_defaults(tmp_path: Path, clean_env, monkey
         ({"APP_PHONE_REGION": "XX"}, "APP_PHONE_REGION is not a known region"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
         ({"ORDERS_MAX_ATTEMPTS": "0"}, "ORDERS_MAX_ATTEMPTS must be at least 1"),
+        ({"OUTBOX_LEASE_S": "0.5"}, "OUTBOX_LEASE_S must be at least 1"),
+        (
+            {"WEBHOOKS_TIMEOUT_S": "40"},
+            "WEBHOOKS_TIMEOUT_S must be at most half of OUTBOX_LEASE_S (30)",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(monkeypatch, tmp_path, env, message):
@@ -70,6 +75,14 @@ def test_bad_settings_name_the_key(monkeypatch, tmp_path, env, message):
         load_settings()
     assert message in str(problem.value)
     assert "\n" not in str(problem.value)
+
+
+def test_a_longer_lease_allows_a_longer_webhook_timeout(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WEBHOOKS_TIMEOUT_S", "40")
+    monkeypatch.setenv("OUTBOX_LEASE_S", "80")
+    settings = load_settings()
+    assert (settings.webhooks.timeout_s, settings.outbox.lease.total_seconds()) == (40, 80)
 
 
 def test_accepted_spellings_of_database_urls(monkeypatch, tmp_path):

@@ -61,7 +61,11 @@ def create_app(
         app.state.live = LiveFeed(database)
         app.state.telegram = None
         app.state.webhooks = WebhookSender(
-            database, settings.webhooks, transport=webhook_transport, clock=clock
+            database,
+            settings.webhooks,
+            transport=webhook_transport,
+            clock=clock,
+            lease=settings.outbox.lease,
         )
         for line in channel_status(settings):
             log.info(line)

@@ -7,7 +7,10 @@
 - 403 (bot blocked) or a chat that no longer exists: the message is dead, the member's Telegram
   chat is marked unusable and the dispatchers are told;
 - a message is marked sent right after Telegram accepts it; stopping finishes the messages in
-  flight and hands back the rest, so a restart neither repeats nor skips any.
+  flight and hands back the rest, so a restart neither repeats nor skips any;
+- several instances: a claimed batch's leases are renewed while it is delivered (a chat's pace
+  and a 429's wait may outlast one lease), and each message is sent only after proving its lease
+  is still ours, and within half of it (`core.leases`): another instance never sends it too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from aiogram.types import BufferedInputFile
 
 from bot.telegram import keyboards
 from core import outbox
+from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
 from core.services.hub import Services
 from core.services.members import chat_unreachable
@@ -76,6 +80,7 @@ class Sender:
         self.overall = Pace(settings.rate_per_s)
         self.chat_gap = MARGIN / settings.chat_rate_per_s
         self.chats: dict[int, float] = {}  # chat -> when it may get its next message
+        self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -95,14 +100,17 @@ class Sender:
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it; False when nothing was due."""
-        rows = await outbox.claim(self.services.db, Channel.TELEGRAM, limit=BATCH)
+        db, lease = self.services.db, self.leases.length
+        rows = await outbox.claim(db, Channel.TELEGRAM, limit=BATCH, lease=lease)
         if not rows:
             return False
         chats = await self._chats(rows)
         by_chat: dict[int | None, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
             by_chat[chats.get(row.recipient_member_id)].append(row)
-        await asyncio.gather(*(self._deliver_chat(chat, items) for chat, items in by_chat.items()))
+        assert rows[0].lease_token is not None
+        async with self.leases.kept(rows[0].lease_token):
+            await asyncio.gather(*(self._deliver_chat(c, items) for c, items in by_chat.items()))
         now = time.monotonic()
         for chat in [c for c, due in self.chats.items() if due < now]:
             del self.chats[chat]  # idle chats: nothing to remember
@@ -119,35 +127,42 @@ class Sender:
 
     async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
         """A chat's messages in order; when one must wait, the later ones wait behind it."""
+        db, token = self.services.db, rows[0].lease_token
         for index, row in enumerate(rows):
             assert row.id is not None
             if self._stopping.is_set():
-                await outbox.release(self.services.db, [r.id for r in rows[index:] if r.id])
+                await outbox.release(db, [r.id for r in rows[index:] if r.id], token=token)
                 return
             if chat_id is None:
                 await outbox.mark_failed(
-                    self.services.db, row.id, "no Telegram chat", permanent=True
+                    db, row.id, "no Telegram chat", permanent=True, token=token
                 )
                 continue
             await sleep_until(lambda: self.chats.get(chat_id, 0.0))
             await self.overall.wait()
             self.chats[chat_id] = time.monotonic() + self.chat_gap
             if not await self._deliver(chat_id, row):
-                await outbox.release(self.services.db, [r.id for r in rows[index + 1 :] if r.id])
+                await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
                 return
 
     async def _deliver(self, chat_id: int, row: OutboxMessage) -> bool:
-        """Send one message; False when it has to be tried again later."""
-        assert row.id is not None
-        db = self.services.db
+        """Send one message; False when it has to be tried again later, or another sender has
+        taken it over (then the chat's later messages are its too)."""
+        assert row.id is not None and row.lease_token is not None
+        db, token = self.services.db, row.lease_token
         try:
             rendered = await render(db, row, self.services.settings)
-            await self._send(chat_id, rendered)
+            deadline = await self.leases.hold(row.id, token)
+            if deadline is None:
+                log.warning("message %s was taken over by another sender: not sending it", row.id)
+                return False
+            async with asyncio.timeout_at(deadline):
+                await self._send(chat_id, rendered)
         except TelegramRetryAfter as exc:
             log.info("Telegram asks to wait %s s (message %s)", exc.retry_after, row.id)
             self.overall.pause(exc.retry_after)
             self.chats[chat_id] = time.monotonic() + exc.retry_after
-            await outbox.retry_later(db, row.id, exc.retry_after, exc.message)
+            await outbox.retry_later(db, row.id, exc.retry_after, exc.message, token=token)
             return False
         except TelegramForbiddenError as exc:
             await self._unreachable(row, exc.message)
@@ -156,17 +171,18 @@ class Sender:
                 await self._unreachable(row, exc.message)
             else:
                 log.error("Telegram refused message %s (%s): %s", row.id, row.template, exc.message)
-                await outbox.mark_failed(db, row.id, exc.message, permanent=True)
+                await outbox.mark_failed(db, row.id, exc.message, permanent=True, token=token)
         except (TelegramNetworkError, TelegramServerError, TimeoutError, OSError) as exc:
             log.warning("Telegram send of message %s failed: %s", row.id, exc)
-            await outbox.mark_failed(db, row.id, str(exc) or type(exc).__name__)
+            await outbox.mark_failed(db, row.id, str(exc) or type(exc).__name__, token=token)
             return False
         except Exception as exc:
             log.exception("sending message %s (%s) failed", row.id, row.template)
-            await outbox.mark_failed(db, row.id, f"{type(exc).__name__}: {exc}")
+            await outbox.mark_failed(db, row.id, f"{type(exc).__name__}: {exc}", token=token)
             return False
         else:
-            await outbox.mark_sent(db, row.id)
+            if not await outbox.mark_sent(db, row.id, token=token):
+                log.warning("message %s was sent after another sender took it over", row.id)
         return True
 
     async def _send(self, chat_id: int, rendered: Rendered) -> None:
@@ -185,7 +201,11 @@ class Sender:
         assert row.id is not None
         log.info("member %s cannot be reached on Telegram: %s", row.recipient_member_id, reason)
         await outbox.mark_failed(
-            self.services.db, row.id, f"undeliverable: {reason}", permanent=True
+            self.services.db,
+            row.id,
+            f"undeliverable: {reason}",
+            permanent=True,
+            token=row.lease_token,
         )
         await chat_unreachable(
             self.services.db, row.recipient_member_id, reason=reason, order_id=row.order_id

@@ -27,6 +27,7 @@ class OutboxMessage(SQLModel, table=True):
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=str_enum(OutboxStatus))
     attempts: int = Field(default=0, ge=0)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_token: str | None = Field(default=None, max_length=32)  # who holds it (core.leases)
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -30,6 +30,7 @@ class WebhookDelivery(SQLModel, table=True):
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=str_enum(OutboxStatus))
     attempts: int = Field(default=0, ge=0)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_token: str | None = Field(default=None, max_length=32)  # who holds it (core.leases)
     retry_until: datetime = Field(sa_type=UTCDateTime)
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=1000)

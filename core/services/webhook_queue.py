@@ -11,30 +11,36 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from core import outbox
+from core import leases
 from core.db import Database
+from core.leases import LEASE
 from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery, utcnow
 from core.services.webhooks import MAX_URL
 
-LEASE = timedelta(seconds=60)
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery leased to a sender, with where to send it and the secret to sign it with."""
+    """A delivery leased to a sender (under `token`), with where to send it and the secret to
+    sign it with."""
 
     id: int
     url: str
     secret: str
     event_type: str
     body: str
+    token: str
 
 
-async def claim(db: Database, *, limit: int = 20, now: datetime | None = None) -> list[Claimed]:
-    """Lease up to `limit` due deliveries, oldest first (several senders may run at once)."""
+async def claim(
+    db: Database, *, limit: int = 20, now: datetime | None = None, lease: timedelta = LEASE
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries, oldest first, all under one new token (several
+    senders may run at once)."""
     now = now or utcnow()
+    token = leases.new_token()
     statement = (
         select(WebhookDelivery, ApiKey)
         .join(ApiKey, col(ApiKey.id) == WebhookDelivery.api_key_id)
@@ -54,9 +60,7 @@ async def claim(db: Database, *, limit: int = 20, now: datetime | None = None) -
                 delivery.status = OutboxStatus.SKIPPED
                 delivery.last_error = "the API key was revoked or its webhook switched off"
             else:
-                delivery.status = OutboxStatus.SENDING
-                delivery.attempts += 1
-                delivery.next_attempt_at = now + LEASE
+                leases.take(delivery, token, now, lease)
                 claimed.append(
                     Claimed(
                         delivery.id,
@@ -64,6 +68,7 @@ async def claim(db: Database, *, limit: int = 20, now: datetime | None = None) -
                         key.webhook_secret,
                         delivery.event_type,
                         delivery.body,
+                        token,
                     )
                 )
             session.add(delivery)
@@ -97,9 +102,15 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def record(
-    db: Database, delivery_id: int, outcome: Outcome, *, now: datetime | None = None
+    db: Database,
+    delivery_id: int,
+    outcome: Outcome,
+    *,
+    token: str | None = None,
+    now: datetime | None = None,
 ) -> OutboxStatus:
-    """Log the attempt, then mark the delivery sent, due again later, or dead after its day."""
+    """Log the attempt, then mark the delivery sent, due again later, or dead after its day
+    (with `token`, only while it holds the delivery)."""
     now = now or utcnow()
     async with db.transaction() as session:
         delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
@@ -117,8 +128,8 @@ async def record(
                 duration_ms=outcome.duration_ms,
             )
         )
-        if delivery.status is not OutboxStatus.SENDING:
-            return delivery.status  # switched off meanwhile: keep that
+        if delivery.status is not OutboxStatus.SENDING or leases.lost(delivery, token):
+            return delivery.status  # switched off or taken over meanwhile: keep that
         delivery.last_status_code = outcome.status_code
         delivery.last_error = error
         if outcome.ok:
@@ -134,7 +145,12 @@ async def record(
 
 
 async def release(
-    db: Database, delivery_ids: Sequence[int], *, now: datetime | None = None
+    db: Database,
+    delivery_ids: Sequence[int],
+    *,
+    token: str | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Give back leased deliveries that were not tried (a sender stopping), due at once."""
-    await outbox.release_leases(db, WebhookDelivery, delivery_ids, now=now)
+    """Give back leased deliveries that were not tried (a sender stopping), due at once; with
+    `token`, only those it still holds."""
+    await leases.hand_back(db, WebhookDelivery, delivery_ids, token=token, now=now)

@@ -1,7 +1,9 @@
 """Delivers merchant webhooks: claims due deliveries, POSTs each signed body, logs the attempt.
 
-Several senders (one per instance) may run: claims are leases taken with SKIP LOCKED, so a
-delivery goes to one sender at a time, and one whose sender died is taken again after the lease.
+Several senders (one per instance) may run: claims are leases taken with SKIP LOCKED
+(`core.leases`), so a delivery goes to one sender at a time; each POST starts only once the
+sender has proved it still holds the delivery and is cut off at half the lease, and one whose
+sender died is taken again after the lease.
 Unless `WEBHOOKS_ALLOW_PRIVATE`, a URL whose host resolves to a loopback, private or link-local
 address is refused when sent (a merchant's URL must not reach into our own network).
 """
@@ -15,13 +17,14 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 from core.config import WebhooksSettings
 from core.db import Database
-from core.models import utcnow
+from core.leases import LEASE, Leases
+from core.models import WebhookDelivery, utcnow
 from core.services import webhook_queue, webhooks
 
 log = logging.getLogger(__name__)
@@ -66,10 +69,12 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
         idle_s: float = IDLE_S,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.leases = Leases(db, WebhookDelivery, lease, clock)
         self.idle_s = idle_s
         if transport is None and not settings.allow_private:
             transport = PublicOnly()
@@ -107,17 +112,22 @@ class WebhookSender:
     async def drain_once(self) -> bool:
         """Claim one batch and try each delivery once; False when nothing was due."""
         batch = await webhook_queue.claim(
-            self.db, limit=self.settings.concurrency, now=self.clock()
+            self.db, limit=self.settings.concurrency, now=self.clock(), lease=self.leases.length
         )
         if not batch:
             return False
-        await asyncio.gather(*(self.deliver(item) for item in batch))
+        async with self.leases.kept(batch[0].token):
+            await asyncio.gather(*(self.deliver(item) for item in batch))
         return True
 
     async def deliver(self, item: webhook_queue.Claimed) -> webhook_queue.Outcome:
         if self._stopping.is_set():
-            await webhook_queue.release(self.db, [item.id], now=self.clock())
+            await webhook_queue.release(self.db, [item.id], token=item.token, now=self.clock())
             return webhook_queue.Outcome(item.url, error="not tried: the sender stopped")
+        deadline = await self.leases.hold(item.id, item.token)
+        if deadline is None:
+            log.warning("webhook %s was taken over by another sender: not sending it", item.id)
+            return webhook_queue.Outcome(item.url, error="not tried: another sender has it")
         body = item.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -127,7 +137,10 @@ class WebhookSender:
         }
         started = time.perf_counter()
         try:
-            async with self.client.stream("POST", item.url, content=body, headers=headers) as reply:
+            async with (
+                asyncio.timeout_at(deadline),  # the whole request, however slowly it trickles
+                self.client.stream("POST", item.url, content=body, headers=headers) as reply,
+            ):
                 excerpt = b""
                 async for chunk in reply.aiter_bytes():  # the start of the answer is enough
                     excerpt += chunk
@@ -140,10 +153,16 @@ class WebhookSender:
                 response_excerpt=excerpt[:EXCERPT].decode(errors="replace") or None,
                 duration_ms=_ms_since(started),
             )
+        except TimeoutError:
+            half = self.leases.length.total_seconds() / 2
+            error = f"TimeoutError: the request took longer than {half:g} s (OUTBOX_LEASE_S / 2)"
+            outcome = webhook_queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
         except Exception as exc:  # whatever went wrong is a failed attempt, logged and retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             outcome = webhook_queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
-        status = await webhook_queue.record(self.db, item.id, outcome, now=self.clock())
+        status = await webhook_queue.record(
+            self.db, item.id, outcome, token=item.token, now=self.clock()
+        )
         if not outcome.ok:
             log.info("webhook %s to %s: %s, now %s", item.id, item.url, outcome.error, status)
         return outcome
