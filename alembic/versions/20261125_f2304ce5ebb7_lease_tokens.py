@@ -1,7 +1,7 @@
 """lease tokens: who holds a claimed outbox message or webhook delivery
 
 Revision ID: f2304ce5ebb7
-Revises: 6c8f8485384b
+Revises: 861eada0f2fa
 Create Date: 2026-11-25 09:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f2304ce5ebb7"
-down_revision: str | None = "6c8f8485384b"
+down_revision: str | None = "861eada0f2fa"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
