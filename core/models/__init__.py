@@ -13,7 +13,14 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
-from core.models.orders import AppendOnlyError, Order, OrderEvent, OrderWindow, tracking_url
+from core.models.orders import (
+    AppendOnlyError,
+    Order,
+    OrderEvent,
+    OrderWindow,
+    order_ref,
+    tracking_url,
+)
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole
 from core.models.routes import Route, RouteStop
@@ -52,6 +59,7 @@ __all__ = [
     "VehicleType",
     "WebhookAttempt",
     "WebhookDelivery",
+    "order_ref",
     "tracking_url",
     "utcnow",
 ]

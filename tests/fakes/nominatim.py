@@ -78,7 +78,8 @@ class FakeNominatim:
 
     @property
     def queries(self) -> list[str]:
-        return [r.params.get("q", "") for r in self.requests]
+        """What /search was asked, in order."""
+        return [r.params["q"] for r in self.requests if "q" in r.params]
 
     @property
     def app(self) -> Starlette:
