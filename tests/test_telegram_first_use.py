@@ -4,17 +4,21 @@ customer asking where her order is, and staff who read one language throughout."
 
 from __future__ import annotations
 
+import ast
 from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
 
+from bot.telegram.keyboards import Act
 from core.db import Database
 from core.lifecycle import SYSTEM, Actor, Change, Window
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role, utcnow
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
 from core.services.stops import Stops
+from core.texts import CATALOGS
+from tests.conftest import ROOT
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot
 
@@ -88,6 +92,35 @@ async def test_open_stop_on_a_new_stop_message_shows_the_stop(db: Database, tmp_
         await order_service.change_status(db, order.id, S.CANCELLED, SYSTEM)
         await bot.tap(ana, 901, notice, "Open stop")
         assert bot.texts(901)[-1] == "Order A-1001 is not on your route."
+
+
+def notification_actions() -> set[str]:
+    """Every action name the core puts on a notification (a literal with a button label)."""
+    found = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and f"action.{node.value}" in CATALOGS["en"]:
+                found.add(node.value)
+    return found
+
+
+async def test_every_button_a_notification_carries_has_a_handler(db: Database, tmp_path: Path):
+    """Pressed by someone who holds every role, no notification button is "not for you"."""
+    names = sorted(notification_actions() - {"customer.rate"})  # rating: five star buttons
+    assert "driver.open_order" in names and "driver.ask_location" in names and len(names) >= 8
+    everyone, member = await add_person(db, 908, "Eve", list(Role))
+    order = await new_order(db, "Eve", "E-1")
+    await link_customer(db, order, member)
+    await order_service.change_status(
+        db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=await driver_id(db, member))
+    )
+    async with running_bot(db, tmp_path) as bot:
+        for name in names:
+            data = Act(name=name, id=order.id).pack()
+            await bot.send(tu.callback(everyone, data, message_id=1))
+        alerts = [c.params.get("text") for c in bot.fake.calls_to("answerCallbackQuery")]
+        assert len(alerts) >= len(names)
+        assert "This button is not for you, or it has expired." not in alerts
 
 
 async def test_orders_are_found_by_the_reference_the_list_shows(db: Database, tmp_path: Path):
