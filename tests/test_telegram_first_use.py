@@ -140,7 +140,12 @@ async def test_orders_are_found_by_the_reference_the_list_shows(db: Database, tm
             await bot.send(tu.command(boss, "/order", arg))
             return bot.texts(903)[-1]
 
-        assert (await card("A-1001")).startswith("Order A-1001 · new\nCustomer: Ola")
+        shop_card = await card("A-1001")
+        assert shop_card.startswith("Order A-1001 · new\nCustomer: Ola")
+        assert (
+            f"{bot.base_url}/t/{shop.tracking_token}\nCustomer's link for chat updates: "
+            f"https://t.me/lastmile_test_bot?start={shop.tracking_token}" in shop_card
+        )
         assert (await card("a-1001")).startswith("Order A-1001 · new")  # case does not matter
         assert (await card(f"#{typed.id}")).startswith(f"Order #{typed.id} · new\nCustomer: Pia")
         # a bare number is the reference when an order has it, else the internal number
