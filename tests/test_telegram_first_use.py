@@ -153,6 +153,10 @@ async def test_orders_are_found_by_the_reference_the_list_shows(db: Database, tm
         assert (await card(str(shop.id))).startswith("Order A-1001 · new")
         assert await card("A-9999") == "There is no order A-9999."
         assert await card("#99999999999999999999") == "There is no order #99999999999999999999."
+        assert await card("#" + "9" * 5000) == f"There is no order #{'9' * 99}…."
+        assert await card("A-1001'; DROP TABLE orders; --") == (
+            "There is no order A-1001'; DROP TABLE orders; --."
+        )
         assert await card("") == (
             "Write /order and the order's reference, like /order A-1001 (or #12 for its number)."
         )

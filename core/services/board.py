@@ -37,6 +37,7 @@ from core.texts import days
 S = OrderStatus
 LIST_LIMIT = 30
 MAX_ID = 2**31 - 1  # order ids are 32-bit integers
+MAX_REF = 100  # the longest reference an order can have
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,18 @@ async def find_order(db: Database, text: str) -> int:
     text = " ".join(text.split())
     number = text.removeprefix("#")
     async with db.reads() as session:
-        if not text.startswith("#") and text:
+        if not text.startswith("#") and 0 < len(text) <= MAX_REF:
             refs = col(Order.external_ref)
             for match in (refs == text, sa.func.lower(refs) == text.lower()):
                 found = list(await session.exec(select(Order.id).where(match).limit(2)))
                 if len(found) == 1 and found[0] is not None:
                     return found[0]
-        if number.isdigit() and 0 < int(number) <= MAX_ID:
+        if number.isdigit() and len(number) <= 10 and 0 < int(number) <= MAX_ID:
             order = await session.get(Order, int(number))
             if order is not None and order.id is not None:
                 return order.id
-    raise DomainError("error.order_not_found", order=text)
+    shown = text if len(text) <= MAX_REF else f"{text[:MAX_REF]}…"
+    raise DomainError("error.order_not_found", order=shown)
 
 
 async def refs(db: Database, order_ids: set[int]) -> dict[int, str]:
