@@ -179,7 +179,7 @@ async def stop_of(db: Database, driver_id: int, order_id: int) -> StopView:
 
 
 def not_yours(order: Order | None, order_id: int) -> DomainError:
-    """ "Not on your route", naming the order as the driver knows it."""
+    """The refusal for someone else's stop, naming the order as the driver knows it."""
     return DomainError("driver.not_yours", order=ref_of(order) if order else f"#{order_id}")
 
 

@@ -80,7 +80,7 @@ async def cmd_cancel(message: Message, state: FSMContext, lang: str) -> None:
 
 
 @router.message(Command("help"))
-async def cmd_help(message: Message, who: Identity, lang: str) -> None:
+async def cmd_help(message: Message, who: Identity) -> None:
     await message.answer(help_text(who))
 
 

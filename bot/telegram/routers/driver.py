@@ -133,7 +133,7 @@ async def cmd_route(message: Message, svc: Services, who: Identity, lang: str) -
 async def cb_open_stop(
     callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
 ) -> None:
-    """ "Open stop" on a "New stop" message: that stop, with its buttons."""
+    """The "Open stop" button of a "New stop" message: that stop, with its buttons."""
     await callback.answer()
     stop = await stops.stop_of(svc.db, driver_id(who), callback_data.id)
     await answer(callback, _stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
