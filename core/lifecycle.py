@@ -35,6 +35,7 @@ from core.models import (
     Proof,
     ProofKind,
     StopKind,
+    order_ref,
     utcnow,
 )
 from core.services import notifications, webhooks
@@ -102,12 +103,15 @@ class TransitionRefused(DomainError):
         self.order_id = order.id
         self.status = order.status
         self.target = target
-        super().__init__(key, order=order.id, status=order.status, verb=target, **params)
+        ref = order_ref(order.external_ref, order.id)
+        super().__init__(key, order=ref, status=order.status, verb=target, **params)
 
     def message(self, lang: str | None = None) -> str:
         params = dict(self.params)
         params["status"] = t(f"status.{self.status}", lang)
         params["verb"] = t(f"verb.{self.target}", lang)
+        if "attempts" in params:
+            params["attempts"] = t("order.attempts", lang, count=params["attempts"])
         return t(self.key, lang, **params)
 
 

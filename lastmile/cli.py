@@ -20,6 +20,7 @@ from core.lifecycle import Actor
 from core.migrations import pending, upgrade
 from core.models import Role
 from core.services import apikeys, imports, invites, webhooks
+from core.texts import t
 
 T = TypeVar("T")
 CLI = Actor("cli")
@@ -157,7 +158,7 @@ def invite(role: str, expires: str, qr_path: Path | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(invites.qr_png(link))
     until = f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
-    click.echo(f"Invite {record.id} for a {role}, single use, valid until {until}")
+    click.echo(t("cli.invite_created", id=record.id, role=t(f"role.a.{role}"), until=until))
     click.echo(link)
     click.echo(f"QR code: {path}")
 

@@ -160,7 +160,8 @@ async def test_cancel_reschedule_and_refusals(api: httpx.AsyncClient, db: Databa
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = await api.post(f"/orders/{order_id}/cancel")
     assert again.status_code == 409
-    assert again.json()["detail"].startswith(f"Order {order_id} is cancelled already")
+    # named by the shop's own reference, as everywhere a person reads it
+    assert again.json()["detail"].startswith(f"Order {ORDER['external_ref']} is cancelled already")
 
     driver = await add_driver(db, "Dana Berg", 5001)
     failed = await new_order(db, ref="F-1")

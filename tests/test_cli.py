@@ -171,6 +171,13 @@ def test_invite_prints_a_deep_link_and_writes_its_qr(clean_env, tmp_path: Path):
     assert abs(invite.expires_at - (utcnow() + timedelta(days=2))) < timedelta(minutes=2)
 
 
+def test_an_owner_invite_says_an_owner(clean_env, tmp_path: Path):
+    env = {**clean_env, "TELEGRAM_BOT_USERNAME": "lastmile_test_bot"}
+    result = lastmile(["invite", "--role", "owner", "--expires", "12h"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Invite 1 for an owner, single use, valid until ")
+
+
 def test_orders_import_reports_lines_and_exits_1(clean_env, tmp_path: Path):
     env = {**clean_env, "APP_TIMEZONE": "Europe/Berlin", "APP_PHONE_REGION": "DE"}
     file = FIXTURES / "orders_mixed.csv"

@@ -93,7 +93,7 @@ async def test_every_transition_from_a_state(db: Database, pickup: bool, start: 
             with pytest.raises(TransitionRefused) as refused:
                 await orders.change_status(db, order.id, target, SYSTEM, change_for(target, driver))
             message = str(refused.value)
-            assert f"Order {order.id} " in message
+            assert f"Order #{order.id} " in message  # as people know it (no shop reference)
             assert "_" not in message, message  # human words, not status codes
             assert await snapshot(db, order.id) == before
 
@@ -101,7 +101,9 @@ async def test_every_transition_from_a_state(db: Database, pickup: bool, start: 
 async def test_refusal_messages_say_what_to_do(db: Database):
     driver = await add_driver(db, "Dana", 101)
     order = await new_order(db)
-    with pytest.raises(TransitionRefused, match="Order 1 is new, so it cannot be marked delivered"):
+    with pytest.raises(
+        TransitionRefused, match="Order #1 is new, so it cannot be marked delivered"
+    ):
         await move(db, order.id, S.DELIVERED)
     await move(db, order.id, S.CANCELLED)
     with pytest.raises(TransitionRefused, match="cancelled already; that is final"):

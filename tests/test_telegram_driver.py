@@ -143,7 +143,9 @@ async def test_delivery_with_proof_photo_and_a_rating(db: Database, tmp_path: Pa
         # a "photo" that is not an image is refused and changes nothing
         junk_id, junk_unique = bot.fake.add_file(b"%PDF-1.4 not an image", file_path="photos/x.jpg")
         await bot.send(tu.photo(ana, junk_id, junk_unique))
-        assert bot.texts(611)[-1] == "That is not a photo I can read. Send a JPEG or PNG photo."
+        assert (
+            bot.texts(611)[-1] == "That is not a photo I can read. Send a JPEG, PNG or WebP photo."
+        )
         assert await status(db, order.id) is S.ARRIVED
 
         picture = jpeg()
@@ -243,7 +245,7 @@ async def test_undo_a_mistap_and_no_acting_on_other_drivers_stops(db: Database, 
 
         # Ben presses Ana's buttons (e.g. a forwarded message): refused, nothing changes
         await bot.tap(ben, 632, stop_message, "Delivered")
-        assert bot.texts(632)[-1] == f"Order {order.id} is not on your route."
+        assert bot.texts(632)[-1] == f"Order #{order.id} is not on your route."
         assert await status(db, order.id) is S.OUT_FOR_DELIVERY
 
         await bot.tap(ana, 631, stop_message, "Delivered")  # no proof needed: delivered at once

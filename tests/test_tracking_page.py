@@ -67,11 +67,14 @@ async def day(db: Database, *, moving: bool = True) -> tuple[Order, Driver, Orde
 
 
 @asynccontextmanager
-async def site(db: Database, tmp_path: Path, **tracking_settings) -> AsyncIterator[str]:
+async def site(
+    db: Database, tmp_path: Path, telegram: dict | None = None, **tracking_settings
+) -> AsyncIterator[str]:
     from web.app import create_app
 
     settings = Settings(
         app={"data_dir": tmp_path},
+        telegram=telegram or {},
         tracking={"map_js_url": "http://map.invalid/leaflet.js", **tracking_settings},
         _env_file=None,  # type: ignore[call-arg]
     )
@@ -146,6 +149,29 @@ async def test_the_page_speaks_the_customers_language(db: Database, tmp_path: Pa
         assert '<html lang="en">' in plain.text and "Your delivery" in plain.text
         missing = await http.get("/t/" + "x" * 24, headers={"Accept-Language": "de"})
         assert missing.status_code == 404 and "Diesen Sendungslink gibt es nicht" in missing.text
+
+
+async def test_the_page_offers_the_orders_updates_in_telegram(db: Database, tmp_path: Path):
+    """The tracking token is also the subscribe link: a customer whose order came from a CSV
+    or the API can get its updates in Telegram from the page."""
+    mine, _, other = await day(db)
+    async with db.transaction() as session:
+        customer = await session.get(Customer, other.customer_id)
+        customer.language = "de"
+        session.add(customer)
+    telegram = {"bot_username": "lastmile_test_bot"}
+    async with site(db, tmp_path, telegram) as base, httpx.AsyncClient(base_url=base) as http:
+        page = (await http.get(f"/t/{mine.tracking_token}")).text
+        link = f"https://t.me/lastmile_test_bot?start={mine.tracking_token}"
+        assert f'<a id="subscribe" href="{link}">Get updates in Telegram</a>' in page
+        german = (await http.get(f"/t/{other.tracking_token}")).text
+        assert "Neuigkeiten in Telegram bekommen" in german
+        await orders.change_status(db, mine.id, S.ARRIVED, SYSTEM)
+        await orders.change_status(db, mine.id, S.DELIVERED, SYSTEM)
+        assert 'id="subscribe"' not in (await http.get(f"/t/{mine.tracking_token}")).text
+    async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
+        page = (await http.get(f"/t/{other.tracking_token}")).text  # no bot: no link
+        assert "Ihre Lieferung" in page and 'id="subscribe"' not in page
 
 
 async def gone(db: Database) -> Order:

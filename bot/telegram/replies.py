@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from aiogram import Bot
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.telegram import keyboards
-from core.models import Role
 from core.services.customers import OrderStatusView, new_slots
 from core.services.hub import Services
-from core.services.members import Identity, TelegramUser
+from core.services.members import TelegramUser
 from core.services.messages import clock, span, tracking_link
 from core.texts import t
 
@@ -36,19 +36,6 @@ def when(svc: Services, moment: datetime | None) -> str:
 
 def window(svc: Services, start: datetime, end: datetime, lang: str | None = None) -> str:
     return span(start, end, zone(svc), lang)
-
-
-def help_text(who: Identity, lang: str) -> str:
-    if not who.known:
-        return t("help.stranger", lang)
-    parts = []
-    if who.has(Role.OWNER, Role.DISPATCHER):
-        parts.append(t("help.dispatcher", lang))
-    if who.has(Role.DRIVER):
-        parts.append(t("help.driver", lang))
-    if who.has(Role.CUSTOMER) or not parts:
-        parts.append(t("help.customer", lang))
-    return "\n\n".join(parts)
 
 
 def status_line(svc: Services, view: OrderStatusView, lang: str) -> str:
@@ -78,3 +65,8 @@ def new_slot_buttons(
     slots = new_slots(svc.clock(), zone(svc))
     label = lambda w: window(svc, w.starts_at, w.ends_at, lang)  # noqa: E731
     return keyboards.slots(order_id, slots, label, by)
+
+
+async def bot_username(bot: Bot, svc: Services) -> str | None:
+    """This bot's username, which its t.me links need."""
+    return svc.settings.telegram.bot_username or (await bot.me()).username

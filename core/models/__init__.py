@@ -19,6 +19,7 @@ from core.models.orders import (
     OrderEvent,
     OrderWindow,
     is_tracking_token,
+    order_ref,
     tracking_url,
 )
 from core.models.outbox import OutboxMessage
@@ -60,6 +61,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "is_tracking_token",
+    "order_ref",
     "tracking_url",
     "utcnow",
 ]

@@ -32,6 +32,11 @@ def tracking_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/t/{token}"
 
 
+def order_ref(external_ref: str | None, order_id: int | None) -> str:
+    """How people know an order: the shop's reference, else "#" and its number."""
+    return external_ref or f"#{order_id}"
+
+
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
 

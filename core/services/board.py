@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -20,6 +20,7 @@ from core.models import (
     OrderWindow,
     ShiftState,
     StopKind,
+    order_ref,
 )
 from core.services.proofs import latest_photo
 from core.services.stops import (
@@ -31,9 +32,12 @@ from core.services.stops import (
     ref_of,
     route_of,
 )
+from core.texts import days
 
 S = OrderStatus
 LIST_LIMIT = 30
+MAX_ID = 2**31 - 1  # order ids are 32-bit integers
+MAX_REF = 100  # the longest reference an order can have
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,37 @@ async def list_orders(
         for o in orders
     ]
     return lines, total
+
+
+async def find_order(db: Database, text: str) -> int:
+    """The order someone means by `text`: its reference (what /orders shows; any case), or
+    "#12" (or a bare 12 no reference claims) for its number. A DomainError when none."""
+    text = " ".join(text.split())
+    number = text.removeprefix("#")
+    async with db.reads() as session:
+        if not text.startswith("#") and 0 < len(text) <= MAX_REF:
+            refs = col(Order.external_ref)
+            for match in (refs == text, sa.func.lower(refs) == text.lower()):
+                found = list(await session.exec(select(Order.id).where(match).limit(2)))
+                if len(found) == 1 and found[0] is not None:
+                    return found[0]
+        if number.isdigit() and len(number) <= 10 and 0 < int(number) <= MAX_ID:
+            order = await session.get(Order, int(number))
+            if order is not None and order.id is not None:
+                return order.id
+    shown = text if len(text) <= MAX_REF else f"{text[:MAX_REF]}…"
+    raise DomainError("error.order_not_found", order=shown)
+
+
+async def refs(db: Database, order_ids: set[int]) -> dict[int, str]:
+    """order id -> the reference people know it by."""
+    if not order_ids:
+        return {}
+    async with db.reads() as session:
+        rows = await session.exec(
+            select(Order.id, Order.external_ref).where(col(Order.id).in_(order_ids))
+        )
+        return {order_id: order_ref(ref, order_id) for order_id, ref in rows if order_id}
 
 
 async def order_card(db: Database, order_id: int) -> OrderCard:
@@ -280,8 +315,8 @@ async def report(db: Database, start: datetime, end: datetime) -> Report:
     )
 
 
-def period(name: str, now: datetime, zone) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
-    """today | yesterday | 7d, in local days."""
+def period(name: str, now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """today | yesterday | 7d, in local days: from the first midnight to the one after."""
     local = now.astimezone(zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if name == "today":
@@ -291,3 +326,8 @@ def period(name: str, now: datetime, zone) -> tuple[datetime, datetime]:  # type
     if name == "7d":
         return midnight - timedelta(days=6), midnight + timedelta(days=1)
     raise DomainError("board.report_period", period=name)
+
+
+def period_label(start: datetime, end: datetime, lang: str | None = None) -> str:
+    """The days of a report period, both included ("Thu 19 Nov – Wed 25 Nov")."""
+    return days(start.date(), (end - timedelta(microseconds=1)).date(), lang)

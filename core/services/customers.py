@@ -19,6 +19,7 @@ from core.errors import DomainError
 from core.lifecycle import FINAL, Actor, Change, Window
 from core.models import Customer, Order, OrderStatus, utcnow
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
+from core.texts import words
 
 S = OrderStatus
 SLOTS = ((9, 12), (12, 15), (15, 18))  # local hours offered for a new attempt
@@ -59,6 +60,12 @@ class OrderStatusView:
     eta: datetime | None
     driver: str | None  # first name
     tracking_token: str
+
+
+def asks_where(text: str) -> bool:
+    """Whether a message asks about an order ("where is my order?", „Wo ist meine Bestellung?"),
+    in any language we have words for."""
+    return words("customer.question_words").search(text) is not None
 
 
 async def _own(session: AsyncSession, member_id: int, order_id: int) -> Order:
@@ -142,7 +149,7 @@ async def leave_instructions(db: Database, member_id: int, order_id: int, text: 
     async with db.transaction() as session:
         order = await _own(session, member_id, order_id)
         if order.status in FINAL:
-            raise DomainError("customer.order_final", order=order_id)
+            raise DomainError("customer.order_final", order=ref_of(order))
         order.notes = f"{order.notes}\n{text}".strip()[:2000]
         session.add(order)
         await lifecycle.note(
@@ -158,7 +165,7 @@ async def rate(
     async with db.transaction() as session:
         order = await _own(session, member_id, order_id)
         if order.status is not S.DELIVERED:
-            raise DomainError("customer.rate_after_delivery", order=order_id)
+            raise DomainError("customer.rate_after_delivery", order=ref_of(order))
         order.rating = stars
         order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
         order.rated_at = utcnow()

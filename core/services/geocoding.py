@@ -4,10 +4,13 @@ Nominatim through geopy's async adapter (aiohttp). A location pin in chat always
 `locate()` takes typed coordinates ("52.52, 13.405") as a point without asking anybody, and "no
 result" is an empty list, not an error: the chat then asks for a pin.
 
-Cache: one row per (provider, case-folded query). Hits are kept 30 days, misses 1 day; failures
-are never cached. The provider key carries the region bias ("nominatim:de"), because the same
-text gives different answers with and without it. The provider is always asked for
-`FETCH_LIMIT` results, so a cached row serves any `limit`.
+`name_point()` is the other way round: the address at a map point (a dropped pin), or None.
+
+Cache: one row per (provider, case-folded query); a point's name is cached under the provider
+key with ":reverse" and the point to 5 decimals (about a metre). Hits are kept 30 days, misses
+1 day; failures are never cached. The provider key carries the region bias ("nominatim:de"),
+because the same text gives different answers with and without it. The provider is always asked
+for `FETCH_LIMIT` results, so a cached row serves any `limit`.
 
 Rate limit: one request at a time per Geocoder, and the next one starts at least
 `min_interval_s` after the previous one *ended* (Nominatim's policy is 1 request/s). Build one
@@ -21,7 +24,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -189,19 +192,46 @@ class Geocoder:
         if not 1 <= limit <= FETCH_LIMIT:
             raise ValueError(f"limit must be between 1 and {FETCH_LIMIT}, not {limit}")
         query = normalize(text)
-        key = query.casefold()
-        places = await self._cached(key)
-        if places is None:
-            async with self._lock:
-                places = await self._cached(key)  # someone may have asked while we waited
-                if places is None:
-                    places = await self._ask_provider(query)
-                    await self._save(key, places)
+
+        async def ask() -> list[Location]:
+            return await self._geolocator.geocode(
+                query, exactly_one=False, limit=FETCH_LIMIT, country_codes=self._region
+            )
+
+        places = await self._once(self._provider, query.casefold(), ask, query)
         return places[:limit]
 
-    async def _cached(self, key: str) -> list[Place] | None:
+    async def name_point(self, lat: float, lon: float) -> str | None:
+        """The address at a map point, or None when the provider knows none or is not
+        answering (a pin is a good enough place without a name)."""
+
+        async def ask() -> list[Location]:
+            found = await self._geolocator.reverse((lat, lon), exactly_one=True, zoom=18)
+            return [found] if found else []
+
+        point = f"{lat:.5f},{lon:.5f}"
+        try:
+            places = await self._once(f"{self._provider}:reverse", point, ask, point)
+        except DomainError:  # geocoding.unavailable, logged
+            return None
+        return places[0].label if places else None
+
+    async def _once(
+        self, provider: str, key: str, ask: Callable[[], Awaitable[list[Location]]], query: str
+    ) -> list[Place]:
+        """The cached answer for `key`, else the provider's (asked one at a time), cached."""
+        places = await self._cached(provider, key)
+        if places is None:
+            async with self._lock:
+                places = await self._cached(provider, key)  # asked while we waited?
+                if places is None:
+                    places = await self._ask_provider(ask, query)
+                    await self._save(provider, key, places)
+        return places
+
+    async def _cached(self, provider: str, key: str) -> list[Place] | None:
         statement = select(GeocodeCacheEntry).where(
-            GeocodeCacheEntry.provider == self._provider, GeocodeCacheEntry.query == key
+            GeocodeCacheEntry.provider == provider, GeocodeCacheEntry.query == key
         )
         async with self._db.reads() as session:
             entry = (await session.exec(statement)).first()
@@ -215,7 +245,9 @@ class Geocoder:
             log.warning("geocoding: unreadable cache entry %s for %r; asking again", entry.id, key)
             return None
 
-    async def _ask_provider(self, query: str) -> list[Place]:
+    async def _ask_provider(
+        self, ask: Callable[[], Awaitable[list[Location]]], query: str
+    ) -> list[Place]:
         if self._last_request_end is not None:
             wait = self._last_request_end + self._min_interval_s - time.monotonic()
             if wait > 0:
@@ -225,9 +257,7 @@ class Geocoder:
             if not self._opened:
                 await self._exit.enter_async_context(self._geolocator)
                 self._opened = True
-            locations = await self._geolocator.geocode(
-                query, exactly_one=False, limit=FETCH_LIMIT, country_codes=self._region
-            )
+            locations = await ask()
         except (GeopyError, ValueError, TypeError, KeyError) as exc:
             log.warning(
                 "geocoding: %s at %s failed after %.1f s for %r (region %s): %s: %s",
@@ -245,10 +275,10 @@ class Geocoder:
             self._last_request_end = time.monotonic()
         return _places(locations or [], drop_country=self._region is not None)
 
-    async def _save(self, key: str, places: list[Place]) -> None:
+    async def _save(self, provider: str, key: str, places: list[Place]) -> None:
         """Upsert the cache row; a failure to cache is logged, the answer is still given."""
         values: dict[str, Any] = {
-            "provider": self._provider,
+            "provider": provider,
             "query": key,
             "results": [asdict(place) for place in places],
             "created_at": self._clock(),

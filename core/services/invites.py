@@ -53,7 +53,7 @@ async def create_invite(
 ) -> tuple[Invite, str]:
     """Save a new invite; return it and its token (shown once, only its hash is kept)."""
     if role not in INVITABLE:
-        raise DomainError("error.invite_role", role=role)
+        raise DomainError("error.invite_role")
     token = secrets.token_urlsafe(24)  # 192 bits; Telegram start parameters allow 64 chars
     now = utcnow()
     invite = Invite(

@@ -32,7 +32,7 @@ from core.models import (
 )
 from core.services.invites import token_hash
 from core.services.notifications import Notice, dispatcher_members
-from core.texts import DEFAULT_LANGUAGE, catalog_language
+from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language, t
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,33 @@ class TelegramUser:
     language: str | None = None
 
 
+STAFF = frozenset({Role.OWNER, Role.DISPATCHER, Role.DRIVER})
+
+
 def language_of(code: str | None) -> str:
     """The catalog language for a client's language code ("de-AT" → "de" when we have it)."""
     return catalog_language(code) or DEFAULT_LANGUAGE
+
+
+def chat_language(language: str, roles: frozenset[Role]) -> str:
+    """Customers read their own language; staff one that words everything they see."""
+    return staff_language(language) if roles & STAFF else language
+
+
+def help_text(who: Identity) -> str:
+    """What this person can do here, for each of their roles."""
+    lang = who.language
+    if not who.known:
+        return t("help.stranger", lang)
+    parts = []
+    if who.has(Role.OWNER, Role.DISPATCHER):
+        invite = "help.invite_owner" if who.has(Role.OWNER) else "help.invite"
+        parts.append(t("help.dispatcher", lang, invite=t(invite, lang)))
+    if who.has(Role.DRIVER):
+        parts.append(t("help.driver", lang))
+    if who.has(Role.CUSTOMER) or not parts:
+        parts.append(t("help.customer", lang))
+    return "\n\n".join(parts)
 
 
 async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
@@ -94,7 +118,7 @@ async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
                 session.add(fresh)
     if not member.active:
         return Identity(None, member.name, member.language)
-    return Identity(member.id, member.name, member.language, roles, driver_id)
+    return Identity(member.id, member.name, chat_language(member.language, roles), roles, driver_id)
 
 
 async def _member_for(session: AsyncSession, user: TelegramUser) -> Member:

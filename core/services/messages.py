@@ -29,7 +29,7 @@ from core.services.stops import (
     ref_of,
     route_of,
 )
-from core.texts import t
+from core.texts import staff_language, t
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,17 @@ def span(start: datetime, end: datetime, zone: ZoneInfo, lang: str | None = None
 
 async def render(db: Database, row: OutboxMessage, settings: Settings) -> Rendered:
     params: dict[str, Any] = {"reason": "", "attempt": "", **row.params}
+    template = row.template
+    for_customer = template.startswith("customer.")
     async with db.reads() as session:
         member = await session.get(Member, row.recipient_member_id)
         lang = member.language if member else settings.app.language
+        if not for_customer:
+            lang = staff_language(lang)
         if (code := params.get("reason_code")) in FAIL_REASONS[:-1]:  # not "other": free text
             params["reason"] = t(f"reason.{code}", lang)
+        elif code and template == "customer.order_failed":  # the driver's words: staff only
+            template = "customer.order_failed_no_reason"
         zone = ZoneInfo((member.timezone if member else None) or settings.app.timezone)
         order = await session.get(Order, row.order_id) if row.order_id else None
         photo_id = photo_path = None
@@ -105,5 +111,5 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
         params["position"] = positions.get(order.id, "?")
     if row.template == "dispatcher.chat_undeliverable":
         params["about"] = t("msg.about_order", lang, ref=params.get("ref", "")) if order else ""
-    text = t(f"msg.{row.template}", lang, **params)
+    text = t(f"msg.{template}", lang, **params)
     return Rendered(text, lang, list(row.actions), photo_id, photo_path)

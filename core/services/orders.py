@@ -108,23 +108,29 @@ WINDOW_TEXT = re.compile(
 )
 
 
+def window_example(now: datetime, zone: ZoneInfo) -> str:
+    """Tomorrow's date as a time window is written with one (2026-11-26)."""
+    return (now.astimezone(zone).date() + timedelta(days=1)).isoformat()
+
+
 def parse_window_text(text: str, now: datetime, zone: ZoneInfo) -> Window:
     """`14:00-16:00`, `9-12`, `tomorrow 9-12` or `2026-11-24 9:30-12`, in local time. Without
     a date it means today, or tomorrow when that window is already over today."""
+    bad = DomainError("neworder.bad_window", text=text, example=window_example(now, zone))
     match = WINDOW_TEXT.match(text)
     if not match:
-        raise DomainError("neworder.bad_window", text=text)
+        raise bad
     today = now.astimezone(zone).date()
     try:
         day = date.fromisoformat(match["date"]) if match["date"] else today
         start = time(int(match["h1"]), int(match["m1"] or 0))
         end = time(int(match["h2"]), int(match["m2"] or 0))
     except ValueError:
-        raise DomainError("neworder.bad_window", text=text) from None
+        raise bad from None
     if match["tomorrow"]:
         day = today + timedelta(days=1)
     if end <= start:
-        raise DomainError("neworder.bad_window", text=text)
+        raise bad
     window = Window(datetime.combine(day, start, zone), datetime.combine(day, end, zone))
     if window.ends_at <= now:
         if match["date"]:

@@ -13,7 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
 from core.errors import DomainError
-from core.models import Order, Proof, ProofKind
+from core.models import Proof, ProofKind
+from core.services.stops import own_order, ref_of
 
 IMAGE_TYPES = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -40,13 +41,6 @@ def check_image(data: bytes, max_bytes: int) -> tuple[str, str]:
     return IMAGE_TYPES[kind]
 
 
-async def _order_for_driver(session, order_id: int, driver_id: int) -> Order:  # type: ignore[no-untyped-def]
-    order = await session.get(Order, order_id)
-    if order is None or order.driver_id != driver_id:
-        raise DomainError("driver.not_yours", order=order_id)
-    return order
-
-
 async def save_photo(
     db: Database,
     data_dir: Path,
@@ -62,7 +56,7 @@ async def save_photo(
     digest = hashlib.sha256(data).hexdigest()
     path = data_dir / "proofs" / digest[:2] / f"{digest}.{extension}"
     async with db.transaction() as session:
-        await _order_for_driver(session, order_id, driver_id)
+        await own_order(session, driver_id, order_id)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".part")
@@ -89,7 +83,7 @@ async def save_recipient(db: Database, order_id: int, driver_id: int, name: str)
     if not 2 <= len(name) <= 200:
         raise DomainError("proof.name_length")
     async with db.transaction() as session:
-        await _order_for_driver(session, order_id, driver_id)
+        await own_order(session, driver_id, order_id)
         proof = Proof(
             order_id=order_id, driver_id=driver_id, kind=ProofKind.SIGNATURE, recipient_name=name
         )
@@ -101,10 +95,10 @@ async def save_recipient(db: Database, order_id: int, driver_id: int, name: str)
 async def check_pin(db: Database, order_id: int, driver_id: int, pin: str) -> Proof:
     """The PIN the customer tells the driver at the door; a wrong one saves nothing."""
     async with db.transaction() as session:
-        order = await _order_for_driver(session, order_id, driver_id)
+        order = await own_order(session, driver_id, order_id)
         expected = (order.delivery_pin or "").encode()
         if not expected or not hmac.compare_digest(expected, pin.strip().encode()):
-            raise DomainError("proof.pin_wrong", order=order_id)
+            raise DomainError("proof.pin_wrong", order=ref_of(order))
         proof = Proof(order_id=order_id, driver_id=driver_id, kind=ProofKind.PIN, pin_checked=True)
         session.add(proof)
         await session.flush()

@@ -254,7 +254,7 @@ async def rate_by_token(
         order = await session.get(Order, view.order_id)
         assert order is not None
         if order.status is not S.DELIVERED:
-            raise DomainError("customer.rate_after_delivery", order=order.id)
+            raise DomainError("customer.rate_after_delivery", order=ref_of(order))
         order.rating = stars
         order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
         order.rated_at = utcnow()

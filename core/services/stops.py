@@ -31,6 +31,7 @@ from core.models import (
     ProofKind,
     RouteStop,
     StopKind,
+    order_ref,
     utcnow,
 )
 from core.texts import t
@@ -59,7 +60,7 @@ class StopView:
 
 
 def ref_of(order: Order) -> str:
-    return order.external_ref or f"#{order.id}"
+    return order_ref(order.external_ref, order.id)
 
 
 def first_name(name: str) -> str:
@@ -168,17 +169,32 @@ async def route_of(db: Database, driver_id: int) -> list[StopView]:
     return views
 
 
-async def _own(session: AsyncSession, driver_id: int, order_id: int) -> Order:
+async def stop_of(db: Database, driver_id: int, order_id: int) -> StopView:
+    """The next stop of this order on her route (its pickup first, while it waits for one)."""
+    for stop in await route_of(db, driver_id):
+        if stop.order_id == order_id:
+            return stop
+    async with db.reads() as session:
+        raise not_yours(await session.get(Order, order_id), order_id)
+
+
+def not_yours(order: Order | None, order_id: int) -> DomainError:
+    """The refusal for someone else's stop, naming the order as the driver knows it."""
+    return DomainError("driver.not_yours", order=ref_of(order) if order else f"#{order_id}")
+
+
+async def own_order(session: AsyncSession, driver_id: int, order_id: int) -> Order:
+    """The order, if it is on this driver's route."""
     order = await session.get(Order, order_id)
     if order is None or order.driver_id != driver_id:
-        raise DomainError("driver.not_yours", order=order_id)
+        raise not_yours(order, order_id)
     return order
 
 
 async def own_ref(db: Database, driver_id: int, order_id: int) -> str:
     """The order's reference, if it is on this driver's route."""
     async with db.reads() as session:
-        return ref_of(await _own(session, driver_id, order_id))
+        return ref_of(await own_order(session, driver_id, order_id))
 
 
 async def _step(
@@ -213,12 +229,12 @@ class Stops:
 
     async def picked_up(self, driver_id: int, order_id: int, actor: Actor) -> None:
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             await _step(session, order, S.PICKED_UP, actor, self.rules)
 
     async def arrive(self, driver_id: int, order_id: int, actor: Actor) -> None:
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             if order.status in (S.ASSIGNED, S.PICKED_UP):  # she skipped ahead to this stop
                 await _step(session, order, S.OUT_FOR_DELIVERY, actor, self.rules)
             await _step(session, order, S.ARRIVED, actor, self.rules)
@@ -227,13 +243,13 @@ class Stops:
     async def needs(self, driver_id: int, order_id: int) -> ProofKind:
         """The proof this order still needs before it can be marked delivered."""
         async with self.db.reads() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             return order.proof_required
 
     async def deliver(self, driver_id: int, order_id: int, actor: Actor) -> int | None:
         """Mark delivered (the proof must be saved first); start her next stop. Returns it."""
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             if order.status in (S.ASSIGNED, S.PICKED_UP):
                 await _step(session, order, S.OUT_FOR_DELIVERY, actor, self.rules)
             if order.status is S.OUT_FOR_DELIVERY:
@@ -244,14 +260,13 @@ class Stops:
 
     async def fail(self, driver_id: int, order_id: int, reason: str, actor: Actor) -> int | None:
         """Mark failed with a reason code (or free text); start her next stop."""
-        text = t(f"reason.{reason}") if reason in FAIL_REASONS[:-1] else reason.strip()
+        code = reason if reason in FAIL_REASONS[:-1] else "other"  # "other": her own words
+        text = t(f"reason.{code}") if code != "other" else reason.strip()
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             if order.status in (S.ASSIGNED, S.PICKED_UP):
                 await _step(session, order, S.OUT_FOR_DELIVERY, actor, self.rules)
-            change = Change(
-                reason=text, extra={"reason_code": reason if text != reason else "other"}
-            )
+            change = Change(reason=text, extra={"reason_code": code})
             await _step(session, order, S.FAILED, actor, self.rules, change)
         return await self.start_next(driver_id, actor)
 
@@ -264,7 +279,7 @@ class Stops:
         if first.kind is StopKind.PICKUP:
             return None  # she has to pick it up first
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, first.order_id)
+            order = await own_order(session, driver_id, first.order_id)
             if order.status not in (S.ASSIGNED, S.PICKED_UP):
                 return None
             if order.kind is OrderKind.PICKUP_DELIVERY and order.status is S.ASSIGNED:
@@ -278,7 +293,7 @@ class Stops:
         """Take back her last status change of this order if it is recent; return the status
         it is back in. Messages about it that have not gone out yet are held back."""
         async with self.db.transaction() as session:
-            order = await _own(session, driver_id, order_id)
+            order = await own_order(session, driver_id, order_id)
             statement = (
                 select(OrderEvent)
                 .where(OrderEvent.order_id == order_id, OrderEvent.kind == "status_changed")
@@ -294,7 +309,7 @@ class Stops:
                 or utcnow() - last.created_at > within
                 or order.status not in (S.ARRIVED, S.DELIVERED, S.FAILED, S.PICKED_UP)
             ):
-                raise DomainError("driver.cannot_undo", order=order_id)
+                raise DomainError("driver.cannot_undo", order=ref_of(order))
             await lifecycle.revert(session, order_id, last, actor)
             pending = await session.exec(
                 select(OutboxMessage).where(

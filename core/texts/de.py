@@ -1,5 +1,7 @@
-"""German wording of everything a customer sees: notifications, the chat, the tracking page.
-Staff texts fall back to English (`core.texts.t`)."""
+"""German wording of everything a customer sees: notifications, the chat, the tracking page
+(`core.texts.CUSTOMER_KEYS`). Staff read English (`core.texts.staff_language`)."""
+
+LOCALE = "de_DE"
 
 STATUS = {
     "new": "neu",
@@ -14,8 +16,31 @@ STATUS = {
     "cancelled": "storniert",
 }
 
+VERBS = {
+    "new": "zurückgestellt werden",
+    "assigned": "einem Fahrer zugewiesen werden",
+    "picked_up": "als abgeholt markiert werden",
+    "out_for_delivery": "in die Zustellung gehen",
+    "arrived": "als angekommen markiert werden",
+    "delivered": "als zugestellt markiert werden",
+    "failed": "als nicht zugestellt markiert werden",
+    "rescheduled": "neu geplant werden",
+    "returned": "als zurückgeschickt markiert werden",
+    "cancelled": "storniert werden",
+}
+
 TEXTS = {
     **{f"status.{key}": value for key, value in STATUS.items()},
+    **{f"verb.{key}": value for key, value in VERBS.items()},
+    "error.transition": "Bestellung {order} ist {status} und kann deshalb nicht {verb}.",
+    "error.final": (
+        "Bestellung {order} ist bereits {status}; das ist endgültig, sie kann nicht mehr {verb}."
+    ),
+    "error.too_many_attempts": (
+        "Bestellung {order} hatte schon {attempts}, mehr sind nicht erlaubt."
+    ),
+    "order.attempts.one": "1 Zustellversuch",
+    "order.attempts.other": "{count} Zustellversuche",
     # --- notifications ---
     "msg.customer.order_confirmed": (
         "Ihre Bestellung {ref} ist bestätigt: Lieferung an {address}.{window_line}\n"
@@ -36,6 +61,10 @@ TEXTS = {
     "msg.customer.order_failed": (
         "Wir konnten Ihre Bestellung {ref} nicht zustellen: {reason}. Wählen Sie eine neue "
         "Zeit oder sagen Sie uns, wie wir Sie erreichen."
+    ),
+    "msg.customer.order_failed_no_reason": (
+        "Wir konnten Ihre Bestellung {ref} diesmal nicht zustellen. Wählen Sie eine neue Zeit "
+        "oder sagen Sie uns, wie wir Sie erreichen."
     ),
     "msg.customer.order_rescheduled": "Ihre Bestellung {ref} ist neu geplant.{window_line}",
     "msg.customer.order_returned": "Ihre Bestellung {ref} ging zurück an den Absender.",
@@ -67,6 +96,12 @@ TEXTS = {
         "Dieser Link ist nicht gültig (vertippt oder sehr alt). Bitten Sie den Absender um "
         "einen neuen."
     ),
+    "invite.used": "Diese Einladung wurde schon benutzt. Bitten Sie um eine neue.",
+    "invite.expired": "Diese Einladung ist abgelaufen. Bitten Sie um eine neue.",
+    "role.plural.owner": "Inhaber",
+    "role.plural.dispatcher": "Disponenten",
+    "role.plural.driver": "Fahrer",
+    "role.plural.customer": "Kunden",
     "help.stranger": (
         "Ich schicke Neuigkeiten zu Bestellungen und helfe Lieferteams.\n"
         "Öffnen Sie den Link zu Ihrer Bestellung oder Ihre Einladung, um zu beginnen."
@@ -78,6 +113,9 @@ TEXTS = {
     ),
     "denied": "{command} ist nur für {roles}. Mit /help sehen Sie, was Sie tun können.",
     "denied.button": "Dieser Knopf ist nicht für Sie oder abgelaufen.",
+    "customer.question_words": (
+        "wo wann status* bestell* liefer* paket* sendung* ankunft* ankomm* kommt komm* zustell*"
+    ),
     "customer.no_orders": (
         "Ich finde keine offene Bestellung von Ihnen. Nutzen Sie den Link zu Ihrer Bestellung."
     ),
@@ -128,4 +166,5 @@ TEXTS = {
     "page.send": "Senden",
     "page.thanks": "Danke für Ihre Bewertung!",
     "page.proof": "Zustellnachweis",
+    "page.subscribe": "Neuigkeiten in Telegram bekommen",
 }

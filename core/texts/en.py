@@ -1,5 +1,7 @@
 """English wording."""
 
+LOCALE = "en_GB"  # dates like "Wed 25 Nov"; plural rule
+
 STATUS = {
     "new": "new",
     "assigned": "assigned",
@@ -41,9 +43,10 @@ TEXTS = {
         "Order {order} needs {proof} as proof before it can be marked delivered."
     ),
     "error.too_many_attempts": (
-        "Order {order} has had {attempts} delivery attempts, the most allowed; "
-        "return it or cancel it instead."
+        "Order {order} has had {attempts}, the most allowed; return it or cancel it instead."
     ),
+    "order.attempts.one": "1 delivery attempt",
+    "order.attempts.other": "{count} delivery attempts",
     "error.window_order": "A time window must end after it starts ({start} – {end}).",
     "error.too_many_actions": "A message can carry at most 3 buttons, not {count}.",
     # orders
@@ -57,7 +60,8 @@ TEXTS = {
     # invites
     "error.duration_form": "{text!r} is not a duration like 30m, 12h, 7d or 2w.",
     "error.duration_range": "{text!r} is too short or too long: between 1 minute and 90 days.",
-    "error.invite_role": "Invites are for drivers, dispatchers and owners, not {role}s.",
+    "error.invite_role": "Only drivers, dispatchers and owners can be invited.",
+    "cli.invite_created": "Invite {id} for {role}, single use, valid until {until}",
     # routing problems
     "routing.window_order": "A time window ends ({end}) before it starts ({start}).",
     "routing.windows_overlap": "The time windows of {where} overlap; merge them into one.",

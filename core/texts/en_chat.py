@@ -24,6 +24,11 @@ TEXTS = {
         "We could not deliver your order {ref}: {reason}. Pick a new time, or tell us how to "
         "reach you."
     ),
+    # the driver's own words (reason "other") go to dispatch only
+    "msg.customer.order_failed_no_reason": (
+        "We could not deliver your order {ref} this time. Pick a new time, or tell us how to "
+        "reach you."
+    ),
     "msg.customer.order_rescheduled": "Your order {ref} is rescheduled.{window_line}",
     "msg.customer.order_returned": "Your order {ref} went back to the sender.",
     "msg.customer.order_cancelled": "Your order {ref} was cancelled.",
@@ -84,7 +89,7 @@ TEXTS = {
         "• Customers: open the link you got with your order to receive its updates here.\n"
         "• Drivers and dispatchers: open the invite link your team sent you."
     ),
-    "start.joined": "Welcome, {name}! You are now a {role}.",
+    "start.joined": "Welcome, {name}! You are now {role}.",
     "start.subscribed": (
         "You will get updates about order {ref} here.\n{status}\n"
         "Ask me “where is my order?” any time."
@@ -98,6 +103,14 @@ TEXTS = {
     "role.dispatcher": "dispatcher",
     "role.driver": "driver",
     "role.customer": "customer",
+    "role.a.owner": "an owner",
+    "role.a.dispatcher": "a dispatcher",
+    "role.a.driver": "a driver",
+    "role.a.customer": "a customer",
+    "role.plural.owner": "owners",
+    "role.plural.dispatcher": "dispatchers",
+    "role.plural.driver": "drivers",
+    "role.plural.customer": "customers",
     # --- roles and help ---
     "denied": "Sorry, {command} is for {roles}. Type /help to see what you can do.",
     "denied.button": "This button is not for you, or it has expired.",
@@ -114,12 +127,15 @@ TEXTS = {
         "Share your live location during the shift so dispatch can plan around you."
     ),
     "help.dispatcher": (
-        "/neworder – create an order\n/orders [status] – list orders\n/order N – one order\n"
-        "/drivers – who is on shift\n/assign N driver – give an order to a driver\n"
+        "/neworder – create an order\n/orders [status] – list orders\n"
+        "/order REF – one order, by its reference (or #number)\n"
+        "/drivers – who is on shift\n/assign REF driver – give an order to a driver\n"
         "/dispatch – assign all waiting orders\n/optimize – re-plan all routes\n"
-        "/import – send a CSV file of orders\n/invite driver|dispatcher – an invite link\n"
+        "/import – send a CSV file of orders\n{invite} – an invite link\n"
         "/report [today|yesterday|7d] – the numbers"
     ),
+    "help.invite": "/invite driver|dispatcher",
+    "help.invite_owner": "/invite driver|dispatcher|owner",
     "command.start": "Start",
     "command.help": "What I can do",
     "command.shift": "Start or end your shift",
@@ -140,7 +156,8 @@ TEXTS = {
         "“Share My Live Location” and pick 8 hours."
     ),
     "shift.ended": "Your shift has ended. Thank you!{left}",
-    "shift.left": " {count} stops go back to dispatch.",
+    "shift.left.one": " 1 stop goes back to dispatch.",
+    "shift.left.other": " {count} stops go back to dispatch.",
     "shift.ask_end": "You are on shift. End it now?",
     "shift.end_button": "End shift",
     "shift.not_started": "Start your shift with /shift first, then share your live location.",
@@ -148,7 +165,8 @@ TEXTS = {
     "location.stopped": "You stopped sharing your location. Share it again to keep ETAs right.",
     "location.static": "Got your location. Please share a *live* location during your shift.",
     "route.empty": "You have no stops right now.",
-    "route.header": "Your route ({count} stops):",
+    "route.header.one": "Your route (1 stop):",
+    "route.header.other": "Your route ({count} stops):",
     "route.stop": "{position}. {ref} · {status}\n{address}{eta}{window}\nFor {customer}{notes}",
     "route.eta": "\nETA {eta}",
     "route.window": " · window {window}",
@@ -165,11 +183,18 @@ TEXTS = {
     "driver.delivered": "Order {ref} delivered. ✅{next}",
     "driver.next_stop": "\nNext: {ref}, {address}.",
     "driver.fail_reason": "Why could order {ref} not be delivered?",
-    "driver.fail_other": "Type what happened with order {ref}.",
+    "driver.fail_other": (
+        "Type what happened with order {ref}. Dispatch reads it; the customer is only told "
+        "that the delivery could not be made."
+    ),
     "driver.failed": (
         "Order {ref} marked failed: {reason}. The customer is offered a new time.{next}"
     ),
-    "driver.photo_expected": "Please send a photo (not a file) of order {ref}, or tap Cancel.",
+    "driver.failed_note": (
+        "Order {ref} marked failed. Your note went to dispatch; the customer is offered a new "
+        "time.{next}"
+    ),
+    "driver.photo_expected": "Please send a photo of order {ref}, or /cancel.",
     "reason.not_home": "nobody home",
     "reason.wrong_address": "wrong address",
     "reason.refused": "refused by the recipient",
@@ -177,11 +202,14 @@ TEXTS = {
     "reason.damaged": "damaged parcel",
     "reason.other": "other reason…",
     "proof.too_large": "That photo is too large (over {mb} MB). Send a smaller one.",
-    "proof.not_image": "That is not a photo I can read. Send a JPEG or PNG photo.",
+    "proof.not_image": "That is not a photo I can read. Send a JPEG, PNG or WebP photo.",
     "proof.name_length": "Type the recipient's name (2 to 200 letters).",
     "proof.pin_wrong": "That PIN is not right for order {order}. Ask the customer again.",
     "proof.download_failed": "I could not fetch that photo from Telegram. Please send it again.",
     # --- customer ---
+    "customer.question_words": (  # "*": any word starting so; matched in every language
+        "where* status* when* eta* track* order* arriv* deliver* come* coming*"
+    ),
     "customer.no_orders": "I can't find an open order for you. Use the link from your order.",
     "customer.order_line": "{ref}: {status}.{eta_line}{driver_line}\nTrack it: {link}",
     "customer.driver_line": " Driver: {driver}.",
@@ -199,20 +227,24 @@ TEXTS = {
     "customer.rated": "Thank you for rating {stars}★!",
     # --- dispatcher ---
     "orders.none": "No orders{which}.",
-    "orders.header": "{total} orders{which}{more}:",
+    "orders.header.one": "1 order{which}{more}:",
+    "orders.header.other": "{count} orders{which}{more}:",
     "orders.more": " (first {shown})",
     "orders.line": "{ref} · {status} · {address}{driver}",
     "orders.bad_status": "{text!r} is not a status. Use one of: {statuses}.",
     "order.card": (
         "Order {ref} · {status}\nCustomer: {customer}{phone}\nAddress: {address}{unlocated}\n"
-        "{window}{driver}{eta}Attempts: {attempts}{notes}\nTracking: {link}{proof}"
+        "{window}{driver}{eta}Attempts: {attempts}{notes}\nTracking: {link}{subscribe}{proof}"
     ),
+    "order.card_subscribe": "\nCustomer's link for chat updates: {link}",
     "order.card_driver": "Driver: {driver}\n",
     "order.card_eta": "ETA: {eta}\n",
     "order.card_notes": "\nNotes: {notes}",
     "order.proof_link": "\nProof photo (link valid until {until}): {url}",
     "order.unlocated": " (no map point yet)",
-    "order.usage": "Write /order and the order number, like /order 12.",
+    "order.usage": (
+        "Write /order and the order's reference, like /order A-1001 (or #12 for its number)."
+    ),
     "order.cancel_confirm": "Cancel order {ref}? The customer will be told.",
     "order.cancelled": "Order {ref} is cancelled.",
     "order.pick_driver": "Who should take order {ref}?",
@@ -220,13 +252,17 @@ TEXTS = {
     "order.reschedule_pick": "New time for order {ref}:",
     "order.rescheduled": "Order {ref} rescheduled to {window}.",
     "order.returned": "Order {ref} marked returned.",
-    "assign.usage": "Write /assign, the order number and the driver, like /assign 12 Ana.",
+    "assign.usage": (
+        "Write /assign, the order's reference and the driver, like /assign A-1001 Ana."
+    ),
     "board.no_such_driver": "There is no driver called {driver!r}. /drivers lists them.",
     "board.which_driver": "{driver!r} matches several drivers ({names}); write more of the name.",
     "board.report_period": "{period!r} is not a period: use today, yesterday or 7d.",
     "drivers.none": "No drivers yet. Invite one with /invite driver.",
-    "drivers.line": "{mark} {name} · {load} stops{seen}{next}",
-    "drivers.seen": " · seen {ago}",
+    "drivers.line": "{mark} {name} · {load}{seen}{next}",
+    "drivers.load.one": "1 stop",
+    "drivers.load.other": "{count} stops",
+    "drivers.seen": " · seen {minutes} min ago{live}",
     "drivers.live": " (live)",
     "drivers.next": "\n   next: {stop}",
     "dispatch.summary": "Dispatched: {assigned} assigned, {left} left waiting.",
@@ -240,15 +276,22 @@ TEXTS = {
     ),
     "optimize.no_gain": "The current plan is already as good as I can find.",
     "import.prompt": "Send the CSV file of orders as a document.",
-    "import.result": "Imported {created} orders, skipped {skipped} already present{errors}.",
-    "import.errors": ", {count} rows with problems:",
+    "import.created.one": "Imported 1 order.",
+    "import.created.other": "Imported {count} orders.",
+    "import.existing.one": " 1 was imported before and left as it is.",
+    "import.existing.other": " {count} were imported before and left as they are.",
+    "import.errors.one": "1 row has a problem:",
+    "import.errors.other": "{count} rows have problems:",
     "import.row": "row {row}: {problem}",
     "import.not_csv": "Please send a .csv file (as a document).",
     "invite.usage": "Write /invite driver or /invite dispatcher.",
-    "invite.created": "Invite for a new {role} (valid {days} days, single use):\n{link}",
+    "invite.usage_owner": "Write /invite driver, /invite dispatcher or /invite owner.",
+    "invite.created": "Invite for a new {role} (valid {valid}, single use):\n{link}",
+    "time.days.one": "1 day",
+    "time.days.other": "{count} days",
     "invite.no_username": "Set TELEGRAM_BOT_USERNAME so I can build invite links.",
     "report.text": (
-        "Report {start} – {end}\nCreated: {created}\nDelivered: {delivered} "
+        "Report for {period}\nCreated: {created}\nDelivered: {delivered} "
         "(on time {on_time} of {with_window} with a window)\nFailed: {failed} · Returned: "
         "{returned} · Cancelled: {cancelled}\nRating: {rating}{drivers}"
     ),
@@ -259,18 +302,19 @@ TEXTS = {
     "neworder.address": "Delivery address? Type it, or send a location pin.",
     "neworder.choose": "Which one is it?",
     "neworder.no_match": "I found no place for {text!r}. Check it, or send a location pin.",
-    "neworder.window": "Time window, like 14:00-16:00 (today) or 2026-11-24 9-12, or /skip.",
+    "neworder.window": "Time window, like 14:00-16:00 (today) or {example} 9-12, or /skip.",
     "neworder.size": "Size: weight in kg, like 3.5, or /skip.",
     "neworder.notes": "Notes for the driver, or /skip.",
     "neworder.summary": (
         "Check the order:\n{name}{phone}\n{address}\n{window}{size}{notes}\nCreate it?"
     ),
+    "neworder.address_pin": "📍 Dropped pin",
     "neworder.created": (
-        "Order #{order} created.\nTracking: {link}\nCustomer's link for chat updates: {subscribe}"
+        "Order {ref} created.\nTracking: {link}\nCustomer's link for chat updates: {subscribe}"
     ),
     "neworder.cancelled": "Order not created.",
     "neworder.bad_window": (
-        "{text!r} is not a time window. Write it like 14:00-16:00 or 2026-11-24 9-12."
+        "{text!r} is not a time window. Write it like 14:00-16:00 or {example} 9-12."
     ),
     "neworder.window_past": "{text!r} is over already; give a time window in the future.",
     "neworder.bad_size": "{text!r} is not a weight. Write a number of kg like 3.5.",
@@ -302,6 +346,7 @@ TEXTS = {
     "page.send": "Send",
     "page.thanks": "Thanks for your rating!",
     "page.proof": "Proof of delivery",
+    "page.subscribe": "Get updates in Telegram",
     "fallback.unknown": "I did not understand that.",
     "cancelled": "OK, cancelled. Nothing was changed.",
     "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",

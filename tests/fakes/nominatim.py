@@ -1,10 +1,13 @@
-"""A fake Nominatim server answering `/search` in the real `format=json` shape, for geocoding tests.
+"""A fake Nominatim server answering `/search` and `/reverse` in the real `format=json` shape, for
+geocoding tests.
 
 Known addresses (matched case-insensitively, spaces collapsed) answer their places; anything
 else answers [] like the real server. Each place is a JSON object with place_id, licence,
 osm_type/osm_id, lat and lon as strings, class, type, place_rank, importance, addresstype,
 name, display_name and a boundingbox of four strings; `addressdetails=1` adds `address`.
 `countrycodes` filters by country like the real server, `limit` is clipped to 1..40.
+`/reverse` answers the nearest point made known by `add_point` within REVERSE_RADIUS_M as one
+object, and `{"error": "Unable to geocode"}` (status 200) like the real server when none is.
 
 Every request is recorded (query parameters, User-Agent, arrival time on the monotonic clock).
 The server can be told to fail the next N requests with a status (503 by default), to answer
@@ -14,6 +17,7 @@ the next N with broken JSON, or to be slow (at most MAX_DELAY_S, so waits stay b
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +30,7 @@ from starlette.routing import Route
 LICENCE = "Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright"
 MAX_DELAY_S = 5.0
 MAX_LIMIT = 40
+REVERSE_RADIUS_M = 200.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Recorded:
 @dataclass
 class FakeNominatim:
     places: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    points: list[dict[str, Any]] = field(default_factory=list)  # what /reverse knows
     requests: list[Recorded] = field(default_factory=list)
     delay_s: float = 0.0
     url: str = ""  # set by the test once the server runs
@@ -56,6 +62,13 @@ class FakeNominatim:
                 nominatim_place(self._next_id, display_name, lat, lon, rest[0] if rest else "de")
             )
 
+    def add_point(
+        self, display_name: str, lat: float, lon: float, country_code: str = "de"
+    ) -> None:
+        """Make a point known to `/reverse`."""
+        self._next_id += 1
+        self.points.append(nominatim_place(self._next_id, display_name, lat, lon, country_code))
+
     def fail_next(self, count: int = 1, status: int = 503) -> None:
         self._faults.extend([status] * count)
 
@@ -65,13 +78,20 @@ class FakeNominatim:
 
     @property
     def queries(self) -> list[str]:
-        return [r.params.get("q", "") for r in self.requests]
+        """What /search was asked, in order."""
+        return [r.params["q"] for r in self.requests if "q" in r.params]
 
     @property
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/search", self._search, methods=["GET"])])
+        return Starlette(
+            routes=[
+                Route("/search", self._search, methods=["GET"]),
+                Route("/reverse", self._reverse, methods=["GET"]),
+            ]
+        )
 
-    async def _search(self, request: Request) -> Response:
+    async def _arrive(self, request: Request) -> tuple[dict[str, str], Response | None]:
+        """Record the request; wait or fail as told. Returns its parameters and a refusal."""
         params = dict(request.query_params)
         self.requests.append(
             Recorded(params, request.headers.get("user-agent", ""), time.monotonic())
@@ -81,10 +101,38 @@ class FakeNominatim:
         if self._faults:
             status = self._faults.pop(0)
             if status is None:
-                return Response('[{"place_id": 1, "lat": "52.5', media_type="application/json")
-            return PlainTextResponse("Service Unavailable", status_code=status)
+                return params, Response(
+                    '[{"place_id": 1, "lat": "52.5', media_type="application/json"
+                )
+            return params, PlainTextResponse("Service Unavailable", status_code=status)
         if params.get("format") != "json":
-            return _error(f"Parameter 'format' must be json here, not {params.get('format')!r}.")
+            return params, _error(
+                f"Parameter 'format' must be json here, not {params.get('format')!r}."
+            )
+        return params, None
+
+    async def _reverse(self, request: Request) -> Response:
+        params, refusal = await self._arrive(request)
+        if refusal is not None:
+            return refusal
+        try:
+            lat, lon = float(params["lat"]), float(params["lon"])
+        except (KeyError, ValueError):
+            return _error("Need coordinates or OSM object to lookup.")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            return _error("Invalid coordinates.")
+        near = sorted(
+            (_metres((lat, lon), (float(p["lat"]), float(p["lon"]))), i)
+            for i, p in enumerate(self.points)
+        )
+        if not near or near[0][0] > REVERSE_RADIUS_M:
+            return JSONResponse({"error": "Unable to geocode"})
+        return JSONResponse(_public(self.points[near[0][1]], params.get("addressdetails") == "1"))
+
+    async def _search(self, request: Request) -> Response:
+        params, refusal = await self._arrive(request)
+        if refusal is not None:
+            return refusal
         query = params.get("q", "").strip()
         if not query:
             return _error("Nothing to search for.")
@@ -133,6 +181,12 @@ def _public(place: dict[str, Any], details: bool) -> dict[str, Any]:
     if details:
         body["address"] = {"country_code": place["_country"]}
     return body
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Roughly (equirectangular), which is plenty for a few hundred metres."""
+    x = math.radians(b[1] - a[1]) * math.cos(math.radians((a[0] + b[0]) / 2))
+    return 6_371_000 * math.hypot(x, math.radians(b[0] - a[0]))
 
 
 def _key(query: str) -> str:

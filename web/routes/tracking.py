@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from core.errors import DomainError, NotFound
 from core.services import proofs, public
-from core.services.invites import qr_png
+from core.services.invites import deep_link, qr_png
 from core.services.messages import tracking_link
 from core.texts import best_language, t
 
@@ -69,9 +69,12 @@ async def tracking_page(request: Request, token: str) -> Response:
     except DomainError as exc:
         return _refusal(request, exc)
     lang = _language(request, view)
+    username = request.app.state.settings.telegram.bot_username
     context = {
         "token": token,
         "view": view,
+        # the tracking token is also the link that brings the order's updates to Telegram
+        "subscribe": deep_link(username, token) if username and not view.final else None,
         "data": view.body.decode().replace("<", "\\u003c"),  # no "</script>" inside <script>
         "tracking": request.app.state.settings.tracking,
         "lang": lang,

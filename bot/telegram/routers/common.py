@@ -10,11 +10,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import ChatMemberUpdated, Message
 
 from bot.telegram.middlewares import Identify
-from bot.telegram.replies import help_text, status_line, tg_user
+from bot.telegram.replies import status_line, tg_user
 from bot.telegram.routes import Routes
 from core.services import customers, members
 from core.services.hub import Services
-from core.services.members import Identity
+from core.services.members import Identity, help_text
 from core.services.stops import ref_of
 from core.texts import t
 
@@ -37,8 +37,10 @@ async def cmd_start_link(
     role = await members.redeem_invite(svc.db, token, user)
     if role is not None:
         fresh = await members.identify_telegram(svc.db, user)
-        await message.answer(t("start.joined", lang, name=user.name, role=t(f"role.{role}", lang)))
-        await message.answer(help_text(fresh, lang))
+        lang = fresh.language  # staff now, so the staff language
+        joined = t("start.joined", lang, name=user.name, role=t(f"role.a.{role}", lang))
+        await message.answer(joined)
+        await message.answer(help_text(fresh))
         await _menu(bot, message.chat.id, fresh)
         return
     order = await members.subscribe(svc.db, token, user)
@@ -62,7 +64,7 @@ async def cmd_start(message: Message, bot: Bot, who: Identity, lang: str) -> Non
         me = await bot.me()
         await message.answer(t("start.welcome", lang, bot=me.full_name))
         return
-    await message.answer(help_text(who, lang))
+    await message.answer(help_text(who))
 
 
 @router.message(~StateFilter(None), F.text.regexp(r"^/(?!skip\b|cancel\b|start\b)"))
@@ -78,8 +80,8 @@ async def cmd_cancel(message: Message, state: FSMContext, lang: str) -> None:
 
 
 @router.message(Command("help"))
-async def cmd_help(message: Message, who: Identity, lang: str) -> None:
-    await message.answer(help_text(who, lang))
+async def cmd_help(message: Message, who: Identity) -> None:
+    await message.answer(help_text(who))
 
 
 async def _menu(bot: Bot, chat_id: int, who: Identity) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -21,7 +19,6 @@ from core.texts import t
 
 router = Routes("customer")
 router.guard(CUSTOMER, ("message", "callback_query"))
-ASKING = re.compile(r"\b(where|status|when|eta|track|order|arriv|deliver|come|coming)\w*", re.I)
 
 
 def member(who: Identity) -> int:
@@ -39,7 +36,7 @@ async def msg_instructions(
     await message.answer(t("customer.instructions_saved", lang))
 
 
-@router.message(F.text.regexp(ASKING))
+@router.message(F.text.func(customers.asks_where))
 async def msg_where(message: Message, svc: Services, who: Identity, lang: str) -> None:
     views = await customers.orders_of(svc.db, member(who))
     if not views:

@@ -14,7 +14,14 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import STAFF
 from bot.telegram.keyboards import Act, AssignCb, OrderCb, SlotCb
-from bot.telegram.replies import answer, new_slot_buttons, when, window, zone
+from bot.telegram.replies import (
+    answer,
+    bot_username,
+    new_slot_buttons,
+    when,
+    window,
+    zone,
+)
 from bot.telegram.routers import neworder
 from bot.telegram.routes import Routes
 from bot.telegram.states import Import
@@ -56,7 +63,7 @@ async def cmd_orders(message: Message, command: CommandObject, svc: Services, la
         await message.answer(t("orders.none", lang, which=which))
         return
     more = t("orders.more", lang, shown=len(lines)) if total > len(lines) else ""
-    text = [t("orders.header", lang, total=total, which=which, more=more)]
+    text = [t("orders.header", lang, count=total, which=which, more=more)]
     for line in lines:
         driver = f" · {line.driver}" if line.driver else ""
         text.append(
@@ -72,8 +79,12 @@ async def cmd_orders(message: Message, command: CommandObject, svc: Services, la
     await message.answer("\n".join(text))
 
 
-async def _card(svc: Services, order_id: int, lang: str) -> tuple[str, kb.InlineKeyboardMarkup]:
+async def _card(
+    bot: Bot, svc: Services, order_id: int, lang: str
+) -> tuple[str, kb.InlineKeyboardMarkup]:
     card = await board.order_card(svc.db, order_id)
+    username = await bot_username(bot, svc)
+    subscribe = invites.deep_link(username, card.tracking_token) if username else None
     text = t(
         "order.card",
         lang,
@@ -89,6 +100,7 @@ async def _card(svc: Services, order_id: int, lang: str) -> tuple[str, kb.Inline
         attempts=card.attempts,
         notes=t("order.card_notes", lang, notes=card.notes) if card.notes else "",
         link=tracking_link(svc.settings, card.tracking_token),
+        subscribe=t("order.card_subscribe", lang, link=subscribe) if subscribe else "",
         proof=_proof_link(svc, card.photo_proof_id, lang),
     )
     return text, kb.order_actions(order_id, card.status, lang)
@@ -102,19 +114,23 @@ def _proof_link(svc: Services, proof_id: int | None, lang: str) -> str:
 
 
 @router.message(Command("order"))
-async def cmd_order(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
-    arg = (command.args or "").strip().lstrip("#")
-    if not arg.isdigit():
+async def cmd_order(
+    message: Message, command: CommandObject, bot: Bot, svc: Services, lang: str
+) -> None:
+    arg = (command.args or "").strip()
+    if not arg:
         await message.answer(t("order.usage", lang))
         return
-    text, markup = await _card(svc, int(arg), lang)
+    text, markup = await _card(bot, svc, await board.find_order(svc.db, arg), lang)
     await message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(Act.filter(F.name == "order.open"))
-async def cb_open(callback: CallbackQuery, callback_data: Act, svc: Services, lang: str) -> None:
+async def cb_open(
+    callback: CallbackQuery, callback_data: Act, bot: Bot, svc: Services, lang: str
+) -> None:
     await callback.answer()
-    text, markup = await _card(svc, callback_data.id, lang)
+    text, markup = await _card(bot, svc, callback_data.id, lang)
     await answer(callback, text, reply_markup=markup)
 
 
@@ -160,11 +176,10 @@ async def cmd_assign(
     message: Message, command: CommandObject, svc: Services, who: Identity, lang: str
 ) -> None:
     parts = (command.args or "").split(maxsplit=1)
-    if len(parts) != 2 or not parts[0].lstrip("#").isdigit():
+    if len(parts) != 2:
         await message.answer(t("assign.usage", lang))
         return
-    order_id = int(parts[0].lstrip("#"))
-    await board.order_card(svc.db, order_id)  # a clear message for an unknown order
+    order_id = await board.find_order(svc.db, parts[0])
     driver_id = await board.find_driver(svc.db, parts[1])
     await _assign(svc, who, order_id, driver_id)
     await message.answer(await _assigned_text(svc, order_id, lang))
@@ -268,7 +283,7 @@ async def cmd_drivers(message: Message, svc: Services, lang: str) -> None:
         if d.last_seen:
             minutes = int((now - d.last_seen).total_seconds() // 60)
             live = t("drivers.live", lang) if d.live_until and d.live_until > now else ""
-            seen = t("drivers.seen", lang, ago=f"{minutes} min ago{live}")
+            seen = t("drivers.seen", lang, minutes=minutes, live=live)
         nxt = t("drivers.next", lang, stop=d.next_stop) if d.next_stop else ""
         out.append(
             t(
@@ -276,7 +291,7 @@ async def cmd_drivers(message: Message, svc: Services, lang: str) -> None:
                 lang,
                 mark="🟢" if d.on_shift else "⚪",
                 name=d.name,
-                load=d.load,
+                load=t("drivers.load", lang, count=d.load),
                 seen=seen,
                 next=nxt,
             )
@@ -294,14 +309,10 @@ async def cmd_dispatch(message: Message, svc: Services, who: Identity, lang: str
     lines = [
         t("dispatch.summary", lang, assigned=len(report.assigned), left=len(report.unassigned))
     ]
-    lines += [
-        t("dispatch.line", lang, ref=f"#{a.order_id}", driver=a.driver)
-        for a in report.assigned[:REPORT_ROWS]
-    ]
-    lines += [
-        t("dispatch.left", lang, ref=f"#{o}", reason=why)
-        for o, why in list(report.unassigned.items())[:REPORT_ROWS]
-    ]
+    assigned, left = report.assigned[:REPORT_ROWS], list(report.unassigned.items())[:REPORT_ROWS]
+    refs = await board.refs(svc.db, {a.order_id for a in assigned} | {o for o, _ in left})
+    lines += [t("dispatch.line", lang, ref=refs[a.order_id], driver=a.driver) for a in assigned]
+    lines += [t("dispatch.left", lang, ref=refs[o], reason=why) for o, why in left]
     await progress.edit_text("\n".join(lines))
 
 
@@ -362,16 +373,12 @@ async def msg_import_file(
         phone_region=svc.settings.app.phone_region,
         rules=svc.settings.orders,
     )
-    errors = t("import.errors", lang, count=len(report.errors)) if report.errors else ""
-    lines = [
-        t(
-            "import.result",
-            lang,
-            created=len(report.created),
-            skipped=len(report.existing),
-            errors=errors,
-        )
-    ]
+    summary = t("import.created", lang, count=len(report.created))
+    if report.existing:
+        summary += t("import.existing", lang, count=len(report.existing))
+    lines = [summary]
+    if report.errors:
+        lines.append(t("import.errors", lang, count=len(report.errors)))
     lines += [
         t("import.row", lang, row=row, problem=problem)
         for row, problem in report.errors[:REPORT_ROWS]
@@ -386,16 +393,17 @@ async def msg_import_other(message: Message, lang: str) -> None:
 
 @router.message(Command("invite"))
 async def cmd_invite(
-    message: Message, command: CommandObject, svc: Services, who: Identity, lang: str
+    message: Message, command: CommandObject, bot: Bot, svc: Services, who: Identity, lang: str
 ) -> None:
     word = (command.args or "").strip().lower()
     allowed = {"driver": Role.DRIVER, "dispatcher": Role.DISPATCHER}
     if who.has(Role.OWNER):
         allowed["owner"] = Role.OWNER
     if word not in allowed:
-        await message.answer(t("invite.usage", lang))
+        usage = "invite.usage_owner" if who.has(Role.OWNER) else "invite.usage"
+        await message.answer(t(usage, lang))
         return
-    username = svc.settings.telegram.bot_username or (await message.bot.me()).username  # type: ignore[union-attr]
+    username = await bot_username(bot, svc)
     if not username:
         await message.answer(t("invite.no_username", lang))
         return
@@ -404,7 +412,8 @@ async def cmd_invite(
         svc.db, allowed[word], invites.parse_duration(f"{days}d"), who.member_id
     )
     link = invites.deep_link(username, token)
-    caption = t("invite.created", lang, role=t(f"role.{word}", lang), days=days, link=link)
+    valid = t("time.days", lang, count=days)
+    caption = t("invite.created", lang, role=t(f"role.{word}", lang), valid=valid, link=link)
     await message.answer_photo(
         BufferedInputFile(invites.qr_png(link), "invite.png"), caption=caption
     )
@@ -420,8 +429,7 @@ async def cmd_report(message: Message, command: CommandObject, svc: Services, la
         t(
             "report.text",
             lang,
-            start=f"{start:%d %b}",
-            end=f"{end:%d %b %H:%M}",
+            period=board.period_label(start, end, lang),
             created=r.created,
             delivered=r.delivered,
             on_time=r.on_time,

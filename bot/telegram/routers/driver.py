@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import DRIVER
-from bot.telegram.keyboards import FailCb, ShiftCb, StopCb
+from bot.telegram.keyboards import Act, FailCb, ShiftCb, StopCb
 from bot.telegram.replies import answer, when, window
 from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
@@ -127,6 +127,16 @@ async def cmd_route(message: Message, svc: Services, who: Identity, lang: str) -
     await message.answer("\n\n".join(lines))
     for stop in route[:ROUTE_MESSAGES]:
         await message.answer(_stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
+
+
+@router.callback_query(Act.filter(F.name == "driver.open_order"))
+async def cb_open_stop(
+    callback: CallbackQuery, callback_data: Act, svc: Services, who: Identity, lang: str
+) -> None:
+    """The "Open stop" button of a "New stop" message: that stop, with its buttons."""
+    await callback.answer()
+    stop = await stops.stop_of(svc.db, driver_id(who), callback_data.id)
+    await answer(callback, _stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
 
 
 def _stop_text(svc: Services, stop: StopView, lang: str) -> str:
@@ -365,10 +375,9 @@ async def _failed(
 ) -> None:
     ref = await _ref(svc, driver_id(who), order_id)
     await svc.stops.fail(driver_id(who), order_id, reason, actor(who))
-    shown = t(f"reason.{reason}", lang) if reason in stops.FAIL_REASONS else reason
     nxt = await _next_text(svc, who, lang)
-    await bot.send_message(
-        chat_id,
-        t("driver.failed", lang, ref=ref, reason=shown, next=nxt),
-        reply_markup=kb.undo_button(order_id, lang),
-    )
+    if reason in stops.FAIL_REASONS[:-1]:
+        text = t("driver.failed", lang, ref=ref, reason=t(f"reason.{reason}", lang), next=nxt)
+    else:  # her own words: she is told who reads them
+        text = t("driver.failed_note", lang, ref=ref, next=nxt)
+    await bot.send_message(chat_id, text, reply_markup=kb.undo_button(order_id, lang))

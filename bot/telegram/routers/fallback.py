@@ -9,9 +9,8 @@ from aiogram import F
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.keyboards import COMMANDS
-from bot.telegram.replies import help_text
 from bot.telegram.routes import Routes
-from core.services.members import Identity
+from core.services.members import Identity, help_text
 from core.texts import t
 
 log = logging.getLogger(__name__)
@@ -33,15 +32,16 @@ async def msg_command(message: Message, who: Identity, lang: str) -> None:
             who.member_id,
             ", ".join(sorted(who.roles)) or "none",
         )
-        names = " or ".join(t(f"role.{r}", lang) + "s" for r in roles if r != "owner") or "owners"
+        plural = [t(f"role.plural.{r}", lang) for r in roles if r != "owner"]
+        names = ", ".join(plural) or t("role.plural.owner", lang)
         await message.answer(t("denied", lang, command=f"/{command}", roles=names))
         return
-    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who, lang)}")
+    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who)}")
 
 
 @router.message()
 async def msg_other(message: Message, who: Identity, lang: str) -> None:
-    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who, lang)}")
+    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who)}")
 
 
 @router.callback_query()

@@ -15,15 +15,17 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot.telegram import keyboards as kb
 from bot.telegram.keyboards import DraftCb
-from bot.telegram.replies import window, zone
+from bot.telegram.replies import bot_username, window, zone
 from bot.telegram.routes import Routes
 from bot.telegram.states import NewOrder
 from core.errors import DomainError
 from core.lifecycle import Actor
 from core.services import invites, orders
+from core.services.geocoding import parse_pin
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.messages import tracking_link
+from core.services.stops import ref_of
 from core.texts import t
 from core.validation import describe
 
@@ -65,24 +67,33 @@ async def msg_phone(message: Message, state: FSMContext, svc: Services, lang: st
 
 
 @router.message(NewOrder.address, F.location)
-async def msg_address_pin(message: Message, state: FSMContext, lang: str) -> None:
+async def msg_address_pin(message: Message, state: FSMContext, svc: Services, lang: str) -> None:
     location = message.location
     assert location is not None
-    label = f"{location.latitude:.5f}, {location.longitude:.5f}"
-    await _place(message, state, label, location.latitude, location.longitude, lang)
+    await _pin(message, state, svc, location.latitude, location.longitude, lang)
+
+
+async def _pin(
+    message: Message, state: FSMContext, svc: Services, lat: float, lon: float, lang: str
+) -> None:
+    """A dropped (or typed) pin: the address there, else "📍 Dropped pin"."""
+    label = await svc.geocoder.name_point(lat, lon) or t("neworder.address_pin", lang)
+    await _place(message, state, svc, label, lat, lon, lang)
 
 
 @router.message(NewOrder.address)
 async def msg_address_text(message: Message, state: FSMContext, svc: Services, lang: str) -> None:
     text = _text(message, 500)
-    places = await svc.geocoder.locate(text)
+    if point := parse_pin(text):
+        await _pin(message, state, svc, *point, lang)
+        return
+    places = await svc.geocoder.search(text)
     if not places:
         await message.answer(t("neworder.no_match", lang, text=text))
         return
     if len(places) == 1:
-        await _place(
-            message, state, places[0].label, places[0].lat, places[0].lon, lang, typed=text
-        )
+        place = places[0]
+        await _place(message, state, svc, place.label, place.lat, place.lon, lang, typed=text)
         return
     found = [{"label": p.label, "lat": p.lat, "lon": p.lon} for p in places[:3]]
     await state.update_data(places=found, typed=text)
@@ -94,18 +105,19 @@ async def msg_address_text(message: Message, state: FSMContext, svc: Services, l
 
 @router.callback_query(NewOrder.choose, DraftCb.filter(F.op == "place"))
 async def cb_place(
-    callback: CallbackQuery, callback_data: DraftCb, state: FSMContext, lang: str
+    callback: CallbackQuery, callback_data: DraftCb, state: FSMContext, svc: Services, lang: str
 ) -> None:
     data = await state.get_data()
     place = data["places"][min(callback_data.index, len(data["places"]) - 1)]
     await callback.answer()
     assert isinstance(callback.message, Message)
-    await _place(callback.message, state, place["label"], place["lat"], place["lon"], lang)
+    await _place(callback.message, state, svc, place["label"], place["lat"], place["lon"], lang)
 
 
 async def _place(
     message: Message,
     state: FSMContext,
+    svc: Services,
     label: str,
     lat: float,
     lon: float,
@@ -114,7 +126,8 @@ async def _place(
 ) -> None:
     await state.update_data(address=typed or label, lat=lat, lon=lon, places=None)
     await state.set_state(NewOrder.window)
-    await message.answer(t("neworder.window", lang))
+    example = orders.window_example(svc.clock(), zone(svc))
+    await message.answer(t("neworder.window", lang, example=example))
 
 
 @router.message(NewOrder.window)
@@ -204,12 +217,11 @@ async def cb_create(
     )
     await state.clear()
     await callback.answer()
-    username = svc.settings.telegram.bot_username or (await bot.me()).username or ""
-    subscribe = invites.deep_link(username, order.tracking_token)
+    subscribe = invites.deep_link(await bot_username(bot, svc) or "", order.tracking_token)
     text = t(
         "neworder.created",
         lang,
-        order=order.id,
+        ref=ref_of(order),
         link=tracking_link(svc.settings, order.tracking_token),
         subscribe=subscribe,
     )
