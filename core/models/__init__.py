@@ -16,7 +16,7 @@ from core.models.enums import (
 from core.models.orders import AppendOnlyError, Order, OrderEvent, OrderWindow, tracking_url
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole
-from core.models.routes import Route, RouteStop
+from core.models.routes import Route, RouteStop, open_stop
 from core.models.tracking import LocationPing, Proof
 from core.models.types import utcnow
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
@@ -52,6 +52,7 @@ __all__ = [
     "VehicleType",
     "WebhookAttempt",
     "WebhookDelivery",
+    "open_stop",
     "tracking_url",
     "utcnow",
 ]

@@ -35,6 +35,7 @@ from core.models import (
     ProofKind,
     RouteStop,
     StopKind,
+    open_stop,
     utcnow,
 )
 from core.services.geocoding import distance_m
@@ -139,8 +140,7 @@ def _views_statement() -> sa.Select[Any]:
     )
     eta = (
         sa.select(RouteStop.eta)
-        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY)
-        .limit(1)
+        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY, open_stop())
         .scalar_subquery()
     )
     photo = sa.exists().where(Proof.order_id == Order.id, Proof.kind == ProofKind.PHOTO)
