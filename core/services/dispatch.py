@@ -233,10 +233,10 @@ class Dispatcher:
 
     # -- manual choices ----------------------------------------------------------------
 
-    async def assign_manually(self, order_id: int, driver_id: int, actor: Actor) -> None:
+    async def assign_manually(self, order_id: int, driver_id: int, actor: Actor) -> str:
         """A dispatcher's choice: later plans keep this order with this driver. The assignment
         and its place on her route are one transaction. Refused, saving nothing, when another
-        dispatcher's choice for this order landed since it was read."""
+        dispatcher's choice for this order landed since it was read. Returns the driver's name."""
         async with self.db.reads() as session:
             seen = await session.get(Order, order_id)
             if seen is None:
@@ -248,12 +248,10 @@ class Dispatcher:
             locked = await lock(session, [driver_id], [order_id, *orders_of(routes)])
             order = locked.orders[order_id]
             hers = order.status is S.ASSIGNED and order.driver_id == driver_id
+            names = await driver_names(session, {driver_id, order.driver_id or driver_id})
             if version(order) != version(seen) and order.driver_locked and not hers:
-                names = await driver_names(session, {order.driver_id} if order.driver_id else set())
-                raise DomainError(
-                    "dispatch.taken", ref=ref_of(order),
-                    driver=first_name(names.get(order.driver_id or 0, "?")),
-                )  # fmt: skip
+                winner = first_name(names.get(order.driver_id or 0, "?"))
+                raise DomainError("dispatch.taken", ref=ref_of(order), driver=winner)
             if not hers:
                 await lifecycle.transition(
                     session, order_id, S.ASSIGNED, actor, Change(driver_id=driver_id),
@@ -266,6 +264,7 @@ class Dispatcher:
                 session, world, routes, actor, locked,
                 max_attempts=self.orders.max_attempts, fresh={order_id},
             )  # fmt: skip
+        return names.get(driver_id, "?")
 
     async def release(self, order_id: int, actor: Actor) -> None:
         async with self.db.transaction() as session:
