@@ -169,9 +169,7 @@ class Dispatcher:
                                 [order_id, *orders_of(routes)])  # fmt: skip
             order = locked.orders.get(order_id)
             if order is None or version(order) != version(world.orders[order_id]):
-                return dataclasses.replace(
-                    insertion, vehicle=None, sequence=(), route=None, reason=t("dispatch.changed")
-                )
+                return _unplaced(insertion, t("dispatch.changed"))
             if insertion.vehicle is None:
                 reasons = "; ".join(
                     f"{world.names.get(v, v)}: {why}" for v, why in insertion.rejected.items()
@@ -184,11 +182,8 @@ class Dispatcher:
                 session, world, routes, actor, locked,
                 max_attempts=self.orders.max_attempts, why={order_id: insertion.reason},
             )  # fmt: skip
-            if order_id in written.skipped or order_id in written.refused:
-                why = written.skipped.get(order_id) or written.refused[order_id]
-                return dataclasses.replace(
-                    insertion, vehicle=None, sequence=(), route=None, reason=why
-                )
+            if why := written.skipped.get(order_id) or written.refused.get(order_id):
+                return _unplaced(insertion, why)
         return insertion
 
     async def _solve(self, world: World) -> Plan:
@@ -375,6 +370,10 @@ def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
         pairs=tuple(p for p in problem.pairs if p.pickup not in pinned),
     )
     return reduced, prefix
+
+
+def _unplaced(insertion: Insertion, why: str) -> Insertion:
+    return dataclasses.replace(insertion, vehicle=None, sequence=(), route=None, reason=why)
 
 
 def _placement(world: World, driver_id: int, order_id: int) -> RoutePlan | None:
