@@ -7,9 +7,10 @@
     assigned → assigned (reassign to another driver), assigned → new (unassign)
     out_for_delivery → failed (could not reach the door)
 
-`create()` and `transition()` write the order, one `OrderEvent`, that event's outbox rows and its
-merchant webhook deliveries in the caller's transaction, and never commit: the caller's
-`Database.transaction()` does, so all of it lands together or none of it does.
+`create()` and `transition()` write the order, one `OrderEvent`, that event's outbox rows, its
+merchant webhook deliveries and its route stops' visits (`services/visits.py`) in the caller's
+transaction, and never commit: the caller's `Database.transaction()` does, so all of it lands
+together or none of it does.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from core.models import (
     order_ref,
     utcnow,
 )
-from core.services import notifications, webhooks
+from core.services import notifications, visits, webhooks
 from core.texts import t
 
 S = OrderStatus
@@ -173,6 +174,7 @@ async def transition(
             data["previous_driver_id"] = previous_driver_id
     elif target in (S.NEW, S.RESCHEDULED):
         order.driver_id = None
+        order.driver_locked = False  # a manual choice ends when the order leaves the driver
         if previous_driver_id is not None:
             data["previous_driver_id"] = previous_driver_id
     if target is S.OUT_FOR_DELIVERY:
@@ -187,6 +189,7 @@ async def transition(
     if target in FINAL:
         order.final_at = now
     session.add(order)
+    await visits.follow(session, order, source, target, now)
     event = OrderEvent(
         order_id=order.id,
         kind="status_changed",
@@ -244,6 +247,7 @@ async def revert(
     order.updated_at = now
     order.final_at = None
     session.add(order)
+    await visits.reopen(session, order_id, undone.to_status)
     session.add(event)
     await session.flush()
     await webhooks.enqueue(session, order, event)  # the merchant must not keep the undone status

@@ -3,13 +3,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
-from core.models import Driver, Invite, Order, OrderStatus, OrderWindow, Role, ShiftState, utcnow
+from core.models import (
+    Driver,
+    Invite,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderWindow,
+    Role,
+    Route,
+    RouteStop,
+    ShiftState,
+    open_stop,
+    utcnow,
+)
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
 from tests.conftest import FIXTURES
@@ -163,6 +177,76 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
         final = edits[-1].text or ""
         assert final.startswith(("Routes re-planned:", "The current plan is already"))
     assert made
+
+
+async def on_shift_at(db: Database, member_id: int, lat: float, lon: float) -> Driver:
+    async with db.transaction() as session:
+        driver = (await session.exec(select(Driver).where(Driver.member_id == member_id))).one()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
+        driver.last_lat, driver.last_lon, driver.last_seen_at = lat, lon, utcnow()
+        session.add(driver)
+        return driver
+
+
+async def test_two_dispatchers_assign_one_order_at_once(db: Database, tmp_path: Path):
+    """Bo and Cy /assign the same order to different drivers at the same moment. Each is told
+    what happened to her choice: "→ the driver she chose" only when it was saved, a refusal
+    naming the winner otherwise; the order ends on one route, its driver's."""
+    bo, bo_member = await add_person(db, BOSS, "Bo Boss", [Role.DISPATCHER])
+    cy, cy_member = await add_person(db, 804, "Cy Boss", [Role.DISPATCHER])
+    _, ana = await add_person(db, 802, "Ana Lopez", [Role.DRIVER])
+    _, ben = await add_person(db, 803, "Ben Okafor", [Role.DRIVER])
+    drivers = {
+        (await on_shift_at(db, ana.id, 52.52, 13.30)).id: "Ana Lopez",
+        (await on_shift_at(db, ben.id, 52.52, 13.50)).id: "Ben Okafor",
+    }
+    wrong = []
+    async with running_bot(db, tmp_path) as bot:
+        for round_ in range(8):
+            draft = OrderDraft(customer_name=f"C{round_}", address="A 1", lat=52.52, lon=13.40)
+            order = await create_order(db, draft, SYSTEM, source="test")
+            await asyncio.gather(
+                bot.send(tu.command(bo, "/assign", f"{order.id} ana")),
+                bot.send(tu.command(cy, "/assign", f"{order.id} ben")),
+            )
+            async with db.sessions() as session:
+                saved = await session.get(Order, order.id)
+                assigners = [
+                    e.actor_member_id
+                    for e in await session.exec(
+                        select(OrderEvent)
+                        .where(OrderEvent.order_id == order.id, OrderEvent.to_status == S.ASSIGNED)
+                        .order_by(col(OrderEvent.id))
+                    )
+                ]
+                stops = list(
+                    await session.exec(
+                        select(Route.driver_id)
+                        .join(RouteStop, col(RouteStop.route_id) == Route.id)
+                        .where(RouteStop.order_id == order.id, open_stop())
+                    )
+                )
+            assert saved is not None
+            winner = drivers[saved.driver_id]
+            for chat, member_id, chosen in (
+                (BOSS, bo_member.id, "Ana Lopez"),
+                (804, cy_member.id, "Ben Okafor"),
+            ):
+                reply = bot.texts(chat)[-1]
+                if reply == f"Order #{order.id} → {chosen}.":
+                    if member_id not in assigners:
+                        wrong.append(f"round {round_}: {chat} told {reply!r}, nothing saved")
+                elif reply == (
+                    f"Order #{order.id} was just assigned to {winner.split()[0]} by someone "
+                    "else, so your choice was not saved. Assign it again to change that."
+                ):
+                    if member_id in assigners:
+                        wrong.append(f"round {round_}: {chat} refused, but her choice was saved")
+                else:
+                    wrong.append(f"round {round_}: {chat} got {reply!r}")
+            if stops != [saved.driver_id]:
+                wrong.append(f"round {round_}: order of {winner} on the routes of {stops}")
+    assert wrong == [], "\n".join(wrong)
 
 
 async def test_import_invite_and_report(db: Database, tmp_path: Path):

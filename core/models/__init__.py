@@ -24,7 +24,7 @@ from core.models.orders import (
 )
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole
-from core.models.routes import Route, RouteStop
+from core.models.routes import Route, RouteStop, open_stop
 from core.models.tracking import LocationPing, Proof
 from core.models.types import utcnow
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
@@ -61,6 +61,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "is_tracking_token",
+    "open_stop",
     "order_ref",
     "tracking_url",
     "utcnow",

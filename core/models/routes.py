@@ -1,10 +1,15 @@
-"""Planned routes and their stops, with planned and actual times."""
+"""Planned routes and their stops, with planned and actual times.
+
+A stop is open until its visit ends (`actual_departure` is set: delivered, failed, picked up).
+Visits that happened stay as history; an order has at most one open stop of each kind.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlmodel import Field, SQLModel
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel, col
 
 from core.models.enums import RouteStatus, StopKind
 from core.models.types import UTCDateTime, str_enum, utcnow
@@ -26,8 +31,21 @@ class Route(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+OPEN_STOP = "actual_departure IS NULL"
+
+
 class RouteStop(SQLModel, table=True):
     __tablename__ = "route_stops"
+    __table_args__ = (
+        sa.Index(
+            "uq_route_stops_open",
+            "order_id",
+            "kind",
+            unique=True,
+            sqlite_where=sa.text(OPEN_STOP),
+            postgresql_where=sa.text(OPEN_STOP),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     route_id: int = Field(foreign_key="routes.id", index=True, ondelete="CASCADE")
@@ -39,3 +57,8 @@ class RouteStop(SQLModel, table=True):
     eta: datetime | None = Field(default=None, sa_type=UTCDateTime)
     actual_arrival: datetime | None = Field(default=None, sa_type=UTCDateTime)
     actual_departure: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+def open_stop() -> sa.ColumnElement[bool]:
+    """The stop still to be visited (or being visited): at most one per order and kind."""
+    return col(RouteStop.actual_departure).is_(None)

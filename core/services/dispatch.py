@@ -9,7 +9,8 @@
 
 The stop a driver is on her way to, and stops already done, never move. Reading, solving and
 writing are separate steps: solving runs off the event loop with no transaction open, and each
-write goes through the lifecycle, which refuses an order that changed in the meantime.
+write (`plan_writes`) locks what it touches and leaves out, and reports, every order that changed
+in the meantime — so a manual choice made while solving stands.
 """
 
 from __future__ import annotations
@@ -21,32 +22,21 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from core import lifecycle
 from core.config import OrdersSettings, RoutingSettings
 from core.db import Database
-from core.errors import DomainError
-from core.lifecycle import Actor, Change, TransitionRefused
-from core.models import (
-    Driver,
-    Order,
-    OrderStatus,
-    Route,
-    RouteStatus,
-    RouteStop,
-    StopKind,
-    utcnow,
-)
+from core.errors import DomainError, NotFound
+from core.lifecycle import Actor, Change
+from core.models import Driver, Order, OrderStatus, StopKind, utcnow
 from core.routing.check import evaluate, simulate
 from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
 from core.routing.problem import Problem, Window
 from core.routing.solve import solve_async
 from core.routing.travel import Point, TravelProvider, haversine_m
-from core.services.stops import delivery_eta
+from core.services.plan_writes import lock, orders_of, version, write_routes
+from core.services.stops import delivery_eta, driver_names, first_name, ref_of
+from core.services.visits import open_rows
 from core.services.world import (
     OPEN,
     World,
@@ -73,6 +63,7 @@ class Assignment:
 class DispatchReport:
     assigned: list[Assignment] = field(default_factory=list)
     unassigned: dict[int, str] = field(default_factory=dict)  # order id -> why
+    skipped: dict[int, str] = field(default_factory=dict)  # changed while solving: left as is
     before: Plan | None = None  # the current plan, for /optimize
     after: Plan | None = None
 
@@ -173,6 +164,12 @@ class Dispatcher:
             names=world.names,
         )
         async with self.db.transaction() as session:
+            routes = [insertion.route] if insertion.route is not None else []
+            locked = await lock(session, [int(r.vehicle) for r in routes],
+                                [order_id, *orders_of(routes)])  # fmt: skip
+            order = locked.orders.get(order_id)
+            if order is None or version(order) != version(world.orders[order_id]):
+                return _unplaced(insertion, t("dispatch.changed"))
             if insertion.vehicle is None:
                 reasons = "; ".join(
                     f"{world.names.get(v, v)}: {why}" for v, why in insertion.rejected.items()
@@ -181,14 +178,12 @@ class Dispatcher:
                 insertion = dataclasses.replace(insertion, reason=reason)
                 await lifecycle.note(session, order_id, "unassignable", actor, {"reason": reason})
                 return insertion
-            driver_id = int(insertion.vehicle)
-            await lifecycle.transition(
-                session, order_id, S.ASSIGNED, actor, Change(driver_id=driver_id,
-                                                             extra={"why": insertion.reason}),
-                max_attempts=self.orders.max_attempts,
+            written = await write_routes(
+                session, world, routes, actor, locked,
+                max_attempts=self.orders.max_attempts, why={order_id: insertion.reason},
             )  # fmt: skip
-            assert insertion.route is not None
-            await _save_route(session, world, insertion.route)
+            if why := written.skipped.get(order_id) or written.refused.get(order_id):
+                return _unplaced(insertion, why)
         return insertion
 
     async def _solve(self, world: World) -> Plan:
@@ -216,65 +211,55 @@ class Dispatcher:
     async def _apply(self, world: World, plan: Plan, actor: Actor) -> DispatchReport:
         report = DispatchReport()
         async with self.db.transaction() as session:
-            for route in plan.routes:
-                driver_id = int(route.vehicle)
-                for stop_id in route.stops:
-                    order_id = order_of(stop_id)
-                    order = world.orders[order_id]
-                    if stop_id.endswith("p") or order.driver_id == driver_id:
-                        continue
-                    try:
-                        async with session.begin_nested():
-                            await lifecycle.transition(
-                                session, order_id, S.ASSIGNED, actor,
-                                Change(driver_id=driver_id), max_attempts=self.orders.max_attempts,
-                            )  # fmt: skip
-                    except TransitionRefused as exc:
-                        report.unassigned[order_id] = str(exc)
-                        continue
-                    report.assigned.append(
-                        Assignment(order_id, driver_id, world.names.get(route.vehicle, ""))
-                    )
-                await _save_route(session, world, route)
+            drivers = [int(route.vehicle) for route in plan.routes]
+            locked = await lock(session, drivers, orders_of(plan.routes))
+            written = await write_routes(
+                session, world, plan.routes, actor, locked, max_attempts=self.orders.max_attempts
+            )
+        report.assigned = [
+            Assignment(order_id, driver_id, world.names.get(str(driver_id), ""))
+            for order_id, driver_id in written.assigned
+        ]
+        report.unassigned.update(written.refused)
+        report.skipped = written.skipped
         for stop_id, reason in plan.unassigned.items():
             report.unassigned.setdefault(order_of(stop_id), reason)
         return report
 
     # -- manual choices ----------------------------------------------------------------
 
-    async def assign_manually(self, order_id: int, driver_id: int, actor: Actor) -> None:
-        """A dispatcher's choice: later plans keep this order with this driver."""
+    async def assign_manually(self, order_id: int, driver_id: int, actor: Actor) -> str:
+        """A dispatcher's choice: later plans keep this order with this driver. The assignment
+        and its place on her route are one transaction. Refused, saving nothing, when another
+        dispatcher's choice for this order landed since it was read. Returns the driver's name."""
+        async with self.db.reads() as session:
+            seen = await session.get(Order, order_id)
+            if seen is None:
+                raise NotFound("error.order_not_found", order=order_id)
+        world = await self.world(only_driver=driver_id, waiting=[], manual=order_id)
+        route = _placement(world, driver_id, order_id)
+        routes = [route] if route is not None else []
         async with self.db.transaction() as session:
-            order = await session.get(Order, order_id)
-            if order is not None and order.status is S.ASSIGNED and order.driver_id == driver_id:
-                order.driver_locked = True  # already hers: just lock it
-                session.add(order)
-                return
-            await lifecycle.transition(
-                session, order_id, S.ASSIGNED, actor, Change(driver_id=driver_id),
-                max_attempts=self.orders.max_attempts,
-            )  # fmt: skip
-            order = await session.get(Order, order_id)
-            assert order is not None
+            locked = await lock(session, [driver_id], [order_id, *orders_of(routes)])
+            order = locked.orders[order_id]
+            hers = order.status is S.ASSIGNED and order.driver_id == driver_id
+            names = await driver_names(session, {driver_id, order.driver_id or driver_id})
+            if version(order) != version(seen) and order.driver_locked and not hers:
+                winner = first_name(names.get(order.driver_id or 0, "?"))
+                raise DomainError("dispatch.taken", ref=ref_of(order), driver=winner)
+            if not hers:
+                await lifecycle.transition(
+                    session, order_id, S.ASSIGNED, actor, Change(driver_id=driver_id),
+                    max_attempts=self.orders.max_attempts,
+                )  # fmt: skip
             order.driver_locked = True
+            order.updated_at = utcnow()
             session.add(order)
-        await self._place(driver_id, order_id)
-
-    async def _place(self, driver_id: int, order_id: int) -> None:
-        """Put a (manually) assigned order at its cheapest place in the driver's route."""
-        world = await self.world(only_driver=driver_id, waiting=[])
-        vehicle = str(driver_id)
-        if vehicle not in world.problem.vehicle_by_id:
-            return  # not on shift yet: it joins her route when she starts
-        stop_id = delivery_id(order_id)
-        others = [s for s in world.sequences.get(vehicle, []) if order_of(s) != order_id]
-        insertion = cheapest_insertion(
-            world.problem, {vehicle: others}, stop_id, locked=world.locked
-        )
-        sequence = list(insertion.sequence) or [*others, *world.sequences[vehicle][len(others) :]]
-        route, _ = simulate(world.problem, world.problem.vehicle_by_id[vehicle], sequence)
-        async with self.db.transaction() as session:
-            await _save_route(session, world, route)
+            await write_routes(
+                session, world, routes, actor, locked,
+                max_attempts=self.orders.max_attempts, fresh={order_id},
+            )  # fmt: skip
+        return names.get(driver_id, "?")
 
     async def release(self, order_id: int, actor: Actor) -> None:
         async with self.db.transaction() as session:
@@ -283,6 +268,7 @@ class Dispatcher:
                 raise DomainError("error.order_not_found", order=order_id)
             if order.driver_locked:
                 order.driver_locked = False
+                order.updated_at = utcnow()  # plans read before this see it changed
                 session.add(order)
                 await lifecycle.note(session, order_id, "lock_released", actor)
 
@@ -313,9 +299,8 @@ class Dispatcher:
         late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
         etas: dict[int, datetime] = {}
         async with self.db.transaction() as session:
-            orders = {order_of(visit.stop) for visit in route.visits}
-            statement = select(RouteStop).where(col(RouteStop.order_id).in_(orders))
-            rows = {(r.order_id, r.kind): r for r in await session.exec(statement)}
+            orders = list({order_of(visit.stop) for visit in route.visits})
+            rows = {(r.order_id, r.kind): r for r in await open_rows(session, orders)}
             for visit in route.visits:
                 order_id = order_of(visit.stop)
                 kind = StopKind.PICKUP if visit.stop.endswith("p") else StopKind.DELIVERY
@@ -387,38 +372,21 @@ def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
     return reduced, prefix
 
 
-async def _save_route(session: AsyncSession, world: World, route: RoutePlan) -> None:
-    """Write a driver's planned stops (sequence, planned times, ETAs) for today."""
-    driver_id = int(route.vehicle)
-    day = world.epoch.date()
-    statement = select(Route).where(Route.driver_id == driver_id, Route.service_date == day)
-    saved = (await session.exec(statement)).first()
-    if saved is None:
-        saved = Route(driver_id=driver_id, service_date=day)
-    saved.engine = "dispatch"
-    saved.planned_distance_m = route.distance
-    saved.planned_duration_s = route.duration
-    if any(world.orders[order_of(s)].status in (S.PICKED_UP, S.OUT_FOR_DELIVERY, S.ARRIVED)
-           for s in route.stops):  # fmt: skip
-        saved.status = RouteStatus.ACTIVE
-    session.add(saved)
-    await session.flush()
-    orders = list({order_of(s) for s in route.stops})
-    await session.exec(
-        sa.delete(RouteStop).where(
-            col(RouteStop.order_id).in_(orders), col(RouteStop.actual_arrival).is_(None)
-        )
+def _unplaced(insertion: Insertion, why: str) -> Insertion:
+    return dataclasses.replace(insertion, vehicle=None, sequence=(), route=None, reason=why)
+
+
+def _placement(world: World, driver_id: int, order_id: int) -> RoutePlan | None:
+    """Her route with the order at its cheapest place (at the end if it fits nowhere); None when
+    she is not on shift or the order has no map point."""
+    vehicle = str(driver_id)
+    sequence = world.sequences.get(vehicle, [])
+    given = [s for s in sequence if order_of(s) == order_id]
+    if vehicle not in world.problem.vehicle_by_id or not given:
+        return None
+    others = [s for s in sequence if order_of(s) != order_id]
+    insertion = cheapest_insertion(
+        world.problem, {vehicle: others}, delivery_id(order_id), locked=world.locked
     )
-    for sequence, visit in enumerate(route.visits):
-        arrival = world.at(visit.arrival)
-        session.add(
-            RouteStop(
-                route_id=saved.id,
-                order_id=order_of(visit.stop),
-                kind=StopKind.PICKUP if visit.stop.endswith("p") else StopKind.DELIVERY,
-                sequence=sequence,
-                planned_arrival=arrival,
-                planned_departure=world.at(visit.departure),
-                eta=arrival,
-            )
-        )
+    stops = list(insertion.sequence) or [*others, *given]
+    return simulate(world.problem, world.problem.vehicle_by_id[vehicle], stops)[0]

@@ -31,6 +31,8 @@ from core.services.stops import (
 )
 from core.texts import staff_language, t
 
+ABOUT_A_DRIVER = ("dispatcher.driver_stale", "dispatcher.shift_end_on_board")
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -96,10 +98,11 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
                 if proof is not None:
                     photo_id = proof.channel_file_id
                     photo_path = Path(proof.stored_path) if proof.stored_path else None
-        if row.template == "dispatcher.driver_stale" and "driver_id" in params:
+        if row.template in ABOUT_A_DRIVER and "driver_id" in params:
             driver = await session.get(Driver, params["driver_id"])
             driver_member = await session.get(Member, driver.member_id) if driver else None
             params["driver"] = driver_member.name if driver_member else "?"
+        if row.template == "dispatcher.driver_stale":
             minutes = params.get("minutes")
             params["age"] = (
                 t("msg.age_minutes", lang, minutes=minutes)

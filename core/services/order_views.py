@@ -19,6 +19,7 @@ from core.models import (
     OrderWindow,
     RouteStop,
     StopKind,
+    open_stop,
     tracking_url,
 )
 from core.services.stops import OPEN, first_name
@@ -79,12 +80,11 @@ async def views_of(
         etas = dict(
             (
                 await session.exec(
-                    select(RouteStop.order_id, RouteStop.eta)
-                    .where(
+                    select(RouteStop.order_id, RouteStop.eta).where(
                         col(RouteStop.order_id).in_(open_ids),
                         RouteStop.kind == StopKind.DELIVERY,
+                        open_stop(),
                     )
-                    .order_by(col(RouteStop.id))
                 )
             ).all()
         )

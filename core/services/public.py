@@ -36,6 +36,7 @@ from core.models import (
     RouteStop,
     StopKind,
     is_tracking_token,
+    open_stop,
     utcnow,
 )
 from core.services.geocoding import distance_m
@@ -140,8 +141,7 @@ def _views_statement() -> sa.Select[Any]:
     )
     eta = (
         sa.select(RouteStop.eta)
-        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY)
-        .limit(1)
+        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY, open_stop())
         .scalar_subquery()
     )
     photo = sa.exists().where(Proof.order_id == Order.id, Proof.kind == ProofKind.PHOTO)

@@ -31,6 +31,7 @@ from core.models import (
     ProofKind,
     RouteStop,
     StopKind,
+    open_stop,
     order_ref,
     utcnow,
 )
@@ -78,11 +79,12 @@ async def delivery_window(session: AsyncSession, order_id: int) -> OrderWindow |
 
 
 async def delivery_eta(session: AsyncSession, order_id: int) -> datetime | None:
-    """When the order's driver is expected at its door (None when it is on no route)."""
+    """When the order's driver is expected at its door (None when it is on no route): the
+    ETA of its open delivery stop, of which there is at most one."""
     statement = select(RouteStop.eta).where(
-        RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
+        RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY, open_stop()
     )
-    return (await session.exec(statement)).first()
+    return (await session.exec(statement)).one_or_none()
 
 
 async def driver_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
@@ -111,7 +113,9 @@ async def route_of(db: Database, driver_id: int) -> list[StopView]:
         ids = list(orders)
         planned = {
             (r.order_id, r.kind): r
-            for r in await session.exec(select(RouteStop).where(col(RouteStop.order_id).in_(ids)))
+            for r in await session.exec(
+                select(RouteStop).where(col(RouteStop.order_id).in_(ids), open_stop())
+            )
         }
         windows: dict[tuple[int, StopKind], tuple[datetime, datetime]] = {}
         for w in await session.exec(
@@ -207,19 +211,6 @@ async def _step(
     )
 
 
-async def _stamp(session: AsyncSession, order_id: int, field: str) -> None:
-    row = (
-        await session.exec(
-            select(RouteStop).where(
-                RouteStop.order_id == order_id, RouteStop.kind == StopKind.DELIVERY
-            )
-        )
-    ).first()
-    if row is not None and getattr(row, field) is None:
-        setattr(row, field, utcnow())
-        session.add(row)
-
-
 class Stops:
     """What a driver does at her stops."""
 
@@ -238,7 +229,6 @@ class Stops:
             if order.status in (S.ASSIGNED, S.PICKED_UP):  # she skipped ahead to this stop
                 await _step(session, order, S.OUT_FOR_DELIVERY, actor, self.rules)
             await _step(session, order, S.ARRIVED, actor, self.rules)
-            await _stamp(session, order_id, "actual_arrival")
 
     async def needs(self, driver_id: int, order_id: int) -> ProofKind:
         """The proof this order still needs before it can be marked delivered."""
@@ -255,7 +245,6 @@ class Stops:
             if order.status is S.OUT_FOR_DELIVERY:
                 await _step(session, order, S.ARRIVED, actor, self.rules)
             await _step(session, order, S.DELIVERED, actor, self.rules)
-            await _stamp(session, order_id, "actual_departure")
         return await self.start_next(driver_id, actor)
 
     async def fail(self, driver_id: int, order_id: int, reason: str, actor: Actor) -> int | None:

@@ -1,4 +1,4 @@
-"""Where drivers are: shifts, location pings, live-sharing expiry, "driver nearby", stale alerts.
+"""Where drivers are: location pings, live-sharing expiry, "driver nearby", stale alerts.
 
 A live location in chat is a stream of edits that ends either with a final edit (the driver
 stopped sharing) or silently at `date + live_period`. `live_until` keeps that end; a driver on
@@ -53,40 +53,6 @@ class Fix:
     accuracy_m: float | None = None
     heading: int | None = None
     speed_mps: float | None = None
-
-
-async def start_shift(db: Database, driver_id: int, *, ends_at: datetime | None = None) -> Driver:
-    async with db.transaction() as session:
-        driver = await session.get(Driver, driver_id, with_for_update=True)
-        assert driver is not None
-        if driver.shift_state is not ShiftState.ON:
-            driver.shift_started_at = utcnow()
-        driver.shift_state = ShiftState.ON
-        driver.shift_ends_at = ends_at
-        driver.stale_alerted_at = None
-        session.add(driver)
-        return driver
-
-
-async def on_shift(db: Database, driver_id: int) -> bool:
-    async with db.reads() as session:
-        driver = await session.get(Driver, driver_id)
-        return driver is not None and driver.shift_state is ShiftState.ON
-
-
-async def end_shift(db: Database, driver_id: int) -> list[int]:
-    """Go off shift; return the orders still on her route (the dispatcher re-plans them)."""
-    async with db.transaction() as session:
-        driver = await session.get(Driver, driver_id, with_for_update=True)
-        assert driver is not None
-        driver.shift_state = ShiftState.OFF
-        driver.live_until = None
-        session.add(driver)
-        statement = select(Order.id).where(
-            Order.driver_id == driver_id,
-            col(Order.status).in_([OrderStatus.ASSIGNED, OrderStatus.PICKED_UP]),
-        )
-        return [i for i in (await session.exec(statement)).all() if i is not None]
 
 
 _PINGS = LocationPing.__table__  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from core.models import (
     RouteStop,
     ShiftState,
     StopKind,
+    open_stop,
 )
 from core.routing import problem as rp
 from core.routing.travel import Matrix, Point, TravelProvider
@@ -94,7 +95,10 @@ async def load_world(
     day: date | None = None,
     waiting: list[int] | None = None,
     only_driver: int | None = None,
+    manual: int | None = None,
 ) -> World:
+    """`manual`: an order a dispatcher is giving to `only_driver`, planned as hers (at the end of
+    her stops, for the caller to place) whoever has it now."""
     epoch = now.replace(microsecond=0)
     day = day or epoch.date()
     drivers = await _drivers_on_shift(session, only_driver)
@@ -118,6 +122,9 @@ async def load_world(
         statement = statement.where(col(Order.id).in_(waiting))
     if waiting is None or waiting:
         orders.update({o.id: o for o in await session.exec(statement)})
+    given = await session.get(Order, manual) if manual is not None else None
+    if given is not None and given.status in (*WAITING, S.ASSIGNED):
+        orders[manual] = given  # type: ignore[index]
     windows: dict[tuple[int, StopKind], list[OrderWindow]] = {}
     if orders:
         rows = await session.exec(
@@ -126,6 +133,10 @@ async def load_world(
         for row in rows:
             windows.setdefault((row.order_id, row.stop), []).append(row)
     sequences = await _current_sequences(session, orders, drivers)
+    if manual in orders and only_driver is not None:
+        mine = sequences.setdefault(str(only_driver), [])
+        given_ids = [pickup_id(manual), delivery_id(manual)]  # type: ignore[arg-type]
+        mine += [s for s in given_ids if s not in mine]
 
     points: list[Point] = []
     index: dict[Point, int] = {}
@@ -187,7 +198,9 @@ async def load_world(
             order.units or 0,
         )
         vehicles_for: frozenset[str] | None = None
-        if order.status in MOVING or order.driver_locked:
+        if order.id == manual:
+            vehicles_for = frozenset({str(only_driver)})
+        elif order.status in MOVING or order.driver_locked:
             vehicles_for = frozenset({str(order.driver_id)}) if order.driver_id else None
         elif order.zone and (zoned := allowed_by_zone(order.zone)) is not None:
             vehicles_for = zoned
@@ -265,7 +278,7 @@ async def _current_sequences(
     planned: dict[str, int] = {}
     if orders:
         rows = await session.exec(
-            select(RouteStop).where(col(RouteStop.order_id).in_(list(orders)))
+            select(RouteStop).where(col(RouteStop.order_id).in_(list(orders)), open_stop())
         )
         for row in rows:
             key = (

@@ -108,6 +108,12 @@ TEXTS = {
         "+{minutes} min to this route, less than it would add for {nearest}, who is nearer"
     ),
     "dispatch.no_location": "its address has no map point yet; send a location pin or fix it",
+    "dispatch.changed": "it changed while the plan was made (by hand, or started): left as it is",
+    "dispatch.off_shift": "{driver} went off shift while the plan was made",
+    "dispatch.taken": (
+        "Order {ref} was just assigned to {driver} by someone else, so your choice was not saved. "
+        "Assign it again to change that."
+    ),
     "dispatch.not_allowed": "may not take it (zone, vehicle or lock)",
     "dispatch.lacks": "lacks {skills}",
     "dispatch.full_stops": "already has the most stops allowed",

@@ -50,6 +50,10 @@ TEXTS = {
     "msg.dispatcher.chat_undeliverable": (
         "⚠️ {name} blocked the bot, so they no longer get messages{about}."
     ),
+    "msg.dispatcher.shift_end_on_board": (
+        "⚠️ {driver} asked to end the shift with parcels on board: {refs}. The shift goes on "
+        "until they are delivered or marked failed."
+    ),
     "msg.dispatcher.driver_stale": (
         "⚠️ {driver}'s location is {age} during the shift; I asked them to share it again."
     ),
@@ -158,6 +162,10 @@ TEXTS = {
     "shift.ended": "Your shift has ended. Thank you!{left}",
     "shift.left.one": " 1 stop goes back to dispatch.",
     "shift.left.other": " {count} stops go back to dispatch.",
+    "shift.on_board": (
+        "You still have parcels on board: {refs}. Deliver them or mark them failed, then end "
+        "your shift. Your shift goes on; the dispatchers know."
+    ),
     "shift.ask_end": "You are on shift. End it now?",
     "shift.end_button": "End shift",
     "shift.not_started": "Start your shift with /shift first, then share your live location.",

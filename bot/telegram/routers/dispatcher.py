@@ -29,6 +29,7 @@ from core.errors import DomainError
 from core.lifecycle import Actor, Change
 from core.models import OrderStatus, Role
 from core.services import board, imports, invites, orders, tracking
+from core.services.dispatch import DispatchReport
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.messages import tracking_link
@@ -158,17 +159,14 @@ async def cb_assign(
     callback: CallbackQuery, callback_data: AssignCb, svc: Services, who: Identity, lang: str
 ) -> None:
     await callback.answer()
-    await _assign(svc, who, callback_data.order, callback_data.driver)
-    await answer(callback, await _assigned_text(svc, callback_data.order, lang))
+    await answer(callback, await _assign(svc, who, callback_data.order, callback_data.driver, lang))
 
 
-async def _assign(svc: Services, who: Identity, order_id: int, driver_id: int) -> None:
-    await svc.dispatcher.assign_manually(order_id, driver_id, actor(who))
-
-
-async def _assigned_text(svc: Services, order_id: int, lang: str) -> str:
+async def _assign(svc: Services, who: Identity, order_id: int, driver_id: int, lang: str) -> str:
+    """Assign; say so naming the driver she chose (a refusal is raised, and answered, instead)."""
+    name = await svc.dispatcher.assign_manually(order_id, driver_id, actor(who))
     card = await board.order_card(svc.db, order_id)
-    return t("order.assigned", lang, ref=card.ref, driver=card.driver or "?")
+    return t("order.assigned", lang, ref=card.ref, driver=name)
 
 
 @router.message(Command("assign"))
@@ -181,8 +179,7 @@ async def cmd_assign(
         return
     order_id = await board.find_order(svc.db, parts[0])
     driver_id = await board.find_driver(svc.db, parts[1])
-    await _assign(svc, who, order_id, driver_id)
-    await message.answer(await _assigned_text(svc, order_id, lang))
+    await message.answer(await _assign(svc, who, order_id, driver_id, lang))
 
 
 @router.callback_query(OrderCb.filter(F.op == "cancel"))
@@ -303,7 +300,7 @@ async def cmd_drivers(message: Message, svc: Services, lang: str) -> None:
 async def cmd_dispatch(message: Message, svc: Services, who: Identity, lang: str) -> None:
     progress = await message.answer(t("optimize.working", lang))
     report = await _with_progress(progress, svc.dispatcher.dispatch_day(actor(who)), lang)
-    if not report.assigned and not report.unassigned:
+    if not report.assigned and not report.unassigned and not report.skipped:
         await progress.edit_text(t("dispatch.nothing", lang))
         return
     lines = [
@@ -313,7 +310,7 @@ async def cmd_dispatch(message: Message, svc: Services, who: Identity, lang: str
     refs = await board.refs(svc.db, {a.order_id for a in assigned} | {o for o, _ in left})
     lines += [t("dispatch.line", lang, ref=refs[a.order_id], driver=a.driver) for a in assigned]
     lines += [t("dispatch.left", lang, ref=refs[o], reason=why) for o, why in left]
-    await progress.edit_text("\n".join(lines))
+    await progress.edit_text("\n".join(lines + _skipped(report, lang)))
 
 
 @router.message(Command("optimize"))
@@ -322,9 +319,18 @@ async def cmd_optimize(message: Message, svc: Services, who: Identity, lang: str
     report = await _with_progress(progress, svc.dispatcher.optimize(actor(who)), lang)
     minutes, km = report.seconds_saved // 60, round(report.metres_saved / 1000, 1)
     if minutes <= 0 and km <= 0:
-        await progress.edit_text(t("optimize.no_gain", lang))
+        text = t("optimize.no_gain", lang)
     else:
-        await progress.edit_text(t("optimize.result", lang, minutes=minutes, km=km))
+        text = t("optimize.result", lang, minutes=minutes, km=km)
+    await progress.edit_text("\n".join([text, *_skipped(report, lang)]))
+
+
+def _skipped(report: DispatchReport, lang: str) -> list[str]:
+    """Orders that changed while the plan was made (a manual choice, a start): left as is."""
+    return [
+        t("dispatch.left", lang, ref=f"#{o}", reason=why)
+        for o, why in list(report.skipped.items())[:REPORT_ROWS]
+    ]
 
 
 async def _with_progress(progress: Message, work, lang: str):  # type: ignore[no-untyped-def]

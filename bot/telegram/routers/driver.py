@@ -18,8 +18,8 @@ from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
 from core.errors import DomainError
 from core.lifecycle import Actor
-from core.models import OrderStatus, ProofKind
-from core.services import orders, proofs, stops, tracking
+from core.models import ProofKind
+from core.services import proofs, shifts, stops, tracking
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.stops import StopView
@@ -46,24 +46,24 @@ async def cmd_shift(message: Message, svc: Services, who: Identity, lang: str) -
     if await _on_shift(svc, who):
         await message.answer(t("shift.ask_end", lang), reply_markup=kb.end_shift(lang))
         return
-    await tracking.start_shift(svc.db, driver_id(who))
+    await shifts.start_shift(svc.db, driver_id(who))
     await message.answer(t("shift.started", lang), reply_markup=kb.share_location(lang))
 
 
 async def _on_shift(svc: Services, who: Identity) -> bool:
-    return await tracking.on_shift(svc.db, driver_id(who))
+    return await shifts.on_shift(svc.db, driver_id(who))
 
 
 @router.callback_query(ShiftCb.filter(F.op == "end"))
 async def cb_end_shift(callback: CallbackQuery, svc: Services, who: Identity, lang: str) -> None:
-    left = await tracking.end_shift(svc.db, driver_id(who))
-    for order_id in left:  # back to dispatch
-        await orders.change_status(
-            svc.db, order_id, OrderStatus.NEW, actor(who), rules=svc.settings.orders
-        )
-    extra = t("shift.left", lang, count=len(left)) if left else ""
+    attempts = svc.settings.orders.max_attempts
+    result = await shifts.end_shift(svc.db, driver_id(who), actor(who), max_attempts=attempts)
     await callback.answer()
-    await answer(callback, t("shift.ended", lang, left=extra), reply_markup=ReplyKeyboardRemove())
+    if not result.ended:
+        await answer(callback, t("shift.on_board", lang, refs=", ".join(result.on_board)))
+        return
+    left = t("shift.left", lang, count=len(result.returned)) if result.returned else ""
+    await answer(callback, t("shift.ended", lang, left=left), reply_markup=ReplyKeyboardRemove())
 
 
 @router.message(F.location)
