@@ -75,6 +75,7 @@ class DispatchReport:
     unassigned: dict[int, str] = field(default_factory=dict)  # order id -> why
     before: Plan | None = None  # the current plan, for /optimize
     after: Plan | None = None
+    engine: str = ""  # what planned it: pyvrp, ortools, or current (the plan in force stayed)
 
     @property
     def seconds_saved(self) -> int:
@@ -214,7 +215,7 @@ class Dispatcher:
         return full
 
     async def _apply(self, world: World, plan: Plan, actor: Actor) -> DispatchReport:
-        report = DispatchReport()
+        report = DispatchReport(engine=plan.engine)
         async with self.db.transaction() as session:
             for route in plan.routes:
                 driver_id = int(route.vehicle)

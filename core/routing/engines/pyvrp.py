@@ -1,11 +1,11 @@
 """PyVRP (iterated local search): the engine for every problem it models.
 
-It models time windows (one per stop), capacities in several dimensions, a "stops" dimension for
-max stops, optional stops with prizes, several start depots, open ends (a zero-cost sink) and
-pickup→delivery shipments. "This stop only on these vehicles" (skills, zones, locks) becomes one
-routing profile per class of vehicles, in which the stops that class may not serve are out of
-reach (arcs longer than any shift). Several windows per stop, or too many vehicle classes, go to
-OR-Tools (see `can_model`).
+It models time windows (several per stop: one client per window in a mutually exclusive client
+group), capacities in several dimensions (those that can bind), a "stops" dimension for max
+stops, optional stops with prizes, several start depots, open ends (a zero-cost sink),
+pickup→delivery shipments, and which vehicles may serve a stop (profiles or lock dimensions, see
+`restrictions.py`). Stops it cannot model are odd (`odd_stops`): placed after the solve. Pairs
+together with max stops go to OR-Tools (see `models_pairs`).
 """
 
 from __future__ import annotations
@@ -17,25 +17,34 @@ import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
 
-from core.routing.problem import Problem, Stop, Vehicle
+from core.routing.engines.restrictions import restrictions
+from core.routing.problem import Problem, Stop
 
 UNLIMITED = 2**40
 OUT_OF_REACH = 10**9  # seconds and metres: longer than any shift (HORIZON is ~3.2e8)
-MAX_PROFILES = 16  # each profile is a full pair of matrices
 NAME = "pyvrp"
 
 
-def forbidden(problem: Problem, vehicle: Vehicle) -> frozenset[str]:
-    return frozenset(s.id for s in problem.stops if not problem.compatible(vehicle, s))
-
-
 def can_model(problem: Problem) -> bool:
-    if any(len(stop.windows) > 1 for stop in problem.stops):
-        return False
-    if problem.pairs and any(v.max_stops is not None for v in problem.vehicles):
-        return False  # a shipment's load goes up and down, so it cannot also count stops
-    classes = {forbidden(problem, v) for v in problem.vehicles}
-    return len(classes - {frozenset()}) < MAX_PROFILES
+    return models_pairs(problem) and not odd_stops(problem)
+
+
+def models_pairs(problem: Problem) -> bool:
+    """A shipment's load goes up and down, so it cannot also count stops."""
+    return not (problem.pairs and any(v.max_stops is not None for v in problem.vehicles))
+
+
+def odd_stops(problem: Problem) -> frozenset[str]:
+    return restrictions(problem).odd
+
+
+def _binding(problem: Problem) -> list[int]:
+    """The capacity dimensions some vehicle could fill (the others are left out of the model)."""
+    dims = range(len(problem.dimensions))
+    total = [sum(problem.load(stop)[d] for stop in problem.stops) for d in dims]
+    return [
+        d for d in dims if any(v.capacity and v.capacity[d] < total[d] for v in problem.vehicles)
+    ]
 
 
 def _prize(problem: Problem, stop: Stop, big: int) -> int:
@@ -47,9 +56,10 @@ def _prize(problem: Problem, stop: Stop, big: int) -> int:
 def build(
     problem: Problem, *, soft: bool
 ) -> tuple[pyvrp.ProblemData, list[str], list[str], list[list[str]]]:
-    """The PyVRP model. `soft`: required stops become optional with a huge prize, so an
-    overfull day drops stops instead of breaking windows. Returns the data, our stop ids per
-    client and per shipment, and our vehicle ids per vehicle type."""
+    """The PyVRP model of a problem without odd stops. `soft`: required stops become optional
+    with a huge prize, so an overfull day drops stops instead of breaking windows. Returns the
+    data, our stop ids per client (a stop with several windows has a client for each) and per
+    shipment, and our vehicle ids per vehicle type."""
     n = problem.size
     open_routes = any(v.open_end for v in problem.vehicles)
     sink = n  # open routes end here at no cost (only when some route is open)
@@ -64,7 +74,8 @@ def build(
         duration[sink, :n] = problem.durations.max(initial=0)
     # A stop some vehicle may not serve gets a location of its own, so that only its arcs are
     # cut in that vehicle's profile (another stop at the same address stays reachable).
-    classes = {v.id: forbidden(problem, v) for v in problem.vehicles}
+    rules = restrictions(problem)
+    classes = rules.cut
     restricted = sorted(set().union(*classes.values())) if classes else []
     origin = list(range(size))
     own: dict[str, int] = {}
@@ -103,7 +114,18 @@ def build(
         return depot_index[location]
 
     counting_stops = any(v.max_stops is not None for v in problem.vehicles)
-    dims = len(problem.dimensions) + (1 if counting_stops else 0)
+    real = _binding(problem)
+    dims = len(real) + (1 if counting_stops else 0) + rules.width
+
+    def amounts(stop: Stop, count: int) -> list[int]:
+        """Its load in the model: binding dimensions, the stop count, its lock dimensions."""
+        load, locks = problem.load(stop), rules.loads.get(stop.id, ())
+        return (
+            [load[d] for d in real]
+            + ([count] if counting_stops else [])
+            + [1 if d in locks else 0 for d in range(rules.width)]
+        )
+
     objective = problem.objective
     # Identical vehicles share one vehicle type (num_available=k): PyVRP searches a
     # homogeneous fleet far better than k look-alike types.
@@ -112,9 +134,11 @@ def build(
     for vehicle in problem.vehicles:
         shift = problem.shift(vehicle)
         end = problem.end_location(vehicle)
-        capacity = list(vehicle.capacity) or [UNLIMITED] * len(problem.dimensions)
+        capacity = [vehicle.capacity[d] if vehicle.capacity else UNLIMITED for d in real]
         if counting_stops:
             capacity.append(UNLIMITED if vehicle.max_stops is None else vehicle.max_stops)
+        room = rules.room[vehicle.id]
+        capacity += [UNLIMITED if d in room else 0 for d in range(rules.width)]
         spec = dict(
             capacity=capacity,
             start_depot=depot_at(problem.start_location(vehicle)),
@@ -138,25 +162,33 @@ def build(
 
     big = int(max(problem.durations.max(initial=0), problem.distances.max(initial=0)) + 1)
     big *= 4 * max(1, objective.distance + objective.duration)
-    clients, client_ids = [], []
+    clients, client_ids, groups = [], [], []
     for stop in problem.stops:
         if stop.id in problem.partner:
             continue
-        window = problem.windows(stop)[0]
-        load = list(problem.load(stop)) + ([1] if counting_stops else [])
-        clients.append(
-            pyvrp.Client(
-                place(stop),
-                delivery=load,
-                service_duration=stop.service,
-                tw_early=window.start,
-                tw_late=window.end,
-                prize=_prize(problem, stop, big),
-                required=stop.required and not soft,
-                name=stop.id,
+        windows = problem.windows(stop)
+        load = amounts(stop, 1)
+        group = None
+        if len(windows) > 1:  # one client per window; exactly one of them is served
+            group = len(groups)
+            groups.append(pyvrp.ClientGroup(required=stop.required and not soft))
+        for window in windows:
+            if group is not None:
+                groups[group].add_client(len(clients))
+            clients.append(
+                pyvrp.Client(
+                    place(stop),
+                    delivery=load,
+                    service_duration=stop.service,
+                    tw_early=window.start,
+                    tw_late=window.end,
+                    prize=_prize(problem, stop, big),
+                    required=stop.required and not soft and group is None,
+                    group=group,
+                    name=stop.id,
+                )
             )
-        )
-        client_ids.append(stop.id)
+            client_ids.append(stop.id)
     shipments, shipment_ids = [], []
     for pair in problem.pairs:
         pickup, delivery = problem.stop_by_id[pair.pickup], problem.stop_by_id[pair.delivery]
@@ -171,7 +203,7 @@ def build(
                 delivery_tw_early=last.start,
                 delivery_tw_late=last.end,
                 delivery_service_duration=delivery.service,
-                amount=list(problem.load(pickup)) + ([0] if counting_stops else []),
+                amount=amounts(pickup, 0),
                 prize=_prize(problem, pickup, big) + _prize(problem, delivery, big),
                 required=pickup.required and not soft,
                 name=pair.pickup,
@@ -185,6 +217,7 @@ def build(
         vehicle_types=vehicle_types,
         distance_matrices=distances,
         duration_matrices=durations,
+        groups=groups,
         shipments=shipments,
     )
     assert all(len(c.delivery) == dims for c in clients)
