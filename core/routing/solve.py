@@ -68,14 +68,10 @@ def solve(
     sequences = ENGINES[name](
         without(rest, odd), time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
     )
-    plan = repair(problem, sequences, dict(impossible), name)
-    routed = {stop for route in plan.routes for stop in route.stops}
-    if left_out := [stop.id for stop in rest.stops if stop.id not in routed]:  # odd ones too
-        deadline = time.perf_counter() + max(PLACING_S, time_limit_s)
-        sequences, reasons = place(problem, plan.sequences, left_out, deadline=deadline)
-        plan = repair(problem, sequences, {**impossible, **reasons}, name)
-    if current:
-        plan = _better(problem, plan, current)
+    deadline = time.perf_counter() + max(PLACING_S, time_limit_s)
+    plan = _fill(problem, repair(problem, sequences, dict(impossible), name), impossible, deadline)
+    if current and (kept := _better(problem, plan, current)) is not plan:
+        plan = _fill(problem, kept, impossible, deadline)
     log.debug(
         "solved %d stops on %d vehicles with %s (%d outside its model) in %.2fs: cost %d, "
         "%d left out",
@@ -111,6 +107,17 @@ def _better(problem: Problem, plan: Plan, current: dict[str, list[str]]) -> Plan
                  len(before.unassigned), len(plan.unassigned))  # fmt: skip
         return before
     return plan
+
+
+def _fill(problem: Problem, plan: Plan, impossible: dict[str, str], deadline: float) -> Plan:
+    """The plan with each stop it leaves out (odd ones too) placed where it fits; the others
+    with a true reason."""
+    routed = {stop for route in plan.routes for stop in route.stops}
+    left_out = [s.id for s in problem.stops if s.id not in routed and s.id not in impossible]
+    if not left_out:
+        return plan
+    sequences, reasons = place(problem, plan.sequences, left_out, deadline=deadline)
+    return repair(problem, sequences, {**impossible, **reasons}, plan.engine)
 
 
 def _left_out(problem: Problem, plan: Plan) -> int:
