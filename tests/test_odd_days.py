@@ -16,9 +16,10 @@ from core.db import Database
 from core.lifecycle import SYSTEM, Window
 from core.models import Order, OrderStatus, Route, RouteStop
 from core.routing.check import check
+from core.routing.engines.pyvrp import odd_stops
 from core.routing.insert import cheapest_insertion
 from core.routing.plan import Plan
-from core.routing.problem import ON_BOARD, Depot, Objective, Problem, Stop, Vehicle
+from core.routing.problem import ON_BOARD, Depot, Objective, Pair, Problem, Stop, Vehicle
 from core.routing.problem import Window as Span
 from core.routing.solve import solve, without
 from core.routing.travel import Point, StraightLine, haversine_m
@@ -120,6 +121,29 @@ def test_stops_an_engine_left_out_are_full_only_when_nothing_fits():
     plan = solve(overfull, **SOLVE)
     assert plan.unassigned and set(plan.unassigned.values()) == {FULL}
     assert_reasons_true(overfull, plan)
+
+
+def test_what_pyvrp_cannot_express_is_placed_after_it():
+    day = city_day(orders=60, drivers=40)
+    vehicles = [v.id for v in day.vehicles]
+    pairs = {f"k{i}": frozenset({vehicles[i], vehicles[(i + 1) % 40]}) for i in range(40)}
+    evening = (Span(9 * HOUR, 10 * HOUR), Span(17 * HOUR, 18 * HOUR))
+    odd_day = replaced(
+        day,
+        k50={"windows": evening},  # a delivery with two windows, after its pickup k51
+        **{s: {"vehicles": allowed} for s, allowed in pairs.items()},  # 40 allowed pairs
+    )
+    odd_day = dataclasses.replace(odd_day, pairs=(Pair("k51", "k50"),))
+    outside = odd_stops(odd_day)
+    assert {"k50", "k51"} <= outside and len(outside) > 2  # past 15 profiles and 12 dimensions
+    plan = solve(odd_day, **SOLVE)
+    assert plan.engine == "pyvrp" and plan.unassigned == {}
+    for stop, allowed in pairs.items():
+        assert plan.route_of(stop).vehicle in allowed
+    route = plan.route_of("k50")
+    assert route is plan.route_of("k51") and route.stops.index("k51") < route.stops.index("k50")
+    assert any(w.start <= plan.visit("k50").start <= w.end for w in evening)
+    assert_reasons_true(odd_day, plan)
 
 
 # -- through the database: Dispatcher.dispatch_day -----------------------------------------
