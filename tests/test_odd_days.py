@@ -73,7 +73,7 @@ def served(plan: Plan) -> set[str]:
 
 
 def assert_reasons_true(problem: Problem, plan: Plan) -> None:
-    """ "Every route is full" only where no route has a feasible place for the stop."""
+    """A stop is called full only where no route has a feasible place for it."""
     assert check(problem, plan) == []
     for stop_id, reason in plan.unassigned.items():
         if reason == FULL:
