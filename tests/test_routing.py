@@ -138,7 +138,7 @@ def test_the_engine_is_chosen_by_what_the_problem_needs():
     plain = problem(points, [Stop("a", 1), Stop("b", 2)])
     assert choose_engine(plain) == "pyvrp"
     two_windows = problem(points, [Stop("a", 1, windows=(Window(0, 5), Window(10, 20)))])
-    assert choose_engine(two_windows) == "ortools"
+    assert choose_engine(two_windows) == "pyvrp"  # a client per window, in a client group
     vans = [Vehicle("x", depot="hub"), Vehicle("y", depot="hub", skills=frozenset({"fridge"}))]
     chilled = problem(points, [Stop("a", 1, skills=frozenset({"fridge"})), Stop("b", 1)], vans)
     assert choose_engine(chilled) == "pyvrp"  # one profile per vehicle class
@@ -148,7 +148,14 @@ def test_the_engine_is_chosen_by_what_the_problem_needs():
         assert plan.unassigned == {}
     many = [Vehicle(f"v{i}", depot="hub", skills=frozenset({f"s{i}"})) for i in range(20)]
     classes = [Stop(f"c{i}", 1 + i % 2, skills=frozenset({f"s{i}"})) for i in range(20)]
-    assert choose_engine(problem(points, classes, many)) == "ortools"  # too many profiles
+    twenty = problem(points, classes, many)
+    assert choose_engine(twenty) == "pyvrp"  # 15 profiles, then lock dimensions
+    plan = solve(twenty, time_limit_s=1)
+    assert plan.engine == "pyvrp" and plan.unassigned == {}
+    assert all(plan.route_of(f"c{i}").vehicle == f"v{i}" for i in range(20))
+    counted = [Vehicle("x", depot="hub", max_stops=3)]
+    paired = problem(points, [Stop("p", 1), Stop("d", 2)], counted, pairs=(Pair("p", "d"),))
+    assert choose_engine(paired) == "ortools"  # a shipment cannot also count stops in PyVRP
 
 
 def test_several_windows_per_stop():
@@ -358,14 +365,22 @@ def test_duration_objective_leaves_the_depot_as_late_as_useful():
 
 def test_a_replan_never_returns_worse_than_the_current_plan(monkeypatch):
     points = [(0, 0), (1, 0), (2, 0), (3, 0)]
-    stops = [Stop("a", 1), Stop("b", 2), Stop("c", 3, priority=100)]  # c is already in the van
-    p = problem(points, stops)
-    current = {"van": ["a", "b", "c"]}
+    stops = [
+        Stop("a", 1, service=MINUTE),
+        Stop("b", 2, service=MINUTE),
+        Stop("c", 3, service=MINUTE, priority=100),  # c is already in the van
+    ]
+    van = Vehicle("van", depot="hub", shift=Window(0, 8 * MINUTE))  # time for two of the three
+    p = problem(points, stops, [van])
+    current = {"van": ["a", "c"]}
 
     def drops_the_parcel_in_the_van(sub, **options):
         return {"van": ["a", "b"]}  # a worse plan: leaves the parcel in the van behind
 
     monkeypatch.setitem(ENGINES_BY_NAME, "pyvrp", drops_the_parcel_in_the_van)
-    assert solve(p, time_limit_s=1).unassigned.keys() == {"c"}  # without a current plan
+    full = "no room: every route is full (time windows, capacity or shift ends)"
+    alone = solve(p, time_limit_s=1)  # without a current plan: c fits nowhere after a and b
+    assert alone.unassigned == {"c": full}
     kept = solve(p, time_limit_s=1, current=current)
-    assert kept.sequences == current and kept.unassigned == {} and kept.engine == "current"
+    assert kept.sequences == current and kept.unassigned == {"b": full}  # a true reason
+    assert kept.engine == "current"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -100,6 +101,57 @@ async def test_the_cache_asks_only_for_what_it_lacks():
         assert (grown.distances == direct.distances).all()
         await cached.matrix(bigger, bigger, RUSH)  # another hour: asked again
         assert len(app.state.requests) == 5
+
+
+def city(n: int, seed: int = 1) -> list[Point]:
+    """`n` distinct points scattered over about 20 × 20 km of Berlin."""
+    rng = np.random.default_rng(seed)
+    lat, lon = rng.uniform(52.42, 52.60, n), rng.uniform(13.25, 13.55, n)
+    return [Point(float(a), float(b)) for a, b in zip(lat, lon, strict=True)]
+
+
+async def test_one_more_point_among_two_thousand_asks_only_for_its_row_and_column():
+    app = create_fake_osrm(max_table=500)
+    known, new = city(2000), Point(52.5, 13.4)
+    async with serve(app) as base, httpx.AsyncClient(timeout=60) as client:
+        cached = Cached(Osrm(base, client, max_table=500))
+        first = await cached.matrix(known, known, NOON)
+        warm = len(app.state.requests)
+        assert warm == 16  # 2,000 × 2,000 in 500 × 500 blocks
+        grown = await cached.matrix([*known, new], [*known, new], NOON)
+        asked = app.state.requests[warm:]
+        sizes = [
+            (len(parse_qs(urlsplit(url).query)["sources"][0].split(";")),
+             len(parse_qs(urlsplit(url).query)["destinations"][0].split(";")))
+            for url in asked
+        ]  # fmt: skip
+        # the new row (1 × 2,001) and the new column (2,000 × 1): nothing it already had
+        assert sum(s * d for s, d in sizes) == 2001 + 2000, sizes[:5]
+        assert len(asked) <= 6  # each in requests of at most 2 × 500 points
+        assert (grown.durations[:2000, :2000] == first.durations).all()
+        direct = await Osrm(base, client, max_table=500).matrix([new], known, NOON)
+        assert (grown.durations[2000, :2000] == direct.durations[0]).all()
+        again = len(app.state.requests)
+        await cached.matrix(known[:10], known[-10:], NOON)  # known pairs: nothing asked
+        assert len(app.state.requests) == again
+
+
+async def test_the_cache_stays_within_its_bound():
+    app = create_fake_osrm()
+    first, second = city(8, seed=2), city(8, seed=3)
+    async with serve(app) as base, httpx.AsyncClient() as client:
+        cached = Cached(Osrm(base, client), max_points=10)
+        await cached.matrix(first, first, NOON)
+        await cached.matrix(first, first, RUSH)  # another hour: the older one goes
+        assert list(cached.blocks) == [RUSH.hour] and len(app.state.requests) == 2
+        await cached.matrix(second, second, RUSH)  # 16 points in one hour: keeps these 8
+        assert len(app.state.requests) == 3 and cached.nbytes <= 10**2 * 9
+        before = await cached.matrix(second[:3], second[:3], RUSH)
+        assert len(app.state.requests) == 3
+        await cached.matrix([*second, first[0]], [*second, first[0]], RUSH)
+        assert len(app.state.requests) == 5  # the returning point's row and column only
+        again = await cached.matrix(second[:3], second[:3], RUSH)
+        assert (again.durations == before.durations).all() and cached.nbytes <= 10**2 * 9
 
 
 async def test_settings_choose_the_provider():

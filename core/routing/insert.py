@@ -128,24 +128,7 @@ def cheapest_insertion(
             rejected[vehicle.id] = _incompatible(problem, vehicle, stop.id)
             continue
         current = list(routes.get(vehicle.id, ()))
-        lean = _Lean(problem, vehicle, [*current, stop_id] + ([partner] if partner else []))
-        before = lean.cost(current)
-        base = before[0] if before else 0
-        first = min(locked.get(vehicle.id, 0), len(current))
-        found = None
-        for i in range(first, len(current) + 1):
-            ends = range(i + 1, len(current) + 2) if partner else (None,)
-            for j in ends:
-                candidate = [*current[:i], stop_id, *current[i:]]
-                if j is not None:
-                    candidate.insert(j, partner)
-                result = lean.cost(candidate)
-                if result is None:
-                    continue
-                delta = result[0] - base
-                if found is None or delta < found[0]:
-                    found = (delta, candidate, result[1] - (before[1] if before else 0),
-                             result[2] - (before[2] if before else 0))  # fmt: skip
+        found = best_position(problem, vehicle, current, stop_id, locked.get(vehicle.id, 0))
         if found is None:
             rejected[vehicle.id] = _why_not(problem, vehicle, current, stop.id, partner)
             continue
@@ -166,6 +149,29 @@ def cheapest_insertion(
         name = names.get(nearest, nearest)
         reason = t("dispatch.cheaper_than_nearest", nearest=name, minutes=minutes)
     return Insertion(stop.id, vehicle_id, tuple(sequence), seconds, metres, route, rejected, reason)
+
+
+def best_position(
+    problem: Problem, vehicle: Vehicle, current: Sequence[str], stop_id: str, locked: int = 0
+) -> tuple[int, list[str], int, int] | None:
+    """The cheapest feasible place for `stop_id` (a pickup brings its delivery along) on this
+    vehicle's route after its first `locked` stops: (added cost, the new sequence, added
+    seconds, added metres), or None when it fits nowhere."""
+    partner = problem.partner.get(stop_id)
+    lean = _Lean(problem, vehicle, [*current, stop_id] + ([partner] if partner else []))
+    before = lean.cost(current) or (0, 0, 0)
+    found = None
+    for i in range(min(locked, len(current)), len(current) + 1):
+        ends = range(i + 1, len(current) + 2) if partner else (None,)
+        for j in ends:
+            candidate = [*current[:i], stop_id, *current[i:]]
+            if j is not None:
+                candidate.insert(j, partner)
+            result = lean.cost(candidate)
+            if result is not None and (found is None or result[0] - before[0] < found[0]):
+                found = (result[0] - before[0], candidate, result[1] - before[1],
+                         result[2] - before[2])  # fmt: skip
+    return found
 
 
 def _incompatible(problem: Problem, vehicle: Vehicle, stop_id: str) -> str:

@@ -1,9 +1,16 @@
 """`solve()`: pick the engine, solve, re-check, and never hand out an infeasible plan.
 
 1. Stops no vehicle could serve even alone are set aside first, each with the reason.
-2. The engine (PyVRP where it can model the problem, OR-Tools otherwise) proposes sequences.
+2. The engine (PyVRP unless the problem has pairs and max stops: then OR-Tools) proposes
+   sequences. The few stops PyVRP cannot model (`odd_stops`: several windows on a pickup or
+   delivery, restrictions past its budgets) are left out of its model, so an odd stop never
+   changes the engine for the whole day.
 3. Our checker schedules and checks them. If anything is broken, the offending stop (and its
    pickup/delivery partner) is taken out with the checker's reason, until the plan is clean.
+4. Every stop not routed yet (odd ones included) is placed by insertion where it fits, nothing
+   else moving: the day serves at least what it serves without the odd stops. What is still
+   left out is "full" (then true), "not worth it" for an optional stop, or "not planned this
+   time" past the deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from concurrent.futures import Executor
 from core.routing.check import InfeasiblePlan, Violation, evaluate, simulate
 from core.routing.engines import ortools as ortools_engine
 from core.routing.engines import pyvrp as pyvrp_engine
+from core.routing.place import place
 from core.routing.plan import Plan
 from core.routing.problem import Problem, Stop
 from core.texts import t
@@ -29,10 +37,11 @@ ENGINES: dict[str, Engine] = {
     pyvrp_engine.NAME: pyvrp_engine.run,
     ortools_engine.NAME: ortools_engine.run,
 }
+PLACING_S = 2.0  # at least this long (else the time limit) to place stops after the engine
 
 
 def choose_engine(problem: Problem) -> str:
-    return pyvrp_engine.NAME if pyvrp_engine.can_model(problem) else ortools_engine.NAME
+    return pyvrp_engine.NAME if pyvrp_engine.models_pairs(problem) else ortools_engine.NAME
 
 
 def solve(
@@ -55,24 +64,21 @@ def solve(
             impossible[partner] = t("routing.reason.partner", stop=stop_id)
     rest = without(problem, impossible)
     name = engine or choose_engine(rest)
+    odd = pyvrp_engine.odd_stops(rest) if name == pyvrp_engine.NAME else frozenset()
     sequences = ENGINES[name](
-        rest, time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
+        without(rest, odd), time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
     )
-    left_out = dict(impossible)
-    routed = {stop for stops in sequences.values() for stop in stops}
-    for stop in rest.stops:
-        if stop.id not in routed:
-            left_out[stop.id] = t(
-                "routing.reason.optional" if stop.penalty is not None else "routing.reason.full"
-            )
-    plan = repair(problem, sequences, left_out, name)
-    if current:
-        plan = _better(problem, plan, current)
+    deadline = time.perf_counter() + max(PLACING_S, time_limit_s)
+    plan = _fill(problem, repair(problem, sequences, dict(impossible), name), impossible, deadline)
+    if current and (kept := _better(problem, plan, current)) is not plan:
+        plan = _fill(problem, kept, impossible, deadline)
     log.debug(
-        "solved %d stops on %d vehicles with %s in %.2fs: cost %d, %d left out",
+        "solved %d stops on %d vehicles with %s (%d outside its model) in %.2fs: cost %d, "
+        "%d left out",
         len(problem.stops),
         len(problem.vehicles),
         name,
+        len(odd),
         time.perf_counter() - started,
         plan.cost,
         len(plan.unassigned),
@@ -101,6 +107,17 @@ def _better(problem: Problem, plan: Plan, current: dict[str, list[str]]) -> Plan
                  len(before.unassigned), len(plan.unassigned))  # fmt: skip
         return before
     return plan
+
+
+def _fill(problem: Problem, plan: Plan, impossible: dict[str, str], deadline: float) -> Plan:
+    """The plan with each stop it leaves out (odd ones too) placed where it fits; the others
+    with a true reason."""
+    routed = {stop for route in plan.routes for stop in route.stops}
+    left_out = [s.id for s in problem.stops if s.id not in routed and s.id not in impossible]
+    if not left_out:
+        return plan
+    sequences, reasons = place(problem, plan.sequences, left_out, deadline=deadline)
+    return repair(problem, sequences, {**impossible, **reasons}, plan.engine)
 
 
 def _left_out(problem: Problem, plan: Plan) -> int:

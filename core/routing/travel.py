@@ -120,10 +120,10 @@ class Osrm:
     ) -> Matrix:
         durations = np.zeros((len(sources), len(destinations)), dtype=np.float64)
         distances = np.zeros_like(durations)
-        block = max(1, self.max_table)  # OSRM refuses more than max_table² pairs at once
-        for i in range(0, len(sources), block):
-            for j in range(0, len(destinations), block):
-                block_s, block_d = sources[i : i + block], destinations[j : j + block]
+        rows, cols = _blocks(len(sources), len(destinations), max(1, self.max_table))
+        for i in range(0, len(sources), rows):
+            for j in range(0, len(destinations), cols):
+                block_s, block_d = sources[i : i + rows], destinations[j : j + cols]
                 seconds, metres = await self._table(block_s, block_d)
                 durations[i : i + len(block_s), j : j + len(block_d)] = seconds
                 distances[i : i + len(block_s), j : j + len(block_d)] = metres
@@ -159,11 +159,27 @@ class Osrm:
         return _fill(body["durations"], UNREACHABLE_S), _fill(body["distances"], math.inf)
 
 
+def _blocks(sources: int, destinations: int, limit: int) -> tuple[int, int]:
+    """Rows and columns per request: OSRM refuses more than limit² pairs at once, and a URL
+    holds at most 2·limit points (as a square block does), so one new point's row or column
+    goes in blocks of 2·limit - 1."""
+    if sources <= destinations:
+        rows = min(sources, limit)
+        return rows, max(1, min(destinations, 2 * limit - rows))
+    cols = min(destinations, limit)
+    return max(1, min(sources, 2 * limit - cols)), cols
+
+
 def _fill(rows: list[list[float | None]], missing: float) -> np.ndarray:
-    array = np.array([[missing if v is None else v for v in row] for row in rows], dtype=float)
+    array = np.array(rows, dtype=float)  # null (no route) becomes NaN
+    array[np.isnan(array)] = missing
     if missing == math.inf:
         array[np.isinf(array)] = UNREACHABLE_S * 30  # metres for "no route": 30 m/s for a day
     return array
+
+
+CELL_BYTES = 4 + 4 + 1  # a cached pair: int32 seconds, int32 metres, and whether it is known
+INT32_MAX = np.iinfo(np.int32).max
 
 
 @dataclass
@@ -171,46 +187,78 @@ class _Block:
     """Everything known for one hour: a square matrix over every point seen, with a mask."""
 
     index: dict[Point, int] = field(default_factory=dict)
-    durations: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
-    distances: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    durations: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int32))
+    distances: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int32))
     known: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
 
-    def grow(self, points: Sequence[Point]) -> None:
+    @property
+    def capacity(self) -> int:
+        return int(self.known.shape[0])
+
+    def grow(self, points: Sequence[Point], limit: int) -> None:
+        """Add the points it lacks, keeping everything known. Room grows by half (up to
+        `limit` points) so that adding points one by one copies the matrix rarely."""
         for point in points:
             if point not in self.index:
                 self.index[point] = len(self.index)
-        size, have = len(self.index), self.known.shape[0]
+        size, have = len(self.index), self.capacity
         if size > have:
-            capacity = max(size, 2 * have, 64)
-            for name, dtype in (("durations", np.int64), ("distances", np.int64), ("known", bool)):
-                bigger = np.zeros((capacity, capacity), dtype=dtype)
-                bigger[:have, :have] = getattr(self, name)
-                setattr(self, name, bigger)
+            capacity = max(size, min(max(have + have // 2, 64), limit))
+            self._reshape(list(range(have)), capacity)
+
+    def keep(self, points: Sequence[Point]) -> None:
+        """Forget every point but these; what they know about each other stays."""
+        kept = [point for point in dict.fromkeys(points) if point in self.index]
+        self._reshape([self.index[point] for point in kept], len(kept))
+        self.index = {point: i for i, point in enumerate(kept)}
+
+    def _reshape(self, rows: list[int], capacity: int) -> None:
+        grid = np.ix_(rows, rows)
+        for name in ("durations", "distances", "known"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, capacity), dtype=old.dtype)
+            new[: len(rows), : len(rows)] = old[grid]
+            setattr(self, name, new)
 
 
 @dataclass
 class Cached:
     """Remembers each (from, to) pair per hour and asks the provider only for what it lacks:
-    with one new stop among known ones, that is one new row and one new column."""
+    with one new stop among known ones, that is one new row and one new column.
+
+    Memory is bounded: all hours together hold at most `max_points`² pairs (9 bytes each:
+    225 MB at 5,000). Past it, the hours used longest ago go first; if one hour alone is over,
+    it keeps just the points the current question names (what it knows about them stays).
+    A question larger than the bound is still answered whole."""
 
     provider: TravelProvider
-    max_points: int = 5000  # per hour; past it the hour starts over
-    blocks: dict[int, _Block] = field(default_factory=dict)
+    max_points: int = 5000
+    blocks: dict[int, _Block] = field(default_factory=dict)  # least recently used first
     requests: int = 0
 
     @property
     def name(self) -> str:
         return f"cached {self.provider.name}"
 
+    @property
+    def nbytes(self) -> int:
+        return sum(block.capacity**2 for block in self.blocks.values()) * CELL_BYTES
+
     async def matrix(
         self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
     ) -> Matrix:
         hour = int(depart_at.timestamp() // 3600) % 24
-        block = self.blocks.setdefault(hour, _Block())
-        if len(block.index) + len(sources) + len(destinations) > self.max_points:
-            block = self.blocks[hour] = _Block()
+        block = self.blocks.pop(hour, None) or _Block()
+        self.blocks[hour] = block  # now the most recently used
         rows, cols = list(dict.fromkeys(sources)), list(dict.fromkeys(destinations))
-        block.grow([*rows, *cols])
+        asked = list(dict.fromkeys([*rows, *cols]))
+        if len(block.index) + sum(p not in block.index for p in asked) > self.max_points:
+            block.keep(asked)
+        block.grow(asked, self.max_points)
+        for other in list(self.blocks)[:-1]:
+            if self.nbytes <= self.max_points**2 * CELL_BYTES:
+                break
+            del self.blocks[other]
         r = np.array([block.index[p] for p in rows], dtype=np.intp)
         c = np.array([block.index[p] for p in cols], dtype=np.intp)
         missing = ~block.known[np.ix_(r, c)]
@@ -223,9 +271,13 @@ class Cached:
                 need_rows = [rows[i] for i in np.flatnonzero(rest.any(axis=1))]
                 need_cols = [cols[j] for j in np.flatnonzero(rest.any(axis=0))]
                 await self._fetch(block, need_rows, need_cols, depart_at)
-        si = np.array([block.index[p] for p in sources], dtype=np.intp)
-        di = np.array([block.index[p] for p in destinations], dtype=np.intp)
-        return Matrix(block.durations[np.ix_(si, di)], block.distances[np.ix_(si, di)])
+        grid = np.ix_(
+            np.array([block.index[p] for p in sources], dtype=np.intp),
+            np.array([block.index[p] for p in destinations], dtype=np.intp),
+        )
+        return Matrix(
+            block.durations[grid].astype(np.int64), block.distances[grid].astype(np.int64)
+        )
 
     async def _fetch(
         self, block: _Block, rows: list[Point], cols: list[Point], depart_at: datetime
@@ -236,8 +288,8 @@ class Cached:
         fresh = await self.provider.matrix(rows, cols, depart_at)
         r = np.array([block.index[p] for p in rows], dtype=np.intp)
         c = np.array([block.index[p] for p in cols], dtype=np.intp)
-        block.durations[np.ix_(r, c)] = fresh.durations
-        block.distances[np.ix_(r, c)] = fresh.distances
+        block.durations[np.ix_(r, c)] = np.minimum(fresh.durations, INT32_MAX)
+        block.distances[np.ix_(r, c)] = np.minimum(fresh.distances, INT32_MAX)
         block.known[np.ix_(r, c)] = True
 
 

@@ -66,6 +66,7 @@ class DispatchReport:
     skipped: dict[int, str] = field(default_factory=dict)  # changed while solving: left as is
     before: Plan | None = None  # the current plan, for /optimize
     after: Plan | None = None
+    engine: str = ""  # what planned it: pyvrp, ortools, or current (the plan in force stayed)
 
     @property
     def seconds_saved(self) -> int:
@@ -209,7 +210,7 @@ class Dispatcher:
         return full
 
     async def _apply(self, world: World, plan: Plan, actor: Actor) -> DispatchReport:
-        report = DispatchReport()
+        report = DispatchReport(engine=plan.engine)
         async with self.db.transaction() as session:
             drivers = [int(route.vehicle) for route in plan.routes]
             locked = await lock(session, drivers, orders_of(plan.routes))

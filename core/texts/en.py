@@ -92,6 +92,7 @@ TEXTS = {
     "routing.reason.partner": "its pickup-and-delivery partner {stop} could not be planned",
     "routing.reason.optional": "left out: serving it would cost more than it is worth",
     "routing.reason.full": "no room: every route is full (time windows, capacity or shift ends)",
+    "routing.reason.not_planned": "not planned this time: it will be tried again",
     "routing.reason.no_vehicles": "no driver is on shift",
     "routing.reason.locked_away": "it is locked to a driver who is not on shift",
     "routing.reason.skills": "no driver on shift has {skills}",

@@ -7,20 +7,24 @@ max_table² source-destination pairs is refused with TooBig. Requests are counte
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 EARTH_RADIUS_M = 6_371_008.8
 
 
+def road_table(sources: np.ndarray, destinations: np.ndarray) -> np.ndarray:
+    """Road metres between every (lon, lat) row of `sources` and of `destinations`."""
+    lon1, lat1 = np.radians(sources).T[:, :, None]
+    lon2, lat2 = np.radians(destinations).T[:, None, :]
+    h = np.sin((lat2 - lat1) / 2) ** 2
+    h = h + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0, 1))) * 1.2
+
+
 def road_metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lon1, lat1), (lon2, lat2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h)) * 1.2
+    return float(road_table(np.array([a]), np.array([b]))[0, 0])
 
 
 def create_fake_osrm(max_table: int = 100) -> FastAPI:
@@ -47,17 +51,22 @@ def create_fake_osrm(max_table: int = 100) -> FastAPI:
         if len(sources) * len(destinations) > max_table * max_table:
             return error("TooBig", "Too many table coordinates")
         annotations = query.get("annotations", "duration").split(",")
+        at = np.array(points)
+        metres = road_table(at[sources], at[destinations])
+        no_road = (at[sources, 1] > 80)[:, None] | (at[destinations, 1] > 80)[None, :]
 
-        def cell(i: int, j: int, per_metre: float) -> float | None:
-            if points[i][1] > 80 or points[j][1] > 80:
-                return None
-            return round(road_metres(points[i], points[j]) * per_metre, 1)
+        def cells(per_metre: float) -> list[list[float | None]]:
+            rows = np.round(metres * per_metre, 1).tolist()
+            if no_road.any():
+                for i, j in zip(*np.nonzero(no_road), strict=True):
+                    rows[i][j] = None
+            return rows
 
         body: dict[str, object] = {"code": "Ok"}
         if "duration" in annotations:
-            body["durations"] = [[cell(i, j, 0.1) for j in destinations] for i in sources]
+            body["durations"] = cells(0.1)
         if "distance" in annotations:
-            body["distances"] = [[cell(i, j, 1.0) for j in destinations] for i in sources]
+            body["distances"] = cells(1.0)
         waypoint = [{"hint": "", "distance": 0.0, "name": "", "location": [0.0, 0.0]}]
         body["sources"] = waypoint * len(sources)
         body["destinations"] = waypoint * len(destinations)

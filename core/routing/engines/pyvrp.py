@@ -1,11 +1,11 @@
 """PyVRP (iterated local search): the engine for every problem it models.
 
-It models time windows (one per stop), capacities in several dimensions, a "stops" dimension for
-max stops, optional stops with prizes, several start depots, open ends (a zero-cost sink) and
-pickup→delivery shipments. "This stop only on these vehicles" (skills, zones, locks) becomes one
-routing profile per class of vehicles, in which the stops that class may not serve are out of
-reach (arcs longer than any shift). Several windows per stop, or too many vehicle classes, go to
-OR-Tools (see `can_model`).
+It models time windows (several per stop: one client per window in a mutually exclusive client
+group), capacities in several dimensions (those that can bind), a "stops" dimension for max
+stops, optional stops with prizes, several start depots, open ends (a zero-cost sink),
+pickup→delivery shipments, and which vehicles may serve a stop (profiles or lock dimensions, see
+`restrictions.py`). Stops it cannot model are odd (`odd_stops`): placed after the solve. Pairs
+together with max stops go to OR-Tools (see `models_pairs`).
 """
 
 from __future__ import annotations
@@ -15,180 +15,30 @@ import warnings
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+from pyvrp.IteratedLocalSearch import IteratedLocalSearch
+from pyvrp.PenaltyManager import PenaltyManager
+from pyvrp.search import LocalSearch, PerturbationManager, compute_neighbours
+from pyvrp.solve import SolveParams
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, StoppingCriterion
 
-from core.routing.problem import Problem, Stop, Vehicle
+from core.routing.engines.pyvrp_model import build
+from core.routing.engines.restrictions import restrictions
+from core.routing.problem import Problem
 
-UNLIMITED = 2**40
-OUT_OF_REACH = 10**9  # seconds and metres: longer than any shift (HORIZON is ~3.2e8)
-MAX_PROFILES = 16  # each profile is a full pair of matrices
 NAME = "pyvrp"
 
 
-def forbidden(problem: Problem, vehicle: Vehicle) -> frozenset[str]:
-    return frozenset(s.id for s in problem.stops if not problem.compatible(vehicle, s))
-
-
 def can_model(problem: Problem) -> bool:
-    if any(len(stop.windows) > 1 for stop in problem.stops):
-        return False
-    if problem.pairs and any(v.max_stops is not None for v in problem.vehicles):
-        return False  # a shipment's load goes up and down, so it cannot also count stops
-    classes = {forbidden(problem, v) for v in problem.vehicles}
-    return len(classes - {frozenset()}) < MAX_PROFILES
+    return models_pairs(problem) and not odd_stops(problem)
 
 
-def _prize(problem: Problem, stop: Stop, big: int) -> int:
-    if stop.penalty is not None:
-        return stop.penalty
-    return big * (1 + stop.priority)
+def models_pairs(problem: Problem) -> bool:
+    """A shipment's load goes up and down, so it cannot also count stops."""
+    return not (problem.pairs and any(v.max_stops is not None for v in problem.vehicles))
 
 
-def build(
-    problem: Problem, *, soft: bool
-) -> tuple[pyvrp.ProblemData, list[str], list[str], list[list[str]]]:
-    """The PyVRP model. `soft`: required stops become optional with a huge prize, so an
-    overfull day drops stops instead of breaking windows. Returns the data, our stop ids per
-    client and per shipment, and our vehicle ids per vehicle type."""
-    n = problem.size
-    open_routes = any(v.open_end for v in problem.vehicles)
-    sink = n  # open routes end here at no cost (only when some route is open)
-    size = n + 1 if open_routes else n
-    distance = np.zeros((size, size), dtype=np.int64)
-    duration = np.zeros((size, size), dtype=np.int64)
-    distance[:n, :n], duration[:n, :n] = problem.distances, problem.durations
-    if open_routes:
-        # Nothing starts at the sink, so its row is never driven; keep it in the matrix's own
-        # range, since PyVRP derives its starting penalties from the matrices.
-        distance[sink, :n] = problem.distances.max(initial=0)
-        duration[sink, :n] = problem.durations.max(initial=0)
-    # A stop some vehicle may not serve gets a location of its own, so that only its arcs are
-    # cut in that vehicle's profile (another stop at the same address stays reachable).
-    classes = {v.id: forbidden(problem, v) for v in problem.vehicles}
-    restricted = sorted(set().union(*classes.values())) if classes else []
-    origin = list(range(size))
-    own: dict[str, int] = {}
-    for stop_id in restricted:
-        own[stop_id] = len(origin)
-        origin.append(problem.stop_by_id[stop_id].location)
-    if restricted:
-        grid = np.ix_(origin, origin)
-        distance, duration = distance[grid], duration[grid]
-    locations = [pyvrp.Location(0, 0) for _ in origin]
-    profile_of: dict[frozenset[str], int] = {frozenset(): 0}
-    distances, durations = [distance], [duration]
-    for cut in dict.fromkeys(classes.values()):
-        if cut in profile_of:
-            continue
-        profile_of[cut] = len(distances)
-        far = [own[s] for s in cut]
-        d, t = distance.copy(), duration.copy()
-        for matrix in (d, t):
-            matrix[far, :] = OUT_OF_REACH
-            matrix[:, far] = OUT_OF_REACH
-            matrix[far, far] = 0
-        distances.append(d)
-        durations.append(t)
-
-    def place(stop: Stop) -> int:
-        return own.get(stop.id, stop.location)
-
-    depot_index: dict[int, int] = {}
-    depots: list[pyvrp.Depot] = []
-
-    def depot_at(location: int) -> int:
-        if location not in depot_index:
-            depot_index[location] = len(depots)
-            depots.append(pyvrp.Depot(location))
-        return depot_index[location]
-
-    counting_stops = any(v.max_stops is not None for v in problem.vehicles)
-    dims = len(problem.dimensions) + (1 if counting_stops else 0)
-    objective = problem.objective
-    # Identical vehicles share one vehicle type (num_available=k): PyVRP searches a
-    # homogeneous fleet far better than k look-alike types.
-    groups: dict[tuple, list[str]] = {}
-    specs: dict[tuple, dict] = {}
-    for vehicle in problem.vehicles:
-        shift = problem.shift(vehicle)
-        end = problem.end_location(vehicle)
-        capacity = list(vehicle.capacity) or [UNLIMITED] * len(problem.dimensions)
-        if counting_stops:
-            capacity.append(UNLIMITED if vehicle.max_stops is None else vehicle.max_stops)
-        spec = dict(
-            capacity=capacity,
-            start_depot=depot_at(problem.start_location(vehicle)),
-            end_depot=depot_at(sink if end is None else end),
-            fixed_cost=objective.vehicle + vehicle.fixed_cost,
-            tw_early=shift.start,
-            tw_late=shift.end,
-            unit_distance_cost=objective.distance,
-            unit_duration_cost=objective.duration,
-            start_late=shift.start if vehicle.start is not None else shift.end,
-            profile=profile_of[classes[vehicle.id]],
-        )
-        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
-        groups.setdefault(key, []).append(vehicle.id)
-        specs[key] = spec
-    vehicle_types = [
-        pyvrp.VehicleType(num_available=len(ids), **specs[key], name=",".join(ids))
-        for key, ids in groups.items()
-    ]
-    fleet = list(groups.values())
-
-    big = int(max(problem.durations.max(initial=0), problem.distances.max(initial=0)) + 1)
-    big *= 4 * max(1, objective.distance + objective.duration)
-    clients, client_ids = [], []
-    for stop in problem.stops:
-        if stop.id in problem.partner:
-            continue
-        window = problem.windows(stop)[0]
-        load = list(problem.load(stop)) + ([1] if counting_stops else [])
-        clients.append(
-            pyvrp.Client(
-                place(stop),
-                delivery=load,
-                service_duration=stop.service,
-                tw_early=window.start,
-                tw_late=window.end,
-                prize=_prize(problem, stop, big),
-                required=stop.required and not soft,
-                name=stop.id,
-            )
-        )
-        client_ids.append(stop.id)
-    shipments, shipment_ids = [], []
-    for pair in problem.pairs:
-        pickup, delivery = problem.stop_by_id[pair.pickup], problem.stop_by_id[pair.delivery]
-        first, last = problem.windows(pickup)[0], problem.windows(delivery)[0]
-        shipments.append(
-            pyvrp.Shipment(
-                place(pickup),
-                place(delivery),
-                pickup_tw_early=first.start,
-                pickup_tw_late=first.end,
-                pickup_service_duration=pickup.service,
-                delivery_tw_early=last.start,
-                delivery_tw_late=last.end,
-                delivery_service_duration=delivery.service,
-                amount=list(problem.load(pickup)) + ([0] if counting_stops else []),
-                prize=_prize(problem, pickup, big) + _prize(problem, delivery, big),
-                required=pickup.required and not soft,
-                name=pair.pickup,
-            )
-        )
-        shipment_ids.append(pair.pickup)
-    data = pyvrp.ProblemData(
-        locations=locations,
-        clients=clients,
-        depots=depots,
-        vehicle_types=vehicle_types,
-        distance_matrices=distances,
-        duration_matrices=durations,
-        shipments=shipments,
-    )
-    assert all(len(c.delivery) == dims for c in clients)
-    return data, client_ids, shipment_ids, fleet
+def odd_stops(problem: Problem) -> frozenset[str]:
+    return restrictions(problem).odd
 
 
 def run(
@@ -214,7 +64,11 @@ def _solve(
         # An overfull day makes PyVRP warn that it finds nothing feasible; run() answers that
         # by solving again with stops allowed to drop, so the warning is noise here.
         warnings.simplefilter("ignore", PenaltyBoundWarning)
-        result = pyvrp.solve(data, stop=stop, seed=seed, collect_stats=False, display=False)
+        start = _start(problem, data, client_ids, shipment_ids, fleet, seed)
+        if start is None:
+            result = pyvrp.solve(data, stop=stop, seed=seed, collect_stats=False, display=False)
+        else:
+            result = _search(data, stop, seed, start)
     best = result.best
     partner = problem.partner
     sequences: dict[str, list[str]] = {}
@@ -232,3 +86,61 @@ def _solve(
         if stops:
             sequences[vehicle] = stops
     return sequences, best.is_feasible()
+
+
+def _start(
+    problem: Problem,
+    data: pyvrp.ProblemData,
+    client_ids: list[str],
+    shipment_ids: list[str],
+    fleet: list[list[str]],
+    seed: int,
+) -> pyvrp.Solution | None:
+    """Where the search starts when some stop may go on some vehicles only: each such stop on
+    one of them (at random), the others left for the local search to insert. PyVRP's own start
+    puts every stop on a random route, and its moves only put a stop next to nearby ones, so a
+    stop locked to one van far from its stop rarely finds that van's route in a big day.
+    None when no stop is restricted (PyVRP's own start)."""
+    rng = np.random.default_rng(seed)
+    type_of = {vehicle: t for t, ids in enumerate(fleet) for vehicle in ids}
+    visits: dict[str, list[tuple[int, int, pyvrp.Activity]]] = {}  # vehicle -> (start, ·, what)
+    placed: set[str] = set()
+    restricted = {s.id: [v.id for v in problem.vehicles if problem.compatible(v, s)]
+                  for s in problem.stops}  # fmt: skip
+    restricted = {s: able for s, able in restricted.items() if len(able) < len(problem.vehicles)}
+    items = [(s, [(pyvrp.ActivityType.CLIENT, c)]) for c, s in enumerate(client_ids)]
+    items += [(s, [(pyvrp.ActivityType.PICKUP, i), (pyvrp.ActivityType.DELIVERY, i)])
+              for i, s in enumerate(shipment_ids)]  # fmt: skip
+    for stop_id, activities in items:
+        if stop_id not in restricted or stop_id in placed:  # a group's first client only
+            continue
+        placed.add(stop_id)
+        able = restricted[stop_id]
+        route = visits.setdefault(able[int(rng.integers(len(able)))], [])
+        first = min(w.start for w in problem.windows(problem.stop_by_id[stop_id]))
+        route += [(first, k, pyvrp.Activity(kind, idx)) for k, (kind, idx) in enumerate(activities)]
+    if not placed:
+        return None
+    routes = [
+        pyvrp.Route(data, [activity for *_, activity in sorted(stops, key=lambda v: v[:2])],
+                    type_of[vehicle])
+        for vehicle, stops in visits.items()
+    ]  # fmt: skip
+    return pyvrp.Solution(data, routes)
+
+
+def _search(
+    data: pyvrp.ProblemData, stop: StoppingCriterion, seed: int, start: pyvrp.Solution
+) -> pyvrp.Result:
+    """`pyvrp.solve` from our start: the same search, polished first like its own start."""
+    params = SolveParams()
+    rng = pyvrp.RandomNumberGenerator(seed=seed)
+    neighbours = compute_neighbours(data, params.neighbourhood)
+    search = LocalSearch(data, rng, neighbours, PerturbationManager(params.perturbation))
+    for operator in params.operators:
+        if operator.supports(data):
+            search.add_operator(operator(data))
+    penalties = PenaltyManager(params.penalty.midpoint_penalties(data), params.penalty)
+    initial = search(start, penalties.max_cost_evaluator(), exhaustive=True)
+    algorithm = IteratedLocalSearch(data, penalties, search, initial, params.ils)
+    return algorithm.run(stop, collect_stats=False, display=False)
