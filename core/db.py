@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import redis.exceptions
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -16,6 +21,48 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "lastmile_read_only"
+# PostgreSQL refusing or dropping connections: class 08, shutting down or starting up, full
+PG_UNAVAILABLE = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+)
+NETWORK_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database (or Redis) cannot be reached now: a connection refused,
+    reset, lost or timed out, no connection left in the pool, PostgreSQL shutting down or starting
+    up, an SQLite file locked by another process past the busy timeout or unreadable. Trying again
+    later can succeed. Anything else (a constraint, bad SQL, a missing table, a bug) would fail
+    the same way again. Follows `raise ... from` causes (SQLAlchemy wraps driver errors so)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, (sa.exc.TimeoutError, *PG_UNAVAILABLE, *REDIS_UNAVAILABLE)):
+            return True
+        if isinstance(error, sqlite3.OperationalError):
+            return str(error).lower().startswith(SQLITE_UNAVAILABLE)
+        if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+            return True  # raised as they are while connecting (the pool does not wrap them)
+        if isinstance(error, OSError) and error.errno in NETWORK_ERRNOS:
+            return True
+        error = error.__cause__
+    return False
 
 
 def is_sqlite(url: str) -> bool:

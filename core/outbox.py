@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -32,6 +34,7 @@ CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 3600
+REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the channel's extras
 
 
 def preferred_channel(member: Member) -> Channel | None:
@@ -88,6 +91,20 @@ async def add(
     session.add(row)
     await session.flush()
     return row
+
+
+async def hand_over(db: Database, telegram_chat_id: int, text: str, extra: dict[str, Any]) -> bool:
+    """A direct reply the chat could not take now, for the sender to deliver later as it is, in
+    order with the person's other messages (`extra`: the channel's own parameters, such as its
+    keyboard). False when no member has that chat (a stranger's reply cannot wait here)."""
+    async with db.transaction() as session:
+        statement = select(Member.id).where(Member.telegram_chat_id == telegram_chat_id)
+        member_id = (await session.exec(statement)).first()
+        if member_id is None:
+            return False
+        notice = Notice(member_id, REPLY, {"text": text, "extra": extra})
+        await add(session, notice, f"reply:{telegram_chat_id}:{uuid4().hex}")
+    return True
 
 
 async def claim(
