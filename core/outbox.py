@@ -107,6 +107,23 @@ async def hand_over(db: Database, telegram_chat_id: int, text: str, extra: dict[
     return True
 
 
+async def replies_waiting(db: Database, telegram_chat_id: int) -> bool:
+    """Whether a reply handed over for this chat is still to be sent (later replies queue
+    behind it, so that they arrive in order)."""
+    async with db.reads() as session:
+        statement = (
+            select(OutboxMessage.id)
+            .join(Member, col(Member.id) == OutboxMessage.recipient_member_id)
+            .where(
+                Member.telegram_chat_id == telegram_chat_id,
+                OutboxMessage.template == REPLY,
+                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            )
+            .limit(1)
+        )
+        return (await session.exec(statement)).first() is not None
+
+
 async def claim(
     db: Database, channel: Channel, *, limit: int = 20, now: datetime | None = None
 ) -> list[OutboxMessage]:

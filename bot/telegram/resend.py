@@ -45,6 +45,7 @@ TOO_OLD = "query is too old"
 class Resend(BaseRequestMiddleware):
     def __init__(self, db: Database, holds: Holds, patience_s: float) -> None:
         self.db, self.holds, self.patience_s = db, holds, patience_s
+        self.handed: set[int] = set()  # chats with replies handed over, maybe not sent yet
 
     async def __call__(
         self,
@@ -58,6 +59,10 @@ class Resend(BaseRequestMiddleware):
         chat = chat if isinstance(chat, int) else None
         if isinstance(method, EditMessageText) and method.message_id == HANDED_OVER:
             return await self._hand_over(bot, method, chat, "its first text was handed over")
+        if chat in self.handed and isinstance(method, SendMessage):
+            if await outbox.replies_waiting(self.db, chat):  # after those, in order
+                return await self._hand_over(bot, method, chat, "earlier replies wait there")
+            self.handed.discard(chat)
         deadline = time.monotonic() + self.patience_s
         backoff = Backoff(BACKOFF)
         while True:
@@ -97,20 +102,17 @@ class Resend(BaseRequestMiddleware):
             return Response[Any](ok=True, result=True)
         text = getattr(method, "text", None)
         if chat is None or not isinstance(method, SendMessage | EditMessageText) or not text:
-            if error is None:
-                raise TelegramBadRequest(method, "message to edit not found")
-            raise error
-        extra = method.model_dump(
-            mode="json", exclude_none=True, include={"reply_markup", "parse_mode", "entities"}
-        )
-        if isinstance(method, EditMessageText):
-            extra.pop("reply_markup", None)  # an inline keyboard of an edit is not ours to resend
+            raise error or TelegramBadRequest(method, "message to edit not found")
+        extra = method.model_dump(mode="json", exclude_none=True, include={"entities"})
+        if isinstance(method.parse_mode, str):  # (not aiogram's "the bot's default")
+            extra["parse_mode"] = method.parse_mode
+        if isinstance(method, SendMessage) and method.reply_markup is not None:
+            extra["reply_markup"] = method.reply_markup.model_dump(mode="json", exclude_none=True)
         if not await outbox.hand_over(self.db, chat, text, extra):
             log.error("reply to chat %s lost (%s; no member to queue it for): %r", chat, why, text)
-            if error is None:
-                raise TelegramBadRequest(method, "message to edit not found")
-            raise error
+            raise error or TelegramBadRequest(method, "message to edit not found")
         log.warning("reply to chat %s handed to the outbox (%s)", chat, why)
+        self.handed.add(chat)
         if isinstance(method, EditMessageText):
             return Response[Any](ok=True, result=True)
         sent = Message(
