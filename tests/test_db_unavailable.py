@@ -3,6 +3,8 @@ for real: PostgreSQL behind a proxy the test cuts, an SQLite file another connec
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -42,8 +44,6 @@ async def test_postgres_cut_off_is_unavailable_and_its_mistakes_are_not(postgres
             assert not unavailable(await failure(db, "SELECT no_such_column"))
             assert not unavailable(await failure(db, "SELECT 1/0"))
             # cut in the middle of a query
-            import asyncio
-
             slow = asyncio.create_task(failure(db, "SELECT pg_sleep(2)"))
             await asyncio.sleep(0.5)
             proxy.cut()
@@ -69,7 +69,7 @@ async def test_an_exhausted_pool_is_unavailable(postgres_url: str):
 
 async def test_sqlite_locked_by_another_process_is_unavailable(sqlite_template: Path, tmp_path):
     path = tmp_path / "locked.db"
-    path.write_bytes(sqlite_template.read_bytes())
+    shutil.copy(sqlite_template, path)
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 0.1})
     other = sqlite3.connect(path, isolation_level=None)
     try:
