@@ -129,3 +129,85 @@ async def _said(bot: Bot, chat_id: int, words: str) -> bool:
 
 def _count_now(bot: Bot, chat_id: int, words: str) -> int:
     return count(bot.texts(chat_id), words)
+
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+async def redis_or_skip() -> Any:
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisDown
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.flushdb()
+    except RedisDown:
+        await redis.aclose()
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    return redis
+
+
+async def test_no_update_is_lost_while_redis_is_unreachable(db: Database, tmp_path: Path):
+    """Redis holds the conversations and the update log of several instances: while it is cut
+    off, polled updates stay unconfirmed and are processed once it is back."""
+    redis = await redis_or_skip()
+    cara, cara_member = await add_person(db, 571, "Cara", [Role.CUSTOMER])
+    order = await new_order(db, "Cara", 52.53, 13.41)
+    await link(db, order, cara_member.id)
+    try:
+        async with (
+            proxy_for(REDIS_URL) as proxy,
+            running_bot(db, tmp_path, mode="polling", redis_url=proxy.url(REDIS_URL)) as bot,
+        ):
+            bot.fake.push_update(tu.message(cara, "where is my order?", update_id=9_300_001))
+            await until(lambda: _said(bot, 571, f"#{order.id}:"), "answered before the cut")
+            proxy.cut()
+            questions = [f"where is order {k}?" for k in range(3)]
+            for k, text in enumerate(questions):
+                bot.fake.push_update(tu.message(cara, text, update_id=9_300_010 + k))
+            await asyncio.sleep(OUTAGE_S)
+            assert _count_now(bot, 571, f"#{order.id}:") == 1  # nothing could be processed
+            pending = {u["update_id"] for u in bot.fake.pending_updates}
+            assert {9_300_010, 9_300_011, 9_300_012} <= pending  # and nothing was confirmed
+            proxy.restore()
+
+            async def answered() -> bool:
+                return _count_now(bot, 571, f"#{order.id}:") == 1 + len(questions)
+
+            await until(answered, "every question answered after the outage")
+            assert count(bot.texts(571), OOPS) == 0
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+async def test_two_instances_given_the_same_update_at_once_process_it_once(
+    db: Database, tmp_path: Path
+):
+    """Telegram sends an update again when an answer is late; with several instances behind a
+    balancer both copies can arrive together. One processes it; the other answers 503 while it
+    is in hand (it might still fail and must not be lost) or 200 once it is done."""
+    redis = await redis_or_skip()
+    rounds, busy = 20, 0
+    try:
+        async with (
+            running_bot(db, tmp_path / "one", redis_url=REDIS_URL) as one,
+            running_bot(db, tmp_path / "two", redis_url=REDIS_URL) as two,
+        ):
+            for k in range(rounds):
+                person = tu.user(560 + k, "Pat")
+                update = tu.command(person, "/start", update_id=9_200_000 + k)
+                statuses = await asyncio.gather(
+                    one.fake.deliver_webhook(update), two.fake.deliver_webhook(update)
+                )
+                assert sorted(statuses) in ([200, 200], [200, 503]), statuses
+                for status, instance in zip(statuses, (one, two), strict=True):
+                    if status == 503:  # Telegram sends it again later: done by then
+                        busy += 1
+                        assert await instance.fake.deliver_webhook(update) == 200
+                replies = one.texts(560 + k) + two.texts(560 + k)
+                assert len(replies) == 1 and "delivery assistant" in replies[0], replies
+        assert busy >= 1, "no copy was answered 503 while the other one had it in hand"
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
