@@ -27,7 +27,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import AnswerCallbackQuery, EditMessageText, GetUpdates, SendMessage
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from aiogram.types import Chat, Message
 from aiogram.utils.backoff import Backoff, BackoffConfig
@@ -53,10 +53,10 @@ class Resend(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        if isinstance(method, GetUpdates):  # polling has its own retries
-            return await make_request(bot, method)
         chat = getattr(method, "chat_id", None)
         chat = chat if isinstance(chat, int) else None
+        if chat is None and not isinstance(method, AnswerCallbackQuery):
+            return await make_request(bot, method)  # not a reply (start-up, polling, files)
         if isinstance(method, EditMessageText) and method.message_id == HANDED_OVER:
             return await self._hand_over(bot, method, chat, "its first text was handed over")
         if chat in self.handed and isinstance(method, SendMessage):
@@ -87,7 +87,7 @@ class Resend(BaseRequestMiddleware):
             name = method.__api_method__
             log.info("Telegram: %s failed (%r); again in %.1f s", name, error, wait)
             if chat is None or not isinstance(error, TelegramRetryAfter):
-                await asyncio.sleep(wait)
+                await asyncio.sleep(wait)  # (a 429 on a chat: its hold is waited out above)
 
     async def _hand_over(
         self,
