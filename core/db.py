@@ -46,7 +46,9 @@ def unavailable(exc: BaseException) -> bool:
     reset, lost or timed out, no connection left in the pool, PostgreSQL shutting down or starting
     up, an SQLite file locked by another process past the busy timeout or unreadable. Trying again
     later can succeed. Anything else (a constraint, bad SQL, a missing table, a bug) would fail
-    the same way again. Follows `raise ... from` causes (SQLAlchemy wraps driver errors so)."""
+    the same way again. Causes (`raise ... from`) are followed through SQLAlchemy's wrapping of
+    the driver's errors only: another library's error caused by a timeout (a Telegram request
+    that timed out, say) is not the database's."""
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
@@ -61,6 +63,8 @@ def unavailable(exc: BaseException) -> bool:
             return True  # raised as they are while connecting (the pool does not wrap them)
         if isinstance(error, OSError) and error.errno in NETWORK_ERRNOS:
             return True
+        if not type(error).__module__.startswith("sqlalchemy"):
+            return False
         error = error.__cause__
     return False
 

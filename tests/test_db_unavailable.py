@@ -1,5 +1,6 @@
-"""Which database errors mean "unreachable now, try again later" (core.db.unavailable), made
-for real: PostgreSQL behind a proxy the test cuts, an SQLite file another connection locks."""
+"""Which errors mean "the database is unreachable now, try again later" (core.db.unavailable),
+made for real: PostgreSQL behind a proxy the test cuts, an SQLite file another connection
+locks, an exhausted pool; and errors that do not (mistakes, bugs, other services' timeouts)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiogram.exceptions import TelegramNetworkError
+from aiogram.methods import SendMessage
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.db import Database, unavailable
@@ -98,6 +101,12 @@ async def test_sqlite_locked_by_another_process_is_unavailable(sqlite_template: 
 def test_plain_errors_are_not_unavailable():
     assert not unavailable(ValueError("bad input"))
     assert not unavailable(KeyError("order"))
+    try:  # aiogram's error for a Telegram request that timed out: Telegram's, not the database's
+        raise TelegramNetworkError(SendMessage(chat_id=1, text="x"), "Request timeout error") from (
+            TimeoutError()
+        )
+    except TelegramNetworkError as exc:
+        assert not unavailable(exc)
     try:
         try:
             raise ConnectionRefusedError(111, "refused")
