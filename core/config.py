@@ -97,6 +97,7 @@ class TelegramSettings(BaseModel):
     rate_per_s: float = Field(default=30.0, gt=0, le=1000)
     chat_rate_per_s: float = Field(default=1.0, gt=0, le=100)
     max_photo_mb: float = Field(default=10.0, gt=0, le=20)
+    reply_retry_s: float = Field(default=30.0, gt=0, le=600)
 
     @field_validator("bot_username")
     @classmethod

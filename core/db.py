@@ -6,11 +6,14 @@ import asyncio
 import errno
 import random
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
+import redis.exceptions
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -22,8 +25,52 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "lastmile_read_only"
 T = TypeVar("T")
 LOST_RACE = {"40001", "40P01"}  # serialization failure, deadlock detected
-CANNOT_SERVE = {"57P01", "57P02", "57P03", "53300"}  # shutting down, starting, too many clients
-UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
+# PostgreSQL refusing or dropping connections: class 08, shutting down or starting up, full
+PG_UNAVAILABLE = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+)
+NETWORK_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database (or Redis) cannot be reached now: a connection refused,
+    reset, lost or timed out, no connection left in the pool, PostgreSQL shutting down or starting
+    up, an SQLite file locked by another process past the busy timeout or unreadable. Trying again
+    later can succeed. Anything else (a constraint, bad SQL, a missing table, a bug) would fail
+    the same way again. Causes (`raise ... from`) are followed through SQLAlchemy's wrapping of
+    the driver's errors only: another library's error caused by a timeout (a Telegram request
+    that timed out, say) is not the database's."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, (sa.exc.TimeoutError, *PG_UNAVAILABLE, *REDIS_UNAVAILABLE)):
+            return True
+        if isinstance(error, sqlite3.OperationalError):
+            return str(error).lower().startswith(SQLITE_UNAVAILABLE)
+        if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+            return True  # raised as they are while connecting (the pool does not wrap them)
+        if isinstance(error, OSError) and error.errno in NETWORK_ERRNOS:
+            return True
+        if not type(error).__module__.startswith("sqlalchemy"):
+            return False
+        error = error.__cause__
+    return False
 
 
 def is_sqlite(url: str) -> bool:
@@ -79,19 +126,6 @@ def lost_race(exc: BaseException) -> bool:
     """Whether the database gave up a transaction for another's sake (deadlock, serialization):
     running it again can succeed."""
     return _sqlstate(exc) in LOST_RACE
-
-
-def unavailable(exc: BaseException) -> bool:
-    """Whether `exc` says the database cannot be reached or cannot serve now, rather than that
-    a statement was wrong."""
-    if isinstance(exc, ConnectionError | TimeoutError | sa.exc.TimeoutError | socket.gaierror):
-        return True
-    if isinstance(exc, OSError) and exc.errno in UNREACHABLE:
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    state = _sqlstate(exc)
-    return state.startswith("08") or state in CANNOT_SERVE
 
 
 async def retrying(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -26,6 +28,7 @@ CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 3600
+REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the channel's extras
 
 
 def preferred_channel(member: Member) -> Channel | None:
@@ -82,6 +85,37 @@ async def add(
     session.add(row)
     await session.flush()
     return row
+
+
+async def hand_over(db: Database, telegram_chat_id: int, text: str, extra: dict[str, Any]) -> bool:
+    """A direct reply the chat could not take now, for the sender to deliver later as it is, in
+    order with the person's other messages (`extra`: the channel's own parameters, such as its
+    keyboard). False when no member has that chat (a stranger's reply cannot wait here)."""
+    async with db.transaction() as session:
+        statement = select(Member.id).where(Member.telegram_chat_id == telegram_chat_id)
+        member_id = (await session.exec(statement)).first()
+        if member_id is None:
+            return False
+        notice = Notice(member_id, REPLY, {"text": text, "extra": extra})
+        await add(session, notice, f"reply:{telegram_chat_id}:{uuid4().hex}")
+    return True
+
+
+async def replies_waiting(db: Database, telegram_chat_id: int) -> bool:
+    """Whether a reply handed over for this chat is still to be sent (later replies queue
+    behind it, so that they arrive in order)."""
+    async with db.reads() as session:
+        statement = (
+            select(OutboxMessage.id)
+            .join(Member, col(Member.id) == OutboxMessage.recipient_member_id)
+            .where(
+                Member.telegram_chat_id == telegram_chat_id,
+                OutboxMessage.template == REPLY,
+                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            )
+            .limit(1)
+        )
+        return (await session.exec(statement)).first() is not None
 
 
 async def claim(

@@ -284,3 +284,74 @@ async def test_customer_messages_are_held_back_when_the_driver_undoes(db: Databa
     assert [(r.status, r.last_error) for r in rows] == [
         (OutboxStatus.SKIPPED, "undone by the driver")
     ]
+
+
+OOPS = "Something went wrong"
+TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
+async def on_a_route(db: Database, bot, ana, member_id: int, chat: int, message_id: int):  # type: ignore[no-untyped-def]
+    """Ana on shift, sharing her location, with one order; her /route stop message."""
+    order = await new_order(db, "Gus", 52.53, 13.41)
+    await bot.send(tu.command(ana, "/shift"))
+    await assign(db, order.id, (await driver_of(db, member_id)).id)
+    await bot.send(tu.location(ana, *BERLIN, live_period=3600, message_id=message_id))
+    await bot.send(tu.command(ana, "/route"))
+    await bot.outbox_settled()  # its notifications are out: faults injected next hit replies
+    stops = [c for c in bot.fake.sent_to(chat) if "📍 Arrived" in str(c.params)]
+    return order, stops[-1]
+
+
+async def test_the_photo_prompt_survives_a_429_and_a_502(db: Database, tmp_path: Path):
+    ana, member = await add_person(db, 651, "Ana", [Role.DRIVER])
+    async with running_bot(db, tmp_path) as bot:
+        order, stop_message = await on_a_route(db, bot, ana, member.id, 651, 44)
+        await bot.tap(ana, 651, stop_message, "Arrived")
+        await bot.outbox_settled()
+        bot.fake.fail_next("sendMessage", chat_id=651, code=429, retry_after=1)
+        bot.fake.fail_next("sendMessage", chat_id=651, code=502)
+        await bot.tap(ana, 651, stop_message, "Delivered")
+        assert bot.texts(651)[-1].startswith("Send a photo of the delivered parcel")
+        assert not [text for text in bot.texts(651) if OOPS in text]
+        tries = bot.fake.calls_to("sendMessage", 651)[-3:]
+        assert [c.error_code for c in tries] == [429, 502, None]
+        assert tries[1].at - tries[0].at >= 0.95  # it waited the retry_after Telegram asked for
+        assert await status(db, order.id) is S.ARRIVED  # the photo is still to come
+
+
+async def test_a_reply_that_cannot_wait_goes_out_through_the_outbox_in_order(
+    db: Database, tmp_path: Path
+):
+    ana, member = await add_person(db, 652, "Ana", [Role.DRIVER])
+    async with running_bot(db, tmp_path, telegram={"reply_retry_s": 1}) as bot:
+        order, _ = await on_a_route(db, bot, ana, member.id, 652, 45)
+        before = len(bot.texts(652))
+        bot.fake.fail_next("sendMessage", chat_id=652, code=429, retry_after=3)
+        await bot.send(tu.command(ana, "/route"))  # longer than TELEGRAM_REPLY_RETRY_S to wait
+        assert len(bot.texts(652)) == before  # nothing yet, and no apology
+        rows = await bot.outbox_settled()
+        handed = [r for r in rows if r.template == "chat.reply"]
+        assert [r.status for r in handed] == [OutboxStatus.SENT] * 2
+        header, stop = bot.fake.sent_to(652)[before:]
+        assert (header.text or "").startswith("Your route") and f"#{order.id}" in (stop.text or "")
+        assert [text for text, _ in bot.buttons(stop)][:3] == [
+            "📍 Arrived",
+            "✅ Delivered",
+            "✖️ Failed",
+        ]
+        refused = bot.fake.calls_to("sendMessage", 652)[-3]
+        assert refused.error_code == 429 and header.at - refused.at >= 2.9  # the hold was kept
+        assert not [text for text in bot.texts(652) if OOPS in text]
+
+
+async def test_a_button_answered_too_late_still_acts(db: Database, tmp_path: Path):
+    """After an outage a press comes again long after it was made: too old to answer (Telegram
+    refuses), but what it asked for is done."""
+    ana, member = await add_person(db, 653, "Ana", [Role.DRIVER])
+    async with running_bot(db, tmp_path) as bot:
+        order, stop_message = await on_a_route(db, bot, ana, member.id, 653, 46)
+        bot.fake.fail_next("answerCallbackQuery", code=400, description=TOO_OLD)
+        await bot.tap(ana, 653, stop_message, "Arrived")
+        assert await status(db, order.id) is S.ARRIVED
+        assert bot.texts(653)[-1].startswith("Arrived at")
+        assert not [text for text in bot.texts(653) if OOPS in text]

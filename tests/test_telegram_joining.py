@@ -210,3 +210,46 @@ async def test_blocking_the_bot_stops_messages_and_tells_dispatchers(db: Databas
         async with db.sessions() as session:
             back = await session.get(Member, member.id)
         assert back is not None and back.telegram_blocked_at is None
+
+
+@pytest.mark.filterwarnings("ignore:Detected unknown update type")  # aiogram's, for the last one
+async def test_an_invalid_update_answers_400_and_one_we_do_not_handle_200(
+    db: Database, tmp_path: Path
+):
+    gus = tu.user(511, "Gus")
+    start = tu.command(gus, "/start", update_id=61)
+    no_chat = {
+        "update_id": 61,
+        "message": {k: v for k, v in start["message"].items() if k != "chat"},
+    }
+    invalid = [
+        {"update_id": 60, "message": "x"},
+        no_chat,
+        {"update_id": 62, "callback_query": {"id": "1", "data": "x"}},  # no from, no chat_instance
+        {"update_id": 63, "edited_message": {**start["message"], "date": "yesterday"}},
+    ]
+    channel_post = {
+        "message_id": 5,
+        "date": 1767225600,
+        "chat": {"id": -1001234567890, "title": "News", "type": "channel"},
+        "text": "hello",
+    }
+    unhandled = [
+        {"update_id": 70, "channel_post": channel_post},
+        {"update_id": 71, "some_future_kind": {"anything": 1}},
+    ]
+    async with running_bot(db, tmp_path) as bot:
+        url = f"{bot.base_url}/webhooks/telegram"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        async with aiohttp.ClientSession() as http:
+            for body in invalid:
+                async with http.post(url, json=body, headers=headers) as response:
+                    assert response.status == 400, (body, response.status)
+                    assert "not a valid Telegram update" in (await response.json())["detail"]
+            for body in unhandled:
+                async with http.post(url, json=body, headers=headers) as response:
+                    assert response.status == 200, (body, response.status)
+        assert bot.fake.sent_to(511) == []  # nothing was processed
+        assert not [c for c in bot.fake.calls if c.method.startswith("send")]
+        await bot.send(start)  # the same update_id as the invalid one, valid now: processed
+        assert "delivery assistant" in bot.texts(511)[0]

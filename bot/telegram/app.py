@@ -1,7 +1,10 @@
-"""The Telegram channel: one aiogram Bot and Dispatcher over the core services.
+"""The Telegram channel: aiogram Bots and a Dispatcher over the core services.
 
-Long polling by default; in webhook mode the FastAPI app feeds updates in through `feed`.
-`run()` also runs the outbox sender and the stale-location check."""
+Long polling by default (bot.telegram.polling); in webhook mode the FastAPI app feeds updates in
+through `feed`. Either way an update is processed once and acknowledged only when it was
+(bot.telegram.updates). Handlers reply through a bot whose requests survive 429s and 5xx
+(bot.telegram.resend); the outbox sender has its own bot and retries. `start()` also runs the
+sender and the stale-location check."""
 
 from __future__ import annotations
 
@@ -18,11 +21,15 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, Update
 
 from bot.telegram import keyboards
-from bot.telegram.middlewares import Deduplicate, Identify, Refusals, update_ids_store
+from bot.telegram.middlewares import Identify, Refusals
+from bot.telegram.polling import Poller
+from bot.telegram.resend import Resend
 from bot.telegram.routers import common, customer, dispatcher, driver, fallback
-from bot.telegram.sender import Sender
+from bot.telegram.sender import Holds, Sender
+from bot.telegram.updates import process_once, update_log
 from core.models import Role
 from core.services.hub import Services
+from core.texts import catalog_language, t
 
 log = logging.getLogger(__name__)
 STALE_CHECK_S = 60.0
@@ -43,10 +50,13 @@ class TelegramChannel:
         assert settings.bot_token is not None
         self.services = services
         api = TelegramAPIServer.from_base(str(settings.api_url).rstrip("/"))
-        self.bot = Bot(settings.bot_token.get_secret_value(), session=AiohttpSession(api=api))
+        token = settings.bot_token.get_secret_value()
+        holds = Holds()
+        self.bot = Bot(token, session=AiohttpSession(api=api))
+        self.bot.session.middleware(Resend(services.db, holds, settings.reply_retry_s))
         redis_url = services.settings.redis.url
+        self.updates = update_log(redis_url)
         self.dp = Dispatcher(storage=storage_for(redis_url))
-        self.dp.update.outer_middleware(Deduplicate(update_ids_store(redis_url)))
         identify, refusals = Identify(services), Refusals()
         for observer in (self.dp.message, self.dp.edited_message, self.dp.callback_query):
             observer.outer_middleware(identify)
@@ -54,14 +64,27 @@ class TelegramChannel:
         self.dp["svc"] = services
         for routes in (common, dispatcher, driver, customer, fallback):
             self.dp.include_router(routes.router.build())
-        self.sender = Sender(self.bot, services)
+        self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)
+        self.poller = Poller(self.bot, self.process, ALLOWED_UPDATES)
         self._sending: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
+    def parse(self, data: dict[str, Any]) -> Update:
+        """The update in `data`; pydantic's ValidationError when it is not a valid one."""
+        return Update.model_validate(data, context={"bot": self.bot})
+
     async def feed(self, data: dict[str, Any]) -> None:
-        """Process one update (from the webhook)."""
-        update = Update.model_validate(data, context={"bot": self.bot})
-        await self.dp.feed_update(self.bot, update)
+        """Process one update (from the webhook); `Deferred` when it must come again."""
+        await self.process(self.parse(data))
+
+    async def process(self, update: Update) -> None:
+        await process_once(
+            self.updates, update, lambda u: self.dp.feed_update(self.bot, u), self._apologize
+        )
+
+    async def _apologize(self, chat_id: int, language: str | None) -> None:
+        text = t("error.unavailable", catalog_language(language))
+        await self.bot.send_message(chat_id, text)
 
     async def set_default_commands(self) -> None:
         await self.bot.set_my_commands(
@@ -90,18 +113,13 @@ class TelegramChannel:
         else:
             with contextlib.suppress(Exception):  # polling retries on its own with backoff
                 await self.bot.delete_webhook()
-            self._spawn(self._poll())
+            self._spawn(self.poller.run())
             log.info("Telegram: long polling %s", settings.telegram.api_url)
         self._sending = asyncio.create_task(self.sender.run())
         self._spawn(self._check_stale())
 
     def _spawn(self, coroutine: Any) -> None:
         self._tasks.append(asyncio.create_task(coroutine))
-
-    async def _poll(self) -> None:
-        await self.dp.start_polling(
-            self.bot, handle_signals=False, close_bot_session=False, allowed_updates=ALLOWED_UPDATES
-        )
 
     async def _check_stale(self) -> None:
         while True:
@@ -114,17 +132,17 @@ class TelegramChannel:
             await asyncio.sleep(STALE_CHECK_S)
 
     async def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            await self.dp.stop_polling()
         self.sender.stop()  # it finishes the messages in flight and hands back the rest
-        if self._sending is not None:
-            await self._sending
-        for task in self._tasks:
+        for task in self._tasks:  # polling and the stale check
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.poller.stop()  # updates in hand finish; what was processed is confirmed
+        if self._sending is not None:
+            await self._sending
         await self.dp.storage.close()
         await self.bot.session.close()
+        await self.sender.bot.session.close()
 
 
 async def set_member_commands(bot: Bot, chat_id: int, roles: frozenset[Role], lang: str) -> None:

@@ -1,19 +1,19 @@
-"""Around every update: drop repeats of the same update_id; find out who is writing."""
+"""Around every message and button press: find out who is writing; answer refusals."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from bot.telegram.replies import answer
+from core.db import unavailable
 from core.errors import DomainError
 from core.services.hub import Services
 from core.services.members import Identity, TelegramUser, identify_telegram
@@ -21,60 +21,8 @@ from core.texts import t
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-KEEP_S = 24 * 3600  # Telegram gives up redelivering an update long before this
 KNOWN_S = 30.0  # a member's roles are re-read at least this often (a location stream is busy)
 KNOWN_MAX = 50_000
-
-
-class SeenIds(Protocol):
-    async def first_time(self, update_id: int) -> bool: ...
-
-
-class MemorySeen:
-    """Update ids seen by this process (one instance: enough)."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self.size = size
-        self.seen: OrderedDict[int, float] = OrderedDict()
-
-    async def first_time(self, update_id: int) -> bool:
-        now = time.monotonic()
-        while self.seen and (
-            len(self.seen) >= self.size or next(iter(self.seen.values())) < now - KEEP_S
-        ):
-            self.seen.popitem(last=False)
-        if update_id in self.seen:
-            return False
-        self.seen[update_id] = now
-        return True
-
-
-class RedisSeen:
-    """Update ids seen by any instance sharing this Redis."""
-
-    def __init__(self, url: str) -> None:
-        from redis.asyncio import Redis
-
-        self.redis = Redis.from_url(url)
-
-    async def first_time(self, update_id: int) -> bool:
-        return bool(await self.redis.set(f"lastmile:tg:update:{update_id}", 1, nx=True, ex=KEEP_S))
-
-
-def update_ids_store(redis_url: str | None) -> SeenIds:
-    return RedisSeen(redis_url) if redis_url else MemorySeen()
-
-
-class Deduplicate(BaseMiddleware):
-    def __init__(self, seen: SeenIds) -> None:
-        self.seen = seen
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
-        if not await self.seen.first_time(event.update_id):
-            log.info("update %s delivered again: ignored", event.update_id)
-            return None
-        return await handler(event, data)
 
 
 class Identify(BaseMiddleware):
@@ -110,8 +58,9 @@ class Identify(BaseMiddleware):
 
 
 class Refusals(BaseMiddleware):
-    """A DomainError from a core service becomes a clear reply in the same chat; anything
-    else is logged with context and answered with an apology (nothing was changed)."""
+    """A DomainError from a core service becomes a clear reply in the same chat; an unreachable
+    database is left to the caller (the update is deferred, bot.telegram.updates); anything else
+    is logged with context and answered with an apology (nothing was changed)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         lang = data.get("lang")
@@ -119,7 +68,9 @@ class Refusals(BaseMiddleware):
             return await handler(event, data)
         except DomainError as exc:
             text = exc.message(lang)
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc):
+                raise
             log.exception("handling %s failed", type(event).__name__)
             text = t("error.generic", lang)
         if isinstance(event, CallbackQuery):

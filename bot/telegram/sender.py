@@ -31,6 +31,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
 from bot.telegram import keyboards
@@ -72,8 +73,27 @@ class Pace:
         self.next = max(self.next, time.monotonic() + seconds)
 
 
+class Holds:
+    """Chats Telegram told to wait (a 429's retry_after), whoever sent: the outbox sender and
+    direct replies both wait them out, so neither trips the other's 429 again."""
+
+    def __init__(self) -> None:
+        self.until: dict[int, float] = {}  # chat -> monotonic time it may be written to again
+
+    def hold(self, chat_id: int, seconds: float) -> None:
+        self.until[chat_id] = max(self.until.get(chat_id, 0.0), time.monotonic() + seconds)
+
+    def end(self, chat_id: int) -> float:
+        """When the chat's hold ends (0 when it has none; an ended hold is forgotten)."""
+        until = self.until.get(chat_id, 0.0)
+        if until and until <= time.monotonic():
+            del self.until[chat_id]
+            return 0.0
+        return until
+
+
 class Sender:
-    def __init__(self, bot: Bot, services: Services) -> None:
+    def __init__(self, bot: Bot, services: Services, holds: Holds | None = None) -> None:
         self.bot = bot
         self.services = services
         settings = services.settings.telegram
@@ -81,6 +101,7 @@ class Sender:
         self.chat_gap = MARGIN / settings.chat_rate_per_s
         self.chats: dict[int, float] = {}  # chat -> when it may get its next message
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
+        self.holds = holds or Holds()
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -138,7 +159,7 @@ class Sender:
                     db, row.id, "no Telegram chat", permanent=True, token=token
                 )
                 continue
-            await sleep_until(lambda: self.chats.get(chat_id, 0.0))
+            await sleep_until(lambda: max(self.chats.get(chat_id, 0.0), self.holds.end(chat_id)))
             await self.overall.wait()
             self.chats[chat_id] = time.monotonic() + self.chat_gap
             if not await self._deliver(chat_id, row):
@@ -157,11 +178,11 @@ class Sender:
                 log.warning("message %s was taken over by another sender: not sending it", row.id)
                 return False
             async with asyncio.timeout_at(deadline):
-                await self._send(chat_id, rendered)
+                await self._send(chat_id, rendered, row)
         except TelegramRetryAfter as exc:
             log.info("Telegram asks to wait %s s (message %s)", exc.retry_after, row.id)
             self.overall.pause(exc.retry_after)
-            self.chats[chat_id] = time.monotonic() + exc.retry_after
+            self.holds.hold(chat_id, exc.retry_after)
             await outbox.retry_later(db, row.id, exc.retry_after, exc.message, token=token)
             return False
         except TelegramForbiddenError as exc:
@@ -185,7 +206,11 @@ class Sender:
                 log.warning("message %s was sent after another sender took it over", row.id)
         return True
 
-    async def _send(self, chat_id: int, rendered: Rendered) -> None:
+    async def _send(self, chat_id: int, rendered: Rendered, row: OutboxMessage) -> None:
+        if row.template == outbox.REPLY:  # a direct reply handed over: as it was
+            extra = row.params.get("extra") or {}
+            await self.bot(SendMessage(chat_id=chat_id, text=rendered.text, **extra))
+            return
         markup = keyboards.actions(rendered.actions, rendered.language)
         photo = rendered.photo_file_id
         if photo is None and rendered.photo_path is not None:

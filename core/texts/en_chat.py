@@ -5,6 +5,7 @@ Notifications are `msg.<template>`; buttons `action.<name>`; `{link}` is the tra
 
 TEXTS = {
     # --- notifications (outbox templates) ---
+    "msg.chat.reply": "{text}",  # a direct reply handed to the outbox, already worded
     "msg.customer.order_confirmed": (
         "Your order {ref} is confirmed: delivery to {address}.{window_line}\nTrack it: {link}"
     ),
@@ -358,4 +359,8 @@ TEXTS = {
     "fallback.unknown": "I did not understand that.",
     "cancelled": "OK, cancelled. Nothing was changed.",
     "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",
+    "error.unavailable": (
+        "We have a problem on our side right now. Your message is not lost: it will be handled"
+        " as soon as it is fixed, no need to send it again."
+    ),
 }

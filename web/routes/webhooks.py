@@ -1,4 +1,8 @@
-"""Chat webhooks. Telegram's carries the secret we gave it in a header; anything else is 401."""
+"""Chat webhooks. Telegram's carries the secret we gave it in a header; anything else is 401.
+
+Telegram sends an update again while we answer it with anything but 2xx: a body that is no
+update answers 400 (nothing processed), an update that could not be processed now (the database
+is unreachable) 503, so it comes again; 200 means processed (or a repeat)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import ValidationError
+
+from bot.telegram.updates import Deferred
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -33,5 +40,13 @@ async def telegram_update(
         raise HTTPException(400, "the body is not JSON") from None
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         raise HTTPException(400, "the body is not a Telegram update")
-    await channel.feed(update)
+    try:
+        parsed = channel.parse(update)
+    except ValidationError as exc:
+        log.warning("Telegram webhook: an invalid update refused: %s", exc)
+        raise HTTPException(400, "the body is not a valid Telegram update") from None
+    try:
+        await channel.process(parsed)
+    except Deferred as exc:
+        raise HTTPException(503, "the update could not be processed now; send it again") from exc
     return {"ok": True}
