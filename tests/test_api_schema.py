@@ -32,6 +32,9 @@ from tests.conftest import free_port, serve, sqlite_url
 from tests.factories import add_driver, move, new_order
 from web.app import create_app
 
+# Headers that frame the HTTP message itself: made up, they make a request uvicorn refuses (400)
+# before the app sees it, which says nothing about the API.
+FRAMING = {"content-length", "transfer-encoding", "host", "connection"}
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -108,6 +111,8 @@ def test_api_never_fails_and_matches_its_schema(running):
             suppress_health_check=list(HealthCheck),
         )
         def check(case: schemathesis.Case) -> None:
+            for name in [n for n in case.headers or {} if n.lower() in FRAMING]:
+                del case.headers[name]  # type: ignore[union-attr]
             response = case.call_and_validate(
                 base_url=base, headers=headers, checks=CHECKS, timeout=10
             )
