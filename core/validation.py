@@ -1,10 +1,45 @@
-"""Turn pydantic's validation errors into short sentences a person can act on."""
+"""What any database keeps, and pydantic's validation errors as short sentences a person can
+act on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
+
+
+def unstorable(value: str) -> str | None:
+    """Why no database can keep this text (PostgreSQL refuses NUL characters; a lone surrogate
+    is no Unicode at all), or None when it can."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    return None
+
+
+def storable(value: str) -> str:
+    """`value`, or ValueError when no database can keep it."""
+    if why := unstorable(value):
+        raise ValueError(why)
+    return value
+
+
+Text = Annotated[str, AfterValidator(storable)]
+
+
+def kept_as_text(value: str) -> str:
+    """`value` with what no database can keep (NUL characters, lone surrogates) replaced by
+    U+FFFD: for text a person did not type for us, such as their name on a messenger."""
+    if unstorable(value) is None:
+        return value
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in value)
+
 
 MESSAGES = {
     "missing": "is required",

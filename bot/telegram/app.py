@@ -21,7 +21,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, Update
 
 from bot.telegram import keyboards
-from bot.telegram.middlewares import Identify, Refusals
+from bot.telegram.middlewares import Identify, Refusals, Unreadable
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
 from bot.telegram.routers import common, customer, dispatcher, driver, fallback
@@ -57,9 +57,10 @@ class TelegramChannel:
         redis_url = services.settings.redis.url
         self.updates = update_log(redis_url)
         self.dp = Dispatcher(storage=storage_for(redis_url))
-        identify, refusals = Identify(services), Refusals()
+        identify, unreadable, refusals = Identify(services), Unreadable(), Refusals()
         for observer in (self.dp.message, self.dp.edited_message, self.dp.callback_query):
             observer.outer_middleware(identify)
+            observer.outer_middleware(unreadable)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
         for routes in (common, dispatcher, driver, customer, fallback):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
@@ -14,39 +14,46 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
 )
+from pydantic import Field
 
 from core.lifecycle import Window
 from core.models import OrderStatus, Role, StopKind
 from core.services.stops import FAIL_REASONS, StopView
 from core.texts import t
+from core.validation import MAX_ID
+
+# Forged button data is refused by the filters (it matches no handler, and the fallback says the
+# button is not for the person or has expired) rather than failing in the database.
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # seconds, before 2100
 
 
 class Act(CallbackData, prefix="a"):
     """An action carried by a notification (see core.services.notifications)."""
 
     name: str
-    id: int
+    id: Id
 
 
 class StopCb(CallbackData, prefix="s"):
     op: str  # arrive | pickup | deliver | fail | undo
-    order: int
+    order: Id
 
 
 class FailCb(CallbackData, prefix="f"):
-    order: int
+    order: Id
     reason: str
 
 
 class RateCb(CallbackData, prefix="r"):
-    order: int
-    stars: int
+    order: Id
+    stars: Annotated[int, Field(ge=1, le=5)]
 
 
 class SlotCb(CallbackData, prefix="slot"):
-    order: int
-    start: int  # epoch seconds
-    end: int
+    order: Id
+    start: Epoch
+    end: Epoch
     by: str  # c (customer) | d (dispatcher)
 
     def window(self) -> Window:
@@ -56,18 +63,18 @@ class SlotCb(CallbackData, prefix="slot"):
 
 
 class AssignCb(CallbackData, prefix="as"):
-    order: int
-    driver: int
+    order: Id
+    driver: Id
 
 
 class OrderCb(CallbackData, prefix="o"):
     op: str  # cancel | cancel_yes | assign | reschedule
-    order: int
+    order: Id
 
 
 class DraftCb(CallbackData, prefix="no"):
     op: str  # place | create | edit | abort
-    index: int = 0
+    index: Id = 0
 
 
 class ShiftCb(CallbackData, prefix="sh"):

@@ -1,4 +1,5 @@
-"""Around every message and button press: find out who is writing; answer refusals."""
+"""Around every message and button press: find out who is writing; refuse text no database
+can keep; answer refusals."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from core.errors import DomainError
 from core.services.hub import Services
 from core.services.members import Identity, TelegramUser, identify_telegram
 from core.texts import t
+from core.validation import unstorable
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -54,6 +56,17 @@ class Identify(BaseMiddleware):
         data["who"] = who
         data["identities"] = self
         data["lang"] = who.language
+        return await handler(event, data)
+
+
+class Unreadable(BaseMiddleware):
+    """A message whose text no database can keep (a NUL character, a lone surrogate) is
+    answered with a request to type it again, before any handler sees it."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Message) and unstorable(event.text or event.caption or ""):
+            await event.answer(t("error.unreadable", data.get("lang")))
+            return None
         return await handler(event, data)
 
 

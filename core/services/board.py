@@ -33,10 +33,10 @@ from core.services.stops import (
     route_of,
 )
 from core.texts import days
+from core.validation import MAX_ID
 
 S = OrderStatus
 LIST_LIMIT = 30
-MAX_ID = 2**31 - 1  # order ids are 32-bit integers
 MAX_REF = 100  # the longest reference an order can have
 
 

@@ -33,6 +33,7 @@ from core.models import (
 from core.services.invites import token_hash
 from core.services.notifications import Notice, dispatcher_members
 from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language, t
+from core.validation import kept_as_text
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class TelegramUser:
     chat_id: int
     name: str
     language: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", kept_as_text(self.name))  # a name is not refused
 
 
 STAFF = frozenset({Role.OWNER, Role.DISPATCHER, Role.DRIVER})

@@ -22,6 +22,7 @@ from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
 from core.models import Order, OrderEvent, OrderKind, OrderStatus, ProofKind
 from core.services.customers import find_or_add_customer
+from core.validation import Text
 
 K = TypeVar("K")
 
@@ -31,14 +32,14 @@ class OrderDraft(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    external_ref: str | None = Field(default=None, max_length=100)
-    customer_name: str = Field(min_length=1, max_length=200)
-    customer_phone: str | None = None
+    external_ref: Text | None = Field(default=None, max_length=100)
+    customer_name: Text = Field(min_length=1, max_length=200)
+    customer_phone: Text | None = None
     customer_language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")
-    address: str = Field(min_length=1, max_length=500)
+    address: Text = Field(min_length=1, max_length=500)
     lat: float | None = None
     lon: float | None = None
-    pickup_address: str | None = Field(default=None, max_length=500)
+    pickup_address: Text | None = Field(default=None, max_length=500)
     pickup_lat: float | None = None
     pickup_lon: float | None = None
     due_date: date | None = None
@@ -47,10 +48,10 @@ class OrderDraft(BaseModel):
     weight_kg: float | None = Field(default=None, ge=0)
     volume_l: float | None = Field(default=None, ge=0)
     units: int | None = Field(default=None, ge=0)
-    notes: str = Field(default="", max_length=2000)
+    notes: Text = Field(default="", max_length=2000)
     priority: int = Field(default=0, ge=0, le=2)
-    required_skills: tuple[str, ...] = ()
-    zone: str | None = Field(default=None, max_length=50)
+    required_skills: tuple[Text, ...] = ()
+    zone: Text | None = Field(default=None, max_length=50)
     proof_required: ProofKind = ProofKind.PHOTO
     delivery_pin: str | None = Field(default=None, pattern=r"^\d{4,8}$")
 

@@ -56,6 +56,7 @@ CUSTOMER_KEYS = (  # what a customer (or a stranger) can see: every catalog word
     "finish_first",
     "cancelled",
     "error.generic",
+    "error.unreadable",
     "command.start",
     "command.help",
     "tracking.",

@@ -140,6 +140,10 @@ TEXTS = {
         "Bei uns ist etwas schiefgegangen; nichts wurde geändert. Bitte versuchen Sie es noch "
         "einmal."
     ),
+    "error.unreadable": (
+        "Ihre Nachricht enthält Zeichen, die ich nicht lesen kann (etwa ein NUL); nichts wurde"
+        " gespeichert. Bitte tippen Sie sie noch einmal."
+    ),
     "error.unavailable": (
         "Bei uns gibt es gerade ein Problem. Ihre Nachricht geht nicht verloren: Wir bearbeiten"
         " sie, sobald es behoben ist; Sie müssen sie nicht noch einmal senden."

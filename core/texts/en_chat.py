@@ -359,6 +359,10 @@ TEXTS = {
     "fallback.unknown": "I did not understand that.",
     "cancelled": "OK, cancelled. Nothing was changed.",
     "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",
+    "error.unreadable": (
+        "Your message has characters I cannot read (such as a NUL); nothing was saved. "
+        "Please type it again."
+    ),
     "error.unavailable": (
         "We have a problem on our side right now. Your message is not lost: it will be handled"
         " as soon as it is fixed, no need to send it again."

@@ -16,25 +16,11 @@ from pydantic import (
 
 from core.models import ProofKind, StopKind
 from core.services.order_views import OrderView, WindowView
+from core.validation import Text
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
 MAX_BATCH = 500
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def _storable(value: str) -> str:
-    """Text a database can keep: no NUL characters, no lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_storable)]
 
 
 def _in_range(moment: datetime) -> datetime:

@@ -18,6 +18,7 @@ from core.models import OrderStatus
 from core.services import apikeys, order_views, proofs
 from core.services.orders import OrderDraft, change_status, normalize_phone
 from core.texts import t
+from core.validation import MAX_ID
 from web.deps import DB
 from web.routes.api.common import (
     NOT_FOUND,
@@ -31,7 +32,6 @@ from web.routes.api.common import (
     unprocessable,
 )
 from web.routes.api.models import (
-    MAX_ID,
     BatchCreate,
     BatchItem,
     BatchResult,

@@ -14,6 +14,7 @@ from core.errors import DomainError
 from core.models import ApiKey, OutboxStatus
 from core.services import webhooks
 from core.texts import t
+from core.validation import MAX_ID, Text
 from web.deps import DB
 from web.routes.api.common import (
     NOT_FOUND,
@@ -25,7 +26,7 @@ from web.routes.api.common import (
     refusals,
     unprocessable,
 )
-from web.routes.api.models import MAX_ID, FieldError, Strict, Text
+from web.routes.api.models import FieldError, Strict
 
 router = APIRouter(tags=["webhooks"])
 
