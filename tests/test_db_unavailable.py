@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from core.db import Database, unavailable
 from core.models import Member
 from tests.conftest import POSTGRES_URL
-from tests.db_proxy import proxy_for
+from tests.fakes.tcp_proxy import proxy_for
 
 needs_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="TEST_POSTGRES_URL is not set")
 

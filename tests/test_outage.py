@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from core.config import Settings
 from core.db import Database
 from core.services import apikeys
 from tests.conftest import POSTGRES_URL, serve
-from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.tcp_proxy import Proxy, proxy_for
 from tests.test_api import ORDER
 from tests.test_tracking_page import day
 from web.app import create_app
@@ -27,11 +26,11 @@ from web.app import create_app
 async def test_an_unreachable_database_answers_503_and_service_resumes(
     database_url: str, tmp_path: Path
 ):
-    address = make_url(database_url)
-    proxy = TcpProxy(address.host or "127.0.0.1", address.port or 5432)
-    await proxy.start()
-    proxied = address.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    db = Database(proxied)
+    async with proxy_for(database_url) as proxy:
+        await cut_off_and_back(proxy, Database(proxy.url(database_url)), tmp_path)
+
+
+async def cut_off_and_back(proxy: Proxy, db: Database, tmp_path: Path) -> None:
     try:
         mine, _, _ = await day(db)
         _, secret = await apikeys.create_key(db, "shop")
@@ -51,7 +50,7 @@ async def test_an_unreachable_database_answers_503_and_service_resumes(
             httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http,
         ):
             assert (await http.get("/healthz")).status_code == 200
-            await proxy.cut()
+            proxy.cut()
             for method, path, body, _ in asks:
                 answer = await http.request(method, path, json=body)
                 assert answer.status_code == 503, (path, answer.status_code, answer.text[:200])
@@ -61,12 +60,11 @@ async def test_an_unreachable_database_answers_503_and_service_resumes(
                 )
             assert (await http.get("/healthz")).status_code == 503
 
-            await proxy.restore()
+            proxy.restore()
             for method, path, body, status in asks:
                 answer = await http.request(method, path, json=body)
                 assert answer.status_code == status, (path, answer.status_code, answer.text[:200])
     finally:
-        await proxy.cut()
         await db.dispose()
 
 

@@ -15,8 +15,8 @@ from sqlmodel import col, select
 
 from core.db import Database, is_sqlite
 from core.models import LocationPing, Role
-from tests.db_proxy import proxy_for
 from tests.fakes import telegram_updates as tu
+from tests.fakes.tcp_proxy import proxy_for
 from tests.telegram_harness import Bot, add_person, running_bot
 from tests.test_telegram_driver import BERLIN, link, new_order
 
