@@ -6,7 +6,7 @@ Environment names are `<GROUP>_<FIELD>` in capitals: `DATABASE_URL`, `TELEGRAM_B
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,6 +153,12 @@ class RoutingSettings(BaseModel):
     traffic: str = "7-9:1.35,16-19:1.45"
     time_limit_s: float = Field(default=2.0, gt=0, le=300)
     shift_hours: float = Field(default=10.0, gt=0, le=24)
+    # what a plan costs the business: paid driver time (waiting included) and fuel and wear
+    cost_per_hour: float = Field(default=20.0, ge=0, le=1000)
+    cost_per_km: float = Field(default=0.30, ge=0, le=100)
+    # a driver rests `break_minutes` once she has worked `break_after_hours` (0: no breaks)
+    break_after_hours: float = Field(default=4.5, ge=0, le=24)
+    break_minutes: float = Field(default=30.0, ge=0, le=180)
 
     @field_validator("traffic")
     @classmethod
@@ -162,6 +168,15 @@ class RoutingSettings(BaseModel):
         except ValueError as exc:
             raise ValueError(f"is wrong: {exc}") from None
         return value
+
+
+class DispatchSettings(BaseModel):
+    # auto: the core places every order on arrival and re-plans by itself; manual: it waits
+    # for a dispatcher's /dispatch or /assign
+    mode: Literal["auto", "manual"] = "auto"
+    plan_at: time = time(6, 30)  # local time when a later day's orders are planned
+    reoptimize_minutes: float = Field(default=15.0, ge=0, le=24 * 60)  # 0: never periodically
+    move_min_saving_minutes: float = Field(default=10.0, ge=0, le=24 * 60)
 
 
 class GeocodingSettings(BaseModel):
@@ -234,6 +249,7 @@ class Settings(BaseSettings):
     whatsapp: WhatsAppSettings = WhatsAppSettings()
     osrm: OsrmSettings = OsrmSettings()
     routing: RoutingSettings = RoutingSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     geocoding: GeocodingSettings = GeocodingSettings()
     orders: OrdersSettings = OrdersSettings()
     tracking: TrackingSettings = TrackingSettings()
