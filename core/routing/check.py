@@ -40,31 +40,67 @@ def _starting_load(problem: Problem, stops: Sequence[Stop]) -> list[int]:
     return load
 
 
-def _schedule(
-    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departure: int
-) -> tuple[list[Visit], int, int, list[Violation], int, int]:
-    """Forward pass. Returns visits, end time, distance, violations, total wait, and the
-    forward slack: how much later the vehicle could leave without breaking a window."""
-    durations, distances = problem.durations, problem.distances
+@dataclass
+class _Pass:
+    """One forward pass: the schedule and what it costs."""
+
+    visits: list[Visit]
+    end: int
+    distance: int
+    violations: list[Violation]
+    waited: int  # total wait for windows
+    slack: int  # how much later it could leave without breaking a window
+    drive: int  # seconds behind the wheel
+    rests: list[int]  # when each break starts
+
+
+def _rest_first(problem: Problem, time: int, rested: int, leg: int, start: int, busy: int) -> bool:
+    """Whether the driver must rest before this leg: it ends (with the wait and the `busy`
+    seconds of service after it) past her work limit, she has worked since her last rest, and
+    the wait before the window is not long enough to be the rest itself."""
+    breaks = problem.breaks
+    if breaks is None or time <= rested:
+        return False
+    arrival = time + leg
+    return start - arrival < breaks.length and start + busy - rested > breaks.after
+
+
+def _schedule(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departure: int) -> _Pass:
+    """Forward pass: each leg at the traffic of its hour, a break where work runs long."""
+    distances = problem.distances
     shift = problem.shift(vehicle)
     location, time, distance = problem.start_location(vehicle), departure, 0
     load = _starting_load(problem, stops)
     capacity = vehicle.capacity
     violations: list[Violation] = []
     visits: list[Visit] = []
-    waited, slack = 0, shift.end - departure
+    waited, slack, drive, rested = 0, shift.end - departure, 0, departure
+    rests: list[int] = []
 
     def over(amounts: list[int]) -> bool:
         return bool(capacity) and any(a > c for a, c in zip(amounts, capacity, strict=True))
+
+    def window_of(arrival: int, stop: Stop):
+        return next((w for w in problem.windows(stop) if w.end >= arrival), None)
 
     if over(load):
         violations.append(
             Violation("capacity", f"vehicle {vehicle.id} starts overloaded: {load}", vehicle.id)
         )
     for stop in stops:
-        arrival = time + int(durations[location, stop.location])
+        leg = problem.leg(location, stop.location, time)
+        if problem.breaks is not None:
+            window = window_of(time + leg, stop)
+            start = time + leg if window is None else max(time + leg, window.start)
+            if _rest_first(problem, time, rested, leg, start, stop.service):
+                rests.append(time)
+                time += problem.breaks.length
+                rested = time
+                leg = problem.leg(location, stop.location, time)
+        arrival = time + leg
+        drive += leg
         distance += int(distances[location, stop.location])
-        window = next((w for w in problem.windows(stop) if w.end >= arrival), None)
+        window = window_of(arrival, stop)
         if window is None:
             last = problem.windows(stop)[-1].end
             violations.append(
@@ -81,6 +117,9 @@ def _schedule(
             start = max(arrival, window.start)
             waited += start - arrival
             slack = min(slack, waited + window.end - start)
+        if problem.breaks is not None and start - arrival >= problem.breaks.length:
+            rests.append(arrival)  # the wait is the rest
+            rested = start
         sign = 1 if stop.id in problem.pickups else -1
         for dim, amount in enumerate(problem.load(stop)):
             load[dim] += sign * amount
@@ -99,7 +138,14 @@ def _schedule(
         visits.append(Visit(stop.id, arrival, start, time, tuple(load)))
     end_location = problem.end_location(vehicle)
     if end_location is not None:
-        time += int(durations[location, end_location])
+        leg = problem.leg(location, end_location, time)
+        if _rest_first(problem, time, rested, leg, time + leg, 0):
+            assert problem.breaks is not None
+            rests.append(time)
+            time += problem.breaks.length
+            leg = problem.leg(location, end_location, time)
+        time += leg
+        drive += leg
         distance += int(distances[location, end_location])
     if time > shift.end:
         violations.append(
@@ -111,7 +157,7 @@ def _schedule(
             )
         )
     slack = min(slack, waited + shift.end - time)
-    return visits, time, distance, violations, waited, slack
+    return _Pass(visits, time, distance, violations, waited, slack, drive, rests)
 
 
 def simulate(
@@ -121,13 +167,15 @@ def simulate(
     (less waiting, same arrivals where it matters); a live position leaves now."""
     stops = [problem.stop_by_id[stop_id] for stop_id in stop_ids]
     shift = problem.shift(vehicle)
-    visits, end, distance, violations, waited, slack = _schedule(
-        problem, vehicle, stops, shift.start
-    )
     departure = shift.start
-    if vehicle.start is None and stops and not violations and min(waited, slack) > 0:
-        departure += min(waited, slack)
-        visits, end, distance, violations, _, _ = _schedule(problem, vehicle, stops, departure)
+    forward = _schedule(problem, vehicle, stops, departure)
+    later = min(forward.waited, forward.slack)
+    if vehicle.start is None and stops and not forward.violations and later > 0:
+        delayed = _schedule(problem, vehicle, stops, departure + later)
+        # with traffic or breaks leaving later can break a window or add a rest: then not
+        if not delayed.violations and delayed.end - later <= forward.end:
+            forward, departure = delayed, departure + later
+    violations = forward.violations
     for stop in stops:
         if stop.vehicles is not None and vehicle.id not in stop.vehicles:
             violations.append(
@@ -157,7 +205,16 @@ def simulate(
                 stops[vehicle.max_stops].id,
             )
         )
-    route = RoutePlan(vehicle.id, tuple(visits), departure, end, distance, end - departure)
+    route = RoutePlan(
+        vehicle.id,
+        tuple(forward.visits),
+        departure,
+        forward.end,
+        forward.distance,
+        forward.end - departure,
+        forward.drive,
+        tuple(forward.rests),
+    )
     return route, violations
 
 

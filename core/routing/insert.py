@@ -73,18 +73,29 @@ class _Lean:
             if any(a > c for a, c in zip(load, capacity, strict=True)):
                 return None
         durations, distances = self.durations, self.distances
+        traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
+        rested = time
         for stop_id in sequence:
             location, service, windows, delta, _ = self.stop[stop_id]
-            time += durations[here][location]
+            free = durations[here][location]
+            leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
+            if breaks is not None and time > rested:
+                start = _start(time + leg, windows)
+                if start is None:
+                    return None
+                if start - time - leg < breaks.length and start + service - rested > breaks.after:
+                    time += breaks.length
+                    rested = time
+                    leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
+            arrival = time + leg
             metres += distances[here][location]
-            for start, end in windows:
-                if time <= end:
-                    if time < start:
-                        time = start
-                    break
-            else:
+            start = _start(arrival, windows)
+            if start is None:
                 return None
+            if breaks is not None and start - arrival >= breaks.length:
+                rested = start
+            time = start
             if capacity:
                 for d, amount in enumerate(delta):
                     load[d] += amount
@@ -93,13 +104,26 @@ class _Lean:
             time += service
             here = location
         if self.end is not None:
-            time += durations[here][self.end]
+            free = durations[here][self.end]
+            leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
+            if breaks is not None and time > rested and time + leg - rested > breaks.after:
+                time += breaks.length
+                leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
+            time += leg
             metres += distances[here][self.end]
         if time > self.shift.end:
             return None
         duration = time - self.shift.start
         objective = self.problem.objective
         return objective.distance * metres + objective.duration * duration, duration, metres
+
+
+def _start(arrival: int, windows: list[tuple[int, int]]) -> int | None:
+    """When service starts: in the first window still open at `arrival`, or None."""
+    for start, end in windows:
+        if arrival <= end:
+            return max(arrival, start)
+    return None
 
 
 def cheapest_insertion(

@@ -21,7 +21,9 @@ class RoutePlan:
     departure: int  # leaves its start
     end: int  # reaches its end depot, or leaves its last stop on an open route
     distance: int  # metres
-    duration: int  # seconds, departure to end
+    duration: int  # seconds, departure to end (paid time: driving, service, waits, breaks)
+    drive: int = 0  # seconds behind the wheel
+    breaks: tuple[int, ...] = ()  # when each break starts (a long enough wait is one)
 
     @property
     def stops(self) -> list[str]:

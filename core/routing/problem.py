@@ -3,6 +3,10 @@
 Geography is already resolved: `durations` (seconds) and `distances` (metres) are square integer
 matrices over locations 0..n-1, and everything else names a location by its index. Times are
 integer seconds from the problem's epoch (the plan's time zero).
+
+With a `traffic` profile, `durations` are free-flow times and a leg left at time t takes
+ceil(free-flow × the factor of t's local hour) (`Problem.leg`); without one they are the times.
+With `breaks`, a driver rests after so much work (see `check.py`).
 """
 
 from __future__ import annotations
@@ -108,6 +112,52 @@ class Objective:
     vehicle: int = 0
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Travel-time factors per local hour, in thousandths (1000 = free flow), and the local
+    time of day at the problem's epoch (seconds after local midnight)."""
+
+    factors: tuple[int, ...]
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.factors) != 24 or any(f <= 0 for f in self.factors):
+            raise ProblemError("routing.bad_factors")
+        object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
+
+    @classmethod
+    def of(cls, factors: Iterable[float], offset: int = 0) -> Traffic:
+        return cls(tuple(round(f * 1000) for f in factors), offset % 86_400)
+
+    def factor(self, at: int) -> int:
+        """The factor (thousandths) for a leg left at `at` seconds from the epoch."""
+        return self.factors[(self.offset + at) // 3600 % 24]
+
+    def highest(self, start: int, end: int) -> int:
+        """The highest factor of any hour from `start` to `end` (seconds from the epoch)."""
+        if end - start >= 86_400:
+            return max(self.factors)
+        first, last = (self.offset + start) // 3600, (self.offset + max(start, end)) // 3600
+        return max(self.factors[h % 24] for h in range(first, last + 1))
+
+    @property
+    def flat(self) -> bool:
+        return all(f == 1000 for f in self.factors)
+
+
+@dataclass(frozen=True)
+class Breaks:
+    """After `after` seconds of work a driver rests `length` seconds; a wait of at least
+    `length` counts as the rest."""
+
+    after: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.after <= 0 or self.length <= 0:
+            raise ProblemError("routing.bad_breaks")
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     durations: np.ndarray
@@ -118,6 +168,8 @@ class Problem:
     pairs: tuple[Pair, ...] = ()
     dimensions: tuple[str, ...] = ()
     objective: Objective = field(default_factory=Objective)
+    traffic: Traffic | None = None
+    breaks: Breaks | None = None
 
     def __post_init__(self) -> None:
         for name in ("durations", "distances"):
@@ -133,6 +185,13 @@ class Problem:
         for name in ("vehicles", "stops", "depots", "pairs", "dimensions"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self._validate()
+
+    def leg(self, origin: int, destination: int, at: int) -> int:
+        """Seconds to drive from `origin` to `destination` leaving at `at`."""
+        free = int(self.durations[origin, destination])
+        if self.traffic is None:
+            return free
+        return -(-free * self.traffic.factor(at) // 1000)
 
     # -- lookups ---------------------------------------------------------------------------
 

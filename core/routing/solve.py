@@ -28,6 +28,7 @@ from core.routing.engines import pyvrp as pyvrp_engine
 from core.routing.place import place
 from core.routing.plan import Plan
 from core.routing.problem import Problem, Stop
+from core.routing.timing import for_engine
 from core.texts import t
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,14 @@ def solve(
     engine: str | None = None,
     max_iterations: int | None = None,
     current: dict[str, list[str]] | None = None,
+    timing: str = "window",
 ) -> Plan:
     """The best plan found within the time limit; always feasible by our checker.
 
     `current`: the plan in force (vehicle -> stops). A re-plan never returns something worse:
-    if the current plan is feasible and serves more stops, or as many for less, it stays."""
+    if the current plan is feasible and serves more stops, or as many for less, it stays.
+    `timing`: how the engine is told about traffic and breaks (`timing.py`); the plan is
+    re-timed per leg by the checker either way."""
     started = time.perf_counter()
     impossible = {stop.id: reason for stop in problem.stops if (reason := why_alone(problem, stop))}
     for stop_id in list(impossible):
@@ -66,7 +70,10 @@ def solve(
     name = engine or choose_engine(rest)
     odd = pyvrp_engine.odd_stops(rest) if name == pyvrp_engine.NAME else frozenset()
     sequences = ENGINES[name](
-        without(rest, odd), time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
+        for_engine(without(rest, odd), timing),
+        time_limit_s=time_limit_s,
+        seed=seed,
+        max_iterations=max_iterations,
     )
     deadline = time.perf_counter() + max(PLACING_S, time_limit_s)
     plan = _fill(problem, repair(problem, sequences, dict(impossible), name), impossible, deadline)

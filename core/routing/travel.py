@@ -2,8 +2,10 @@
 
 - `StraightLine`: haversine × detour factor ÷ speed; works offline.
 - `Osrm`: OSRM's `table` service (road network), asked in blocks no larger than its limit.
-Both multiply times by a `TrafficProfile` for the hour of departure (rush hours slower).
-`Cached` remembers each pair per provider and hour, so a new order costs one row and one column.
+Both multiply times by a `TrafficProfile` for the hour of departure (rush hours slower), or
+give free-flow times when asked for no hour (`depart_at=None`: the routing problem then times
+each leg at its own hour). `Cached` remembers each pair per provider and hour, so a new
+order costs one row and one column.
 Durations are rounded up: rounding down makes plans that break windows on the road.
 """
 
@@ -54,7 +56,10 @@ class TrafficProfile:
         if len(self.factors) != 24 or any(f <= 0 for f in self.factors):
             raise DomainError("routing.bad_traffic", text=str(self.factors))
 
-    def factor(self, when: datetime) -> float:
+    def factor(self, when: datetime | None) -> float:
+        """The factor at `when`; None is free flow."""
+        if when is None:
+            return 1.0
         return self.factors[when.astimezone(ZoneInfo(self.zone)).hour]
 
     @classmethod
@@ -69,8 +74,10 @@ class TravelProvider(Protocol):
     name: str
 
     async def matrix(
-        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
-    ) -> Matrix: ...
+        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
+    ) -> Matrix:
+        """Times leaving at `depart_at`; None: free flow (no traffic factor)."""
+        ...
 
 
 def haversine_m(sources: Sequence[Point], destinations: Sequence[Point]) -> np.ndarray:
@@ -93,7 +100,7 @@ class StraightLine:
     name: str = "straight-line"
 
     async def matrix(
-        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
+        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
     ) -> Matrix:
         metres = haversine_m(sources, destinations) * self.detour
         seconds = metres / (self.speed_kmh / 3.6) * self.traffic.factor(depart_at)
@@ -116,7 +123,7 @@ class Osrm:
     name: str = "osrm"
 
     async def matrix(
-        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
+        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
     ) -> Matrix:
         durations = np.zeros((len(sources), len(destinations)), dtype=np.float64)
         distances = np.zeros_like(durations)
@@ -180,6 +187,7 @@ def _fill(rows: list[list[float | None]], missing: float) -> np.ndarray:
 
 CELL_BYTES = 4 + 4 + 1  # a cached pair: int32 seconds, int32 metres, and whether it is known
 INT32_MAX = np.iinfo(np.int32).max
+FREE_FLOW = 24  # the cache's "hour" for free-flow times
 
 
 @dataclass
@@ -244,10 +252,14 @@ class Cached:
     def nbytes(self) -> int:
         return sum(block.capacity**2 for block in self.blocks.values()) * CELL_BYTES
 
+    @property
+    def traffic(self) -> TrafficProfile | None:
+        return getattr(self.provider, "traffic", None)
+
     async def matrix(
-        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime
+        self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
     ) -> Matrix:
-        hour = int(depart_at.timestamp() // 3600) % 24
+        hour = FREE_FLOW if depart_at is None else int(depart_at.timestamp() // 3600) % 24
         block = self.blocks.pop(hour, None) or _Block()
         self.blocks[hour] = block  # now the most recently used
         rows, cols = list(dict.fromkeys(sources)), list(dict.fromkeys(destinations))
@@ -280,7 +292,7 @@ class Cached:
         )
 
     async def _fetch(
-        self, block: _Block, rows: list[Point], cols: list[Point], depart_at: datetime
+        self, block: _Block, rows: list[Point], cols: list[Point], depart_at: datetime | None
     ) -> None:
         if not rows or not cols:
             return

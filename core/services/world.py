@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlmodel import col, select
@@ -29,7 +30,8 @@ from core.models import (
     open_stop,
 )
 from core.routing import problem as rp
-from core.routing.travel import Matrix, Point, TravelProvider
+from core.routing.cost import objective
+from core.routing.travel import Matrix, Point, TrafficProfile, TravelProvider
 
 S = OrderStatus
 WAITING = (S.NEW, S.RESCHEDULED)
@@ -239,7 +241,11 @@ async def load_world(
     session.expunge_all()
     await session.rollback()
     empty = np.zeros((0, 0), dtype=np.int64)
-    matrix = await travel.matrix(points, points, epoch) if points else Matrix(empty, empty)
+    # With a traffic profile the problem keeps free-flow times and the profile, so that each
+    # leg is timed at the hour it is driven; a provider without one answers for `epoch`.
+    traffic = _traffic(travel, epoch)
+    when = None if traffic is not None else epoch
+    matrix = await travel.matrix(points, points, when) if points else Matrix(empty, empty)
     problem = rp.Problem(
         durations=matrix.durations,
         distances=matrix.distances,
@@ -248,7 +254,9 @@ async def load_world(
         depots=tuple(problem_depots),
         pairs=tuple(pairs),
         dimensions=DIMENSIONS,
-        objective=rp.Objective(duration=1),
+        objective=objective(settings.cost_per_hour, settings.cost_per_km),
+        traffic=traffic,
+        breaks=breaks(settings),
     )
     known = set(problem.stop_by_id)
     sequences = {v: [s for s in seq if s in known] for v, seq in sequences.items() if v in by_id}
@@ -256,6 +264,23 @@ async def load_world(
         v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in MOVING
     }
     return World(problem, epoch, by_id, names, orders, sequences, locked)
+
+
+def _traffic(travel: TravelProvider, epoch: datetime) -> rp.Traffic | None:
+    """The provider's hour-of-day profile, anchored at the epoch's local time; None when it has
+    none or it is flat (then its times hold at any hour)."""
+    profile = getattr(travel, "traffic", None)
+    if not isinstance(profile, TrafficProfile) or all(f == 1.0 for f in profile.factors):
+        return None
+    local = epoch.astimezone(ZoneInfo(profile.zone))
+    offset = local.hour * 3600 + local.minute * 60 + local.second
+    return rp.Traffic.of(profile.factors, offset)
+
+
+def breaks(settings: RoutingSettings) -> rp.Breaks | None:
+    """The drivers' rests from the settings; None when turned off (0 hours or 0 minutes)."""
+    after, length = round(settings.break_after_hours * 3600), round(settings.break_minutes * 60)
+    return rp.Breaks(after, length) if after > 0 and length > 0 else None
 
 
 async def _drivers_on_shift(session: AsyncSession, only: int | None) -> list[Driver]:

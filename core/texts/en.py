@@ -88,6 +88,8 @@ TEXTS = {
     "routing.pair_twice": "Stop {stop!r} is in more than one pickup-and-delivery pair.",
     "routing.bad_point": "{lat}, {lon} is not a point on Earth (latitude ±90, longitude ±180).",
     "routing.bad_traffic": "Traffic profile {text!r} is not like 7-9:1.4, 16-19:1.5.",
+    "routing.bad_factors": "A traffic profile needs 24 hourly factors, each above 0.",
+    "routing.bad_breaks": "Breaks need work time and a rest length, both above 0.",
     # why a stop was left out of a plan
     "routing.reason.partner": "its pickup-and-delivery partner {stop} could not be planned",
     "routing.reason.optional": "left out: serving it would cost more than it is worth",
