@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-routing bench-dispatch bench-bot bench-web clean
+.PHONY: install run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-web clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Lastmile needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -45,6 +45,11 @@ bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.dispatch latency
 	$(BIN)/python -m bench.dispatch day
 	$(BIN)/python -m bench.odd_days
+
+# The plan of a known day against PyVRP (distance, duration objectives) and VROOM, re-driven
+# per leg with rush hours and breaks (about 15 minutes on 2 cores).
+bench-known-day: $(STAMP)
+	$(BIN)/python -m bench.known_day
 
 # Telegram channel: live-location updates through the webhook (SQLite, then PostgreSQL at
 # BENCH_POSTGRES, skipped with a message when it is unreachable) and outbox delivery under 429s.

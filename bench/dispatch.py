@@ -60,8 +60,12 @@ def city_points(rng: np.random.Generator, n: int, radius_km: float = 12.0) -> li
     return [Point(float(a), float(b)) for a, b in zip(lat, lon, strict=True)]
 
 
-async def matrices(points: list[Point]) -> tuple[np.ndarray, np.ndarray]:
-    provider = StraightLine(25, 1.3, TrafficProfile.parse("7-9:1.35,16-19:1.45"))
+RUSH = "7-9:1.35,16-19:1.45"  # the product's default profile
+
+
+async def matrices(points: list[Point], traffic: str = RUSH) -> tuple[np.ndarray, np.ndarray]:
+    """Times at 08:00 under `traffic` ("" for free flow) and distances."""
+    provider = StraightLine(25, 1.3, TrafficProfile.parse(traffic))
     matrix = await provider.matrix(points, points, datetime(2026, 11, 24, 8, tzinfo=UTC))
     return matrix.durations, matrix.distances
 
@@ -75,13 +79,15 @@ class Job:
     release: int  # when dispatch learns about it
 
 
-def build_day(seed: int, n_orders: int, n_drivers: int) -> tuple[Problem, list[Job]]:
+def build_day(
+    seed: int, n_orders: int, n_drivers: int, traffic: str = RUSH
+) -> tuple[Problem, list[Job]]:
     rng = np.random.default_rng(seed)
     n_dynamic = n_orders * 3 // 8
     n_known = n_orders - n_dynamic
     depots_at = city_points(rng, 3, radius_km=8)
     points = [*depots_at, *city_points(rng, n_known + 2 * n_dynamic)]
-    durations, distances = asyncio.run(matrices(points))
+    durations, distances = asyncio.run(matrices(points, traffic))
     depots = tuple(Depot(f"d{i}", i) for i in range(3))
     vehicles = tuple(
         Vehicle(f"v{k}", depot=f"d{k % 3}", start=k % 3, shift=Window(DAY_START, 19 * HOUR))

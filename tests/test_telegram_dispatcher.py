@@ -169,6 +169,11 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
         summary = bot.last(BOSS).text or ""
         assert summary.startswith("Dispatched: 4 assigned, 1 left waiting.")
         assert f"#{nowhere.id}: its address has no map point yet" in summary
+        # what the plan costs, at the default rates (the figures are checked in
+        # tests/test_plan_figures.py)
+        figures = summary.splitlines()[-1]
+        assert figures.startswith("Plan from now — drivers 1, stops 4: paid ")
+        assert figures.endswith(" (at 20/h, 0.3/km)")
         assert all(o.status is S.ASSIGNED for o in (await orders_in(db))[:4])
 
         await bot.send(tu.command(boss, "/optimize"))
@@ -176,6 +181,7 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
         assert any("Re-planning all routes… 1 s" in (c.text or "") for c in edits)
         final = edits[-1].text or ""
         assert final.startswith(("Routes re-planned:", "The current plan is already"))
+        assert final.splitlines()[-1].startswith("Plan from now — drivers 1, stops 4: paid ")
     assert made
 
 

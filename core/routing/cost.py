@@ -6,10 +6,13 @@ The engines need integer unit costs, so money is counted in `SCALE`ths of the cu
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from core.routing.plan import Plan, RoutePlan
-from core.routing.problem import Objective
+from core.routing.problem import Objective, Problem
 
 SCALE = 100_000  # cost units per currency unit
 
@@ -22,6 +25,42 @@ def objective(cost_per_hour: float, cost_per_km: float) -> Objective:
     if per_second == 0 and per_metre == 0:
         return Objective(duration=1)
     return Objective(distance=per_metre, duration=per_second)
+
+
+def in_engine_units(problem: Problem) -> Problem:
+    """The problem in small cost units for the engines: the same ratios (within 1 %), the
+    smallest unit cost 1 or 2. PyVRP bounds its penalty for lateness per second, so with unit
+    costs in the hundreds its search stays in late plans (measured: 41 late of 203)."""
+    objective = problem.objective
+    units = [c for c in (objective.distance, objective.duration) if c > 0]
+    smallest = min(units, default=1)
+    if smallest <= 2:
+        return problem
+    factor = next(
+        Fraction(m, smallest)
+        for m in (1, 2, 3, 4, 5, 10)
+        if all(abs(round(c * m / smallest) * smallest - c * m) <= 0.01 * c * m for c in units)
+        or m == 10
+    )
+
+    def scaled(value: int) -> int:
+        return math.ceil(value * factor)
+
+    return dataclasses.replace(
+        problem,
+        objective=Objective(
+            round(objective.distance * factor),
+            round(objective.duration * factor),
+            scaled(objective.vehicle),
+        ),
+        vehicles=tuple(
+            dataclasses.replace(v, fixed_cost=scaled(v.fixed_cost)) for v in problem.vehicles
+        ),
+        stops=tuple(
+            s if s.penalty is None else dataclasses.replace(s, penalty=scaled(s.penalty))
+            for s in problem.stops
+        ),
+    )
 
 
 @dataclass(frozen=True)

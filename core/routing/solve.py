@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from core.routing.check import InfeasiblePlan, Violation, evaluate, simulate
+from core.routing.cost import in_engine_units
 from core.routing.engines import ortools as ortools_engine
 from core.routing.engines import pyvrp as pyvrp_engine
 from core.routing.place import place
@@ -70,7 +71,7 @@ def solve(
     name = engine or choose_engine(rest)
     odd = pyvrp_engine.odd_stops(rest) if name == pyvrp_engine.NAME else frozenset()
     sequences = ENGINES[name](
-        for_engine(without(rest, odd), timing),
+        in_engine_units(for_engine(without(rest, odd), timing)),
         time_limit_s=time_limit_s,
         seed=seed,
         max_iterations=max_iterations,

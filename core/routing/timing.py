@@ -2,7 +2,8 @@
 
 PyVRP and OR-Tools take one travel time per pair. With a traffic profile the problem keeps
 free-flow times, and the engine gets them scaled so that its plans mostly hold when each leg is
-timed at its own hour; with breaks, shifts shortened by the rests they will need. Whatever the
+timed at its own hour; with breaks, shifts shortened and windows closing earlier by the rests
+a driver will have taken by then. Whatever the
 engine proposes is then re-timed per leg by the checker, repaired and filled (`solve.py`), so
 the plan handed out is on time either way; this only decides how often repair has to act.
 
@@ -17,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from core.routing.problem import Problem, Vehicle, Window
+from core.routing.problem import Problem, Stop, Vehicle, Window
 
 HOUR = 3600
 TIMINGS = ("peak", "window")
@@ -34,8 +35,9 @@ def for_engine(problem: Problem, timing: str = "window") -> Problem:
     if problem.traffic is not None and problem.vehicles:
         durations = _scaled(problem, timing)
     vehicles = tuple(_rested(problem, v) for v in problem.vehicles)
+    stops = _rests_before(problem)
     return dataclasses.replace(
-        problem, durations=durations, vehicles=vehicles, traffic=None, breaks=None
+        problem, durations=durations, vehicles=vehicles, stops=stops, traffic=None, breaks=None
     )
 
 
@@ -62,6 +64,25 @@ def _scaled(problem: Problem, timing: str) -> np.ndarray:
             if vehicle.start is not None:
                 factors[vehicle.start] = peak
     return -(-problem.durations * factors[None, :] // 1000)
+
+
+def _rests_before(problem: Problem) -> tuple[Stop, ...]:
+    """Each stop with its windows closing earlier by the rests a driver may have taken by
+    then (one per `after` since the earliest shift start), so that the engine's arrivals
+    still hold once the rests are in."""
+    breaks = problem.breaks
+    if breaks is None or not problem.vehicles:
+        return problem.stops
+    first = min(problem.shift(v).start for v in problem.vehicles)
+    out = []
+    for stop in problem.stops:
+        windows = []
+        for window in stop.windows:
+            rests = max(0, window.end - first) // breaks.after
+            cut = min(rests, 24 * HOUR // breaks.after) * breaks.length
+            windows.append(Window(window.start, max(window.start, window.end - cut)))
+        out.append(dataclasses.replace(stop, windows=tuple(windows)) if windows else stop)
+    return tuple(out)
 
 
 def _rested(problem: Problem, vehicle: Vehicle) -> Vehicle:

@@ -284,6 +284,10 @@ TEXTS = {
         "Routes re-planned: {minutes} min and {km} km saved against the current plan."
     ),
     "optimize.no_gain": "The current plan is already as good as I can find.",
+    "plan.figures": (
+        "Plan from now — drivers {drivers}, stops {stops}: paid {paid} h, driving {drive} h, "
+        "{km} km, cost {cost} (at {per_hour}/h, {per_km}/km)"
+    ),
     "import.prompt": "Send the CSV file of orders as a document.",
     "import.created.one": "Imported 1 order.",
     "import.created.other": "Imported {count} orders.",

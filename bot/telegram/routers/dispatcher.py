@@ -33,6 +33,7 @@ from core.services.dispatch import DispatchReport
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.messages import tracking_link
+from core.services.plan_figures import plan_figures
 from core.texts import t
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,8 @@ async def cmd_dispatch(message: Message, svc: Services, who: Identity, lang: str
     refs = await board.refs(svc.db, {a.order_id for a in assigned} | {o for o, _ in left})
     lines += [t("dispatch.line", lang, ref=refs[a.order_id], driver=a.driver) for a in assigned]
     lines += [t("dispatch.left", lang, ref=refs[o], reason=why) for o, why in left]
-    await progress.edit_text("\n".join(lines + _skipped(report, lang)))
+    lines += [*_skipped(report, lang), await _figures(svc, lang)]
+    await progress.edit_text("\n".join(lines))
 
 
 @router.message(Command("optimize"))
@@ -322,7 +324,25 @@ async def cmd_optimize(message: Message, svc: Services, who: Identity, lang: str
         text = t("optimize.no_gain", lang)
     else:
         text = t("optimize.result", lang, minutes=minutes, km=km)
-    await progress.edit_text("\n".join([text, *_skipped(report, lang)]))
+    await progress.edit_text("\n".join([text, *_skipped(report, lang), await _figures(svc, lang)]))
+
+
+async def _figures(svc: Services, lang: str) -> str:
+    """One line: what the plan in force costs from now on."""
+    plan = await plan_figures(svc.dispatcher)
+    total = plan.total
+    return t(
+        "plan.figures",
+        lang,
+        drivers=total.vans,
+        stops=total.stops,
+        paid=f"{total.paid_hours:.1f}",
+        drive=f"{total.drive_hours:.1f}",
+        km=f"{total.km:.1f}",
+        cost=f"{total.cost:.2f}",
+        per_hour=f"{plan.cost_per_hour:g}",
+        per_km=f"{plan.cost_per_km:g}",
+    )
 
 
 def _skipped(report: DispatchReport, lang: str) -> list[str]:

@@ -257,6 +257,45 @@ class DriverOut(BaseModel):
     load: int = Field(description="Orders assigned to her and not yet finished.")
 
 
+class PlanFiguresOut(BaseModel):
+    drivers: int = Field(description="Drivers with stops.")
+    stops: int
+    paid_hours: float = Field(description="Leaving to returning, waits and breaks included.")
+    drive_hours: float
+    km: float
+    cost: float = Field(description="paid_hours × cost_per_hour + km × cost_per_km.")
+
+
+class DriverPlanOut(PlanFiguresOut):
+    id: int
+    first_name: str
+
+
+class PlanOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-11-24T09:00:00Z",
+                    "cost_per_hour": 20.0,
+                    "cost_per_km": 0.3,
+                    "total": {"drivers": 1, "stops": 2, "paid_hours": 0.26, "drive_hours": 0.093,
+                              "km": 2.224, "cost": 5.87},
+                    "drivers": [{"id": 3, "first_name": "Dana", "drivers": 1, "stops": 2,
+                                 "paid_hours": 0.26, "drive_hours": 0.093, "km": 2.224,
+                                 "cost": 5.87}],
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    at: datetime = Field(description="The plan is timed from this moment.")
+    cost_per_hour: float
+    cost_per_km: float
+    total: PlanFiguresOut
+    drivers: list[DriverPlanOut]
+
+
 class ProofOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
