@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -231,3 +232,44 @@ def test_the_figures_of_a_small_plan_are_right():
     assert total.cost == round((556 * 44 * 60 + 30 * 40_000) / cost.SCALE, 2) == 26.68
     assert total.paid_hours == pytest.approx(44 / 60) and total.km == 40.0
     assert cost.objective(0, 0) == Objective(duration=1)
+
+
+def test_what_the_engines_are_told():
+    free, metres, stops = _city(11, 12)
+    vans = (Vehicle("v", depot="hub", shift=Window(8 * HOUR, 19 * HOUR)),)
+    p = Problem(free, metres, vans, tuple(stops), (Depot("hub", 0),), traffic=Traffic.of(RUSH),
+                breaks=Breaks(int(4.5 * HOUR), 30 * MINUTE))  # fmt: skip
+    peak, window = for_engine(p, "peak"), for_engine(p, "window")
+    for view in (peak, window):
+        assert view.traffic is None and view.breaks is None
+        # a shift of 11 h needs two rests: it ends an hour earlier for the engine
+        assert view.shift(view.vehicles[0]) == Window(8 * HOUR, 18 * HOUR)
+    # peak: every leg at 1.5 (08:xx is in the shift), never shorter than at any hour
+    assert (peak.durations == -(-free * 1500 // 1000)).all()
+    hours = range(8 * HOUR, 19 * HOUR, HOUR)
+    for a, b in [(0, 1), (3, 7), (12, 0)]:
+        assert all(int(peak.durations[a, b]) >= p.leg(a, b, at) for at in hours)
+    # window: a leg into a stop whose window is at noon is free flow
+    noon = next(s for s in stops if 11 * HOUR <= s.windows[0].start <= 12 * HOUR)
+    assert window.durations[0, noon.location] == free[0, noon.location]
+    # windows close earlier by the rests taken by then (one per 4.5 h since 08:00)
+    for before, after in zip(p.stops, window.stops, strict=True):
+        rests = (before.windows[0].end - 8 * HOUR) // int(4.5 * HOUR)
+        expected = max(before.windows[0].start, before.windows[0].end - rests * 30 * MINUTE)
+        assert after.windows[0] == Window(before.windows[0].start, expected)
+    with pytest.raises(ValueError, match="timing must be one of"):
+        for_engine(p, "guess")
+
+
+def test_the_engines_get_the_cost_in_small_units_with_the_same_ratios():
+    free, metres, stops = _city(2, 3)
+    stops[0] = dataclasses.replace(stops[0], penalty=1_000_000)
+    p = Problem(free, metres, (Vehicle("v", depot="hub", fixed_cost=50_000),), tuple(stops),
+                (Depot("hub", 0),), objective=cost.objective(20, 0.30))  # fmt: skip
+    small = cost.in_engine_units(p)
+    assert small.objective == Objective(distance=2, duration=37)  # 556/30 = 18.53 ≈ 37/2
+    factor = 2 / 30
+    assert small.stops[0].penalty == math.ceil(1_000_000 * factor)
+    assert small.vehicles[0].fixed_cost == math.ceil(50_000 * factor)
+    unit = dataclasses.replace(p, objective=Objective(duration=1))
+    assert cost.in_engine_units(unit) is unit
