@@ -42,6 +42,15 @@ async def test_straight_line_times_round_up_and_slow_down_in_rush_hour():
     rush = await provider.matrix([a, b], [a, b], RUSH)
     assert rush.durations[0, 1] == math.ceil(metres / 10 * 1.5)
     assert rush.distances[0, 1] == noon.distances[0, 1]
+    # no hour: free flow, whatever the profile (the routing problem then times each leg)
+    rush_traffic = StraightLine(speed_kmh=36, detour=1.25, traffic=TrafficProfile.parse("0-24:2"))
+    free = await rush_traffic.matrix([a, b], [a, b], None)
+    assert free.durations[0, 1] == noon.durations[0, 1]
+    cached = Cached(rush_traffic)
+    assert cached.traffic is rush_traffic.traffic
+    assert (await cached.matrix([a, b], [a, b], None)).durations[0, 1] == noon.durations[0, 1]
+    at_noon = await cached.matrix([a, b], [a, b], NOON)  # another hour of the cache
+    assert at_noon.durations[0, 1] == math.ceil(metres / 10 * 2)
 
 
 @pytest.mark.parametrize("text", ["7-9", "9-7:1.2", "7-25:1.2", "7-9:0", "rush:2"])
