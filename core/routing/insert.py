@@ -102,6 +102,13 @@ class _Lean:
         return objective.distance * metres + objective.duration * duration, duration, metres
 
 
+def route_cost(
+    problem: Problem, vehicle: Vehicle, sequence: Sequence[str]
+) -> tuple[int, int, int] | None:
+    """(cost, duration, distance) of one route by the lean pass, or None if it breaks a rule."""
+    return _Lean(problem, vehicle, sequence).cost(sequence)
+
+
 def cheapest_insertion(
     problem: Problem,
     routes: Mapping[str, Sequence[str]],

@@ -37,6 +37,11 @@ TEXTS = {
         "New stop: order {ref}, {address}.{window_line}\nIt is stop {position} of your route."
     ),
     "msg.driver.order_unassigned": "Order {ref} ({address}) was taken off your route.",
+    "msg.driver.route_changed.one": "🔄 Your route changed: 1 stop now.{changes}",
+    "msg.driver.route_changed.other": "🔄 Your route changed: {count} stops now.{changes}",
+    "msg.route.added": "\n➕ New: {refs}",
+    "msg.route.removed": "\n➖ Taken off: {refs}",
+    "msg.route.first": "\n➡️ Next: {ref}, {address}",
     "msg.driver.order_cancelled": "Order {ref} ({address}) was cancelled: skip it.",
     "msg.driver.share_location_again": (
         "Your location has not reached us for a while. Please share your live location again: "
