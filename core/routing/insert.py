@@ -105,8 +105,16 @@ class _Lean:
 def route_cost(
     problem: Problem, vehicle: Vehicle, sequence: Sequence[str]
 ) -> tuple[int, int, int] | None:
-    """(cost, duration, distance) of one route by the lean pass, or None if it breaks a rule."""
-    return _Lean(problem, vehicle, sequence).cost(sequence)
+    """(cost, duration, distance) of one route as the checker schedules it (a depot start
+    leaves as late as it can), or None if it breaks a rule."""
+    if _Lean(problem, vehicle, sequence).cost(sequence) is None:
+        return None
+    route, violations = simulate(problem, vehicle, sequence)
+    if violations:
+        return None
+    objective = problem.objective
+    cost = objective.distance * route.distance + objective.duration * route.duration
+    return cost, route.duration, route.distance
 
 
 def cheapest_insertion(

@@ -156,13 +156,15 @@ def _place(
         for vehicle in problem.vehicles:
             if not problem.compatible(vehicle, stop):
                 continue
-            if route_cost(problem, vehicle, routes[vehicle.id]) is None:
-                continue  # a late route takes nothing more
+            before = route_cost(problem, vehicle, routes[vehicle.id])
             found = best_position(
                 problem, vehicle, routes[vehicle.id], stop_id, locked.get(vehicle.id, 0)
             )
-            if found is not None and (best is None or found[0] < best[0]):
-                best = (found[0], vehicle.id, found[1])
+            after = route_cost(problem, vehicle, found[1]) if found is not None else None
+            if before is None or after is None:
+                continue  # a late route takes nothing more
+            if best is None or after[0] - before[0] < best[0]:
+                best = (after[0] - before[0], vehicle.id, found[1])
         stop_ids = _unit(problem, stop_id)
         if best is None:
             reason = why_alone(problem, stop) or t("routing.reason.full")
