@@ -230,3 +230,21 @@ async def test_leaving_the_depot_puts_the_route_on_board(db: Database, metres, o
     async with db.reads() as session:
         assert ((await session.get(Order, order.id)).loaded_at is not None) is on_board
         assert (await session.get(Order, later.id)).loaded_at is None
+
+
+async def test_a_route_running_late_is_reordered_and_its_driver_told(db: Database):
+    east = await on_shift(db, "Erik", 2, EAST)
+    close = await assigned(db, "E1", near(EAST, 1), east.id)
+    urgent = await assigned(db, "U", near(EAST, 6), east.id, hours=(9, 9.1))
+    await dispatcher(db).replan_driver(east.id, DISPATCHER)
+    assert await sequence_of(db, east.id) == [urgent.id, close.id]
+    async with db.transaction() as session:  # the plan in force: the urgent one second, late
+        for row in await session.exec(select(RouteStop)):
+            row.sequence = 0 if row.order_id == close.id else 1
+            session.add(row)
+    report = await replan(db)
+    assert await sequence_of(db, east.id) == [urgent.id, close.id]
+    assert report.told == [east.id]
+    [message] = await route_messages(db)
+    assert message.params["first"] == "U" and not message.params["added"]
+    assert not (await replan(db)).changed

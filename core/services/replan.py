@@ -149,8 +149,10 @@ async def _tell(
         "first_address": first.address if first else "",
         "count": len({order_of(s) for s in after}),
     }
+    # The change itself names the message: two writers (a retry, a second instance) that make
+    # the same change the same day send it once.
     digest = hashlib.sha256(
-        f"{world.epoch.isoformat()}|{','.join(before)}|{','.join(after)}".encode()
+        f"{world.epoch.date()}|{','.join(before)}|{','.join(after)}".encode()
     ).hexdigest()[:24]
     notice = Notice(driver.member_id, "driver.route_changed", params)
     row = await outbox.add(session, notice, f"route-changed:{driver_id}:{digest}")
