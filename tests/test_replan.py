@@ -21,6 +21,7 @@ from core.models import (
 from core.services.loading import check_departure, load_route
 from core.services.messages import route_change_lines
 from core.services.replan import reoptimize
+from core.services.tracking import Fix, Tracker
 from core.texts import t
 from tests.factories import move
 from tests.test_dispatch import (
@@ -248,3 +249,23 @@ async def test_a_route_running_late_is_reordered_and_its_driver_told(db: Databas
     [message] = await route_messages(db)
     assert message.params["first"] == "U" and not message.params["added"]
     assert not (await replan(db)).changed
+
+
+async def test_a_live_position_away_from_the_depot_puts_the_route_on_board(db: Database):
+    async with db.transaction() as session:
+        depot = Depot(name="Hub", address="Hub 1", lat=EAST[0], lon=EAST[1])
+        session.add(depot)
+        await session.flush()
+        depot_id = depot.id
+    east = await on_shift(db, "Erik", 2, EAST, depot_id=depot_id)
+    order = await order_at(db, "E1", near(EAST, 3))
+    service = dispatcher(db)
+    await service.dispatch_day(DISPATCHER)
+    tracker = Tracker(db, service, clock=lambda: NOW)
+    away = (EAST[0] + 0.01, EAST[1])  # about 1.1 km from the depot
+    await tracker.ping(east.id, Fix(*away, at=NOW, live_until=NOW + timedelta(hours=1), live=True))
+    await tracker.drain()
+    async with db.reads() as session:
+        assert (await session.get(Order, order.id)).loaded_at == NOW
+        route = (await session.exec(select(Route).where(Route.driver_id == east.id))).one()
+        assert route.started_at == NOW
