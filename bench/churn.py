@@ -94,9 +94,14 @@ def run_day(seed: int, orders: int, drivers: int, arrivals: int, args) -> dict:
             step = churn(problem, before, sequences)
             steps[policy].append({**step, "messages": told, "placed": placed, "seconds": seconds})
             plans[policy] = {v: list(s) for v, s in sequences.items() if s}
+    scratch = solve(with_stops(day, known), time_limit_s=args.time_limit * 5, seed=1)
     final = {}
-    for policy, sequences in plans.items():
-        plan, violations = evaluate(with_stops(day, known), sequences)
+    ends = {**plans, "start": start.sequences, "scratch": scratch.sequences}
+    for policy, sequences in ends.items():
+        stops = known if policy != "start" else {s for seq in sequences.values() for s in seq}
+        plan, violations = evaluate(
+            with_stops(day, stops), sequences, unassigned(day, stops, sequences)
+        )
         assert not violations, violations[:3]
         final[policy] = {
             "drive_hours": drive_seconds(day, sequences) / HOUR,
@@ -106,6 +111,11 @@ def run_day(seed: int, orders: int, drivers: int, arrivals: int, args) -> dict:
             "served": sum(len(s) for s in sequences.values()),
         }
     return {"seed": seed, "orders": orders, "drivers": drivers, "steps": steps, "final": final}
+
+
+def unassigned(day: Problem, stops: set[str], sequences: dict[str, list[str]]) -> list[str]:
+    routed = {s for seq in sequences.values() for s in seq}
+    return [s for s in stops if s not in routed]
 
 
 def summary(steps: list[dict], key: str) -> tuple[float, float]:
@@ -128,7 +138,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/churn.json"))
     args = parser.parse_args()
     keys = ("changed_driver", "changed_position", "eta_moved", "messages")
-    print(f"{'day':<8}{'seed':>5} {'policy':<7}"
+    print(f"{'day':<8}{'seed':>5} {'policy':<8}"
           + "".join(f"{k.replace('_', ' ') + ' med/mean':>26}" for k in keys)
           + f"{'drive h':>9}{'paid h':>8}{'cost':>9}{'served':>7}{'s/step':>7}")  # fmt: skip
     days = []
@@ -141,9 +151,14 @@ def main() -> None:
                 cells = "".join(f"{cell(steps, k):>26}" for k in keys)
                 final = result["final"][policy]
                 per_step = statistics.mean(s["seconds"] for s in steps)
-                print(f"{size:<8}{seed:>5} {policy:<7}{cells}{final['drive_hours']:>9.1f}"
+                print(f"{size:<8}{seed:>5} {policy:<8}{cells}{final['drive_hours']:>9.1f}"
                       f"{final['paid_hours']:>8.1f}{final['cost']:>9}{final['served']:>7}"
                       f"{per_step:>7.2f}")  # fmt: skip
+            for name, label in (("start", "before the arrivals"), ("scratch", "all orders known")):
+                final = result["final"][name]
+                numbers = f"{final['drive_hours']:>9.1f}{final['paid_hours']:>8.1f}"
+                print(f"{size:<8}{seed:>5} {name:<8}{label:>104}{numbers}"
+                      f"{final['cost']:>9}{final['served']:>7}")  # fmt: skip
     overall = {
         policy: {
             key: dict(zip(("median", "mean"), summary(
@@ -159,7 +174,6 @@ def main() -> None:
         print(f"all days, {policy}: {text}")
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     write_json(args.json, "churn", params, {"overall": overall, "days": days})
-    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
