@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
@@ -24,6 +25,7 @@ from core.services.replan import reoptimize
 from core.services.tracking import Fix, Tracker
 from core.texts import t
 from tests.factories import move
+from tests.telegram_harness import running_bot
 from tests.test_dispatch import (
     DISPATCHER,
     EAST,
@@ -269,3 +271,19 @@ async def test_a_live_position_away_from_the_depot_puts_the_route_on_board(db: D
         assert (await session.get(Order, order.id)).loaded_at == NOW
         route = (await session.exec(select(Route).where(Route.driver_id == east.id))).one()
         assert route.started_at == NOW
+
+
+async def test_each_driver_reads_what_changed_on_her_route_in_telegram(
+    db: Database, tmp_path: Path
+):
+    await on_shift(db, "Wanda", 1101, WEST)
+    east = await on_shift(db, "Erik", 1102, EAST)
+    await assigned(db, "S", near(WEST, 1), east.id)
+    async with running_bot(db, tmp_path) as bot:
+        await replan(db)
+        await bot.outbox_settled()
+        wanda = [text for text in bot.texts(1101) if "route" in text]
+        erik = [text for text in bot.texts(1102) if "route" in text]
+        assert wanda == ["🔄 Your route changed: 1 stop now.\n➕ New: S\n➡️ Next: S, S street"]
+        assert erik[1:] == ["🔄 Your route changed: 0 stops now.\n➖ Taken off: S"]
+        assert erik[0].startswith("New stop: order S")  # its first assignment, before
