@@ -45,6 +45,7 @@ bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.dispatch latency
 	$(BIN)/python -m bench.dispatch day
 	$(BIN)/python -m bench.odd_days
+	$(BIN)/python -m bench.churn
 
 # The plan of a known day against PyVRP (distance, duration objectives) and VROOM, re-driven
 # per leg with rush hours and breaks (about 15 minutes on 2 cores).

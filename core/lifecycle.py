@@ -168,6 +168,8 @@ async def transition(
         data["note"] = change.note
 
     if target is S.ASSIGNED:
+        if change.driver_id != previous_driver_id:
+            order.loaded_at = None  # handed over: on board again once the new driver loads it
         order.driver_id = change.driver_id
         data["driver_id"] = change.driver_id
         if previous_driver_id is not None and source is S.ASSIGNED:
@@ -175,6 +177,7 @@ async def transition(
     elif target in (S.NEW, S.RESCHEDULED):
         order.driver_id = None
         order.driver_locked = False  # a manual choice ends when the order leaves the driver
+        order.loaded_at = None
         if previous_driver_id is not None:
             data["previous_driver_id"] = previous_driver_id
     if target is S.OUT_FOR_DELIVERY:

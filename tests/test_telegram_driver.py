@@ -355,3 +355,23 @@ async def test_a_button_answered_too_late_still_acts(db: Database, tmp_path: Pat
         assert await status(db, order.id) is S.ARRIVED
         assert bot.texts(653)[-1].startswith("Arrived at")
         assert not [text for text in bot.texts(653) if OOPS in text]
+
+
+async def test_loaded_puts_her_route_on_board(db: Database, tmp_path: Path):
+    ana, member = await add_person(db, 621, "Ana", [Role.DRIVER])
+    driver = await driver_of(db, member.id)
+    first = await new_order(db, "Hal", 52.53, 13.41)
+    second = await new_order(db, "Ida", 52.54, 13.42)
+    async with running_bot(db, tmp_path) as bot:
+        await bot.send(tu.command(ana, "/shift"))
+        for order in (first, second):
+            await assign(db, order.id, driver.id)
+        await bot.send(tu.command(ana, "/route"))
+        header = next(c for c in bot.fake.sent_to(621) if "Your route (2 stops)" in str(c.params))
+        await bot.tap(ana, 621, header, "Loaded")
+        assert bot.texts(621)[-1] == "📦 2 parcels are on board: they stay on your route."
+        async with db.sessions() as session:
+            rows = [await session.get(Order, o.id) for o in (first, second)]
+        assert all(row is not None and row.loaded_at is not None for row in rows)
+        await bot.tap(ana, 621, header, "Loaded")  # a second tap changes nothing
+        assert bot.texts(621)[-1] == "Nothing to load: your parcels are on board already."

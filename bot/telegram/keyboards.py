@@ -81,6 +81,10 @@ class ShiftCb(CallbackData, prefix="sh"):
     op: str  # end
 
 
+class RouteCb(CallbackData, prefix="rt"):
+    op: str  # loaded
+
+
 STAFF_COMMANDS = (
     "neworder",
     "orders",
@@ -232,3 +236,8 @@ def share_location(lang: str) -> ReplyKeyboardMarkup:
 
 def end_shift(lang: str) -> InlineKeyboardMarkup:
     return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
+
+
+def loaded(lang: str) -> InlineKeyboardMarkup:
+    """On her route: "I have loaded these parcels" (they are on board from now on)."""
+    return inline([[button(t("route.loaded_button", lang), RouteCb(op="loaded"))]])

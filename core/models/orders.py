@@ -47,6 +47,8 @@ class Order(SQLModel, table=True):
     depot_id: int | None = Field(default=None, foreign_key="depots.id")
     driver_id: int | None = Field(default=None, foreign_key="drivers.id", index=True)
     driver_locked: bool = False  # a dispatcher chose the driver: re-plans keep it
+    # the parcel left the depot in its driver's van: re-plans re-sequence it, never move it
+    loaded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     zone: str | None = Field(default=None, max_length=50)
     address: str = Field(max_length=500)
     lat: float | None = None

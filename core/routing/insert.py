@@ -126,6 +126,21 @@ def _start(arrival: int, windows: list[tuple[int, int]]) -> int | None:
     return None
 
 
+def route_cost(
+    problem: Problem, vehicle: Vehicle, sequence: Sequence[str]
+) -> tuple[int, int, int] | None:
+    """(cost, duration, distance) of one route as the checker schedules it (a depot start
+    leaves as late as it can), or None if it breaks a rule."""
+    if _Lean(problem, vehicle, sequence).cost(sequence) is None:
+        return None
+    route, violations = simulate(problem, vehicle, sequence)
+    if violations:
+        return None
+    objective = problem.objective
+    cost = objective.distance * route.distance + objective.duration * route.duration
+    return cost, route.duration, route.distance
+
+
 def cheapest_insertion(
     problem: Problem,
     routes: Mapping[str, Sequence[str]],

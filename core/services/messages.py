@@ -112,7 +112,22 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
     if row.template == "driver.order_assigned" and order is not None and order.driver_id:
         positions = {s.order_id: s.position for s in await route_of(db, order.driver_id)}
         params["position"] = positions.get(order.id, "?")
+    if row.template == "driver.route_changed":
+        params["changes"] = route_change_lines(params, lang)
     if row.template == "dispatcher.chat_undeliverable":
         params["about"] = t("msg.about_order", lang, ref=params.get("ref", "")) if order else ""
     text = t(f"msg.{template}", lang, **params)
     return Rendered(text, lang, list(row.actions), photo_id, photo_path)
+
+
+def route_change_lines(params: dict[str, Any], lang: str) -> str:
+    """What changed on a driver's route, a line each: new stops, stops taken off, next stop."""
+    lines = []
+    if params.get("added"):
+        lines.append(t("msg.route.added", lang, refs=", ".join(params["added"])))
+    if params.get("removed"):
+        lines.append(t("msg.route.removed", lang, refs=", ".join(params["removed"])))
+    if params.get("first"):
+        lines.append(t("msg.route.first", lang, ref=params["first"],
+                       address=params.get("first_address", "")))  # fmt: skip
+    return "".join(lines)

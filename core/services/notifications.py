@@ -29,6 +29,9 @@ from core.models import (
 
 S = OrderStatus
 MAX_ACTIONS = 3
+# An event's data flag: a re-plan tells each driver what changed on her route in one message
+# ("driver.route_changed"), so the event's own "new stop" / "taken off" notices are not sent.
+ROUTE_MESSAGE = "route_message"
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,13 @@ async def for_event(
 
     driver_member = await _driver_member(session, order.driver_id)
     previous_member = await _driver_member(session, previous_driver_id)
-    if status is S.ASSIGNED and driver_member is not None:
+    told = bool(event.data.get(ROUTE_MESSAGE))  # the drivers hear it in one route message
+    if status is S.ASSIGNED and driver_member is not None and not told:
         actions = (action("driver.open_order", order),)
         notices.append(Notice(driver_member, "driver.order_assigned", params, actions))
     if previous_member is not None and previous_member != driver_member:
-        notices.append(Notice(previous_member, "driver.order_unassigned", params))
+        if not told:
+            notices.append(Notice(previous_member, "driver.order_unassigned", params))
     elif status is S.CANCELLED and driver_member is not None:
         notices.append(Notice(driver_member, "driver.order_cancelled", params))
 

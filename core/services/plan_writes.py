@@ -93,10 +93,12 @@ async def write_routes(
     max_attempts: int,
     fresh: Collection[int] = (),
     why: dict[int, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Written:
     """Assign and save each route, leaving out orders that changed since `world` was read.
     `locked` comes from `lock()` over these routes' drivers and orders; `fresh`: orders this
-    transaction has already changed itself (a manual assignment), taken as they are now."""
+    transaction has already changed itself (a manual assignment), taken as they are now;
+    `extra`: data for every assignment event this write makes."""
     written = Written()
     for route in routes:
         driver_id = int(route.vehicle)
@@ -114,12 +116,15 @@ async def write_routes(
                 written.skipped[order_id] = t("dispatch.changed")
                 continue
             if now.driver_id != driver_id:
-                extra = {"why": why[order_id]} if why and order_id in why else {}
+                data = {
+                    **(extra or {}),
+                    **({"why": why[order_id]} if why and order_id in why else {}),
+                }
                 try:
                     async with session.begin_nested():
                         await lifecycle.transition(
                             session, order_id, S.ASSIGNED, actor,
-                            Change(driver_id=driver_id, extra=extra), max_attempts=max_attempts,
+                            Change(driver_id=driver_id, extra=data), max_attempts=max_attempts,
                         )  # fmt: skip
                 except TransitionRefused as exc:
                     written.refused[order_id] = str(exc)

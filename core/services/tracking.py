@@ -35,6 +35,7 @@ from core.models import (
     utcnow,
 )
 from core.services.dispatch import Dispatcher
+from core.services.loading import check_departure
 from core.services.notifications import Notice, dispatcher_members
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class Tracker:
 
     async def _after_ping(self, driver_id: int) -> None:
         try:
+            await check_departure(self.db, driver_id, SYSTEM, now=self.clock())
             etas = await self.dispatcher.on_location(driver_id, SYSTEM)
             await self.notify_nearby(driver_id)
             await self.alert_at_risk(etas)

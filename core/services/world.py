@@ -54,6 +54,13 @@ def order_of(stop_id: str) -> int:
     return int(stop_id[1:].removesuffix("p"))
 
 
+def on_board(order: Order) -> bool:
+    """Its parcel left the depot in its driver's van: only she can deliver it (a dispatcher's
+    `/assign` hands it over)."""
+    loaded = order.loaded_at is not None and order.driver_id is not None
+    return loaded and order.status is S.ASSIGNED
+
+
 async def unlocated(session: AsyncSession, day: date) -> list[int]:
     """Waiting orders of the day that have no point yet (their address is not geocoded)."""
     statement = select(Order.id).where(
@@ -202,13 +209,13 @@ async def load_world(
         vehicles_for: frozenset[str] | None = None
         if order.id == manual:
             vehicles_for = frozenset({str(only_driver)})
-        elif order.status in MOVING or order.driver_locked:
+        elif order.status in MOVING or order.driver_locked or on_board(order):
             vehicles_for = frozenset({str(order.driver_id)}) if order.driver_id else None
         elif order.zone and (zoned := allowed_by_zone(order.zone)) is not None:
             vehicles_for = zoned
         if vehicles_for is not None:
             vehicles_for = frozenset(v for v in vehicles_for if v in by_id)
-        in_van = order.status in MOVING and order.driver_id is not None
+        in_van = (order.status in MOVING or on_board(order)) and order.driver_id is not None
         common = dict(
             demand=demand,
             skills=frozenset(order.required_skills),

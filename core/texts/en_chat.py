@@ -37,6 +37,11 @@ TEXTS = {
         "New stop: order {ref}, {address}.{window_line}\nIt is stop {position} of your route."
     ),
     "msg.driver.order_unassigned": "Order {ref} ({address}) was taken off your route.",
+    "msg.driver.route_changed.one": "🔄 Your route changed: 1 stop now.{changes}",
+    "msg.driver.route_changed.other": "🔄 Your route changed: {count} stops now.{changes}",
+    "msg.route.added": "\n➕ New: {refs}",
+    "msg.route.removed": "\n➖ Taken off: {refs}",
+    "msg.route.first": "\n➡️ Next: {ref}, {address}",
     "msg.driver.order_cancelled": "Order {ref} ({address}) was cancelled: skip it.",
     "msg.driver.share_location_again": (
         "Your location has not reached us for a while. Please share your live location again: "
@@ -174,6 +179,10 @@ TEXTS = {
     "location.stopped": "You stopped sharing your location. Share it again to keep ETAs right.",
     "location.static": "Got your location. Please share a *live* location during your shift.",
     "route.empty": "You have no stops right now.",
+    "route.loaded_button": "📦 Loaded",
+    "route.loaded.one": "📦 1 parcel is on board: it stays on your route.",
+    "route.loaded.other": "📦 {count} parcels are on board: they stay on your route.",
+    "route.loaded_none": "Nothing to load: your parcels are on board already.",
     "route.header.one": "Your route (1 stop):",
     "route.header.other": "Your route ({count} stops):",
     "route.stop": "{position}. {ref} · {status}\n{address}{eta}{window}\nFor {customer}{notes}",

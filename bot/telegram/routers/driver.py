@@ -12,14 +12,14 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import DRIVER
-from bot.telegram.keyboards import Act, FailCb, ShiftCb, StopCb
+from bot.telegram.keyboards import Act, FailCb, RouteCb, ShiftCb, StopCb
 from bot.telegram.replies import answer, when, window
 from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
 from core.errors import DomainError
 from core.lifecycle import Actor
-from core.models import ProofKind
-from core.services import proofs, shifts, stops, tracking
+from core.models import OrderStatus, ProofKind
+from core.services import loading, proofs, shifts, stops, tracking
 from core.services.hub import Services
 from core.services.members import Identity
 from core.services.stops import StopView
@@ -124,9 +124,19 @@ async def cmd_route(message: Message, svc: Services, who: Identity, lang: str) -
         return
     lines = [t("route.header", lang, count=len(route))]
     lines += [_stop_text(svc, stop, lang) for stop in route[ROUTE_MESSAGES:]]
-    await message.answer("\n\n".join(lines))
+    to_load = any(s.status is OrderStatus.ASSIGNED for s in route)
+    await message.answer("\n\n".join(lines), reply_markup=kb.loaded(lang) if to_load else None)
     for stop in route[:ROUTE_MESSAGES]:
         await message.answer(_stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
+
+
+@router.callback_query(RouteCb.filter(F.op == "loaded"))
+async def cb_loaded(callback: CallbackQuery, svc: Services, who: Identity, lang: str) -> None:
+    """She has loaded her route's parcels: from now on only she delivers them."""
+    loaded = await loading.load_route(svc.db, driver_id(who), actor(who), now=svc.clock())
+    await callback.answer()
+    text = t("route.loaded", lang, count=len(loaded)) if loaded else t("route.loaded_none", lang)
+    await answer(callback, text)
 
 
 @router.callback_query(Act.filter(F.name == "driver.open_order"))
