@@ -182,9 +182,13 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._execute(job, fire), name=f"job {job.name}")
             self._running[job.name] = task
-            task.add_done_callback(lambda _, name=job.name: self._running.pop(name, None))
+            task.add_done_callback(lambda _, name=job.name: self._done(name))
             started[job.name] = task
         return started
+
+    def _done(self, name: str) -> None:
+        self._running.pop(name, None)
+        self._woken.set()  # a fire time that came while it ran is looked at now
 
     async def _run_forever(self) -> None:
         while not self._stopping.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
 
 import pytest
 from sqlmodel import col, select
@@ -244,3 +245,26 @@ def test_dispatch_jobs_follow_the_settings():
     assert build(reoptimize_minutes=0, plan_at="07:05") == [
         "dispatch.plan_day: daily at 07:05 (Europe/Berlin)"
     ]
+
+
+async def test_a_job_longer_than_its_interval_never_overlaps_itself(db: Database):
+    """Fire times that pass while it runs are not stacked up: the latest one runs after it."""
+    running, most = [0], [0]
+
+    async def slow() -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            await asyncio.sleep(1.5)
+        finally:
+            running[0] -= 1
+
+    scheduler = Scheduler(db, [every("slow", timedelta(seconds=1), slow)], tick_s=0.1)
+    scheduler.start()
+    await asyncio.sleep(3.8)
+    await scheduler.stop()
+    recorded = await runs(db)
+    assert most[0] == 1
+    assert 2 <= len(recorded) <= 3
+    for earlier, later in pairwise(recorded):
+        assert earlier.finished_at is not None and later.started_at >= earlier.finished_at
