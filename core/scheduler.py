@@ -221,6 +221,7 @@ class Scheduler:
         if run_id is None:
             return False  # another instance has it (or had it before a restart)
         outcome, error = JobOutcome.OK, None
+        began = asyncio.get_running_loop().time()
         try:
             await job.run()
         except asyncio.CancelledError:
@@ -230,6 +231,8 @@ class Scheduler:
             log.exception("scheduled job %s (%s) failed", job.name, fire)
             outcome, error = JobOutcome.FAILED, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
         await self._finish(run_id, outcome, error)
+        took = asyncio.get_running_loop().time() - began
+        log.info("scheduled job %s (%s): %s in %.2f s", job.name, fire.isoformat(), outcome, took)
         return True
 
     async def _claim(self, job: Job, fire: datetime) -> int | None:

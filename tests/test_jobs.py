@@ -4,6 +4,7 @@ service (the real Telegram adapter, the fake Bot API), every minute of the servi
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Driver, JobOutcome, JobRun, Role, ShiftState, utcnow
+from tests.instances import running
 from tests.telegram_harness import add_person, running_bot
 
 STALE = "tracking.stale_locations"
@@ -62,3 +64,26 @@ async def test_the_scheduler_asks_a_stale_driver_to_share_again_once(db: Databas
         assert len(bot.texts(601)) == 1 and len(bot.texts(602)) == 1
     assert [r.outcome for r in runs] == [JobOutcome.OK] * 3
     assert runs[1].scheduled_for == (now[0] - timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+async def test_two_running_services_run_each_fire_time_once(
+    db: Database, database_url: str, clean_env: dict[str, str], tmp_path: Path
+):
+    """Two `lastmile run` processes on one database start within the same minute: the stale
+    check's fire time is run by one of them, recorded once."""
+    env = {**clean_env, "APP_LOG_LEVEL": "INFO"}
+    async with running(database_url, tmp_path, env, env) as instances:
+        recorded = await finished_runs(db, 1)
+        await asyncio.sleep(1.0)  # the other instance's attempt, if it were to run it too
+        recorded = await finished_runs(db, 1)
+    said = [  # every run either instance made, as it logged it
+        line.split("scheduled job ")[1].rsplit(" in ", 1)[0]
+        for each in instances
+        for line in each.output().splitlines()
+        if f"scheduled job {STALE} " in line
+    ]
+    assert len(recorded) >= 1
+    assert sorted(said) == [f"{STALE} ({run.scheduled_for.isoformat()}): ok" for run in recorded]
+    assert {run.instance for run in recorded} <= {
+        f"{socket.gethostname()}:{each.process.pid}" for each in instances
+    }
