@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -226,6 +227,56 @@ def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) ->
     click.echo(f"Status changes of {scope} go to {key.webhook_url}")
     click.echo(f"Signing secret: {key.webhook_secret}")
     click.echo("Each request carries 'Lastmile-Signature: sha256=<HMAC-SHA256 of the body>'.")
+
+
+@main.command()
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the last runs to show.",
+)
+def jobs(runs: int) -> None:
+    """The scheduled jobs, their next fire time and their last runs."""
+    from core.jobs import service_jobs
+    from core.models import utcnow
+    from core.scheduler import local, next_fire, recent_runs, state_of
+    from core.services.hub import Services
+
+    config = settings()
+    zone = config.app.timezone
+
+    def when(moment: datetime | None) -> str:
+        return "-" if moment is None else f"{local(moment, zone):%Y-%m-%d %H:%M:%S}"
+
+    async def work(database: Database) -> None:
+        services = Services.build(config, database)
+        try:
+            now = utcnow()
+            click.echo(f"Jobs (times in {zone}):")
+            for job in service_jobs(services):
+                click.echo(f"  {job.name:<26} {job.when:<32} next {when(next_fire(job, now))}")
+            latest = await recent_runs(database, runs)
+        finally:
+            await services.close()
+        if not latest:
+            click.echo("No job has run yet: jobs run while `lastmile run` is up.")
+            return
+        click.echo(f"Last {len(latest)} run(s), newest first:")
+        click.echo(
+            f"  {'job':<26} {'scheduled for':<19}  {'started':<19}  {'finished':<19}  "
+            f"{'outcome':<7}  instance"
+        )
+        for run in latest:
+            click.echo(
+                f"  {run.job:<26} {when(run.scheduled_for)}  {when(run.started_at)}  "
+                f"{when(run.finished_at):<19}  {state_of(run, now):<7}  {run.instance}"
+            )
+            if run.error:
+                click.echo("    error: " + run.error.replace("\n", "\n" + " " * 11))
+
+    run_async(with_db(config, work))
 
 
 @main.group()

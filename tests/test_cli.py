@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,8 +20,16 @@ from sqlmodel import select
 
 from core.config import load_settings, normalize_database_url
 from core.db import Database
-from core.models import Invite, Order, Role, utcnow
-from tests.conftest import FIXTURES, POSTGRES_URL, ROOT, free_port, scratch_postgres, serve
+from core.models import Invite, JobOutcome, JobRun, Order, Role, utcnow
+from tests.conftest import (
+    FIXTURES,
+    POSTGRES_URL,
+    ROOT,
+    free_port,
+    scratch_postgres,
+    serve,
+    sqlite_url,
+)
 from tests.test_settings import lastmile
 from web.app import create_app
 
@@ -238,3 +247,56 @@ async def test_run_with_telegram_polls_the_bot_api_and_answers(clean_env, tmp_pa
         output = await asyncio.to_thread(run)
     assert "Telegram: on (polling)" in output and "Traceback" not in output
     assert "delivery assistant" in (fake.sent_to(901)[0].text or "")
+
+
+def test_jobs_lists_the_schedule_and_the_last_runs(clean_env, tmp_path: Path):
+    env = {**clean_env, "APP_TIMEZONE": "Europe/Berlin"}
+    empty = lastmile(["jobs"], env, tmp_path)
+    assert empty.returncode == 0, empty.stderr
+    lines = empty.stdout.splitlines()
+    assert lines[0] == "Jobs (times in Europe/Berlin):"
+    assert lines[1].split()[:4] == ["tracking.stale_locations", "every", "1", "min"]
+    assert lines[-1] == "No job has run yet: jobs run while `lastmile run` is up."
+
+    now = utcnow()
+    berlin = ZoneInfo("Europe/Berlin")
+
+    async def record() -> None:
+        db = Database(sqlite_url(tmp_path / "data" / "lastmile.db"))
+        try:
+            async with db.transaction() as session:
+                for minutes, outcome, error in (
+                    (180, JobOutcome.RUNNING, None),  # its instance died: lost
+                    (2, JobOutcome.FAILED, "RuntimeError: no route\nsecond line"),
+                    (1, JobOutcome.OK, None),
+                    (0, JobOutcome.RUNNING, None),
+                ):
+                    at = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+                    done = None if outcome is JobOutcome.RUNNING else at + timedelta(seconds=1)
+                    session.add(
+                        JobRun(job="tracking.stale_locations", scheduled_for=at, instance="vm:1",
+                               started_at=at, finished_at=done, outcome=outcome, error=error)
+                    )  # fmt: skip
+        finally:
+            await db.dispose()
+
+    asyncio.run(record())
+    result = lastmile(["jobs", "--runs", "3"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = result.stdout.split("Last 3 run(s), newest first:\n")[1].splitlines()
+    assert runs[0].split() == [
+        "job", "scheduled", "for", "started", "finished", "outcome", "instance"
+    ]  # fmt: skip
+    newest, ok, failed, error = runs[1:5]
+    local = (now.replace(second=0, microsecond=0)).astimezone(berlin)
+    assert newest.split()[1:3] == [f"{local:%Y-%m-%d}", f"{local:%H:%M:%S}"]
+    assert newest.split()[-3:] == ["-", "running", "vm:1"]
+    assert ok.split()[-2:] == ["ok", "vm:1"]
+    assert failed.split()[-2:] == ["failed", "vm:1"]
+    assert error.strip() == "error: RuntimeError: no route"
+    assert runs[5:] == [" " * 11 + "second line"]
+    assert "lost" not in result.stdout
+    everything = lastmile(["jobs", "--runs", "10"], env, tmp_path)
+    assert everything.stdout.splitlines()[-1].split()[-2:] == ["lost", "vm:1"]
+    refused = lastmile(["jobs", "--runs", "0"], env, tmp_path)
+    assert refused.returncode == 2 and "Invalid value for '--runs'" in refused.stderr

@@ -14,7 +14,9 @@ from fastapi.exceptions import RequestValidationError
 
 from core.config import Settings
 from core.db import Database
+from core.jobs import service_jobs
 from core.models import utcnow
+from core.scheduler import Scheduler
 from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
@@ -48,7 +50,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the app; the database, core services and chat channels start with it.
+    """Build the app; the database, core services, chat channels and scheduler start with it.
     `webhook_transport` replaces the network for merchant webhooks (tests whose receivers'
     URLs are made up)."""
 
@@ -67,6 +69,7 @@ def create_app(
             clock=clock,
             lease=settings.outbox.lease,
         )
+        app.state.scheduler = Scheduler(database, service_jobs(services), clock=clock)
         for line in channel_status(settings):
             log.info(line)
         try:
@@ -76,11 +79,13 @@ def create_app(
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
             app.state.webhooks.start()
+            app.state.scheduler.start()
             # what startup made lives as long as the process: keep it out of the collector's
             # full passes (they took ~200 ms with aiogram's objects in them)
             gc.freeze()
             yield
         finally:
+            await app.state.scheduler.stop()
             await app.state.webhooks.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()

@@ -4,7 +4,7 @@ Long polling by default (bot.telegram.polling); in webhook mode the FastAPI app 
 through `feed`. Either way an update is processed once and acknowledged only when it was
 (bot.telegram.updates). Handlers reply through a bot whose requests survive 429s and 5xx
 (bot.telegram.resend); the outbox sender has its own bot and retries. `start()` also runs the
-sender and the stale-location check."""
+sender. (The stale-location check runs on the core's scheduler: core.jobs.)"""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from core.services.hub import Services
 from core.texts import catalog_language, t
 
 log = logging.getLogger(__name__)
-STALE_CHECK_S = 60.0
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
@@ -93,7 +92,7 @@ class TelegramChannel:
         )
 
     async def start(self) -> None:
-        """Start the background parts: polling (unless webhook mode), sender, stale check."""
+        """Start the background parts: polling (unless webhook mode) and the sender."""
         settings = self.services.settings
         try:
             await self.set_default_commands()
@@ -117,24 +116,13 @@ class TelegramChannel:
             self._spawn(self.poller.run())
             log.info("Telegram: long polling %s", settings.telegram.api_url)
         self._sending = asyncio.create_task(self.sender.run())
-        self._spawn(self._check_stale())
 
     def _spawn(self, coroutine: Any) -> None:
         self._tasks.append(asyncio.create_task(coroutine))
 
-    async def _check_stale(self) -> None:
-        while True:
-            try:
-                stale = await self.services.tracker.check_stale()
-                if stale:
-                    log.info("drivers with a stale location: %s", stale)
-            except Exception:
-                log.exception("stale-location check failed")
-            await asyncio.sleep(STALE_CHECK_S)
-
     async def stop(self) -> None:
         self.sender.stop()  # it finishes the messages in flight and hands back the rest
-        for task in self._tasks:  # polling and the stale check
+        for task in self._tasks:  # polling
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()

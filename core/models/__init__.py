@@ -3,6 +3,7 @@
 from core.models.access import ApiIdempotencyKey, ApiKey, GeocodeCacheEntry, Invite
 from core.models.enums import (
     Channel,
+    JobOutcome,
     OrderKind,
     OrderStatus,
     OutboxStatus,
@@ -13,6 +14,7 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
+from core.models.jobs import JobRun
 from core.models.orders import (
     AppendOnlyError,
     Order,
@@ -39,6 +41,8 @@ __all__ = [
     "Driver",
     "GeocodeCacheEntry",
     "Invite",
+    "JobOutcome",
+    "JobRun",
     "LocationPing",
     "Member",
     "MemberRole",

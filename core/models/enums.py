@@ -72,3 +72,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     SKIPPED = "skipped"
+
+
+class JobOutcome(StrEnum):
+    RUNNING = "running"  # started, not finished (or its instance died: see core.scheduler)
+    OK = "ok"
+    FAILED = "failed"
