@@ -1,7 +1,7 @@
 """job runs: the scheduler's claims and record of every run
 
 Revision ID: 5c1e0a7d2b94
-Revises: 87b5056278fb
+Revises: 3f1c2a9b7d10
 Create Date: 2026-11-25 17:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e0a7d2b94"
-down_revision: str | None = "87b5056278fb"
+down_revision: str | None = "3f1c2a9b7d10"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
