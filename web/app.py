@@ -76,11 +76,13 @@ def create_app(
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
             app.state.webhooks.start()
+            services.autopilot.start()  # DISPATCH_MODE=auto: orders are placed as they arrive
             # what startup made lives as long as the process: keep it out of the collector's
             # full passes (they took ~200 ms with aiogram's objects in them)
             gc.freeze()
             yield
         finally:
+            await services.autopilot.stop()
             await app.state.webhooks.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()

@@ -54,7 +54,7 @@ class SlotCb(CallbackData, prefix="slot"):
     order: Id
     start: Epoch
     end: Epoch
-    by: str  # c (customer) | d (dispatcher)
+    by: str  # c (customer) | d (dispatcher: reschedule) | w (dispatcher: window of a new order)
 
     def window(self) -> Window:
         return Window(
@@ -79,6 +79,10 @@ class DraftCb(CallbackData, prefix="no"):
 
 class ShiftCb(CallbackData, prefix="sh"):
     op: str  # end
+
+
+class RouteCb(CallbackData, prefix="rt"):
+    op: str  # start
 
 
 STAFF_COMMANDS = (
@@ -232,3 +236,7 @@ def share_location(lang: str) -> ReplyKeyboardMarkup:
 
 def end_shift(lang: str) -> InlineKeyboardMarkup:
     return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
+
+
+def start_route(lang: str) -> InlineKeyboardMarkup:
+    return inline([[button(t("route.start_button", lang), RouteCb(op="start"))]])

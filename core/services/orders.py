@@ -299,3 +299,9 @@ async def change_status(
         return await lifecycle.transition(
             session, order_id, target, actor, change, max_attempts=rules.max_attempts
         )
+
+
+async def change_window(db: Database, order_id: int, window: Window, actor: Actor) -> OrderEvent:
+    """A new delivery window for an order that waits for a driver (it is placed afresh)."""
+    async with db.transaction() as session:
+        return await lifecycle.change_windows(session, order_id, [window], actor)

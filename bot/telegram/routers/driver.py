@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.telegram import keyboards as kb
 from bot.telegram.filters import DRIVER
-from bot.telegram.keyboards import Act, FailCb, ShiftCb, StopCb
+from bot.telegram.keyboards import Act, FailCb, RouteCb, ShiftCb, StopCb
 from bot.telegram.replies import answer, when, window
 from bot.telegram.routes import Routes
 from bot.telegram.states import FailOther, Proof
@@ -48,6 +48,7 @@ async def cmd_shift(message: Message, svc: Services, who: Identity, lang: str) -
         return
     await shifts.start_shift(svc.db, driver_id(who))
     await message.answer(t("shift.started", lang), reply_markup=kb.share_location(lang))
+    await svc.autopilot.driver_ready(driver_id(who))  # waiting orders; off if she shares already
 
 
 async def _on_shift(svc: Services, who: Identity) -> bool:
@@ -91,6 +92,7 @@ async def msg_location(message: Message, svc: Services, who: Identity, lang: str
             reply_markup=ReplyKeyboardRemove(),
         )
         await svc.stops.start_next(driver_id(who), actor(who))
+        await svc.autopilot.driver_ready(driver_id(who))  # she may take waiting orders now
     else:
         await message.answer(t("location.static", lang))
 
@@ -124,9 +126,26 @@ async def cmd_route(message: Message, svc: Services, who: Identity, lang: str) -
         return
     lines = [t("route.header", lang, count=len(route))]
     lines += [_stop_text(svc, stop, lang) for stop in route[ROUTE_MESSAGES:]]
-    await message.answer("\n\n".join(lines))
+    await message.answer("\n\n".join(lines), reply_markup=kb.start_route(lang))
     for stop in route[:ROUTE_MESSAGES]:
         await message.answer(_stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
+
+
+@router.callback_query(RouteCb.filter(F.op == "start"))
+async def cb_start_route(callback: CallbackQuery, svc: Services, who: Identity, lang: str) -> None:
+    """ "Start route": her first waiting stop goes out for delivery (the customer is told)."""
+    await callback.answer()
+    route = await stops.route_of(svc.db, driver_id(who))
+    if any(stop.status in stops.MOVING for stop in route):
+        await answer(callback, t("route.under_way", lang))
+        return
+    started = await svc.stops.start_next(driver_id(who), actor(who))
+    if started is None:
+        await answer(callback, t("route.nothing_to_start", lang))
+        return
+    stop = await stops.stop_of(svc.db, driver_id(who), started)
+    text = t("route.started", lang, ref=stop.ref, address=stop.address)
+    await answer(callback, text, reply_markup=kb.stop_buttons(stop, lang))
 
 
 @router.callback_query(Act.filter(F.name == "driver.open_order"))
