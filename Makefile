@@ -45,6 +45,7 @@ bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.dispatch latency
 	$(BIN)/python -m bench.dispatch day
 	$(BIN)/python -m bench.odd_days
+	$(BIN)/python -m bench.autopilot latency --postgres $(BENCH_POSTGRES) --skip-unreachable
 
 # Telegram channel: live-location updates through the webhook (SQLite, then PostgreSQL at
 # BENCH_POSTGRES, skipped with a message when it is unreachable) and outbox delivery under 429s.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import select
@@ -196,6 +196,8 @@ async def transition(
         await placements.wait(session, order_id)
     elif source in WAITING:
         await placements.done(session, order_id)
+    if target is S.ASSIGNED and order.driver_id is not None:
+        placements.assigned(session, order.driver_id)
     await visits.follow(session, order, source, target, now)
     event = OrderEvent(
         order_id=order.id,
@@ -233,14 +235,22 @@ async def note(
 
 
 async def change_windows(
-    session: AsyncSession, order_id: int, windows: Sequence[Window], actor: Actor
+    session: AsyncSession,
+    order_id: int,
+    windows: Sequence[Window],
+    actor: Actor,
+    *,
+    due_date: date | None = None,
 ) -> OrderEvent:
-    """New time windows for an order still waiting for a driver (a dispatcher's "change
-    window"): a `window_changed` event, and the order is queued for placement afresh."""
+    """New time windows (and the day they fall on, local) for an order still waiting for a
+    driver (a dispatcher's "change window"): a `window_changed` event, and the order is queued
+    for placement afresh."""
     order = await _lock_order(session, order_id)
     if order.status not in WAITING:
         raise DomainError("error.window_not_waiting", order=order_ref(order.external_ref, order.id))
     await _replace_windows(session, order, windows)
+    if due_date is not None:
+        order.due_date = due_date
     order.updated_at = utcnow()  # plans read before this see it changed
     session.add(order)
     await placements.wait(session, order_id)

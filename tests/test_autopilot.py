@@ -296,3 +296,19 @@ async def test_manual_mode_places_nothing(db: Database):
     assert order.id in await queued(db)  # a dispatcher's /dispatch or /assign takes it off
     await orders.change_status(db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=west.id))
     assert await queued(db) == {}
+
+
+async def test_two_instances_never_claim_the_same_order(db: Database):
+    await on_shift(db, "Wanda West", 1, WEST)
+    created = [await order_at(db, f"I{k}", near(WEST, k)) for k in range(12)]
+    other_db = Database(db.url)  # another instance: its own connections
+    try:
+        first, second = autopilot(db), autopilot(other_db)
+        claims = await asyncio.gather(
+            *(pilot._claim(f"token-{k}") for k, pilot in enumerate((first, second, first, second)))
+        )
+        claimed = [row.order_id for rows in claims for row in rows]
+        assert sorted(claimed) == sorted(o.id for o in created)  # each once, none twice
+        assert await second._claim("token-late") == []  # all leased
+    finally:
+        await other_db.dispose()

@@ -17,8 +17,10 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
+from core.lifecycle import SYSTEM
 from core.models import Customer, Driver, Order, OrderStatus, Role, utcnow
 from core.services import apikeys
+from core.services.orders import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import Bot, add_person, running_bot
 
@@ -165,3 +167,101 @@ async def test_manual_mode_leaves_api_orders_waiting(db: Database, tmp_path: Pat
         order_id = await post_order(bot, secret, "M-1", (BERLIN[0] + 0.003, BERLIN[1]))
         await asyncio.sleep(1.0)
         assert (await order_now(db, order_id)).status is S.NEW
+
+
+async def alerts_to(bot: Bot, chat: int) -> list[Any]:
+    await bot.outbox_settled()
+    return [c for c in bot.fake.sent_to(chat) if "could not be assigned" in (c.text or "")]
+
+
+async def test_an_unassignable_order_alerts_once_and_its_three_buttons_work(
+    db: Database, tmp_path: Path
+):
+    boss, _ = await add_person(db, 841, "Bo Boss", [Role.DISPATCHER])
+    ana, ana_member = await add_person(db, 842, "Ana Driver", [Role.DRIVER])
+    _, secret = await apikeys.create_key(db, "shop")
+    async with running_bot(db, tmp_path) as bot:
+        first = await post_order(bot, secret, "U-1", BERLIN)  # nobody is on shift
+        second = await post_order(bot, secret, "U-2", BERLIN)
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while len(await alerts_to(bot, 841)) < 2:
+            assert asyncio.get_running_loop().time() < deadline, bot.texts(841)
+            await asyncio.sleep(0.05)
+        await bot.send(tu.command(ana, "/shift"))  # retried: she shares no location yet
+        await asyncio.sleep(0.5)
+        alerts = await alerts_to(bot, 841)
+        assert [a.text for a in alerts] == [
+            "⚠️ Order U-1 could not be assigned: no driver on shift can take it.",
+            "⚠️ Order U-2 could not be assigned: no driver on shift can take it.",
+        ]
+        assert [text for text, _ in bot.buttons(alerts[0])] == [
+            "Assign",
+            "Change window",
+            "Cancel order",
+        ]
+        assert (await order_now(db, first)).status is S.NEW
+
+        # change window: the next slots; the one chosen is saved, the order waits for its day
+        await bot.tap(boss, 841, alerts[0], "Change window")
+        slots = bot.last(841)
+        assert slots.text == "New delivery window for order U-1:"
+        await bot.tap(boss, 841, slots, bot.buttons(slots)[0][0])
+        assert re.fullmatch(
+            r"Order U-1 now has the window .+; it is being placed again\.", bot.texts(841)[-1]
+        )
+        async with db.sessions() as session:
+            order = await session.get(Order, first)
+            assert order is not None and order.due_date is not None
+        assert order.due_date > utcnow().date() and order.status is S.NEW
+
+        # assign to…: the drivers, then her
+        await bot.tap(boss, 841, alerts[0], "Assign")
+        await bot.tap(boss, 841, bot.last(841), "Ana Driver")
+        assert bot.texts(841)[-1] == "Order U-1 → Ana Driver."
+        assigned = await order_now(db, first)
+        assert assigned.status is S.ASSIGNED
+        assert assigned.driver_id == await driver_id(db, ana_member.id)
+
+        # cancel: asked to confirm, then cancelled
+        await bot.tap(boss, 841, alerts[1], "Cancel order")
+        await bot.tap(boss, 841, bot.last(841), "Yes, cancel it")
+        assert bot.texts(841)[-1] == "Order U-2 is cancelled."
+        assert (await order_now(db, second)).status is S.CANCELLED
+        assert len(await alerts_to(bot, 841)) == 2  # nothing alerted twice
+
+
+async def test_orders_committed_while_no_service_ran_are_placed_when_one_starts(
+    db: Database, tmp_path: Path
+):
+    ana, ana_member = await add_person(db, 851, "Ana Driver", [Role.DRIVER])
+    _, secret = await apikeys.create_key(db, "shop")
+    async with running_bot(db, tmp_path, dispatch={"mode": "manual"}) as bot:
+        await bot.send(tu.command(ana, "/shift"))
+        await bot.send(tu.location(ana, *BERLIN))
+        ids = [
+            await post_order(bot, secret, f"D-{k}", (BERLIN[0] + 0.001 * k, BERLIN[1]))
+            for k in range(3)
+        ]
+    # the service stopped (as a crash would stop it) with three orders never placed
+    assert {(await order_now(db, i)).status for i in ids} == {S.NEW}
+    async with running_bot(db, tmp_path) as bot:
+        for order_id in ids:
+            order = await until(db, order_id, S.ASSIGNED)
+            assert order.driver_id == await driver_id(db, ana_member.id)
+
+
+async def test_a_dispatchers_assignment_to_a_sharing_driver_sends_her_off(
+    db: Database, tmp_path: Path
+):
+    boss, _ = await add_person(db, 861, "Bo Boss", [Role.DISPATCHER])
+    ana, _ = await add_person(db, 862, "Ana Driver", [Role.DRIVER])
+    async with running_bot(db, tmp_path) as bot:
+        await bot.send(tu.command(ana, "/shift"))
+        await bot.send(share(ana, BERLIN, 90))
+        draft = OrderDraft(external_ref="P-1", customer_name="No Pin", address="Somewhere 1")
+        order = await create_order(db, draft, SYSTEM, source="test")  # no map point: not placed
+        await bot.outbox_settled()
+        assert (await order_now(db, order.id)).status is S.NEW
+        await bot.send(tu.command(boss, "/assign", "P-1 ana"))
+        assert bot.texts(861)[-1] == "Order P-1 → Ana Driver."
+        await until(db, order.id, S.OUT_FOR_DELIVERY)

@@ -17,8 +17,9 @@ a process that died. It claims due rows under a lease (a token and an expiry, as
   driver starting her shift on that day, whichever comes first.
 
 Routes start themselves: a driver on shift who is sharing her live location, with stops and
-none under way, gets her first stop sent out for delivery (`Stops.start_next`) after each
-placement, on her live location and on her shift start.
+none under way, gets her first stop sent out for delivery (`Stops.start_next`) after every
+commit that gives her an order (placed by the autopilot or assigned by hand), on her live
+location and on her shift start.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -94,6 +96,8 @@ class Autopilot:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pass = asyncio.Lock()
+        self._starts: set[asyncio.Task[None]] = set()
+        self._starting: dict[int, asyncio.Lock] = {}
 
     @property
     def on(self) -> bool:
@@ -105,10 +109,26 @@ class Autopilot:
         """Run the worker (auto mode only); woken on each commit that queued an order."""
         if not self.on or self._task is not None:
             return
-        self.db.on_commit(placements.TOPIC, self.wake)
+        self.db.on_commit(placements.TOPIC, lambda _: self.wake())
+        self.db.on_commit(placements.ASSIGNED_TOPIC, self._assigned)
         self._task = asyncio.create_task(self._run(), name="autopilot")
 
+    def _assigned(self, info: dict[str, Any]) -> None:
+        """Orders were given to drivers (by anyone): each may set off now."""
+        for driver_id in info.get("assigned_drivers", ()):
+            task = asyncio.create_task(self._start_quietly(driver_id))
+            self._starts.add(task)
+            task.add_done_callback(self._starts.discard)
+
+    async def _start_quietly(self, driver_id: int) -> None:
+        try:
+            await self.start_route(driver_id)
+        except Exception:  # she can still tap Start route; the next trigger tries again
+            log.exception("could not start the route of driver %s", driver_id)
+
     async def stop(self) -> None:
+        while self._starts:
+            await asyncio.gather(*list(self._starts), return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,17 +188,18 @@ class Autopilot:
         and not under way already (auto mode); the order sent out, if any."""
         if not self.on:
             return None
-        async with self.db.reads() as session:
-            driver = await session.get(Driver, driver_id)
-        now = self.clock()
-        if driver is None or driver.shift_state is not ShiftState.ON:
-            return None
-        if driver.live_until is None or driver.live_until <= now:
-            return None
-        started = await self.stops.start_next(driver_id, SYSTEM)
-        if started is not None:
-            self.stats.started += 1
-        return started
+        async with self._starting.setdefault(driver_id, asyncio.Lock()):  # one at a time
+            async with self.db.reads() as session:
+                driver = await session.get(Driver, driver_id)
+            now = self.clock()
+            if driver is None or driver.shift_state is not ShiftState.ON:
+                return None
+            if driver.live_until is None or driver.live_until <= now:
+                return None
+            started = await self.stops.start_next(driver_id, SYSTEM)
+            if started is not None:
+                self.stats.started += 1
+            return started
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -255,8 +276,7 @@ class Autopilot:
         unplaced.update(outcome.unplaced)
         self.stats.placed += len(outcome.placed)
         await self._settle(token, later, unplaced, outcome.retry)
-        for driver_id in sorted(set(outcome.placed.values())):
-            await self.start_route(driver_id)
+        # the drivers who got orders set off, if they can: `_assigned`, after each commit
 
     async def _place(self, order_ids: list[int]) -> Outcome:
         if not order_ids:

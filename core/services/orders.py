@@ -301,7 +301,11 @@ async def change_status(
         )
 
 
-async def change_window(db: Database, order_id: int, window: Window, actor: Actor) -> OrderEvent:
-    """A new delivery window for an order that waits for a driver (it is placed afresh)."""
+async def change_window(
+    db: Database, order_id: int, window: Window, actor: Actor, *, zone: ZoneInfo | None = None
+) -> OrderEvent:
+    """A new delivery window for an order that waits for a driver (it is placed afresh, on the
+    window's day: local in `zone`)."""
+    day = window.starts_at.astimezone(zone).date() if zone else None
     async with db.transaction() as session:
-        return await lifecycle.change_windows(session, order_id, [window], actor)
+        return await lifecycle.change_windows(session, order_id, [window], actor, due_date=day)

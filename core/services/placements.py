@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.models import Placement
 
 TOPIC = "placements"
+ASSIGNED_TOPIC = "assigned"
 
 
 async def wait(session: AsyncSession, order_id: int) -> None:
@@ -28,6 +29,12 @@ async def wait(session: AsyncSession, order_id: int) -> None:
     row.lease_token = row.leased_until = None
     session.add(row)
     session.info.setdefault("topics", set()).add(TOPIC)
+
+
+def assigned(session: AsyncSession, driver_id: int) -> None:
+    """After commit, the autopilot may send this driver's first stop out (`ASSIGNED_TOPIC`)."""
+    session.info.setdefault("assigned_drivers", set()).add(driver_id)
+    session.info.setdefault("topics", set()).add(ASSIGNED_TOPIC)
 
 
 async def done(session: AsyncSession, order_id: int) -> None:

@@ -216,7 +216,7 @@ async def cb_window(
 ) -> None:
     await callback.answer()
     chosen = callback_data.window()
-    await orders.change_window(svc.db, callback_data.order, chosen, actor(who))
+    await orders.change_window(svc.db, callback_data.order, chosen, actor(who), zone=zone(svc))
     card = await board.order_card(svc.db, callback_data.order)
     text = t(
         "order.window_changed",
