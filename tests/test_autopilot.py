@@ -20,7 +20,7 @@ from core.services.autopilot import Autopilot
 from core.services.dispatch import Dispatcher
 from core.services.orders import OrderDraft
 from core.services.stops import Stops
-from tests.factories import add_member
+from tests.factories import add_member, move
 from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at
 
 S = OrderStatus
@@ -312,3 +312,19 @@ async def test_two_instances_never_claim_the_same_order(db: Database):
         assert await second._claim("token-late") == []  # all leased
     finally:
         await other_db.dispose()
+
+
+async def test_a_delivery_rescheduled_to_tomorrow_waits_for_tomorrow_without_an_alert(
+    db: Database,
+):
+    boss = await add_member(db, "Bo Boss", [Role.DISPATCHER])
+    west = await on_shift(db, "Wanda West", 1, WEST)
+    pilot = autopilot(db)
+    order = await order_at(db, "R", near(WEST, 1))
+    await pilot.run_once()
+    for target in (S.OUT_FOR_DELIVERY, S.FAILED, S.RESCHEDULED):  # tomorrow 14:00-17:00 UTC
+        await move(db, order.id, target, west.id)
+    assert await pilot.run_once() == 1
+    assert (await queued(db))[order.id].due_at == datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
+    assert (await statuses(db, [order.id]))[order.id] == (S.RESCHEDULED, None)
+    assert await alerts(db, order.id) == [] and boss.id

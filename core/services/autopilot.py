@@ -42,7 +42,8 @@ from core.db import Database
 from core.errors import DomainError
 from core.leases import new_token
 from core.lifecycle import SYSTEM
-from core.models import Driver, Order, Placement, ShiftState, utcnow
+from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind, utcnow
+from core.models.types import UTCDateTime
 from core.services import placements
 from core.services.dispatch import Dispatcher
 from core.services.stops import Stops
@@ -258,6 +259,13 @@ class Autopilot:
             orders = {
                 o.id: o for o in await session.exec(select(Order).where(col(Order.id).in_(ids)))
             }
+            first_open = sa.func.min(OrderWindow.starts_at, type_=UTCDateTime())
+            statement = (
+                select(OrderWindow.order_id, first_open)
+                .where(col(OrderWindow.order_id).in_(ids), OrderWindow.stop == StopKind.DELIVERY)
+                .group_by(col(OrderWindow.order_id))
+            )
+            opens: dict[int, datetime] = dict((await session.exec(statement)).all())
         today = self.today()
         later: dict[int, datetime] = {}
         unplaced: dict[int, str] = {}
@@ -266,8 +274,11 @@ class Autopilot:
             order = orders.get(order_id)
             if order is None or order.status not in lifecycle.WAITING:
                 continue  # moved on meanwhile: its transaction took it off the queue
-            if order.due_date is not None and order.due_date > today:
-                later[order_id] = self.plan_time(order.due_date)
+            day = order.due_date  # else the day its first window opens (a slot picked anew)
+            if day is None and opens.get(order_id) is not None:
+                day = opens[order_id].astimezone(self.zone).date()
+            if day is not None and day > today:
+                later[order_id] = self.plan_time(day)
             elif order.lat is None or order.lon is None:
                 unplaced[order_id] = t("dispatch.no_location")
             else:
