@@ -288,6 +288,7 @@ async def test_manual_mode_places_nothing(db: Database):
         order = await order_at(db, "Z", near(WEST, 1))
         await asyncio.sleep(0.5)
         await pilot.driver_ready(1)
+        assert await pilot.plan_day() == 0
         await asyncio.sleep(0.2)
     finally:
         await pilot.stop()

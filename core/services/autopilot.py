@@ -168,7 +168,10 @@ class Autopilot:
     # -- what others call ------------------------------------------------------------------
 
     async def plan_day(self) -> int:
-        """Place every waiting order of today (the planning-time job); how many were placed."""
+        """Place every waiting order of today (the planning-time job); how many were placed.
+        Nothing in manual mode."""
+        if not self.on:
+            return 0
         before = self.stats.placed
         await self._make_due(self.today())
         while await self.run_once():
