@@ -217,44 +217,13 @@ class Autopilot:
         return local.astimezone(utcnow().tzinfo)
 
     async def _claim(self, token: str) -> list[Placement]:
-        now, wall = self.clock(), utcnow()
-        async with self.db.transaction() as session:
-            statement = (
-                select(Placement)
-                .where(
-                    col(Placement.parked).is_(False),
-                    col(Placement.due_at).is_(None) | (col(Placement.due_at) <= now),
-                    col(Placement.leased_until).is_(None) | (col(Placement.leased_until) < wall),
-                )
-                .order_by(col(Placement.order_id))
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            )
-            rows = list(await session.exec(statement))
-            for row in rows:
-                row.lease_token = token
-                row.leased_until = wall + self.lease
-                session.add(row)
-            return rows
+        return await placements.claim(self.db, token, self.clock(), self.lease, BATCH)
 
     async def _release(self, rows: list[Placement], token: str) -> None:
-        ids = [row.order_id for row in rows]
-        async with self.db.transaction() as session:
-            await session.exec(
-                sa.update(Placement)
-                .where(col(Placement.order_id).in_(ids), col(Placement.lease_token) == token)
-                .values(lease_token=None, leased_until=None)
-            )
+        await placements.release(self.db, [row.order_id for row in rows], token)
 
     async def _make_due(self, day: date) -> None:
-        """Every queued order of `day` (or earlier, or of no day) is due now, parked or not."""
-        of_day = select(Order.id).where(col(Order.due_date).is_(None) | (Order.due_date <= day))
-        async with self.db.transaction() as session:
-            await session.exec(
-                sa.update(Placement)
-                .where(col(Placement.order_id).in_(of_day))
-                .values(parked=False, due_at=None)
-            )
+        await placements.make_due(self.db, day)
 
     async def _handle(self, rows: list[Placement], token: str) -> None:
         ids = [row.order_id for row in rows]
