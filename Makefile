@@ -45,6 +45,7 @@ bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.dispatch latency
 	$(BIN)/python -m bench.dispatch day
 	$(BIN)/python -m bench.odd_days
+	$(BIN)/python -m bench.autopilot latency --postgres $(BENCH_POSTGRES) --skip-unreachable
 	$(BIN)/python -m bench.churn
 
 # The plan of a known day against PyVRP (distance, duration objectives) and VROOM, re-driven

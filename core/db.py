@@ -156,6 +156,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._writer = asyncio.Lock() if is_sqlite(url) else None
         self._writer_task: asyncio.Task[Any] | None = None
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         readers = self.engine.execution_options(**{READ_ONLY: True})
         self.reads = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
         """Sessions that only read. On SQLite they take no write lock (a plain BEGIN in WAL
@@ -171,6 +172,7 @@ class Database:
         if self._writer is None:
             async with self.sessions() as session, session.begin():
                 yield session
+            self._committed(session)
             return
         task = asyncio.current_task()
         if self._writer_task is task:
@@ -182,6 +184,18 @@ class Database:
                     yield session
             finally:
                 self._writer_task = None
+        self._committed(session)
+
+    def on_commit(self, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(session.info)` after each commit of a transaction that marked `topic`
+        in its session's `info["topics"]` (e.g. the autopilot, woken when an order starts
+        waiting)."""
+        self._listeners.setdefault(topic, []).append(callback)
+
+    def _committed(self, session: AsyncSession) -> None:
+        for topic in session.info.pop("topics", ()):
+            for callback in self._listeners.get(topic, ()):
+                callback(session.info)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -8,7 +8,8 @@
     out_for_delivery → failed (could not reach the door)
 
 `create()` and `transition()` write the order, one `OrderEvent`, that event's outbox rows, its
-merchant webhook deliveries and its route stops' visits (`services/visits.py`) in the caller's
+merchant webhook deliveries, its route stops' visits (`services/visits.py`) and its place in the
+queue of orders waiting for a driver (`services/placements.py`) in the caller's
 transaction, and never commit: the caller's `Database.transaction()` does, so all of it lands
 together or none of it does.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import select
@@ -39,12 +40,13 @@ from core.models import (
     order_ref,
     utcnow,
 )
-from core.services import notifications, visits, webhooks
+from core.services import notifications, placements, visits, webhooks
 from core.texts import t
 
 S = OrderStatus
 
 FINAL: frozenset[OrderStatus] = frozenset({S.DELIVERED, S.RETURNED, S.CANCELLED})
+WAITING: frozenset[OrderStatus] = frozenset({S.NEW, S.RESCHEDULED})  # for a driver (placements)
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.NEW: frozenset({S.ASSIGNED, S.CANCELLED}),
@@ -141,6 +143,7 @@ async def create(
         actor_member_id=actor.member_id,
         data={"source": order.source},
     )
+    await placements.wait(session, order.id)  # type: ignore[arg-type]
     return await _record(session, order, event, previous_driver_id=None)
 
 
@@ -192,6 +195,12 @@ async def transition(
     if target in FINAL:
         order.final_at = now
     session.add(order)
+    if target in WAITING:
+        await placements.wait(session, order_id)
+    elif source in WAITING:
+        await placements.done(session, order_id)
+    if target is S.ASSIGNED and order.driver_id is not None:
+        placements.assigned(session, order.driver_id)
     await visits.follow(session, order, source, target, now)
     event = OrderEvent(
         order_id=order.id,
@@ -226,6 +235,38 @@ async def note(
         data=data or {},
     )
     return await _record(session, order, event, previous_driver_id=order.driver_id)
+
+
+async def change_windows(
+    session: AsyncSession,
+    order_id: int,
+    windows: Sequence[Window],
+    actor: Actor,
+    *,
+    due_date: date | None = None,
+) -> OrderEvent:
+    """New time windows (and the day they fall on, local) for an order still waiting for a
+    driver (a dispatcher's "change window"): a `window_changed` event, and the order is queued
+    for placement afresh."""
+    order = await _lock_order(session, order_id)
+    if order.status not in WAITING:
+        raise DomainError("error.window_not_waiting", order=order_ref(order.external_ref, order.id))
+    await _replace_windows(session, order, windows)
+    if due_date is not None:
+        order.due_date = due_date
+    order.updated_at = utcnow()  # plans read before this see it changed
+    session.add(order)
+    await placements.wait(session, order_id)
+    event = OrderEvent(
+        order_id=order.id,
+        kind="window_changed",
+        from_status=order.status,
+        to_status=order.status,
+        actor=actor.label,
+        actor_member_id=actor.member_id,
+        data={"windows": [[w.starts_at.isoformat(), w.ends_at.isoformat()] for w in windows]},
+    )
+    return await _record(session, order, event, previous_driver_id=None)
 
 
 async def revert(

@@ -125,6 +125,7 @@ async def running_bot(
     telegram: dict[str, Any] | None = None,
     tracking: dict[str, Any] | None = None,
     redis_url: str | None = None,
+    dispatch: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -146,6 +147,7 @@ async def running_bot(
             },
             geocoding={"url": nominatim_url, "min_interval_s": 0},
             tracking=tracking or {},
+            dispatch=dispatch or {},
             redis={"url": redis_url},
             _env_file=None,  # type: ignore[call-arg]
         )

@@ -207,7 +207,8 @@ async def test_two_dispatchers_assign_one_order_at_once(db: Database, tmp_path: 
         (await on_shift_at(db, ben.id, 52.52, 13.50)).id: "Ben Okafor",
     }
     wrong = []
-    async with running_bot(db, tmp_path) as bot:
+    # manual dispatch is what this is about: the autopilot would place the order first
+    async with running_bot(db, tmp_path, dispatch={"mode": "manual"}) as bot:
         for round_ in range(8):
             draft = OrderDraft(customer_name=f"C{round_}", address="A 1", lat=52.52, lon=13.40)
             order = await create_order(db, draft, SYSTEM, source="test")

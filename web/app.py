@@ -79,6 +79,7 @@ def create_app(
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
             app.state.webhooks.start()
+            services.autopilot.start()  # DISPATCH_MODE=auto: orders are placed as they arrive
             app.state.scheduler.start()
             # what startup made lives as long as the process: keep it out of the collector's
             # full passes (they took ~200 ms with aiogram's objects in them)
@@ -86,6 +87,7 @@ def create_app(
             yield
         finally:
             await app.state.scheduler.stop()
+            await services.autopilot.stop()
             await app.state.webhooks.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()

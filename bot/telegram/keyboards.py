@@ -54,7 +54,7 @@ class SlotCb(CallbackData, prefix="slot"):
     order: Id
     start: Epoch
     end: Epoch
-    by: str  # c (customer) | d (dispatcher)
+    by: str  # c (customer) | d (dispatcher: reschedule) | w (dispatcher: window of a new order)
 
     def window(self) -> Window:
         return Window(
@@ -82,7 +82,7 @@ class ShiftCb(CallbackData, prefix="sh"):
 
 
 class RouteCb(CallbackData, prefix="rt"):
-    op: str  # loaded
+    op: str  # loaded | start
 
 
 STAFF_COMMANDS = (
@@ -238,6 +238,10 @@ def end_shift(lang: str) -> InlineKeyboardMarkup:
     return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
 
 
-def loaded(lang: str) -> InlineKeyboardMarkup:
-    """On her route: "I have loaded these parcels" (they are on board from now on)."""
-    return inline([[button(t("route.loaded_button", lang), RouteCb(op="loaded"))]])
+def route_buttons(lang: str, *, to_load: bool) -> InlineKeyboardMarkup:
+    """On her route: "Start route" (parcels on board, first stop out for delivery) and, while
+    some are not loaded yet, "Loaded" (on board from now on, nobody told yet)."""
+    row = [button(t("route.start_button", lang), RouteCb(op="start"))]
+    if to_load:
+        row.append(button(t("route.loaded_button", lang), RouteCb(op="loaded")))
+    return inline([row])

@@ -26,6 +26,7 @@ from core.models.orders import (
 )
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole
+from core.models.placements import Placement
 from core.models.routes import Route, RouteStop, open_stop
 from core.models.tracking import LocationPing, Proof
 from core.models.types import utcnow
@@ -53,6 +54,7 @@ __all__ = [
     "OrderWindow",
     "OutboxMessage",
     "OutboxStatus",
+    "Placement",
     "Proof",
     "ProofKind",
     "Role",

@@ -150,8 +150,25 @@ class Dispatcher:
             plan = dataclasses.replace(plan, routes=(route,), unassigned={})
         return await self._apply(world, plan, actor)
 
-    async def insert_order(self, order_id: int, actor: Actor) -> Insertion:
-        """Put a new order at its cheapest feasible place among the drivers on shift."""
+    async def place(self, order_ids: list[int], actor: Actor) -> DispatchReport:
+        """Plan these waiting orders together in one solve, every stop already on a route kept
+        with its driver (re-sequenced at most): arrivals in bulk move nobody's stops to another
+        driver."""
+        world = await self.world(waiting=order_ids)
+        arriving = set(order_ids)
+        kept = []
+        for stop in world.problem.stops:
+            order = world.orders[order_of(stop.id)]
+            if order.id not in arriving and order.driver_id is not None:
+                stop = dataclasses.replace(stop, vehicles=frozenset({str(order.driver_id)}))
+            kept.append(stop)
+        world.problem = dataclasses.replace(world.problem, stops=tuple(kept))
+        plan = await self._solve(world)
+        return await self._apply(world, plan, actor)
+
+    async def insert_order(self, order_id: int, actor: Actor, *, note: bool = True) -> Insertion:
+        """Put a new order at its cheapest feasible place among the drivers on shift. `note`:
+        record (and alert) when nobody can take it; the autopilot does that itself, once."""
         world = await self.world(waiting=[order_id])
         stop_id = delivery_id(order_id)
         if stop_id not in world.problem.stop_by_id:
@@ -177,7 +194,9 @@ class Dispatcher:
                 )
                 reason = f"{insertion.reason} ({reasons})" if reasons else insertion.reason
                 insertion = dataclasses.replace(insertion, reason=reason)
-                await lifecycle.note(session, order_id, "unassignable", actor, {"reason": reason})
+                if note:
+                    data = {"reason": reason}
+                    await lifecycle.note(session, order_id, "unassignable", actor, data)
                 return insertion
             written = await write_routes(
                 session, world, routes, actor, locked,

@@ -13,6 +13,7 @@ from core.db import Database
 from core.models import utcnow
 from core.routing.travel import provider_from_settings
 from core.services import notifications, webhooks
+from core.services.autopilot import Autopilot
 from core.services.dispatch import Dispatcher
 from core.services.geocoding import Geocoder
 from core.services.links import Signer, secret_key
@@ -28,6 +29,7 @@ class Services:
     tracker: Tracker
     stops: Stops
     geocoder: Geocoder
+    autopilot: Autopilot
     clock: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -42,13 +44,15 @@ class Services:
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
         dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)
+        stops = Stops(db, settings.orders)
         return cls(
             settings=settings,
             db=db,
             dispatcher=dispatcher,
             tracker=Tracker(db, dispatcher, settings.tracking, clock=clock),
-            stops=Stops(db, settings.orders),
+            stops=stops,
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
+            autopilot=Autopilot(db, dispatcher, stops, settings, clock=clock),
             clock=clock,
         )
 
@@ -64,5 +68,6 @@ class Services:
         return timedelta(minutes=self.settings.tracking.undo_minutes)
 
     async def close(self) -> None:
+        await self.autopilot.stop()
         await self.tracker.drain()
         await self.geocoder.close()

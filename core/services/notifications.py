@@ -116,7 +116,10 @@ async def for_event(
 
 
 NOTE_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "unassignable": ("dispatcher.order_unassignable", ("order.assign", "order.open")),
+    "unassignable": (
+        "dispatcher.order_unassignable",
+        ("order.assign", "order.change_window", "order.cancel"),
+    ),
     "at_risk": ("dispatcher.order_at_risk", ("order.open", "order.assign")),
 }
 

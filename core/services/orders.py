@@ -299,3 +299,13 @@ async def change_status(
         return await lifecycle.transition(
             session, order_id, target, actor, change, max_attempts=rules.max_attempts
         )
+
+
+async def change_window(
+    db: Database, order_id: int, window: Window, actor: Actor, *, zone: ZoneInfo | None = None
+) -> OrderEvent:
+    """A new delivery window for an order that waits for a driver (it is placed afresh, on the
+    window's day: local in `zone`)."""
+    day = window.starts_at.astimezone(zone).date() if zone else None
+    async with db.transaction() as session:
+        return await lifecycle.change_windows(session, order_id, [window], actor, due_date=day)

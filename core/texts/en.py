@@ -102,6 +102,9 @@ TEXTS = {
     "routing.reason.too_big": "it is bigger than every vehicle that could take it",
     "routing.reason.unreachable": "no driver can reach it within its time window and shift",
     # dispatch explanations
+    "error.window_not_waiting": (
+        "Order {order} already has a driver or is done: its window can no longer be changed here."
+    ),
     "dispatch.no_driver": "no driver on shift can take it",
     "dispatch.not_on_shift": "Driver {driver} is not on shift or has not shared a location.",
     "dispatch.not_waiting": ("Order {order} is not waiting for a driver, or has no location yet."),

@@ -184,16 +184,48 @@ async def cmd_assign(
 
 
 @router.callback_query(OrderCb.filter(F.op == "cancel"))
+@router.callback_query(Act.filter(F.name == "order.cancel"))
 async def cb_cancel(
-    callback: CallbackQuery, callback_data: OrderCb, svc: Services, lang: str
+    callback: CallbackQuery, callback_data: OrderCb | Act, svc: Services, lang: str
 ) -> None:
     await callback.answer()
-    card = await board.order_card(svc.db, callback_data.order)
+    order_id = callback_data.order if isinstance(callback_data, OrderCb) else callback_data.id
+    card = await board.order_card(svc.db, order_id)
     await answer(
         callback,
         t("order.cancel_confirm", lang, ref=card.ref),
-        reply_markup=kb.confirm_cancel(callback_data.order, lang),
+        reply_markup=kb.confirm_cancel(order_id, lang),
     )
+
+
+@router.callback_query(Act.filter(F.name == "order.change_window"))
+async def cb_change_window(
+    callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
+) -> None:
+    await callback.answer()
+    card = await board.order_card(svc.db, callback_data.id)
+    await answer(
+        callback,
+        t("order.window_pick", lang, ref=card.ref),
+        reply_markup=new_slot_buttons(svc, callback_data.id, "w"),
+    )
+
+
+@router.callback_query(SlotCb.filter(F.by == "w"))
+async def cb_window(
+    callback: CallbackQuery, callback_data: SlotCb, svc: Services, who: Identity, lang: str
+) -> None:
+    await callback.answer()
+    chosen = callback_data.window()
+    await orders.change_window(svc.db, callback_data.order, chosen, actor(who), zone=zone(svc))
+    card = await board.order_card(svc.db, callback_data.order)
+    text = t(
+        "order.window_changed",
+        lang,
+        ref=card.ref,
+        window=window(svc, chosen.starts_at, chosen.ends_at),
+    )
+    await answer(callback, text)
 
 
 @router.callback_query(OrderCb.filter(F.op == "cancel_yes"))

@@ -48,6 +48,7 @@ async def cmd_shift(message: Message, svc: Services, who: Identity, lang: str) -
         return
     await shifts.start_shift(svc.db, driver_id(who))
     await message.answer(t("shift.started", lang), reply_markup=kb.share_location(lang))
+    await svc.autopilot.driver_ready(driver_id(who))  # waiting orders; off if she shares already
 
 
 async def _on_shift(svc: Services, who: Identity) -> bool:
@@ -91,6 +92,7 @@ async def msg_location(message: Message, svc: Services, who: Identity, lang: str
             reply_markup=ReplyKeyboardRemove(),
         )
         await svc.stops.start_next(driver_id(who), actor(who))
+        await svc.autopilot.driver_ready(driver_id(who))  # she may take waiting orders now
     else:
         await message.answer(t("location.static", lang))
 
@@ -125,7 +127,7 @@ async def cmd_route(message: Message, svc: Services, who: Identity, lang: str) -
     lines = [t("route.header", lang, count=len(route))]
     lines += [_stop_text(svc, stop, lang) for stop in route[ROUTE_MESSAGES:]]
     to_load = any(s.status is OrderStatus.ASSIGNED for s in route)
-    await message.answer("\n\n".join(lines), reply_markup=kb.loaded(lang) if to_load else None)
+    await message.answer("\n\n".join(lines), reply_markup=kb.route_buttons(lang, to_load=to_load))
     for stop in route[:ROUTE_MESSAGES]:
         await message.answer(_stop_text(svc, stop, lang), reply_markup=kb.stop_buttons(stop, lang))
 
@@ -137,6 +139,25 @@ async def cb_loaded(callback: CallbackQuery, svc: Services, who: Identity, lang:
     await callback.answer()
     text = t("route.loaded", lang, count=len(loaded)) if loaded else t("route.loaded_none", lang)
     await answer(callback, text)
+
+
+@router.callback_query(RouteCb.filter(F.op == "start"))
+async def cb_start_route(callback: CallbackQuery, svc: Services, who: Identity, lang: str) -> None:
+    """ "Start route": her parcels are on board and her first waiting stop goes out for
+    delivery (the customer is told)."""
+    await callback.answer()
+    await loading.load_route(svc.db, driver_id(who), actor(who), now=svc.clock())
+    route = await stops.route_of(svc.db, driver_id(who))
+    if any(stop.status in stops.MOVING for stop in route):
+        await answer(callback, t("route.under_way", lang))
+        return
+    started = await svc.stops.start_next(driver_id(who), actor(who))
+    if started is None:
+        await answer(callback, t("route.nothing_to_start", lang))
+        return
+    stop = await stops.stop_of(svc.db, driver_id(who), started)
+    text = t("route.started", lang, ref=stop.ref, address=stop.address)
+    await answer(callback, text, reply_markup=kb.stop_buttons(stop, lang))
 
 
 @router.callback_query(Act.filter(F.name == "driver.open_order"))
