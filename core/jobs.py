@@ -53,7 +53,11 @@ def dispatch_jobs(
 
 
 def service_jobs(services: Services) -> list[Job]:
-    """Every job of a running service. Planning (`dispatch.plan_day`) and re-optimization
-    (`dispatch.reoptimize`) join here once the services have them: pass their callables to
-    `dispatch_jobs` (plan_day=..., reoptimize=...)."""
-    return [stale_locations(services), *dispatch_jobs(services.settings)]
+    """Every job of a running service."""
+    autopilot = services.autopilot
+    return [
+        stale_locations(services),
+        *dispatch_jobs(
+            services.settings, plan_day=autopilot.plan_day, reoptimize=autopilot.reoptimize
+        ),
+    ]

@@ -47,6 +47,9 @@ S = OrderStatus
 
 FINAL: frozenset[OrderStatus] = frozenset({S.DELIVERED, S.RETURNED, S.CANCELLED})
 WAITING: frozenset[OrderStatus] = frozenset({S.NEW, S.RESCHEDULED})  # for a driver (placements)
+ON_ROUTE: frozenset[OrderStatus] = frozenset(
+    {S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY, S.ARRIVED}
+)  # a stop on a driver's route
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.NEW: frozenset({S.ASSIGNED, S.CANCELLED}),
@@ -201,6 +204,8 @@ async def transition(
         await placements.done(session, order_id)
     if target is S.ASSIGNED and order.driver_id is not None:
         placements.assigned(session, order.driver_id)
+    if source in ON_ROUTE and target in (*WAITING, S.CANCELLED, S.FAILED):
+        placements.replan(session)  # a hole in someone's route: others may fill it better
     await visits.follow(session, order, source, target, now)
     event = OrderEvent(
         order_id=order.id,

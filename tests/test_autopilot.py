@@ -329,3 +329,39 @@ async def test_a_delivery_rescheduled_to_tomorrow_waits_for_tomorrow_without_an_
     assert (await queued(db))[order.id].due_at == datetime(2026, 11, 25, 5, 30, tzinfo=UTC)
     assert (await statuses(db, [order.id]))[order.id] == (S.RESCHEDULED, None)
     assert await alerts(db, order.id) == [] and boss.id
+
+
+async def test_a_cancel_leaves_a_hole_that_the_replan_after_it_fills(db: Database):
+    """Nobody typed anything: the cancel's commit sets off a re-plan, which gives the room it
+    freed to the order that waited for it."""
+    west = await on_shift(db, "Wanda West", 1, WEST, max_stops=2)
+    pilot = autopilot(db)
+    first, second = [await order_at(db, f"F{k}", near(WEST, k)) for k in (1, 2)]
+    await pilot.run_once()
+    waiting = await order_at(db, "W", near(WEST, 3))
+    await pilot.run_once()  # she is full: it waits (the dispatchers were told)
+    assert (await statuses(db, [waiting.id]))[waiting.id] == (S.NEW, None)
+    assert pilot.stats.replans == 0
+    pilot.start()
+    try:
+        await orders.change_status(db, first.id, S.CANCELLED, SYSTEM, Change(reason="no longer"))
+        await until_assigned(db, [waiting.id], wait_s=10.0)  # well before the 60 s poll
+    finally:
+        await pilot.stop()
+    assert pilot.stats.replans == 1
+    now = await statuses(db, [first.id, second.id, waiting.id])
+    assert now == {
+        first.id: (S.CANCELLED, west.id),
+        second.id: (S.ASSIGNED, west.id),
+        waiting.id: (S.ASSIGNED, west.id),
+    }
+
+
+async def test_a_running_service_schedules_planning_and_reoptimization(db: Database):
+    from core.jobs import dispatch_jobs
+
+    pilot = autopilot(db)
+    jobs = dispatch_jobs(pilot.settings, plan_day=pilot.plan_day, reoptimize=pilot.reoptimize)
+    assert [job.name for job in jobs] == ["dispatch.plan_day", "dispatch.reoptimize"]
+    assert await pilot.reoptimize() is not None  # runs (nothing to do) in auto mode
+    assert await autopilot(db, mode="manual").reoptimize() is None

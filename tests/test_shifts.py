@@ -23,6 +23,7 @@ from core.models import (
 )
 from core.routing.travel import StraightLine
 from core.services.dispatch import Dispatcher
+from core.services.loading import load_route
 from core.services.orders import OrderDraft, create_order
 from core.services.shifts import ShiftEnd, end_shift
 from tests.factories import add_member, move, snapshot
@@ -104,6 +105,24 @@ async def test_core_refuses_while_a_parcel_is_on_board_and_alerts_once(db: Datab
     assert await shift_state(db, driver.id) is ShiftState.ON
     [alert] = await alerts(db)
     assert alert.params == {"driver_id": driver.id, "refs": "A-1004"}
+
+
+async def test_parcels_she_loaded_when_she_set_off_are_on_board_too(db: Database):
+    _, member = await add_person(db, ANA, "Ana Driver", [Role.DRIVER])
+    await add_member(db, "Dora", [Role.DISPATCHER], telegram_chat_id=DORA)
+    driver = await driver_at_work(db, member.id)
+    made = await parcels(db, ["L-1", "L-2"])
+    for order in made:
+        await planner(db).assign_manually(order.id, driver.id, SYSTEM)
+    ana = Actor.member(member.id)
+    assert await load_route(db, driver.id, ana, now=utcnow()) == [o.id for o in made]
+    before = [await snapshot(db, o.id) for o in made]
+    result = await end_shift(db, driver.id, ana, max_attempts=3)
+    assert result == ShiftEnd(ended=False, on_board=("L-1", "L-2"))
+    assert [await snapshot(db, o.id) for o in made] == before
+    assert await shift_state(db, driver.id) is ShiftState.ON
+    [alert] = await alerts(db)
+    assert alert.params == {"driver_id": driver.id, "refs": "L-1, L-2"}
 
 
 async def test_core_sends_unstarted_orders_back_in_one_go(db: Database):

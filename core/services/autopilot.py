@@ -16,6 +16,12 @@ a process that died. It claims due rows under a lease (a token and an expiry, as
 - an order for a later day waits for that day's planning time (`DISPATCH_PLAN_AT`, local), or a
   driver starting her shift on that day, whichever comes first.
 
+Re-plans (`reoptimize`): the scheduler's `dispatch.reoptimize` job, and after every commit that
+left a hole in a route (an order cancelled, failed or sent back to dispatch) — the worker runs one
+after its placements, so re-plans and placements never overlap in one process. Stops stay with
+their driver unless moving them saves more than `DISPATCH_MOVE_MIN_SAVING_MINUTES`
+(`services/replan.py`).
+
 Routes start themselves: a driver on shift who is sharing her live location, with stops and
 none under way, gets her first stop sent out for delivery (`Stops.start_next`) after every
 commit that gives her an order (placed by the autopilot or assigned by hand), on her live
@@ -44,7 +50,7 @@ from core.leases import new_token
 from core.lifecycle import SYSTEM
 from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind, utcnow
 from core.models.types import UTCDateTime
-from core.services import placements
+from core.services import placements, replan
 from core.services.dispatch import Dispatcher
 from core.services.stops import Stops
 from core.texts import t
@@ -64,6 +70,7 @@ class Stats:
     placed: int = 0
     unassignable: int = 0
     started: int = 0  # first stops sent out for delivery
+    replans: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Autopilot:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pass = asyncio.Lock()
+        self._replan_wanted = False
         self._starts: set[asyncio.Task[None]] = set()
         self._starting: dict[int, asyncio.Lock] = {}
 
@@ -112,6 +120,7 @@ class Autopilot:
             return
         self.db.on_commit(placements.TOPIC, lambda _: self.wake())
         self.db.on_commit(placements.ASSIGNED_TOPIC, self._assigned)
+        self.db.on_commit(placements.REPLAN_TOPIC, lambda _: self._want_replan())
         self._task = asyncio.create_task(self._run(), name="autopilot")
 
     def _assigned(self, info: dict[str, Any]) -> None:
@@ -139,6 +148,10 @@ class Autopilot:
     def wake(self) -> None:
         self._wake.set()
 
+    def _want_replan(self) -> None:
+        self._replan_wanted = True
+        self.wake()
+
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -147,6 +160,9 @@ class Autopilot:
             try:
                 while await self.run_once():
                     pass
+                if self._replan_wanted:
+                    self._replan_wanted = False
+                    await self.reoptimize()
             except Exception:  # the rows stay queued: the next pass tries them again
                 log.exception("autopilot pass failed")
 
@@ -177,6 +193,16 @@ class Autopilot:
         while await self.run_once():
             pass
         return self.stats.placed - before
+
+    async def reoptimize(self) -> replan.ReplanReport | None:
+        """Re-plan today from where everyone is now, changing only what is worth it (the
+        periodic job, and after a hole in a route); nothing in manual mode."""
+        if not self.on:
+            return None
+        async with self._pass:
+            self.stats.replans += 1
+            minutes = self.settings.dispatch.move_min_saving_minutes
+            return await replan.reoptimize(self.dispatcher, SYSTEM, min_saving_minutes=minutes)
 
     async def driver_ready(self, driver_id: int) -> None:
         """A driver started her shift or shares her location: she may take today's waiting

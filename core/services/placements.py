@@ -19,6 +19,7 @@ from core.models import Order, Placement, utcnow
 
 TOPIC = "placements"
 ASSIGNED_TOPIC = "assigned"
+REPLAN_TOPIC = "replan"
 
 
 async def wait(session: AsyncSession, order_id: int) -> None:
@@ -39,6 +40,12 @@ def assigned(session: AsyncSession, driver_id: int) -> None:
     """After commit, the autopilot may send this driver's first stop out (`ASSIGNED_TOPIC`)."""
     session.info.setdefault("assigned_drivers", set()).add(driver_id)
     session.info.setdefault("topics", set()).add(ASSIGNED_TOPIC)
+
+
+def replan(session: AsyncSession) -> None:
+    """After commit, the autopilot re-plans the day (`REPLAN_TOPIC`): an order left a driver's
+    route undelivered (cancelled, failed, sent back to dispatch)."""
+    session.info.setdefault("topics", set()).add(REPLAN_TOPIC)
 
 
 async def done(session: AsyncSession, order_id: int) -> None:

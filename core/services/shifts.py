@@ -3,8 +3,9 @@ each of her orders.
 
 Ending a shift with no parcel on board sends her unstarted orders back to dispatch (their manual
 locks released, their open stops off her route). With a parcel on board (picked up, out for
-delivery, at the door) nothing changes: the shift goes on, she is told which parcels to deliver
-or mark failed first, and the dispatchers get one alert.
+delivery, at the door, or loaded in her van when she set off) nothing changes: the shift goes
+on, she is told which parcels to deliver or mark failed first, and the dispatchers get one
+alert.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.lifecycle import Actor
 from core.models import Driver, Order, OrderStatus, ShiftState, utcnow
 from core.services.notifications import Notice, dispatcher_members
 from core.services.stops import ref_of
+from core.services.world import on_board as loaded
 
 S = OrderStatus
 UNSTARTED = (S.ASSIGNED,)
@@ -69,7 +71,7 @@ async def end_shift(db: Database, driver_id: int, actor: Actor, *, max_attempts:
             .with_for_update()
         )
         orders = list(await session.exec(statement))
-        if on_board := [o for o in orders if o.status in ON_BOARD]:
+        if on_board := [o for o in orders if o.status in ON_BOARD or loaded(o)]:
             refs = tuple(ref_of(o) for o in on_board)
             started = driver.shift_started_at.isoformat() if driver.shift_started_at else ""
             spell = f"shift-end:{driver_id}:{started}:{','.join(str(o.id) for o in on_board)}"
