@@ -65,6 +65,7 @@ async def test_the_api_gives_the_plan_per_driver_and_in_total(db: Database, tmp_
     settings = Settings(
         app={"base_url": "https://deliver.example.com", "data_dir": tmp_path},
         routing={"speed_kmh": 36, "detour_factor": 1.0},
+        dispatch={"mode": "manual"},  # the plan is made below, by hand: nothing before it
         _env_file=None,  # type: ignore[call-arg]
     )
     _, secret = await apikeys.create_key(db, "shop")

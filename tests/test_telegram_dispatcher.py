@@ -164,7 +164,8 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
         draft = OrderDraft(customer_name=f"C{i}", address=f"S {i}", lat=52.50 + i / 100, lon=13.41)
         made.append(await create_order(db, draft, SYSTEM, source="test"))
     nowhere = await create_order(db, OrderDraft(customer_name="N", address="?"), SYSTEM, source="t")
-    async with running_bot(db, tmp_path) as bot:
+    # the dispatcher plans by hand: no autopilot placing the orders first
+    async with running_bot(db, tmp_path, dispatch={"mode": "manual"}) as bot:
         await bot.send(tu.command(boss, "/dispatch"))
         summary = bot.last(BOSS).text or ""
         assert summary.startswith("Dispatched: 4 assigned, 1 left waiting.")

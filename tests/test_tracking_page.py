@@ -68,13 +68,18 @@ async def day(db: Database, *, moving: bool = True) -> tuple[Order, Driver, Orde
 
 @asynccontextmanager
 async def site(
-    db: Database, tmp_path: Path, telegram: dict | None = None, **tracking_settings
+    db: Database,
+    tmp_path: Path,
+    telegram: dict | None = None,
+    dispatch: dict | None = None,
+    **tracking_settings,
 ) -> AsyncIterator[str]:
     from web.app import create_app
 
     settings = Settings(
         app={"data_dir": tmp_path},
         telegram=telegram or {},
+        dispatch=dispatch or {},
         tracking={"map_js_url": "http://map.invalid/leaflet.js", **tracking_settings},
         _env_file=None,  # type: ignore[call-arg]
     )
