@@ -57,8 +57,10 @@ class _Lean:
                 stop.id in problem.partner,
             )
 
-    def cost(self, sequence: Sequence[str]) -> tuple[int, int, int] | None:
-        """(cost, duration, distance) of the route, or None if it breaks a rule."""
+    def cost(self, sequence: Sequence[str], *, late: bool = False) -> tuple[int, int, int] | None:
+        """(cost, duration, distance) of the route, or None if it breaks a rule. `late`: a
+        depot start leaves as late as it can, as the checker schedules it (else at shift start;
+        with traffic or breaks this is an estimate, the checker has the last word)."""
         vehicle = self.vehicle
         if vehicle.max_stops is not None and len(sequence) > vehicle.max_stops:
             return None
@@ -75,7 +77,7 @@ class _Lean:
         durations, distances = self.durations, self.distances
         traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
-        rested = time
+        rested, waited, slack = time, 0, self.shift.end - time
         for stop_id in sequence:
             location, service, windows, delta, _ = self.stop[stop_id]
             free = durations[here][location]
@@ -95,6 +97,9 @@ class _Lean:
                 return None
             if breaks is not None and start - arrival >= breaks.length:
                 rested = start
+            if late:
+                waited += start - arrival
+                slack = min(slack, waited + _end(start, windows) - start)
             time = start
             if capacity:
                 for d, amount in enumerate(delta):
@@ -114,6 +119,8 @@ class _Lean:
         if time > self.shift.end:
             return None
         duration = time - self.shift.start
+        if late and vehicle.start is None:
+            duration -= max(0, min(waited, slack, waited + self.shift.end - time))
         objective = self.problem.objective
         return objective.distance * metres + objective.duration * duration, duration, metres
 
@@ -124,6 +131,11 @@ def _start(arrival: int, windows: list[tuple[int, int]]) -> int | None:
         if arrival <= end:
             return max(arrival, start)
     return None
+
+
+def _end(start: int, windows: list[tuple[int, int]]) -> int:
+    """The end of the window service starting at `start` falls in."""
+    return next(end for begin, end in windows if begin <= start <= end)
 
 
 def route_cost(
@@ -198,7 +210,7 @@ def best_position(
     seconds, added metres), or None when it fits nowhere."""
     partner = problem.partner.get(stop_id)
     lean = _Lean(problem, vehicle, [*current, stop_id] + ([partner] if partner else []))
-    before = lean.cost(current) or (0, 0, 0)
+    before = lean.cost(current, late=True) or (0, 0, 0)
     found = None
     for i in range(min(locked, len(current)), len(current) + 1):
         ends = range(i + 1, len(current) + 2) if partner else (None,)
@@ -206,7 +218,7 @@ def best_position(
             candidate = [*current[:i], stop_id, *current[i:]]
             if j is not None:
                 candidate.insert(j, partner)
-            result = lean.cost(candidate)
+            result = lean.cost(candidate, late=True)
             if result is not None and (found is None or result[0] - before[0] < found[0]):
                 found = (result[0] - before[0], candidate, result[1] - before[1],
                          result[2] - before[2])  # fmt: skip

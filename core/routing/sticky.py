@@ -26,6 +26,7 @@ import numpy as np
 from core.routing.check import simulate
 from core.routing.insert import best_position, route_cost
 from core.routing.problem import Problem, Stop
+from core.routing.resequence import resequence
 from core.routing.solve import why_alone
 from core.texts import t
 
@@ -79,6 +80,7 @@ def sticky_plan(
         if _rebuild(problem, routes, vehicle_id, locked.get(vehicle_id, 0)):
             plan.rebuilt.append(vehicle_id)
     _place(problem, routes, waiting, locked, plan)
+    _resequence(problem, routes, locked, routes, min_reorder)
     _improve(problem, routes, locked, plan, min_saving, min_reorder, max_moves)
     return plan
 
@@ -244,9 +246,28 @@ def _improve(
         saving, unit, source, target, new_source, new_target = best
         routes[source] = new_source
         routes[target] = new_target
+        _resequence(problem, routes, locked, {source, target}, min_reorder)
         version[source] += 1
         version[target] += 1
         plan.moves.append(Move(unit, source, target, saving))
+
+
+def _resequence(
+    problem: Problem,
+    routes: dict[str, list[str]],
+    locked: Mapping[str, int],
+    vehicle_ids: Iterable[str],
+    min_saving: int,
+) -> None:
+    """Each of these routes in the best order `resequence` finds (its locked prefix kept)."""
+    for vehicle_id in sorted(vehicle_ids):
+        routes[vehicle_id] = resequence(
+            problem,
+            problem.vehicle_by_id[vehicle_id],
+            routes[vehicle_id],
+            fixed=locked.get(vehicle_id, 0),
+            min_saving=min_saving,
+        )
 
 
 def _try(
