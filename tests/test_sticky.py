@@ -55,3 +55,20 @@ def test_a_parcel_on_board_is_never_swapped_however_much_it_saves():
 def test_a_locked_first_stop_is_never_swapped():
     plan = sticky_plan(crossed(), CROSSED, locked={"ana": 1}, min_saving=MINUTE)
     assert plan.sequences == CROSSED and plan.moves == []
+
+
+@pytest.mark.parametrize(("threshold_minutes", "moved"), [(8, True), (9, False)])
+def test_a_chain_is_moved_only_when_it_saves_the_threshold_for_each_stop(threshold_minutes, moved):
+    """Ana drives 19 minutes to two stops by Ben's start; moved one at a time they save
+    nothing, moved together (Ben drives 2 minutes) they save 17: more than 2 x 8, not 2 x 9."""
+    vehicles = [Vehicle("ana", start=0, open_end=True), Vehicle("ben", start=1, open_end=True)]
+    p = problem([(0, 0), (20, 0), (18, 0), (19, 0)], [Stop("s18", 2), Stop("s19", 3)], vehicles)
+    current = {"ana": ["s18", "s19"], "ben": []}
+    plan = sticky_plan(p, current, min_saving=threshold_minutes * MINUTE)
+    if moved:
+        assert plan.sequences == {"ana": [], "ben": ["s19", "s18"]}
+        assert [(m.kind, m.stops, m.saving) for m in plan.moves] == [
+            ("chain", ("s18", "s19"), 17 * MINUTE)
+        ]
+    else:
+        assert plan.sequences == current and plan.moves == []

@@ -2,8 +2,8 @@
 
 - a swap: a stop of route A and a nearby stop of route B change routes, each put at its
   cheapest place on its new route;
-- a chain: up to `CHAIN` consecutive stops of route A go to route B together, in their order,
-  at the cheapest place there.
+- a chain: up to `CHAIN` consecutive stops of route A go to route B together, in their order
+  or the other way round, at the cheapest place there.
 Paired stops (a pickup with its delivery) are left to the single relocation. Each candidate is
 estimated by the lean forward pass and only the promising ones are checked by the checker
 (`route_cost`). A move changes the driver of several stops, so it must save more than the
@@ -101,27 +101,28 @@ def chains(
     lean_other = _Lean(problem, vehicle_other, [*other, *one])
     for length in range(2, CHAIN + 1):
         for i in range(fixed_one, len(one) - length + 1):
-            chain = one[i : i + length]
-            if chain[0] not in firsts or any(
+            if one[i] not in firsts or any(
                 s in problem.partner or not problem.compatible(vehicle_other, problem.stop_by_id[s])
-                for s in chain
+                for s in one[i : i + length]
             ):
                 continue
             rest = one[:i] + one[i + length :]
             left = _lean(problem, source, rest)
             best = None
-            for j in range(min(fixed_other, len(other)), len(other) + 1):
-                candidate = [*other[:j], *chain, *other[j:]]
-                found = lean_other.cost(candidate, late=True)
-                if found is not None and (best is None or found[0] < best[0]):
-                    best = (found[0], candidate)
+            for chain in (one[i : i + length], one[i : i + length][::-1]):  # either way round
+                for j in range(min(fixed_other, len(other)), len(other) + 1):
+                    candidate = [*other[:j], *chain, *other[j:]]
+                    found = lean_other.cost(candidate, late=True)
+                    if found is not None and (best is None or found[0] < best[0]):
+                        best = (found[0], candidate)
             if best is None or left + best[0] >= budget_for(length):
                 continue
             after_one, after_other = cost(source, rest), cost(target, best[1])
             if after_one is None or after_other is None:
                 continue
+            chain = tuple(one[i : i + length])
             yield Exchange(
-                "chain", source, target, tuple(chain), (), rest, best[1], after_one + after_other
+                "chain", source, target, chain, (), rest, best[1], after_one + after_other
             )
 
 

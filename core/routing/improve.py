@@ -101,7 +101,7 @@ def improve(
                     if saving > needed:
                         move = Move(unit, source, target, saving)
                         consider(saving, [move], source, target, found[1], found[2])
-        for trade in _exchanges(problem, routes, locked, owner, near, version, tried,
+        for trade in _exchanges(problem, routes, locked, owner, near, starts, version, tried,
                                    current_cost, cost, min_saving):  # fmt: skip
             source, target = trade.source, trade.target
             saving = current_cost(source) + current_cost(target) - trade.after  # type: ignore[operator]
@@ -121,13 +121,14 @@ def improve(
         moves.extend(moved)
 
 
-def _exchanges(problem, routes, locked, owner, near, version, tried, current_cost, cost,
+def _exchanges(problem, routes, locked, owner, near, starts, version, tried, current_cost, cost,
                min_saving) -> Iterator[Exchange]:  # fmt: skip
-    """Swaps and chains between routes with stops near each other (cached per route version)."""
+    """Swaps and chains between routes with stops near each other, or to a vehicle starting
+    near (cached per route version)."""
     firsts: dict[tuple[str, str], set[str]] = {}
     for stop_id, source in owner.items():
-        for other in near.get(stop_id, ()):
-            target = owner.get(other)
+        targets = {owner.get(other) for other in near.get(stop_id, ())}
+        for target in targets | set(starts.get(stop_id, ())):
             if target is not None and target != source:
                 firsts.setdefault((source, target), set()).add(stop_id)
     for (source, target), starting in sorted(firsts.items()):
