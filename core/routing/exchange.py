@@ -89,6 +89,7 @@ def chains(
     source: str,
     target: str,
     firsts: set[str],
+    near: Mapping[str, Sequence[str]],
     budget_for: Callable[[int], int],
     cost: Cost,
 ) -> Iterator[Exchange]:
@@ -99,6 +100,7 @@ def chains(
     fixed_one, fixed_other = locked.get(source, 0), locked.get(target, 0)
     vehicle_other = problem.vehicle_by_id[target]
     lean_other = _Lean(problem, vehicle_other, [*other, *one])
+    lean_one = _Lean(problem, problem.vehicle_by_id[source], one)
     for length in range(2, CHAIN + 1):
         for i in range(fixed_one, len(one) - length + 1):
             if one[i] not in firsts or any(
@@ -107,15 +109,25 @@ def chains(
             ):
                 continue
             rest = one[:i] + one[i + length :]
-            left = _lean(problem, source, rest)
+            left = lean_one.cost(rest, late=True)
+            if left is None:
+                continue
             best = None
+            around = {*near.get(one[i], ()), *near.get(one[i + length - 1], ())}
+            places = [
+                j
+                for j in range(min(fixed_other, len(other)), len(other) + 1)
+                if not other
+                or (j and other[j - 1] in around)
+                or (j < len(other) and other[j] in around)
+            ]
             for chain in (one[i : i + length], one[i : i + length][::-1]):  # either way round
-                for j in range(min(fixed_other, len(other)), len(other) + 1):
+                for j in places:
                     candidate = [*other[:j], *chain, *other[j:]]
                     found = lean_other.cost(candidate, late=True)
                     if found is not None and (best is None or found[0] < best[0]):
                         best = (found[0], candidate)
-            if best is None or left + best[0] >= budget_for(length):
+            if best is None or left[0] + best[0] >= budget_for(length):
                 continue
             after_one, after_other = cost(source, rest), cost(target, best[1])
             if after_one is None or after_other is None:

@@ -24,6 +24,7 @@ from core.routing.resequence import resequence
 
 NEIGHBOURS = 8  # a stop is tried on the vehicles that serve its nearest stops (and its own)
 STARTS = 3  # … and on the vehicles that start nearest to it (an empty route too)
+SWAP_NEIGHBOURS = 4  # a stop is swapped with one of its nearest stops on another route
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,13 @@ def improve(
 
 def _exchanges(problem, routes, locked, owner, near, starts, version, tried, current_cost, cost,
                min_saving) -> Iterator[Exchange]:  # fmt: skip
-    """Swaps and chains between routes with stops near each other, or to a vehicle starting
-    near (cached per route version)."""
+    """Swaps and chains between routes with stops near each other, or to an empty route
+    starting near (cached per route version)."""
     firsts: dict[tuple[str, str], set[str]] = {}
     for stop_id, source in owner.items():
         targets = {owner.get(other) for other in near.get(stop_id, ())}
-        for target in targets | set(starts.get(stop_id, ())):
+        targets |= {v for v in starts.get(stop_id, ()) if not routes[v]}  # an empty route
+        for target in targets:
             if target is not None and target != source:
                 firsts.setdefault((source, target), set()).add(stop_id)
     for (source, target), starting in sorted(firsts.items()):
@@ -139,14 +141,14 @@ def _exchanges(problem, routes, locked, owner, near, starts, version, tried, cur
         key = ("chains", *versions)
         if key not in tried:
             tried[key] = list(exchange.chains(
-                problem, routes, locked, source, target, starting,
+                problem, routes, locked, source, target, starting, near,
                 lambda length, touched=touched: touched - length * min_saving, cost,
             ))  # fmt: skip
         yield from tried[key]
         if source > target:
             continue  # a swap is the same either way round
         for a in sorted(starting):
-            for b in near.get(a, ()):
+            for b in near.get(a, ())[:SWAP_NEIGHBOURS]:
                 if owner.get(b) != target:
                     continue
                 key = ("swap", a, b, *versions)

@@ -92,14 +92,15 @@ class _Lean:
                     leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
             arrival = time + leg
             metres += distances[here][location]
-            start = _start(arrival, windows)
-            if start is None:
+            slot = _slot(arrival, windows)
+            if slot is None:
                 return None
+            start = slot[0]
             if breaks is not None and start - arrival >= breaks.length:
                 rested = start
             if late:
                 waited += start - arrival
-                slack = min(slack, waited + _end(start, windows) - start)
+                slack = min(slack, waited + slot[1] - start)
             time = start
             if capacity:
                 for d, amount in enumerate(delta):
@@ -133,9 +134,13 @@ def _start(arrival: int, windows: list[tuple[int, int]]) -> int | None:
     return None
 
 
-def _end(start: int, windows: list[tuple[int, int]]) -> int:
-    """The end of the window service starting at `start` falls in."""
-    return next(end for begin, end in windows if begin <= start <= end)
+def _slot(arrival: int, windows: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """(when service starts, when its window closes) in the first window still open at
+    `arrival`, or None."""
+    for start, end in windows:
+        if arrival <= end:
+            return (start if start > arrival else arrival), end
+    return None
 
 
 def route_cost(
