@@ -107,3 +107,22 @@ def test_cheaper_than_the_nearest_is_explained():
     result = cheapest_insertion(p, routes, "new", nearest="ben", names={"ben": "Ben"})
     assert (result.vehicle, result.sequence, result.added_seconds) == ("ana", ("new", "a1"), 0)
     assert result.reason == "+0 min to this route, less than it would add for Ben, who is nearer"
+
+
+def test_filling_the_wait_before_a_late_first_stop_is_not_free():
+    """A depot start leaves as late as it can, so putting an early stop before Ana's noon stop
+    makes her leave hours earlier: that costs what it costs, and Ben (an empty van at the same
+    depot) does it for the drive alone."""
+    hour = 60 * MINUTE
+    vehicles = [Vehicle("ana", depot="hub"), Vehicle("ben", depot="hub")]
+    stops = [
+        Stop("noon", 2, windows=(Window(12 * hour, 13 * hour),)),
+        Stop("early", 1, windows=(Window(0, hour),)),
+    ]
+    p = problem([(0, 0), (1, 0), (5, 0)], stops, vehicles)
+    result = cheapest_insertion(p, {"ana": ["noon"]}, "early")
+    assert (result.vehicle, result.sequence) == ("ben", ("early",))
+    assert result.added_seconds == 2 * MINUTE  # there and back
+    with_ana = evaluate(p, {"ana": ["early", "noon"]})[0].cost
+    with_ben = evaluate(p, {"ana": ["noon"], "ben": ["early"]})[0].cost
+    assert with_ben < with_ana

@@ -57,8 +57,10 @@ class _Lean:
                 stop.id in problem.partner,
             )
 
-    def cost(self, sequence: Sequence[str]) -> tuple[int, int, int] | None:
-        """(cost, duration, distance) of the route, or None if it breaks a rule."""
+    def cost(self, sequence: Sequence[str], *, late: bool = False) -> tuple[int, int, int] | None:
+        """(cost, duration, distance) of the route, or None if it breaks a rule. `late`: a
+        depot start leaves as late as it can, as the checker schedules it (else at shift start;
+        with traffic or breaks this is an estimate, the checker has the last word)."""
         vehicle = self.vehicle
         if vehicle.max_stops is not None and len(sequence) > vehicle.max_stops:
             return None
@@ -75,7 +77,7 @@ class _Lean:
         durations, distances = self.durations, self.distances
         traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
-        rested = time
+        rested, waited, slack = time, 0, self.shift.end - time
         for stop_id in sequence:
             location, service, windows, delta, _ = self.stop[stop_id]
             free = durations[here][location]
@@ -90,11 +92,15 @@ class _Lean:
                     leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
             arrival = time + leg
             metres += distances[here][location]
-            start = _start(arrival, windows)
-            if start is None:
+            slot = _slot(arrival, windows)
+            if slot is None:
                 return None
+            start = slot[0]
             if breaks is not None and start - arrival >= breaks.length:
                 rested = start
+            if late:
+                waited += start - arrival
+                slack = min(slack, waited + slot[1] - start)
             time = start
             if capacity:
                 for d, amount in enumerate(delta):
@@ -114,6 +120,8 @@ class _Lean:
         if time > self.shift.end:
             return None
         duration = time - self.shift.start
+        if late and vehicle.start is None:
+            duration -= max(0, min(waited, slack, waited + self.shift.end - time))
         objective = self.problem.objective
         return objective.distance * metres + objective.duration * duration, duration, metres
 
@@ -123,6 +131,15 @@ def _start(arrival: int, windows: list[tuple[int, int]]) -> int | None:
     for start, end in windows:
         if arrival <= end:
             return max(arrival, start)
+    return None
+
+
+def _slot(arrival: int, windows: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """(when service starts, when its window closes) in the first window still open at
+    `arrival`, or None."""
+    for start, end in windows:
+        if arrival <= end:
+            return (start if start > arrival else arrival), end
     return None
 
 
@@ -198,7 +215,7 @@ def best_position(
     seconds, added metres), or None when it fits nowhere."""
     partner = problem.partner.get(stop_id)
     lean = _Lean(problem, vehicle, [*current, stop_id] + ([partner] if partner else []))
-    before = lean.cost(current) or (0, 0, 0)
+    before = lean.cost(current, late=True) or (0, 0, 0)
     found = None
     for i in range(min(locked, len(current)), len(current) + 1):
         ends = range(i + 1, len(current) + 2) if partner else (None,)
@@ -206,7 +223,7 @@ def best_position(
             candidate = [*current[:i], stop_id, *current[i:]]
             if j is not None:
                 candidate.insert(j, partner)
-            result = lean.cost(candidate)
+            result = lean.cost(candidate, late=True)
             if result is not None and (found is None or result[0] - before[0] < found[0]):
                 found = (result[0] - before[0], candidate, result[1] - before[1],
                          result[2] - before[2])  # fmt: skip

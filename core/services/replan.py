@@ -4,9 +4,10 @@
 after a cancel, a failed stop, a driver ending her shift or ETAs slipping past windows. It reads
 the world, runs the sticky re-plan (`core.routing.sticky`) off the event loop and writes only
 the routes that changed:
-- a stop keeps its driver unless moving it saves more than DISPATCH_MOVE_MIN_SAVING_MINUTES,
-  compared in the plan's cost converted to minutes of paid driver time (the objective's weight
-  of one second of route time; with today's duration objective simply route minutes);
+- a stop keeps its driver unless moving it saves more than DISPATCH_MOVE_MIN_SAVING_MINUTES
+  (a swap or a chain: that much for each order it moves), compared in the plan's cost
+  converted to minutes of paid driver time (the objective's weight of one second of route
+  time; with today's duration objective simply route minutes);
   re-ordering within a route is free (above one minute's saving, so noise never re-orders);
 - the stop a driver is heading to, a parcel in the van or on board (`Order.loaded_at`) and a
   dispatcher's manual assignment never go to another driver (the world pins them);
@@ -98,7 +99,8 @@ async def reoptimize(
     routes = [simulate(problem, problem.vehicle_by_id[v], stops)[0] for v, stops in changed.items()]
     for move in plan.moves:
         if move.source != move.target:
-            report.moved[order_of(move.stops[0])] = (int(move.source), int(move.target))
+            for stop in move.stops:  # a chain moves several orders
+                report.moved[order_of(stop)] = (int(move.source), int(move.target))
     async with dispatcher.db.transaction() as session:
         drivers = [int(v) for v in changed]
         locked = await lock(session, drivers, orders_of(routes) + list(report.moved))

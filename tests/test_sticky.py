@@ -1,0 +1,74 @@
+"""The sticky re-plan's moves on small problems: what a swap, a chain, a re-sequence must save."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.routing.check import evaluate
+from core.routing.problem import Stop, Vehicle
+from core.routing.sticky import sticky_plan
+from tests.test_routing import MINUTE, problem
+
+# Ana starts at x=0 and Ben at x=20, each with room for one stop; each has the stop by the
+# other's start: swapping them saves 38 - 2 = 36 minutes, two stops changing driver.
+POINTS = [(0, 0), (20, 0), (1, 0), (19, 0)]
+CROSSED = {"ana": ["by_ben"], "ben": ["by_ana"]}
+
+
+def crossed(**by_ben: object):
+    vehicles = [
+        Vehicle("ana", start=0, open_end=True, max_stops=1),
+        Vehicle("ben", start=1, open_end=True, max_stops=1),
+    ]
+    stops = [Stop("by_ana", 2), Stop("by_ben", 3, **by_ben)]  # type: ignore[arg-type]
+    return problem(POINTS, stops, vehicles)
+
+
+@pytest.mark.parametrize(
+    ("threshold_minutes", "swapped"),
+    [(10, True), (17, True), (18, False), (30, False)],
+    ids=["saves_far_more", "saves_just_more", "saves_exactly", "saves_less"],
+)
+def test_a_swap_is_made_only_when_it_saves_the_threshold_for_each_stop(threshold_minutes, swapped):
+    p = crossed()
+    plan = sticky_plan(p, CROSSED, min_saving=threshold_minutes * MINUTE)
+    if swapped:
+        assert plan.sequences == {"ana": ["by_ana"], "ben": ["by_ben"]}
+        assert [(m.kind, m.stops, m.source, m.target) for m in plan.moves] == [
+            ("swap", ("by_ben",), "ana", "ben"),
+            ("swap", ("by_ana",), "ben", "ana"),
+        ]
+        assert plan.moves[0].saving == 36 * MINUTE
+    else:
+        assert plan.sequences == CROSSED and plan.moves == []
+    assert not evaluate(p, plan.sequences)[1]
+    again = sticky_plan(p, plan.sequences, min_saving=threshold_minutes * MINUTE)
+    assert again.sequences == plan.sequences and again.moves == []  # nothing changed: no change
+
+
+def test_a_parcel_on_board_is_never_swapped_however_much_it_saves():
+    p = crossed(vehicles=frozenset({"ana"}))  # by_ben is in Ana's van
+    plan = sticky_plan(p, CROSSED, min_saving=MINUTE)
+    assert plan.sequences == CROSSED and plan.moves == []
+
+
+def test_a_locked_first_stop_is_never_swapped():
+    plan = sticky_plan(crossed(), CROSSED, locked={"ana": 1}, min_saving=MINUTE)
+    assert plan.sequences == CROSSED and plan.moves == []
+
+
+@pytest.mark.parametrize(("threshold_minutes", "moved"), [(8, True), (9, False)])
+def test_a_chain_is_moved_only_when_it_saves_the_threshold_for_each_stop(threshold_minutes, moved):
+    """Ana drives 19 minutes to two stops by Ben's start; moved one at a time they save
+    nothing, moved together (Ben drives 2 minutes) they save 17: more than 2 x 8, not 2 x 9."""
+    vehicles = [Vehicle("ana", start=0, open_end=True), Vehicle("ben", start=1, open_end=True)]
+    p = problem([(0, 0), (20, 0), (18, 0), (19, 0)], [Stop("s18", 2), Stop("s19", 3)], vehicles)
+    current = {"ana": ["s18", "s19"], "ben": []}
+    plan = sticky_plan(p, current, min_saving=threshold_minutes * MINUTE)
+    if moved:
+        assert plan.sequences == {"ana": [], "ben": ["s19", "s18"]}
+        assert [(m.kind, m.stops, m.saving) for m in plan.moves] == [
+            ("chain", ("s18", "s19"), 17 * MINUTE)
+        ]
+    else:
+        assert plan.sequences == current and plan.moves == []
