@@ -1,7 +1,7 @@
 """A whole day on autopilot: the generated city day of bench/known_day.py, its orders arriving
 over the day through the REST API of the real app, nobody typing a dispatch command.
 
-    python -m bench.autopilot_day [--days 400x22:1,2,3] [--step 2] [--limit 2]
+    python -m bench.autopilot_day [--days 400x22:1 150x11:1] [--step 3] [--limit 2]
                                   [--json bench/results/autopilot-day.json]
 
 One simulated clock (injected into `create_app`) advances `--step` minutes at a time from 07:00
@@ -57,14 +57,25 @@ from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM
 from core.migrations import upgrade
-from core.models import Depot, Driver, Member, MemberRole, Order, OrderStatus, Role
+from core.models import (
+    Depot,
+    Driver,
+    Member,
+    MemberRole,
+    Order,
+    OrderStatus,
+    OrderWindow,
+    Role,
+    RouteStop,
+)
 from core.models.enums import StopKind
+from core.models.routes import open_stop
 from core.routing.check import evaluate
 from core.routing.problem import Problem
 from core.routing.solve import solve
 from core.services import shifts
 from core.services.apikeys import create_key
-from core.services.stops import route_of
+from core.services.stops import OPEN, route_of
 from core.services.tracking import Fix
 from web.app import create_app
 
@@ -194,12 +205,14 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
     app = create_app(settings, db, clock=clock)
     pending = sorted(town.jobs, key=lambda job: job.release)
     vans: dict[int, Van] = {}
-    posted = errors = 0
+    posted = errors = late_before = 0
+    lateness: list[dict[str, Any]] = []
     step = timedelta(minutes=args.step)
     started = time.perf_counter()
     async with app.router.lifespan_context(app):
         services = app.state.services
         pilot, tracker = services.autopilot, services.tracker
+        stats_before = dataclasses.asdict(pilot.stats)
         scheduler = app.state.scheduler
         headers = {"Authorization": f"Bearer {secret}"}
         transport = httpx.ASGITransport(app=app)
@@ -231,6 +244,14 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
                     pass
                 await tracker.drain()
                 await asyncio.sleep(0)
+                late = await planned_late(db)
+                if late > late_before:  # what ran this step made a plan late: keep which
+                    now_stats = dataclasses.asdict(pilot.stats)
+                    ran = {
+                        k: v - stats_before[k] for k, v in now_stats.items() if v != stats_before[k]
+                    }
+                    lateness.append({"at": clock.now.strftime("%H:%M"), "late": late, "ran": ran})
+                late_before, stats_before = late, dataclasses.asdict(pilot.stats)
                 clock.now += step
             wall = time.perf_counter() - started
             async with db.reads() as session:
@@ -245,6 +266,7 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
     return {
         "sequences": sequences,
         "times": times,
+        "planned_late": lateness,
         "posted": posted,
         "api_errors": errors,
         "never_placed": waiting,
@@ -270,6 +292,23 @@ async def start_shifts(services, town: City, drivers: dict[str, int], clock: Clo
         vans[driver_id] = Van(vehicle.id, point.lat, point.lon, clock.now, (point.lat, point.lon))
     for vehicle in problem.vehicles:
         await services.autopilot.driver_ready(drivers[vehicle.id])
+
+
+async def planned_late(db: Database) -> int:
+    """Open stops whose saved ETA is past the end of every window of theirs."""
+    async with db.reads() as session:
+        statement = (
+            select(RouteStop.order_id, RouteStop.kind, RouteStop.eta)
+            .join(Order, col(Order.id) == RouteStop.order_id)
+            .where(open_stop(), col(Order.status).in_(OPEN), col(RouteStop.eta).is_not(None))
+        )
+        etas = {(o, k): eta for o, k, eta in await session.exec(statement)}
+        ends: dict[tuple[int, StopKind], datetime] = {}
+        for w in await session.exec(select(OrderWindow)):
+            key = (w.order_id, w.stop)
+            if key in etas:
+                ends[key] = max(ends.get(key, w.ends_at), w.ends_at)
+    return sum(1 for key, eta in etas.items() if key in ends and eta > ends[key])
 
 
 def stop_id(ref: str, kind: StopKind) -> str:
@@ -376,8 +415,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--days", nargs="+", default=["400x22:1,2,3"])
-    parser.add_argument("--step", type=float, default=2.0, help="simulated minutes per step")
+    parser.add_argument("--days", nargs="+", default=["400x22:1", "150x11:1"])
+    parser.add_argument("--step", type=float, default=3.0, help="simulated minutes per step")
     parser.add_argument("--limit", type=float, default=2.0, help="ROUTING_TIME_LIMIT_S")
     parser.add_argument("--reoptimize", type=float, default=15.0, help="minutes")
     parser.add_argument("--known-limit", type=float, default=10.0)
