@@ -47,6 +47,7 @@ bench-dispatch: $(STAMP)
 	$(BIN)/python -m bench.odd_days
 	$(BIN)/python -m bench.autopilot latency --postgres $(BENCH_POSTGRES) --skip-unreachable
 	$(BIN)/python -m bench.churn
+	$(BIN)/python -m bench.autopilot_day
 
 # The plan of a known day against PyVRP (distance, duration objectives) and VROOM, re-driven
 # per leg with rush hours and breaks (about 15 minutes on 2 cores).
