@@ -365,3 +365,20 @@ async def test_a_running_service_schedules_planning_and_reoptimization(db: Datab
     assert [job.name for job in jobs] == ["dispatch.plan_day", "dispatch.reoptimize"]
     assert await pilot.reoptimize() is not None  # runs (nothing to do) in auto mode
     assert await autopilot(db, mode="manual").reoptimize() is None
+
+
+async def test_a_driver_ready_during_a_pass_is_not_lost_when_the_pass_parks_its_orders(
+    db: Database,
+):
+    """A pass finds nobody for an order; while it decides, a driver becomes ready (she shares
+    her location). The pass must not park the row again over that news: the order is placed."""
+    pilot = autopilot(db)
+    order = await order_at(db, "R", near(WEST, 1))
+    claimed = await pilot._claim("in-flight")  # the pass that will find nobody
+    assert [row.order_id for row in claimed] == [order.id]
+    await on_shift(db, "Wanda West", 1, WEST)  # meanwhile she is ready …
+    await pilot.driver_ready(999)  # … and says so (which makes today's orders due)
+    await pilot._settle("in-flight", {}, {order.id: "no driver on shift"}, set())
+    assert not (await queued(db))[order.id].parked
+    await pilot.run_once()
+    assert (await statuses(db, [order.id]))[order.id][0] is S.ASSIGNED
