@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -96,34 +98,55 @@ async def push(
     body, bytes sent when the answer came). A server that reads a body whole before it answers
     is sent all of it."""
     host, port = base.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
     length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}", length]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return await asyncio.to_thread(
+        _push, host, int(port), ("\r\n".join(lines) + "\r\n\r\n").encode(), size, chunked
+    )
+
+
+def _push(
+    host: str, port: int, head: bytes, size: int, chunked: bool
+) -> tuple[int, dict[str, str], bytes, int]:
+    """`push` on a plain socket: one thread sends, this one reads. (An asyncio transport drops
+    an answer already received when its own write meets the reset that a server closing on an
+    unread body sends; a socket still hands it out.)"""
     sent = 0
+    connection = socket.create_connection((host, port), timeout=60)
 
-    async def send_body() -> None:
+    def send_body() -> None:
         nonlocal sent
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(OSError):
+            connection.sendall(head)
             while sent < size:
-                writer.write(b"%x\r\n%b\r\n" % (len(PIECE), PIECE) if chunked else PIECE)
-                await writer.drain()
+                connection.sendall(b"%x\r\n%b\r\n" % (len(PIECE), PIECE) if chunked else PIECE)
                 sent += len(PIECE)
-            writer.write(b"0\r\n\r\n" if chunked else b"")
-            await writer.drain()
+            connection.sendall(b"0\r\n\r\n" if chunked else b"")
 
-    sending = asyncio.create_task(send_body())
+    sending = threading.Thread(target=send_body, daemon=True)
+    sending.start()
     try:
-        async with asyncio.timeout(60):  # only keeps a broken server from hanging the test
-            head = await reader.readuntil(b"\r\n\r\n")
-            when = sent
-            status, *fields = head.decode().split("\r\n")
-            named = {n.lower(): v for n, v in (f.split(": ", 1) for f in fields if f)}
-            body = await reader.readexactly(int(named.get("content-length", 0)))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            piece = connection.recv(65536)
+            if not piece:
+                raise ConnectionError(f"closed without an answer after {sent} bytes")
+            received += piece
+        when = sent
+        head_text, _, body = received.partition(b"\r\n\r\n")
+        status, *fields = head_text.decode().split("\r\n")
+        named = {n.lower(): v for n, v in (f.split(": ", 1) for f in fields if f)}
+        while len(body) < int(named.get("content-length", 0)):
+            piece = connection.recv(65536)
+            if not piece:
+                break
+            body += piece
     finally:
-        sending.cancel()
-        writer.close()
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+        connection.close()
+        sending.join(timeout=60)
     return int(status.split()[1]), named, body, when
 
 
