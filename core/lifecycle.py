@@ -191,7 +191,7 @@ async def transition(
         data["attempt"] = order.attempts
     if target is S.RESCHEDULED and change.windows:
         await _replace_windows(session, order, change.windows)
-        data["windows"] = [[w.starts_at.isoformat(), w.ends_at.isoformat()] for w in change.windows]
+        data["windows"] = _windows_data(change.windows)
 
     order.status = target
     order.updated_at = now
@@ -269,9 +269,14 @@ async def change_windows(
         to_status=order.status,
         actor=actor.label,
         actor_member_id=actor.member_id,
-        data={"windows": [[w.starts_at.isoformat(), w.ends_at.isoformat()] for w in windows]},
+        data={"windows": _windows_data(windows)},
     )
     return await _record(session, order, event, previous_driver_id=None)
+
+
+def _windows_data(windows: Sequence[Window]) -> list[list[str]]:
+    """Windows as an order event records them."""
+    return [[w.starts_at.isoformat(), w.ends_at.isoformat()] for w in windows]
 
 
 async def revert(

@@ -35,7 +35,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -240,7 +240,7 @@ class Autopilot:
         """When orders of `day` are planned: its DISPATCH_PLAN_AT, local."""
         at = self.settings.dispatch.plan_at
         local = datetime.combine(day, time(at.hour, at.minute), tzinfo=self.zone)
-        return local.astimezone(utcnow().tzinfo)
+        return local.astimezone(UTC)
 
     async def _claim(self, token: str) -> list[Placement]:
         return await placements.claim(self.db, token, self.clock(), self.lease, BATCH)

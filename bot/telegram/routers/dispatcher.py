@@ -26,7 +26,7 @@ from bot.telegram.routers import neworder
 from bot.telegram.routes import Routes
 from bot.telegram.states import Import
 from core.errors import DomainError
-from core.lifecycle import Actor, Change
+from core.lifecycle import Actor, Change, Window
 from core.models import OrderStatus, Role
 from core.services import board, imports, invites, orders, tracking
 from core.services.dispatch import DispatchReport
@@ -198,17 +198,30 @@ async def cb_cancel(
     )
 
 
+async def _offer_slots(
+    callback: CallbackQuery, svc: Services, order_id: int, key: str, by: str, lang: str
+) -> None:
+    """The order's next slots as buttons (`by`: what picking one does), under text `key`."""
+    await callback.answer()
+    card = await board.order_card(svc.db, order_id)
+    await answer(
+        callback, t(key, lang, ref=card.ref), reply_markup=new_slot_buttons(svc, order_id, by)
+    )
+
+
+async def _slot_taken(
+    callback: CallbackQuery, svc: Services, order_id: int, chosen: Window, key: str, lang: str
+) -> None:
+    card = await board.order_card(svc.db, order_id)
+    slot = window(svc, chosen.starts_at, chosen.ends_at)
+    await answer(callback, t(key, lang, ref=card.ref, window=slot))
+
+
 @router.callback_query(Act.filter(F.name == "order.change_window"))
 async def cb_change_window(
     callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
 ) -> None:
-    await callback.answer()
-    card = await board.order_card(svc.db, callback_data.id)
-    await answer(
-        callback,
-        t("order.window_pick", lang, ref=card.ref),
-        reply_markup=new_slot_buttons(svc, callback_data.id, "w"),
-    )
+    await _offer_slots(callback, svc, callback_data.id, "order.window_pick", "w", lang)
 
 
 @router.callback_query(SlotCb.filter(F.by == "w"))
@@ -218,14 +231,7 @@ async def cb_window(
     await callback.answer()
     chosen = callback_data.window()
     await orders.change_window(svc.db, callback_data.order, chosen, actor(who), zone=zone(svc))
-    card = await board.order_card(svc.db, callback_data.order)
-    text = t(
-        "order.window_changed",
-        lang,
-        ref=card.ref,
-        window=window(svc, chosen.starts_at, chosen.ends_at),
-    )
-    await answer(callback, text)
+    await _slot_taken(callback, svc, callback_data.order, chosen, "order.window_changed", lang)
 
 
 @router.callback_query(OrderCb.filter(F.op == "cancel_yes"))
@@ -257,13 +263,7 @@ async def cb_return(
 async def cb_reschedule(
     callback: CallbackQuery, callback_data: Act, svc: Services, lang: str
 ) -> None:
-    await callback.answer()
-    card = await board.order_card(svc.db, callback_data.id)
-    await answer(
-        callback,
-        t("order.reschedule_pick", lang, ref=card.ref),
-        reply_markup=new_slot_buttons(svc, callback_data.id, "d"),
-    )
+    await _offer_slots(callback, svc, callback_data.id, "order.reschedule_pick", "d", lang)
 
 
 @router.callback_query(SlotCb.filter(F.by == "d"))
@@ -280,16 +280,7 @@ async def cb_slot(
         Change(windows=[chosen]),
         rules=svc.settings.orders,
     )
-    card = await board.order_card(svc.db, callback_data.order)
-    await answer(
-        callback,
-        t(
-            "order.rescheduled",
-            lang,
-            ref=card.ref,
-            window=window(svc, chosen.starts_at, chosen.ends_at),
-        ),
-    )
+    await _slot_taken(callback, svc, callback_data.order, chosen, "order.rescheduled", lang)
 
 
 @router.callback_query(Act.filter(F.name == "driver.ask_location"))
