@@ -149,6 +149,7 @@ async def test_start_route_button_sends_the_first_stop_out(db: Database, tmp_pat
         await until(db, order_id, S.ASSIGNED)
         await asyncio.sleep(0.3)
         assert (await order_now(db, order_id)).status is S.ASSIGNED
+        await bot.outbox_settled()  # her "New stop" message is in before the route's answers
         await bot.send(tu.command(ana, "/route"))
         header = next(c for c in bot.fake.sent_to(821) if (c.text or "").startswith("Your route"))
         await bot.tap(ana, 821, header, "Start route")
