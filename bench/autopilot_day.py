@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import time_machine
 from sqlmodel import col, select
 
 from bench.common import write_json
@@ -84,13 +85,27 @@ START, END = 7 * HOUR, 19 * HOUR + 30 * 60  # the simulated day, seconds from mi
 
 
 class Clock:
-    """The one clock of the run: the app, the core and the drivers read it."""
+    """The one clock of the run: the app, the core and the drivers read it, and the wall clock
+    of the whole process follows it (time-machine: what the core stamps with `utcnow()`, such as
+    order events, is on the simulated day too; the event loop's monotonic time is not moved)."""
 
     def __init__(self, at: datetime) -> None:
         self.now = at
+        self._travel = time_machine.travel(at, tick=False)
 
     def __call__(self) -> datetime:
         return self.now
+
+    def __enter__(self) -> Clock:
+        self._traveller = self._travel.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._travel.stop()
+
+    def advance(self, step: timedelta) -> None:
+        self.now += step
+        self._traveller.move_to(self.now)
 
 
 @dataclasses.dataclass
@@ -199,6 +214,13 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
         routing={"time_limit_s": args.limit},
         _env_file=None,
     )  # type: ignore[call-arg]
+    with clock:
+        return await run(url, town, args, clock, settings, midnight)
+
+
+async def run(url: str, town: City, args, clock: Clock, settings: Settings, midnight: datetime):
+    """The day itself, on the simulated clock."""
+    day = midnight.date()
     db = Database(url)
     drivers, _ = await seed(db, town)
     _, secret = await create_key(db, "bench")
@@ -252,7 +274,7 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
                     }
                     lateness.append({"at": clock.now.strftime("%H:%M"), "late": late, "ran": ran})
                 late_before, stats_before = late, dataclasses.asdict(pilot.stats)
-                clock.now += step
+                clock.advance(step)
             wall = time.perf_counter() - started
             async with db.reads() as session:
                 statuses = [
@@ -286,7 +308,7 @@ async def start_shifts(services, town: City, drivers: dict[str, int], clock: Clo
     for vehicle in problem.vehicles:
         driver_id = drivers[vehicle.id]
         point = town.points[problem.depot_by_id[vehicle.depot].location]  # type: ignore[index]
-        await shifts.start_shift(services.db, driver_id, ends_at=ends)
+        await shifts.start_shift(services.db, driver_id, ends_at=ends, now=clock.now)
         fix = Fix(point.lat, point.lon, clock.now, live_until=ends + timedelta(hours=1), live=True)
         await services.tracker.ping(driver_id, fix)
         vans[driver_id] = Van(vehicle.id, point.lat, point.lon, clock.now, (point.lat, point.lon))

@@ -158,6 +158,26 @@ async def test_orders_left_by_a_dead_worker_are_placed_by_the_next_one(db: Datab
     assert pilot.stats.solves == 1
 
 
+async def test_orders_before_anyone_is_on_shift_wait_quietly_for_the_first_driver(db: Database):
+    boss = await add_member(db, "Bo Boss", [Role.DISPATCHER])
+    wanda = await on_shift(db, "Wanda West", 1, WEST, shift_state="off")  # the day has not begun
+    pilot = autopilot(db)
+    early = [await order_at(db, f"M{k}", near(WEST, k)) for k in range(3)]
+    ids = [o.id for o in early]
+    assert await pilot.run_once() == 3
+    assert {s for s, _ in (await statuses(db, ids)).values()} == {S.NEW}
+    rows = await queued(db)
+    assert all(rows[i].parked and not rows[i].alerted for i in ids)
+    assert await pilot.run_once() == 0  # parked: not tried again and again
+    assert [await alerts(db, i) for i in ids] == [[], [], []] and boss.id
+
+    await shifts.start_shift(db, wanda.id, now=NOW)
+    await pilot.driver_ready(wanda.id)
+    await pilot.run_once()
+    assert await statuses(db, ids) == {i: (S.ASSIGNED, wanda.id) for i in ids}
+    assert [await alerts(db, i) for i in ids] == [[], [], []]
+
+
 async def test_unassignable_orders_alert_once_until_they_change(db: Database):
     boss = await add_member(db, "Bo Boss", [Role.DISPATCHER])
     await on_shift(db, "Wanda West", 1, WEST)
@@ -378,7 +398,7 @@ async def test_a_driver_ready_during_a_pass_is_not_lost_when_the_pass_parks_its_
     assert [row.order_id for row in claimed] == [order.id]
     await on_shift(db, "Wanda West", 1, WEST)  # meanwhile she is ready …
     await pilot.driver_ready(999)  # … and says so (which makes today's orders due)
-    await pilot._settle("in-flight", {}, {order.id: "no driver on shift"}, set())
+    await pilot._settle("in-flight", {}, {order.id: "no driver on shift"}, set(), set())
     assert not (await queued(db))[order.id].parked
     await pilot.run_once()
     assert (await statuses(db, [order.id]))[order.id][0] is S.ASSIGNED

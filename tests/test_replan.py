@@ -212,6 +212,31 @@ async def test_the_stop_a_driver_is_heading_to_never_moves(db: Database):
     assert heading.id not in report.moved
 
 
+async def test_a_parcel_picked_up_keeps_its_delivery_where_the_route_has_it(db: Database):
+    """After a pickup her next stop is the route's next one, not the parcel's delivery: a re-plan
+    keeps the route as it is, with nothing changed or when it adds a stop at the end (it used to
+    put the delivery first, locked there)."""
+    east = await on_shift(db, "Erik", 2, EAST)
+    first = await assigned(db, "E1", near(EAST, 1), east.id)
+    second = await assigned(db, "E2", near(EAST, 2), east.id)
+    pickup = near(EAST, 1)
+    parcel = await assigned(
+        db, "P3", near(EAST, 3), east.id,
+        pickup_address="yard 1", pickup_lat=pickup[0], pickup_lon=pickup[1],
+    )  # fmt: skip
+    await dispatcher(db).replan_driver(east.id, DISPATCHER)
+    await move(db, parcel.id, S.PICKED_UP)
+    assert await sequence_of(db, east.id) == [first.id, second.id, parcel.id]
+    before = await state(db)
+    report = await replan(db, saving=0)
+    assert not report.changed
+    assert await state(db) == before
+    later = await order_at(db, "E4", near(EAST, 4))
+    report = await replan(db)
+    assert report.placed == {later.id: east.id}
+    assert await sequence_of(db, east.id) == [first.id, second.id, parcel.id, later.id]
+
+
 @pytest.mark.parametrize(("metres", "on_board"), [(250, False), (600, True)])
 async def test_leaving_the_depot_puts_the_route_on_board(db: Database, metres, on_board):
     async with db.transaction() as session:

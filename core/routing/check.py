@@ -74,7 +74,8 @@ def _schedule(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departu
     capacity = vehicle.capacity
     violations: list[Violation] = []
     visits: list[Visit] = []
-    waited, slack, drive, rested = 0, shift.end - departure, 0, departure
+    waited, slack, drive = 0, shift.end - departure, 0
+    rested = problem.rested(vehicle, departure)
     rests: list[int] = []
 
     def over(amounts: list[int]) -> bool:

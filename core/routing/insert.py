@@ -77,7 +77,7 @@ class _Lean:
         durations, distances = self.durations, self.distances
         traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
-        rested, waited, slack = time, 0, self.shift.end - time
+        rested, waited, slack = self.problem.rested(vehicle, time), 0, self.shift.end - time
         for stop_id in sequence:
             location, service, windows, delta, _ = self.stop[stop_id]
             free = durations[here][location]

@@ -55,6 +55,8 @@ class Vehicle:
 
     The route starts at `start` (a location: the driver's live position) or else at the depot,
     and ends at the depot unless `open_end` (the route simply stops at its last stop).
+    `rested`: when her current stretch of work began (her last rest ended, or her day began),
+    for a driver already at work when the plan is made; None: at the route's departure.
     """
 
     id: str
@@ -66,6 +68,7 @@ class Vehicle:
     skills: frozenset[str] = frozenset()
     max_stops: int | None = None
     fixed_cost: int = 0
+    rested: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,10 @@ class Problem:
             return vehicle.shift
         depot = self.depot_by_id[vehicle.depot].window
         return Window(max(vehicle.shift.start, depot.start), min(vehicle.shift.end, depot.end))
+
+    def rested(self, vehicle: Vehicle, departure: int) -> int:
+        """When her stretch of work began, for a route leaving at `departure`."""
+        return departure if vehicle.rested is None else min(vehicle.rested, departure)
 
     def compatible(self, vehicle: Vehicle, stop: Stop) -> bool:
         allowed = stop.vehicles is None or vehicle.id in stop.vehicles

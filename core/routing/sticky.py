@@ -3,6 +3,8 @@
 1. A route that can no longer be kept on time is rebuilt from its own stops (its locked prefix
    first, then each stop at its cheapest feasible place, earliest deadline first); it is taken
    only when it breaks fewer windows than the route in force.
+   A stop still late then goes to the driver who can make it in time at the least cost, when
+   it may move at all (`_rescue`): a broken promise costs more than a changed driver.
 2. Waiting stops are placed one by one at their cheapest feasible place (most important and
    most constrained first); nothing else moves.
 3. Every route is re-sequenced (`resequence.py`: or-opt and 2-opt) where that saves more than
@@ -41,6 +43,7 @@ class StickyPlan:
     unplaced: dict[str, str] = field(default_factory=dict)  # waiting stop -> why not
     moves: list[Move] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)  # vehicles whose late route was rebuilt
+    rescued: dict[str, str] = field(default_factory=dict)  # late stop -> vehicle on time for it
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def sticky_plan(
     for vehicle_id in routes:
         if _rebuild(problem, routes, vehicle_id, locked.get(vehicle_id, 0)):
             plan.rebuilt.append(vehicle_id)
+    _rescue(problem, routes, locked, plan)
     _place(problem, routes, waiting, locked, plan)
     resequence_routes(problem, routes, locked, routes, min_reorder)
     improve(problem, routes, locked, plan.moves, min_saving, min_reorder, max_moves)
@@ -123,6 +127,45 @@ def _rebuild(problem: Problem, routes: dict[str, list[str]], vehicle_id: str, fi
         routes[vehicle_id] = rebuilt
         return True
     return False
+
+
+def _rescue(
+    problem: Problem, routes: dict[str, list[str]], locked: Mapping[str, int], plan: StickyPlan
+) -> None:
+    """A stop its route can no longer reach in time goes to the driver who can reach it in time
+    at the least cost (a pickup and its delivery together), when it may: a stop in the van, on
+    board, locked by hand or under way stays, late or not."""
+    for vehicle_id in sorted(routes):
+        sequence = routes[vehicle_id]
+        if not sequence:
+            continue
+        _, violations = simulate(problem, problem.vehicle_by_id[vehicle_id], sequence)
+        late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
+        for stop_id in dict.fromkeys(_lead(problem, s) for s in late):
+            unit = unit_of(problem, stop_id)
+            free = routes[vehicle_id][locked.get(vehicle_id, 0) :]
+            stops = [problem.stop_by_id[s] for s in unit]
+            if any(s not in free for s in unit) or any(stop.vehicles is not None for stop in stops):
+                continue
+            best = None
+            for other in problem.vehicles:
+                if other.id == vehicle_id or not all(problem.compatible(other, s) for s in stops):
+                    continue
+                if route_cost(problem, other, routes[other.id]) is None:
+                    continue  # a late route takes nothing more
+                found = best_position(
+                    problem, other, routes[other.id], stop_id, locked.get(other.id, 0)
+                )
+                if found is None or route_cost(problem, other, found[1]) is None:
+                    continue
+                if best is None or found[0] < best[0]:
+                    best = (found[0], other.id, found[1])
+            if best is None:
+                continue
+            routes[vehicle_id] = [s for s in routes[vehicle_id] if s not in unit]
+            routes[best[1]] = best[2]
+            for s in unit:
+                plan.rescued[s] = best[1]
 
 
 def _deadline(problem: Problem, stop: Stop) -> int:

@@ -73,7 +73,7 @@ def _rests_before(problem: Problem) -> tuple[Stop, ...]:
     breaks = problem.breaks
     if breaks is None or not problem.vehicles:
         return problem.stops
-    first = min(problem.shift(v).start for v in problem.vehicles)
+    first = min(problem.rested(v, problem.shift(v).start) for v in problem.vehicles)
     out = []
     for stop in problem.stops:
         windows = []
@@ -91,7 +91,7 @@ def _rested(problem: Problem, vehicle: Vehicle) -> Vehicle:
     if breaks is None:
         return vehicle
     shift = problem.shift(vehicle)
-    length = min(shift.end - shift.start, 24 * HOUR)
+    length = min(shift.end - problem.rested(vehicle, shift.start), 24 * HOUR)
     rests = max(0, (length - 1) // breaks.after) if length > breaks.after else 0
     if not rests:
         return vehicle

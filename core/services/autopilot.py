@@ -12,7 +12,8 @@ a process that died. It claims due rows under a lease (a token and an expiry, as
   (`Dispatcher.place`), every stop already on a route kept with its driver;
 - an order nobody can take stays new: the "unassignable" note with its reason, which alerts the
   dispatchers once (again only after the order changed), and the row is parked until a driver
-  starts a shift or shares her location, or the day's planning time;
+  starts a shift or shares her location, or the day's planning time; while no driver is on
+  shift at all (before the day starts), today's orders wait so, without an alert each;
 - an order for a later day waits for that day's planning time (`DISPATCH_PLAN_AT`, local), or a
   driver starting her shift on that day, whichever comes first.
 
@@ -264,10 +265,13 @@ class Autopilot:
                 .group_by(col(OrderWindow.order_id))
             )
             opens: dict[int, datetime] = dict((await session.exec(statement)).all())
+            anyone = select(Driver.id).where(Driver.shift_state == ShiftState.ON).limit(1)
+            nobody_on_shift = (await session.exec(anyone)).first() is None
         today = self.today()
         later: dict[int, datetime] = {}
         unplaced: dict[int, str] = {}
         todo: list[int] = []
+        waits: set[int] = set()
         for order_id in ids:
             order = orders.get(order_id)
             if order is None or order.status not in lifecycle.WAITING:
@@ -279,12 +283,14 @@ class Autopilot:
                 later[order_id] = self.plan_time(day)
             elif order.lat is None or order.lon is None:
                 unplaced[order_id] = t("dispatch.no_location")
+            elif nobody_on_shift:
+                waits.add(order_id)  # for the first driver to start her shift: no alert
             else:
                 todo.append(order_id)
         outcome = await self._place(todo)
         unplaced.update(outcome.unplaced)
         self.stats.placed += len(outcome.placed)
-        await self._settle(token, later, unplaced, outcome.retry)
+        await self._settle(token, later, unplaced, outcome.retry, waits)
         # the drivers who got orders set off, if they can: `_assigned`, after each commit
 
     async def _place(self, order_ids: list[int]) -> Outcome:
@@ -315,14 +321,20 @@ class Autopilot:
         return Outcome(placed, unplaced, retry)
 
     async def _settle(
-        self, token: str, later: dict[int, datetime], unplaced: dict[int, str], retry: set[int]
+        self,
+        token: str,
+        later: dict[int, datetime],
+        unplaced: dict[int, str],
+        retry: set[int],
+        waits: set[int],
     ) -> None:
         """Write back what this pass decided, for the rows it still holds (a row whose order
-        changed meanwhile was written afresh, without this token, and is left alone)."""
-        if not (later or unplaced or retry):
+        changed meanwhile was written afresh, without this token, and is left alone). `waits`:
+        parked without an alert, for the first driver who starts her shift."""
+        if not (later or unplaced or retry or waits):
             return
         async with self.db.transaction() as session:
-            ids = sorted({*later, *unplaced, *retry})
+            ids = sorted({*later, *unplaced, *retry, *waits})
             # orders first, then their rows, as the lifecycle does: no deadlock with it
             await session.exec(
                 select(Order.id)
@@ -339,6 +351,8 @@ class Autopilot:
                 row.lease_token = row.leased_until = None
                 if row.order_id in later:
                     row.due_at = later[row.order_id]
+                elif row.order_id in waits:
+                    row.parked = True
                 elif row.order_id in unplaced:
                     row.parked = True
                     if not row.alerted:

@@ -101,6 +101,9 @@ async def reoptimize(
         if move.source != move.target:
             for stop in move.stops:  # a chain moves several orders
                 report.moved[order_of(stop)] = (int(move.source), int(move.target))
+    for stop, target in plan.rescued.items():  # late where it was: to a driver on time for it
+        source = next(v for v, stops in before.items() if stop in stops)
+        report.moved[order_of(stop)] = (int(source), int(target))
     async with dispatcher.db.transaction() as session:
         drivers = [int(v) for v in changed]
         locked = await lock(session, drivers, orders_of(routes) + list(report.moved))

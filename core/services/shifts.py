@@ -36,12 +36,14 @@ class ShiftEnd:
     on_board: tuple[str, ...] = ()  # parcels she must deliver or mark failed first
 
 
-async def start_shift(db: Database, driver_id: int, *, ends_at: datetime | None = None) -> Driver:
+async def start_shift(
+    db: Database, driver_id: int, *, ends_at: datetime | None = None, now: datetime | None = None
+) -> Driver:
     async with db.transaction() as session:
         driver = await session.get(Driver, driver_id, with_for_update=True)
         assert driver is not None
         if driver.shift_state is not ShiftState.ON:
-            driver.shift_started_at = utcnow()
+            driver.shift_started_at = now or utcnow()
         driver.shift_state = ShiftState.ON
         driver.shift_ends_at = ends_at
         driver.stale_alerted_at = None

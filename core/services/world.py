@@ -6,6 +6,7 @@ and `o<order id>p` for its pickup; vehicle ids are the driver ids as text.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,11 +33,13 @@ from core.models import (
 from core.routing import problem as rp
 from core.routing.cost import objective
 from core.routing.travel import Matrix, Point, TrafficProfile, TravelProvider
+from core.services import rests
 
 S = OrderStatus
 WAITING = (S.NEW, S.RESCHEDULED)
 OPEN = (S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY, S.ARRIVED)
 MOVING = (S.PICKED_UP, S.OUT_FOR_DELIVERY, S.ARRIVED)  # the driver has set off
+HEADING = (S.OUT_FOR_DELIVERY, S.ARRIVED)  # the stop she is heading to (or at)
 DIMENSIONS = ("grams", "ml", "units")
 LIVE_FOR = timedelta(minutes=30)  # a position older than this no longer counts as "here"
 BIG = 10**12
@@ -243,6 +246,8 @@ async def load_world(
             )
             pairs.append(rp.Pair(pickup_id(order.id), delivery_id(order.id)))
 
+    rest = breaks(settings)
+    stretches = await rests.days(session, drivers, depots, rest, now) if rest else {}
     # Done reading: end the transaction before asking the travel provider (maybe over HTTP),
     # so no lock is held meanwhile; the rows stay readable, detached from the session.
     session.expunge_all()
@@ -253,6 +258,14 @@ async def load_world(
     traffic = _traffic(travel, epoch)
     when = None if traffic is not None else epoch
     matrix = await travel.matrix(points, points, when) if points else Matrix(empty, empty)
+    if rest is not None and stretches:
+        began = await rests.work_began(travel, rest, stretches)
+        vehicles = [
+            dataclasses.replace(v, rested=seconds(began[int(v.id)]))
+            if v.start is not None and int(v.id) in began
+            else v
+            for v in vehicles
+        ]
     problem = rp.Problem(
         durations=matrix.durations,
         distances=matrix.distances,
@@ -263,12 +276,12 @@ async def load_world(
         dimensions=DIMENSIONS,
         objective=objective(settings.cost_per_hour, settings.cost_per_km),
         traffic=traffic,
-        breaks=breaks(settings),
+        breaks=rest,
     )
     known = set(problem.stop_by_id)
     sequences = {v: [s for s in seq if s in known] for v, seq in sequences.items() if v in by_id}
     locked = {
-        v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in MOVING
+        v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in HEADING
     }
     return World(problem, epoch, by_id, names, orders, sequences, locked)
 
@@ -305,8 +318,9 @@ async def _drivers_on_shift(session: AsyncSession, only: int | None) -> list[Dri
 async def _current_sequences(
     session: AsyncSession, orders: dict[int, Order], drivers: list[Driver]
 ) -> dict[str, list[str]]:
-    """Each driver's open stops in their planned order: stops she has set off for first, then
-    the saved route order, then anything not yet on a route."""
+    """Each driver's open stops in their planned order: the stop she is heading to first, then
+    the saved route order (a parcel picked up keeps its delivery's place), then anything not yet
+    on a route."""
     planned: dict[str, int] = {}
     if orders:
         rows = await session.exec(
@@ -331,8 +345,8 @@ async def _current_sequences(
             stop_ids.append(delivery_id(order.id))
 
         def rank(stop_id: str) -> tuple[int, int, int]:
-            moving = 0 if orders[order_of(stop_id)].status in MOVING else 1
-            return (moving, planned.get(stop_id, BIG), order_of(stop_id))
+            heading = 0 if orders[order_of(stop_id)].status in HEADING else 1
+            return (heading, planned.get(stop_id, BIG), order_of(stop_id))
 
         out[str(driver.id)] = sorted(stop_ids, key=rank)
     return out

@@ -46,7 +46,7 @@ async def cmd_shift(message: Message, svc: Services, who: Identity, lang: str) -
     if await _on_shift(svc, who):
         await message.answer(t("shift.ask_end", lang), reply_markup=kb.end_shift(lang))
         return
-    await shifts.start_shift(svc.db, driver_id(who))
+    await shifts.start_shift(svc.db, driver_id(who), now=svc.clock())
     await message.answer(t("shift.started", lang), reply_markup=kb.share_location(lang))
     await svc.autopilot.driver_ready(driver_id(who))  # waiting orders; off if she shares already
 

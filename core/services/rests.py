@@ -1,0 +1,124 @@
+"""When each driver's current stretch of work began, so that a re-plan made in the middle of her
+day puts her rest where it is due (after ROUTING_BREAK_AFTER_HOURS of work), not that long after
+the re-plan.
+
+Her stretch began at her shift start, or where she last rested: a gap between two stops of hers
+(from her last event at one to her first at the next: picked up, arrived, delivered, failed),
+less the drive between them at the traffic of that hour, at least ROUTING_BREAK_MINUTES long.
+That is the checker's own rule: a wait at least as long as the rest counts as one. She is taken
+to have set off again one drive before the next stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.models import Depot, Driver, Order, OrderEvent, OrderStatus
+from core.routing import problem as rp
+from core.routing.travel import Point, TrafficProfile, TravelProvider
+
+S = OrderStatus
+AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
+
+
+@dataclass
+class Visit:
+    stop: tuple[int, bool]  # (order, pickup?)
+    point: Point
+    arrived: datetime
+    left: datetime
+
+
+@dataclass
+class Day:
+    """One driver's day so far: where and when it began, and her stops."""
+
+    began: datetime
+    start: Point | None  # her depot; None: unknown (the first gap is not judged)
+    visits: list[Visit]
+
+
+async def days(
+    session: AsyncSession,
+    drivers: list[Driver],
+    depots: dict[int, Depot],
+    breaks: rp.Breaks,
+    now: datetime,
+) -> dict[int, Day]:
+    """The stops of each driver on shift since her shift began (only the last hours that can
+    hold the rest that counts: an older one leaves a rest due at once all the same)."""
+    horizon = now - timedelta(seconds=breaks.after + 2 * breaks.length) - timedelta(hours=1)
+    out: dict[int, Day] = {}
+    for driver in drivers:
+        if driver.shift_started_at is None or driver.id is None:
+            continue
+        depot = depots.get(driver.depot_id) if driver.depot_id else None
+        start = Point(depot.lat, depot.lon) if depot else None
+        out[driver.id] = Day(driver.shift_started_at, start, [])
+    if not out:
+        return out
+    since = max(horizon, min(day.began for day in out.values()))
+    statement = (
+        select(OrderEvent.order_id, OrderEvent.to_status, OrderEvent.created_at, Order)
+        .join(Order, col(Order.id) == OrderEvent.order_id)
+        .where(
+            OrderEvent.kind == "status_changed",
+            col(OrderEvent.to_status).in_(AT_A_STOP),
+            col(Order.driver_id).in_(list(out)),
+            OrderEvent.created_at >= since,
+        )
+        .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
+    )
+    for order_id, status, at, order in await session.exec(statement):
+        day = out[order.driver_id]  # type: ignore[index]
+        if at < day.began:
+            continue
+        pickup = status is S.PICKED_UP
+        lat, lon = (order.pickup_lat, order.pickup_lon) if pickup else (order.lat, order.lon)
+        if lat is None or lon is None:
+            continue
+        stop = (order_id, pickup)
+        if day.visits and day.visits[-1].stop == stop:
+            day.visits[-1].left = at
+        else:
+            day.visits.append(Visit(stop, Point(lat, lon), at, at))
+    return out
+
+
+async def work_began(
+    travel: TravelProvider, breaks: rp.Breaks, found: dict[int, Day]
+) -> dict[int, datetime]:
+    """Driver -> when her current stretch of work began."""
+    points = list(
+        dict.fromkeys(
+            p
+            for day in found.values()
+            for p in (day.start, *(v.point for v in day.visits))
+            if p is not None
+        )
+    )
+    if not points:
+        return {driver: day.began for driver, day in found.items()}
+    index = {p: i for i, p in enumerate(points)}
+    free = (await travel.matrix(points, points, None)).durations
+    profile = getattr(travel, "traffic", None)
+    rest = timedelta(seconds=breaks.length)
+    out = {}
+    for driver, day in found.items():
+        began = day.began
+        where, left = day.start, day.began
+        for visit in day.visits:
+            if where is not None:
+                seconds = float(free[index[where], index[visit.point]])
+                if isinstance(profile, TrafficProfile):
+                    seconds *= profile.factor(left)
+                drive = timedelta(seconds=seconds)
+                if visit.arrived - left - drive >= rest:
+                    began = max(began, visit.arrived - drive)
+            where, left = visit.point, visit.left
+        out[driver] = began
+    return out
