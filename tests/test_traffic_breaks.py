@@ -187,6 +187,28 @@ def test_a_wait_long_enough_is_the_break():
     assert route.breaks == (2 * HOUR,) and route.visits[2].arrival == 3.5 * HOUR
 
 
+def test_a_driver_at_work_before_the_plan_rests_after_the_stop_she_is_driving_to():
+    """Re-planned mid-day: she began work 2 h before the plan (`rested`), so her 2.5 h are up
+    half an hour in; she is on her first leg already, so she rests after that stop, not
+    before it (a rest put before it would never be taken, and made every stop look late)."""
+    order = ["s1", "s2", "s3", "s4"]
+    fresh = _four_hours(Breaks(150 * MINUTE, 30 * MINUTE))
+    at_work = dataclasses.replace(fresh.vehicles[0], rested=-2 * HOUR)
+    problem = dataclasses.replace(fresh, vehicles=(at_work,))
+    route, violations = simulate(problem, at_work, order)
+    assert violations == []
+    assert route.breaks == (1 * HOUR, 3.5 * HOUR)
+    assert [v.arrival for v in route.visits] == [1 * HOUR, 2.5 * HOUR, 3.5 * HOUR, 5 * HOUR]
+    # insertion agrees with the checker (it asserts so) on the same rests
+    placed = cheapest_insertion(problem, {"van": ["s1", "s2", "s3"]}, "s4")
+    assert placed.route is not None and placed.route.visits[-1].arrival == 5 * HOUR
+    # from a depot (not yet on the road) she rests before her first leg instead
+    parked = dataclasses.replace(at_work, start=None, depot="d", open_end=True)
+    depot = dataclasses.replace(problem, vehicles=(parked,), depots=(Depot("d", 0),))
+    route, _ = simulate(depot, parked, order)
+    assert route.breaks[0] == 0 and route.visits[0].arrival == 1.5 * HOUR
+
+
 def test_a_high_cost_per_km_plan_drives_fewer_km_than_cost_per_hour_alone():
     # Time and distance disagree: fast roads are long, short roads are slow.
     rng = np.random.default_rng(5)

@@ -66,7 +66,8 @@ def _rest_first(problem: Problem, time: int, rested: int, leg: int, start: int, 
 
 
 def _schedule(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departure: int) -> _Pass:
-    """Forward pass: each leg at the traffic of its hour, a break where work runs long."""
+    """Forward pass: each leg at the traffic of its hour, a break where work runs long (never
+    before the first leg of a live start: she is driving it already, and rests after it)."""
     distances = problem.distances
     shift = problem.shift(vehicle)
     location, time, distance = problem.start_location(vehicle), departure, 0
@@ -88,9 +89,10 @@ def _schedule(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departu
         violations.append(
             Violation("capacity", f"vehicle {vehicle.id} starts overloaded: {load}", vehicle.id)
         )
-    for stop in stops:
+    driving = vehicle.start is not None  # a live start: she is on her first leg already
+    for index, stop in enumerate(stops):
         leg = problem.leg(location, stop.location, time)
-        if problem.breaks is not None:
+        if problem.breaks is not None and not (driving and index == 0):  # rests after it
             window = window_of(time + leg, stop)
             start = time + leg if window is None else max(time + leg, window.start)
             if _rest_first(problem, time, rested, leg, start, stop.service):

@@ -78,11 +78,12 @@ class _Lean:
         traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
         rested, waited, slack = self.problem.rested(vehicle, time), 0, self.shift.end - time
-        for stop_id in sequence:
+        driving = vehicle.start is not None  # a live start: she is on her first leg already
+        for index, stop_id in enumerate(sequence):
             location, service, windows, delta, _ = self.stop[stop_id]
             free = durations[here][location]
             leg = free if traffic is None else -(-free * traffic.factor(time) // 1000)
-            if breaks is not None and time > rested:
+            if breaks is not None and time > rested and not (driving and index == 0):
                 start = _start(time + leg, windows)
                 if start is None:
                     return None
