@@ -210,7 +210,8 @@ async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, 
     settings = Settings(
         database_url=url,
         app={"timezone": "UTC"},
-        dispatch={"mode": "auto", "reoptimize_minutes": args.reoptimize},
+        dispatch={"mode": "auto", "reoptimize_minutes": args.reoptimize}
+        | ({"move_min_saving_minutes": args.move_saving} if args.move_saving is not None else {}),
         routing={"time_limit_s": args.limit},
         _env_file=None,
     )  # type: ignore[call-arg]
@@ -441,6 +442,10 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=3.0, help="simulated minutes per step")
     parser.add_argument("--limit", type=float, default=2.0, help="ROUTING_TIME_LIMIT_S")
     parser.add_argument("--reoptimize", type=float, default=15.0, help="minutes")
+    parser.add_argument(
+        "--move-saving", type=float, default=None,
+        help="DISPATCH_MOVE_MIN_SAVING_MINUTES (default: the setting's default)",
+    )  # fmt: skip
     parser.add_argument("--known-limit", type=float, default=10.0)
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
