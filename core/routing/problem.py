@@ -55,8 +55,9 @@ class Vehicle:
 
     The route starts at `start` (a location: the driver's live position) or else at the depot,
     and ends at the depot unless `open_end` (the route simply stops at its last stop).
-    `rested`: when her current stretch of work began (her last rest ended, or her day began),
-    for a driver already at work when the plan is made; None: at the route's departure.
+    `rested`: when her current stretch of work began (her last rest ended, or her day began; or
+    ends, for one waiting at her first stop long enough), for a driver already at work when the
+    plan is made; None: at the route's departure.
     """
 
     id: str
@@ -246,8 +247,9 @@ class Problem:
         return Window(max(vehicle.shift.start, depot.start), min(vehicle.shift.end, depot.end))
 
     def rested(self, vehicle: Vehicle, departure: int) -> int:
-        """When her stretch of work began, for a route leaving at `departure`."""
-        return departure if vehicle.rested is None else min(vehicle.rested, departure)
+        """When her stretch of work began, for a route leaving at `departure` (later than it
+        for a driver resting while she waits at her first stop)."""
+        return departure if vehicle.rested is None else vehicle.rested
 
     def compatible(self, vehicle: Vehicle, stop: Stop) -> bool:
         allowed = stop.vehicles is None or vehicle.id in stop.vehicles

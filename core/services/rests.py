@@ -6,7 +6,8 @@ Her stretch began at her shift start, or where she last rested: a gap between tw
 (from her last event at one to her first at the next: picked up, arrived, delivered, failed),
 less the drive between them at the traffic of that hour, at least ROUTING_BREAK_MINUTES long.
 That is the checker's own rule: a wait at least as long as the rest counts as one. She is taken
-to have set off again one drive before the next stop.
+to have set off again one drive before the next stop. A wait still under way counts too: at her
+next stop before its window opens, having got there long enough before it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Depot, Driver, Order, OrderEvent, OrderStatus
 from core.routing import problem as rp
-from core.routing.travel import Point, TrafficProfile, TravelProvider
+from core.routing.travel import Point, TrafficProfile, TravelProvider, haversine_m
 
 S = OrderStatus
 AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
+AT_THE_STOP_M = 100  # a live position this close to her next stop: she is there
 
 
 @dataclass
@@ -89,15 +91,35 @@ async def days(
     return out
 
 
+@dataclass(frozen=True)
+class Head:
+    """Where a driver on the road is, and the stop she is heading to: where and when it opens."""
+
+    here: Point
+    stop: Point
+    opens: datetime | None
+
+
 async def work_began(
-    travel: TravelProvider, breaks: rp.Breaks, found: dict[int, Day]
+    travel: TravelProvider,
+    breaks: rp.Breaks,
+    found: dict[int, Day],
+    heads: dict[int, Head] | None = None,
+    now: datetime | None = None,
 ) -> dict[int, datetime]:
-    """Driver -> when her current stretch of work began."""
+    """Driver -> when her current stretch of work began. A driver waiting at her next stop for
+    its window (she is there, it opens later) since long enough before it opens rests there:
+    her stretch begins when it opens."""
+    heads = heads or {}
     points = list(
         dict.fromkeys(
             p
-            for day in found.values()
-            for p in (day.start, *(v.point for v in day.visits))
+            for driver, day in found.items()
+            for p in (
+                day.start,
+                *(v.point for v in day.visits),
+                heads[driver].stop if driver in heads else None,
+            )
             if p is not None
         )
     )
@@ -107,18 +129,28 @@ async def work_began(
     free = (await travel.matrix(points, points, None)).durations
     profile = getattr(travel, "traffic", None)
     rest = timedelta(seconds=breaks.length)
+
+    def drive(a: Point, b: Point, at: datetime) -> timedelta:
+        seconds = float(free[index[a], index[b]])
+        if isinstance(profile, TrafficProfile):
+            seconds *= profile.factor(at)
+        return timedelta(seconds=seconds)
+
     out = {}
     for driver, day in found.items():
         began = day.began
         where, left = day.start, day.began
         for visit in day.visits:
             if where is not None:
-                seconds = float(free[index[where], index[visit.point]])
-                if isinstance(profile, TrafficProfile):
-                    seconds *= profile.factor(left)
-                drive = timedelta(seconds=seconds)
-                if visit.arrived - left - drive >= rest:
-                    began = max(began, visit.arrived - drive)
+                leg = drive(where, visit.point, left)
+                if visit.arrived - left - leg >= rest:
+                    began = max(began, visit.arrived - leg)
             where, left = visit.point, visit.left
+        head = heads.get(driver)
+        if head is not None and head.opens is not None and now is not None and head.opens > now:
+            there = float(haversine_m([head.here], [head.stop])[0, 0]) <= AT_THE_STOP_M
+            arrived = left + drive(where, head.stop, left) if where is not None else left
+            if there and head.opens - arrived >= rest:
+                began = max(began, head.opens)
         out[driver] = began
     return out

@@ -259,7 +259,9 @@ async def load_world(
     when = None if traffic is not None else epoch
     matrix = await travel.matrix(points, points, when) if points else Matrix(empty, empty)
     if rest is not None and stretches:
-        began = await rests.work_began(travel, rest, stretches)
+        began = await rests.work_began(
+            travel, rest, stretches, _heads(vehicles, stops, sequences, points, epoch), now
+        )
         vehicles = [
             dataclasses.replace(v, rested=seconds(began[int(v.id)]))
             if v.start is not None and int(v.id) in began
@@ -284,6 +286,28 @@ async def load_world(
         v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in HEADING
     }
     return World(problem, epoch, by_id, names, orders, sequences, locked)
+
+
+def _heads(
+    vehicles: list[rp.Vehicle],
+    stops: list[rp.Stop],
+    sequences: dict[str, list[str]],
+    points: list[Point],
+    epoch: datetime,
+) -> dict[int, rests.Head]:
+    """Each driver on the road with stops: where she is, her next stop and when it opens (its
+    first window still open; None when it is open now or has no window)."""
+    by_id = {s.id: s for s in stops}
+    out = {}
+    for vehicle in vehicles:
+        sequence = sequences.get(vehicle.id) or []
+        head = by_id.get(sequence[0]) if sequence else None
+        if vehicle.start is None or head is None:
+            continue
+        window = next((w for w in head.windows if w.end >= 0), None)
+        opens = epoch + timedelta(seconds=window.start) if window and window.start > 0 else None
+        out[int(vehicle.id)] = rests.Head(points[vehicle.start], points[head.location], opens)
+    return out
 
 
 def _traffic(travel: TravelProvider, epoch: datetime) -> rp.Traffic | None:

@@ -1,0 +1,88 @@
+"""When a driver's stretch of work began, as a re-plan made mid-day sees it (her rest is due
+ROUTING_BREAK_AFTER_HOURS later): her shift start, a gap between two of her stops as long as the
+rest (beyond the drive), or a wait at her next stop long enough before its window opens. Read
+from the order events in the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.db import Database
+from core.models import Depot, Order, OrderEvent, OrderStatus
+from core.routing.travel import Point, haversine_m
+from tests.test_dispatch import WEST, dispatcher, near, on_shift, order_at
+
+S = OrderStatus
+CLOSE = timedelta(seconds=2)
+FIVE = timedelta(minutes=5)
+
+
+def leg(a: int, b: int) -> timedelta:
+    """near(WEST, a) to near(WEST, b) at the dispatcher's 10 m/s, straight."""
+    metres = haversine_m([Point(*near(WEST, a))], [Point(*near(WEST, b))])[0, 0]
+    return timedelta(seconds=float(metres) / 10)
+
+
+def at(hour: float) -> datetime:
+    return datetime(2026, 11, 24, tzinfo=UTC) + timedelta(hours=hour)
+
+
+async def day_so_far(db: Database, b_arrives: datetime, c_opens: float = 12.0) -> int:
+    """A driver on shift since 07:00 from a depot at WEST: stop A (near 1) done 07:30–07:35, stop
+    B (near 2) from `b_arrives` for 5 minutes; now, 12:00, she stands at stop C (near 3), whose
+    window opens at `c_opens`. Her driver id."""
+    async with db.transaction() as session:
+        depot = Depot(name="West", lat=WEST[0], lon=WEST[1])
+        session.add(depot)
+        await session.flush()
+    driver = await on_shift(db, "Wanda", 1, near(WEST, 3), depot_id=depot.id,
+                            shift_started_at=at(7), last_seen_at=at(12) - CLOSE)  # fmt: skip
+    for ref, k, arrived in (("A", 1, at(7.5)), ("B", 2, b_arrives)):
+        order = await order_at(db, ref, near(WEST, k), hours=(7, 18))
+        async with db.transaction() as session:
+            row = await session.get(Order, order.id)
+            row.status, row.driver_id = S.DELIVERED, driver.id
+            session.add(row)
+            for status, when in ((S.ARRIVED, arrived), (S.DELIVERED, arrived + FIVE)):
+                session.add(OrderEvent(order_id=order.id, kind="status_changed", to_status=status,
+                                       actor="test", created_at=when))  # fmt: skip
+    head = await order_at(db, "C", near(WEST, 3), hours=(c_opens, 18))
+    async with db.transaction() as session:
+        row = await session.get(Order, head.id)
+        row.status, row.driver_id = S.ASSIGNED, driver.id
+        session.add(row)
+    return driver.id
+
+
+async def work_began(db: Database, driver_id: int) -> datetime:
+    world = await dispatcher(db, clock=lambda: at(12)).world()
+    vehicle = world.problem.vehicle_by_id[str(driver_id)]
+    assert vehicle.start is not None and vehicle.rested is not None  # on the road, at work
+    return world.epoch + timedelta(seconds=vehicle.rested)
+
+
+@pytest.mark.parametrize(
+    ("b_arrives", "began"),
+    [
+        (at(7.5) + FIVE + leg(1, 2) + timedelta(minutes=29), at(7)),  # 29 min: no rest
+        (at(9), at(9) - leg(1, 2)),  # 85 min from A to B: she rested, and set off a drive before B
+    ],
+    ids=["gap_shorter_than_a_rest", "gap_of_a_rest"],
+)
+async def test_a_gap_between_two_stops_as_long_as_the_rest_is_one(db, b_arrives, began):
+    driver_id = await day_so_far(db, b_arrives)
+    assert abs(await work_began(db, driver_id) - began) <= CLOSE
+
+
+async def test_a_wait_at_her_next_stop_long_enough_before_it_opens_is_a_rest(db: Database):
+    driver_id = await day_so_far(db, at(9), c_opens=12.5)  # at C since 09:06, it opens 12:30
+    assert await work_began(db, driver_id) == at(12.5)
+
+
+async def test_a_wait_shorter_than_a_rest_is_none(db: Database):
+    # B from 11:50 to 11:55, at C about 11:56; C opens 12:15: 19 minutes of waiting
+    driver_id = await day_so_far(db, at(11) + timedelta(minutes=50), c_opens=12.25)
+    began = at(11) + timedelta(minutes=50) - leg(1, 2)  # the gap from A to B was a rest
+    assert abs(await work_began(db, driver_id) - began) <= CLOSE
