@@ -95,8 +95,33 @@ def named(text: str, now: datetime, zone: tzinfo) -> Period:
             return week(date.fromisocalendar(int(found[1]), int(found[2]), 1), zone)
     except ValueError:
         pass  # 2026-02-30, week 54: not a day
-    shown = text if len(text) <= 40 else f"{text[:40]}…"
-    raise DomainError("report.bad_period", text=shown)
+    raise DomainError("report.bad_period", text=_shown(text))
+
+
+def named_day(text: str, now: datetime, zone: tzinfo) -> Period:
+    """today | yesterday | YYYY-MM-DD; a DomainError otherwise."""
+    word = text.strip().lower()
+    try:
+        if word in ("today", "yesterday") or DATE.fullmatch(word):
+            return named(word, now, zone)
+    except DomainError:
+        pass
+    raise DomainError("report.bad_date", text=_shown(text))
+
+
+def named_week(text: str, zone: tzinfo) -> Period:
+    """An ISO week, YYYY-Www; a DomainError otherwise."""
+    word = text.strip().upper()
+    try:
+        if WEEK.fullmatch(word):
+            return named(word, datetime.now(zone), zone)
+    except DomainError:
+        pass
+    raise DomainError("report.bad_week", text=_shown(text))
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:40]}…"
 
 
 def previous(period: Period, zone: tzinfo) -> list[Period]:

@@ -409,5 +409,6 @@ TEXTS = {
         "like 2026-W49."
     ),
     "report.bad_week": "{text!r} is not a week: write it like 2026-W49.",
+    "report.bad_date": "{text!r} is not a day: write it like 2026-12-07, or today or yesterday.",
     "report.date_or_week": "Give --date or --week, not both.",
 }
