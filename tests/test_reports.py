@@ -302,7 +302,7 @@ async def test_lastmile_report_refuses_bad_input_and_writes_nothing(
     assert not folder.exists()
     code, printed, err = await run_cli(env, tmp_path, "--week", "2026-w48", "--out", str(folder))
     assert code == 0, err
-    assert printed.startswith("📊 Report for 2026-W48: Mon 23 Nov – Sun 29 Nov\n")
+    assert printed.startswith("📊 Report for 2026-W48: Mon 23 Nov\u2009–\u2009Sun 29 Nov\n")
     assert "(arrows: against the week before)" in printed
     assert sorted(p.name for p in folder.iterdir()) == [
         "lastmile-2026-W48.csv",
