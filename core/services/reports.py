@@ -17,7 +17,7 @@ from core.db import Database
 from core.errors import DomainError
 from core.models import OrderStatus, utcnow
 from core.services import report_chart, report_rows
-from core.services.metrics import Metrics, Rows, by_order, compute, on_time, period_orders
+from core.services.metrics import COMPARED, Metrics, Rows, compute, on_time, period_orders
 from core.services.stops import FAIL_REASONS
 from core.texts import days, t
 
@@ -139,18 +139,26 @@ async def build(
     """The report of `period`: metrics (and the comparison), text, chart and CSV."""
     zone = ZoneInfo(settings.app.timezone)
     now = now or utcnow()
-    rows = await report_rows.load(db, period.start, period.end, now)
-    metrics = compute(rows, period.start, period.end, zone)
     before = previous(period, zone)
-    earlier = await report_rows.load(db, before[0].start, before[-1].end, now, driving=False)
-    baseline = average([compute(earlier, p.start, p.end, zone) for p in before])
-    chart = await asyncio.to_thread(report_chart.render, metrics, label(period, lang))
+    rows, earlier = await asyncio.gather(  # two connections: the reads overlap
+        report_rows.load(db, period.start, period.end, now),
+        report_rows.compared(db, [(p.start, p.end) for p in before], now),
+    )
+    metrics = compute(rows, period.start, period.end, zone)
+    chart = asyncio.create_task(
+        asyncio.to_thread(report_chart.render, metrics, label(period, lang))
+    )
+    try:
+        baseline = average(earlier)
+        table = orders_csv(rows, period, zone, lang)
+    finally:
+        png = await chart
     name = file_stem(period)
     return ReportFiles(
         text=text(metrics, baseline, period, lang),
-        chart_png=chart,
+        chart_png=png,
         chart_name=f"{name}.png",
-        csv=orders_csv(rows, period, zone, lang),
+        csv=table,
         csv_name=f"{name}.csv",
     )
 
@@ -160,30 +168,15 @@ COMPARED_WITH = {
     "week": "report.compared.week",
     "days": "report.compared.days",
 }
-COMPARED = (
-    "delivered",
-    "failed",
-    "on_time_rate",
-    "first_attempt_rate",
-    "per_shift",
-    "per_hour",
-    "rating",
-)
 
 
-def average(days_metrics: list[Metrics]) -> dict[str, float | None]:
-    """The average of each compared metric over the days that have it."""
+def average(days_figures: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """The average of each compared figure over the days that have it."""
     result: dict[str, float | None] = {}
     for name in COMPARED:
-        values = [getattr(m, name) for m in days_metrics if getattr(m, name) is not None]
+        values = [v for f in days_figures if (v := f[name]) is not None]
         result[name] = sum(values) / len(values) if values else None
-    result["since_created"] = _mean([m.since_created.average for m in days_metrics])
     return result
-
-
-def _mean(values: list[float | None]) -> float | None:
-    found = [v for v in values if v is not None]
-    return sum(found) / len(found) if found else None
 
 
 def file_stem(period: Period) -> str:
@@ -270,8 +263,7 @@ def text(metrics: Metrics, before: dict[str, float | None], period: Period, lang
             lang,
             average=duration(m.since_created.average),
             p90=duration(m.since_created.p90),
-        )
-        + trend(m.since_created.average, b["since_created"], duration(b["since_created"]), lang),
+        ),
         t(
             "report.out_time",
             lang,
@@ -332,7 +324,7 @@ def reason_words(code: str, lang: str) -> str:
 
 def orders_csv(rows: Rows, period: Period, zone: tzinfo, lang: str) -> bytes:
     """One row per order of the period (`metrics.belongs`), by number; local times."""
-    events = by_order(rows)
+    events = rows.by_order
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
