@@ -43,6 +43,12 @@ CHANGES = (S.OUT_FOR_DELIVERY, *OUTCOMES)  # the status changes the metrics look
 ENDS = (S.DELIVERED, S.FAILED, S.RETURNED)  # what the days compared with count
 
 
+async def core(session: AsyncSession, statement: sa.Select) -> sa.CursorResult:
+    """Plain rows, without the ORM's handling (many rows read faster)."""
+    connection = await session.connection()
+    return await connection.execute(statement)
+
+
 def period_ids(start: datetime, end: datetime) -> sa.Select:
     """The orders that may belong to [start, end): made in it, a window starting in it, or an
     outcome in it (`metrics.belongs` decides exactly)."""
@@ -144,12 +150,13 @@ async def _orders(session: AsyncSession, ids: sa.Select, *, names: bool) -> dict
     statement = select(*columns, Customer.name if names else sa.literal(""))
     if names:
         statement = statement.join(Customer, col(Customer.id) == Order.customer_id)
-    found = await session.exec(statement.where(col(Order.id).in_(ids)))
+    found = await core(session, statement.where(col(Order.id).in_(ids)))
     windows: dict[int, list[tuple[datetime, datetime]]] = {}
-    spans = await session.exec(
+    spans = await core(
+        session,
         select(OrderWindow.order_id, OrderWindow.starts_at, OrderWindow.ends_at)
         .where(col(OrderWindow.order_id).in_(ids), OrderWindow.stop == StopKind.DELIVERY)
-        .order_by(col(OrderWindow.starts_at))
+        .order_by(col(OrderWindow.starts_at)),
     )
     for order_id, a, b in spans:
         windows.setdefault(order_id, []).append((a, b))
@@ -178,7 +185,8 @@ async def _events(
     """The orders' changes to `statuses`, in time order, without those taken back (undone);
     a failure with its reason."""
     failure = sa.case((OrderEvent.to_status == S.FAILED, OrderEvent.data), else_=None)
-    changes = await session.exec(
+    changes = await core(
+        session,
         select(
             OrderEvent.id,
             OrderEvent.order_id,
@@ -192,7 +200,7 @@ async def _events(
             OrderEvent.kind == "status_changed",
             col(OrderEvent.to_status).in_(statuses),
         )
-        .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
+        .order_by(col(OrderEvent.created_at), col(OrderEvent.id)),
     )
     found = list(changes)
     undos = await session.exec(
@@ -233,10 +241,11 @@ async def _shifts_and_drivers(
 
 
 async def _driving(session: AsyncSession, rows: Rows, start: datetime, end: datetime) -> None:
-    pings = await session.exec(
+    pings = await core(
+        session,
         select(LocationPing.driver_id, LocationPing.recorded_at, LocationPing.lat, LocationPing.lon)
         .where(LocationPing.recorded_at >= start, LocationPing.recorded_at < end)
-        .order_by(col(LocationPing.driver_id), col(LocationPing.recorded_at))
+        .order_by(col(LocationPing.driver_id), col(LocationPing.recorded_at)),
     )
     rows.pings = [PingRow._make(p) for p in pings]
     planned = await session.exec(
