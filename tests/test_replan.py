@@ -19,8 +19,10 @@ from core.models import (
     Route,
     RouteStop,
 )
+from core.routing.check import simulate
 from core.services.loading import check_departure, load_route
 from core.services.messages import route_change_lines
+from core.services.plan_writes import lock, orders_of, write_routes
 from core.services.replan import reoptimize
 from core.services.tracking import Fix, Tracker
 from core.texts import t
@@ -314,3 +316,27 @@ async def test_each_driver_reads_what_changed_on_her_route_in_telegram(
         assert wanda == ["🔄 Your route changed: 1 stop now.\n➕ New: S\n➡️ Next: S, S street"]
         assert erik[1:] == ["🔄 Your route changed: 0 stops now.\n➖ Taken off: S"]
         assert erik[0].startswith("New stop: order S")  # its first assignment, before
+
+
+async def test_a_route_planned_before_she_got_another_order_is_not_written(db: Database):
+    """Two writers, one driver: a plan read before an order was inserted on her route must not
+    write her route without it (it renumbered her other stops over the new one's place)."""
+    east = await on_shift(db, "Erik", 2, EAST)
+    far = [await assigned(db, f"E{k}", near(EAST, k), east.id) for k in (3, 4)]
+    d = dispatcher(db)
+    await d.replan_driver(east.id, DISPATCHER)
+    stale = await d.world(only_driver=east.id, waiting=[])  # a plan is being made from this …
+    vehicle = stale.problem.vehicle_by_id[str(east.id)]
+    route, _ = simulate(stale.problem, vehicle, stale.sequences[str(east.id)])
+    close = await order_at(db, "E1", near(EAST, 1))
+    inserted = await d.insert_order(close.id, DISPATCHER)  # … when another writer gives her one
+    assert inserted.vehicle == str(east.id)
+    assert await sequence_of(db, east.id) == [close.id, far[0].id, far[1].id]
+    async with db.transaction() as session:
+        locked = await lock(session, [east.id], orders_of([route]))
+        written = await write_routes(session, stale, [route], DISPATCHER, locked, max_attempts=3)
+    assert set(written.skipped) == {o.id for o in far} and not written.assigned
+    assert await sequence_of(db, east.id) == [close.id, far[0].id, far[1].id]
+    async with db.reads() as session:
+        numbers = [s.sequence for s in await session.exec(select(RouteStop))]
+    assert len(numbers) == len(set(numbers)) == 3

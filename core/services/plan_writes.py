@@ -32,7 +32,7 @@ from core.models import (
 from core.routing.check import simulate
 from core.routing.plan import RoutePlan
 from core.services.visits import open_rows
-from core.services.world import MOVING, World, order_of
+from core.services.world import MOVING, OPEN, World, order_of
 from core.texts import t
 
 S = OrderStatus
@@ -107,6 +107,10 @@ async def write_routes(
             for order_id in orders_of([route]):
                 written.skipped[order_id] = t("dispatch.off_shift", driver=name)
             continue
+        if await _given_since(session, world, driver_id, route):
+            for order_id in orders_of([route]):  # her route without it would be out of order
+                written.skipped[order_id] = t("dispatch.changed")
+            continue
         keep = set()
         for order_id in orders_of([route]):
             now = locked.orders.get(order_id)
@@ -137,6 +141,18 @@ async def write_routes(
             route, _ = simulate(world.problem, vehicle, stops)
         await save_route(session, world, route)
     return written
+
+
+async def _given_since(
+    session: AsyncSession, world: World, driver_id: int, route: RoutePlan
+) -> bool:
+    """Whether she has open orders that this plan did not know as hers (given to her since it
+    was read, by another writer): her route written without them would leave their stops out
+    of order. Her row is locked (`lock()`), so no writer gives her one meanwhile."""
+    known = {o for o, order in world.orders.items() if order.driver_id == driver_id}
+    known.update(orders_of([route]))
+    statement = select(Order.id).where(Order.driver_id == driver_id, col(Order.status).in_(OPEN))
+    return any(order_id not in known for order_id in await session.exec(statement))
 
 
 async def save_route(session: AsyncSession, world: World, route: RoutePlan) -> None:
