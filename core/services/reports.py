@@ -40,7 +40,7 @@ def named(text: str, now: datetime, zone: tzinfo) -> Period:
         return day(today, zone)
     if text == "yesterday":
         return day(today - timedelta(days=1), zone)
-    raise DomainError("report.bad_period", text=text)
+    raise DomainError("board.report_period", period=text)
 
 
 @dataclass(frozen=True)
