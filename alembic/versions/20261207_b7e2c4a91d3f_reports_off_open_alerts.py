@@ -1,0 +1,42 @@
+"""reports off per member, open exception alerts
+
+Revision ID: b7e2c4a91d3f
+Revises: 5a1c0d7e9b21
+Create Date: 2026-12-07 15:00:00
+
+`members.reports_off`: an owner who switched the pushed reports off (everyone starts on).
+`open_alerts`: the dispatcher alerts whose condition still holds, one per kind and subject.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "b7e2c4a91d3f"
+down_revision: str | None = "5a1c0d7e9b21"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("reports_off", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.create_table(
+        "open_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("subject", sa.Integer(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "subject", name="uq_open_alerts_kind_subject"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("open_alerts")
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.drop_column("reports_off")
