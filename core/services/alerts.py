@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -78,15 +79,15 @@ class Alerts:
             staff = await dispatcher_members(session)
             for kind, subjects in holding.items():
                 for subject in sorted(subjects):
-                    alert_id = await _open(session, kind, subject, now)
-                    if alert_id is None:
+                    if await _open(session, kind, subject, now) is None:
                         continue  # told already (or by another instance just now)
                     new.append((kind, subject))
                     order_id = subject if kind == UNASSIGNED else None
                     params, actions = _content(kind, subject, waiting)
+                    spell = uuid4().hex  # (row ids may come again once deleted)
                     for member_id in staff:
                         notice = Notice(member_id, TEMPLATES[kind], params, actions)
-                        key = f"alert:{kind}:{subject}:{alert_id}:{now.isoformat()}:{member_id}"
+                        key = f"alert:{kind}:{subject}:{spell}:{member_id}"
                         await outbox.add(session, notice, key, order_id, now)
             return new
 

@@ -1,0 +1,131 @@
+"""Exception alerts to dispatchers (core.services.alerts) on a real database with a fake clock:
+each condition is told once, cleared when it clears, and told again when it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from core.config import AlertsSettings, Settings
+from core.db import Database
+from core.models import Driver, OpenAlert, OrderStatus, OutboxMessage, Role, ShiftState
+from core.services.alerts import IDLE, UNASSIGNED, Alerts
+from core.services.messages import render
+from tests.factories import DAY, add_driver, add_member, move, new_order
+
+S = OrderStatus
+NINE = DAY.replace(hour=9)  # the factory's orders are to be delivered 09:00–12:00 UTC
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def alerts_sent(db: Database) -> list[OutboxMessage]:
+    async with db.sessions() as session:
+        statement = select(OutboxMessage).where(
+            col(OutboxMessage.template).startswith("dispatcher.")
+        )
+        return list(await session.exec(statement.order_by(col(OutboxMessage.id))))
+
+
+async def open_alerts(db: Database) -> set[tuple[str, int]]:
+    async with db.sessions() as session:
+        return {(a.kind, a.subject) for a in await session.exec(select(OpenAlert))}
+
+
+async def on_shift(db: Database, driver_id: int, state: ShiftState = ShiftState.ON) -> None:
+    async with db.transaction() as session:
+        driver = await session.get(Driver, driver_id)
+        assert driver is not None
+        driver.shift_state = state
+        session.add(driver)
+
+
+async def test_an_unassigned_order_near_its_window_is_told_once_cleared_and_told_again(
+    db: Database, tmp_path: Path
+):
+    dora = await add_member(db, "Dora Dispatcher", [Role.DISPATCHER], telegram_chat_id=702)
+    driver = await add_driver(db, "Ana Driver", 601)
+    order = await new_order(db, ref="A-1")
+    assert order.id and driver.id
+    clock = Clock(NINE - timedelta(minutes=31))
+    alerts = Alerts(db, AlertsSettings(unassigned_minutes=30), "UTC", clock=clock)
+    assert await alerts.check() == []  # 31 minutes before its window: not yet
+
+    clock.now = NINE - timedelta(minutes=30)
+    # two instances checking at once: one of them tells
+    both = await asyncio.gather(alerts.check(), alerts.check())
+    assert sorted(both, key=len) == [[], [(UNASSIGNED, order.id)]]
+    sent = await alerts_sent(db)
+    assert [(r.recipient_member_id, r.template, r.order_id) for r in sent] == [
+        (dora.id, "dispatcher.order_unassigned_soon", order.id)
+    ]
+    assert [a["action"] for a in sent[0].actions] == [
+        "order.assign",
+        "order.change_window",
+        "order.cancel",
+    ]
+    settings = Settings(app={"data_dir": tmp_path}, _env_file=None)  # type: ignore[call-arg]
+    text = (await render(db, sent[0], settings)).text
+    assert text == "⏰ Order A-1 still has no driver. Time: Tue 24 Nov 09:00–12:00."
+
+    for minutes in (29, 10, -5):  # while it holds: nobody is told again
+        clock.now = NINE - timedelta(minutes=minutes)
+        assert await alerts.check() == []
+    assert len(await alerts_sent(db)) == 1
+
+    await move(db, order.id, S.ASSIGNED, driver.id)
+    assert await alerts.check() == []
+    assert await open_alerts(db) == set()  # cleared
+
+    await move(db, order.id, S.NEW)  # taken off the driver again: the condition is back
+    assert await alerts.check() == [(UNASSIGNED, order.id)]
+    assert len(await alerts_sent(db)) == 2
+    clock.now = NINE + timedelta(hours=3)  # its window is over: cleared
+    assert await alerts.check() == []
+    assert await open_alerts(db) == set()
+
+
+async def test_a_driver_on_shift_without_stops_while_orders_wait_is_told_once(
+    db: Database, tmp_path: Path
+):
+    dora = await add_member(db, "Dora Dispatcher", [Role.DISPATCHER], telegram_chat_id=702)
+    driver = await add_driver(db, "Ana Driver", 601)
+    assert driver.id
+    clock = Clock(NINE - timedelta(hours=2))  # the window is 2 h away: no unassigned alert
+    alerts = Alerts(db, AlertsSettings(unassigned_minutes=30), "Europe/Berlin", clock=clock)
+    await on_shift(db, driver.id)
+    assert await alerts.check() == []  # nothing waits
+
+    first = await new_order(db, ref="A-1")
+    await new_order(db, ref="A-2")
+    assert first.id
+    assert await alerts.check() == [(IDLE, driver.id)]
+    assert await alerts.check() == []
+    sent = await alerts_sent(db)
+    assert [(r.recipient_member_id, r.template, r.params) for r in sent] == [
+        (dora.id, "dispatcher.driver_idle", {"driver_id": driver.id, "count": 2})
+    ]
+    settings = Settings(app={"data_dir": tmp_path}, _env_file=None)  # type: ignore[call-arg]
+    assert (await render(db, sent[0], settings)).text == (
+        "💤 Ana Driver is on shift with no stops while 2 orders wait for a driver. "
+        "/dispatch assigns them."
+    )
+
+    await move(db, first.id, S.ASSIGNED, driver.id)  # she has a stop now
+    assert await alerts.check() == []
+    assert await open_alerts(db) == set()
+    await move(db, first.id, S.CANCELLED)  # her only stop is gone, A-2 still waits
+    assert await alerts.check() == [(IDLE, driver.id)]
+    await on_shift(db, driver.id, ShiftState.OFF)  # off shift: cleared
+    assert await alerts.check() == []
+    assert await open_alerts(db) == set()
+    assert len(await alerts_sent(db)) == 2
