@@ -315,3 +315,48 @@ def orders_import(file: Path) -> None:
     )
     if report.errors:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--date", "day", metavar="D", help="A day: YYYY-MM-DD, today or yesterday.")
+@click.option("--week", metavar="W", help="An ISO week, e.g. 2026-W49 (Monday to Sunday).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the chart (PNG) and the orders (CSV); made when missing.",
+)
+def report(day: str | None, week: str | None, out: Path) -> None:
+    """Print a day's (default today) or a week's report; write its chart and CSV into --out."""
+    from zoneinfo import ZoneInfo
+
+    from core.models import utcnow
+    from core.services import reports
+
+    config = settings()
+    now = utcnow()
+    try:
+        if day is not None and week is not None:
+            raise DomainError("report.date_or_week")
+        zone = ZoneInfo(config.app.timezone)
+        if week is not None:
+            period = reports.named_week(week, zone)
+        elif day is not None:
+            period = reports.named_day(day, now, zone)
+        else:
+            period = reports.named("today", now, zone)
+    except DomainError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if out.exists() and not out.is_dir():
+        fail(f"{out} is not a folder", EXIT_USAGE)
+
+    async def work(database: Database) -> reports.ReportFiles:
+        return await reports.build(database, config, period, "en", now=now)
+
+    files = run_async(with_db(config, work))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / files.chart_name).write_bytes(files.chart_png)
+    (out / files.csv_name).write_bytes(files.csv)
+    click.echo(files.text)
+    click.echo(f"wrote {out / files.chart_name} and {out / files.csv_name}", err=True)

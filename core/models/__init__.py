@@ -26,7 +26,7 @@ from core.models.orders import (
     tracking_url,
 )
 from core.models.outbox import OutboxMessage
-from core.models.people import Customer, Depot, Driver, Member, MemberRole
+from core.models.people import Customer, Depot, Driver, Member, MemberRole, Shift
 from core.models.placements import Placement
 from core.models.routes import Route, RouteStop, open_stop
 from core.models.tracking import LocationPing, Proof
@@ -63,6 +63,7 @@ __all__ = [
     "Route",
     "RouteStatus",
     "RouteStop",
+    "Shift",
     "ShiftState",
     "StopKind",
     "VehicleType",

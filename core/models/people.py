@@ -89,3 +89,15 @@ class Customer(SQLModel, table=True):
     member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     language: str | None = Field(default=None, max_length=12)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Shift(SQLModel, table=True):
+    """One spell a driver was on shift: from `/shift` to the end of it (open while it lasts)."""
+
+    __tablename__ = "shifts"
+    __table_args__ = (sa.Index("ix_shifts_driver_started", "driver_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    driver_id: int = Field(foreign_key="drivers.id")
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

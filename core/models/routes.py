@@ -26,6 +26,7 @@ class Route(SQLModel, table=True):
     engine: str | None = Field(default=None, max_length=20)
     planned_distance_m: int | None = None
     planned_duration_s: int | None = None
+    planned_drive_s: int | None = None  # seconds behind the wheel in the saved plan
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,9 +1,9 @@
-"""What dispatchers look at: orders, one order's card, drivers, and the day's report."""
+"""What dispatchers look at: orders, one order's card and drivers (reports: `reports`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -15,11 +15,8 @@ from core.models import (
     Driver,
     Member,
     Order,
-    OrderEvent,
     OrderStatus,
-    OrderWindow,
     ShiftState,
-    StopKind,
     order_ref,
 )
 from core.services.proofs import latest_photo
@@ -32,7 +29,6 @@ from core.services.stops import (
     ref_of,
     route_of,
 )
-from core.texts import days
 from core.validation import MAX_ID
 
 S = OrderStatus
@@ -226,108 +222,3 @@ async def find_driver(db: Database, text: str) -> int:
         raise DomainError("board.no_such_driver", driver=text)
     names = ", ".join(sorted(name for i, name in rows if i in matches))
     raise DomainError("board.which_driver", driver=text, names=names)
-
-
-@dataclass(frozen=True)
-class Report:
-    start: datetime
-    end: datetime
-    created: int
-    delivered: int
-    failed: int
-    returned: int
-    cancelled: int
-    on_time: int  # delivered within their window (of those that had one)
-    with_window: int
-    rating: float | None
-    by_driver: list[tuple[str, int]]
-
-
-async def report(db: Database, start: datetime, end: datetime) -> Report:
-    """What happened between `start` and `end`."""
-    async with db.reads() as session:
-        created = (
-            await session.exec(
-                select(func.count())
-                .select_from(Order)
-                .where(Order.created_at >= start, Order.created_at < end)
-            )
-        ).one()
-        counts = dict(
-            (
-                await session.exec(
-                    select(OrderEvent.to_status, func.count())
-                    .where(
-                        OrderEvent.kind == "status_changed",
-                        OrderEvent.created_at >= start,
-                        OrderEvent.created_at < end,
-                    )
-                    .group_by(col(OrderEvent.to_status))
-                )
-            ).all()
-        )
-        delivered = list(
-            await session.exec(
-                select(OrderEvent.order_id, OrderEvent.created_at, Order.driver_id, Order.rating)
-                .join(Order, col(Order.id) == OrderEvent.order_id)
-                .where(
-                    OrderEvent.to_status == S.DELIVERED,
-                    OrderEvent.kind == "status_changed",
-                    OrderEvent.created_at >= start,
-                    OrderEvent.created_at < end,
-                )
-            )
-        )
-        ids = [row[0] for row in delivered]
-        ends = dict(
-            (
-                await session.exec(
-                    select(OrderWindow.order_id, sa.func.max(OrderWindow.ends_at))
-                    .where(
-                        col(OrderWindow.order_id).in_(ids),
-                        OrderWindow.stop == StopKind.DELIVERY,
-                    )
-                    .group_by(col(OrderWindow.order_id))
-                )
-            ).all()
-        ) if ids else {}  # fmt: skip
-        names = await driver_names(session, {row[2] for row in delivered if row[2]})
-    on_time = sum(
-        1 for order_id, at, _, _ in delivered if order_id in ends and at <= ends[order_id]
-    )
-    ratings = [row[3] for row in delivered if row[3]]
-    per_driver: dict[str, int] = {}
-    for _, _, driver_id, _ in delivered:
-        name = names.get(driver_id, "?") if driver_id else "?"
-        per_driver[name] = per_driver.get(name, 0) + 1
-    return Report(
-        start=start,
-        end=end,
-        created=created,
-        delivered=counts.get(S.DELIVERED, 0),
-        failed=counts.get(S.FAILED, 0),
-        returned=counts.get(S.RETURNED, 0),
-        cancelled=counts.get(S.CANCELLED, 0),
-        on_time=on_time,
-        with_window=sum(1 for order_id, *_ in delivered if order_id in ends),
-        rating=round(sum(ratings) / len(ratings), 2) if ratings else None,
-        by_driver=sorted(per_driver.items(), key=lambda item: -item[1]),
-    )
-
-
-def period(name: str, now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
-    """today | yesterday | 7d, in local days: from the first midnight to the one after."""
-    local = now.astimezone(zone)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if name == "today":
-        return midnight, midnight + timedelta(days=1)
-    if name == "yesterday":
-        return midnight - timedelta(days=1), midnight
-    if name == "7d":
-        return midnight - timedelta(days=6), midnight + timedelta(days=1)
-    raise DomainError("board.report_period", period=name)
-
-
-def period_label(start: datetime, end: datetime, lang: str | None = None) -> str:
-    """The days of a report period, both included ("Thu 19 Nov – Wed 25 Nov")."""
-    return days(start.date(), (end - timedelta(microseconds=1)).date(), lang)

@@ -151,6 +151,7 @@ async def save_route(session: AsyncSession, world: World, route: RoutePlan) -> N
     saved.engine = "dispatch"
     saved.planned_distance_m = route.distance
     saved.planned_duration_s = route.duration
+    saved.planned_drive_s = route.drive
     if any(world.orders[order_of(s)].status in MOVING for s in route.stops):
         saved.status = RouteStatus.ACTIVE
     session.add(saved)

@@ -1,5 +1,5 @@
 """A driver's shift: starting it, and ending it in one transaction that says what happened to
-each of her orders.
+each of her orders. Every spell on shift is kept (`shifts`) for the reports.
 
 Ending a shift with no parcel on board sends her unstarted orders back to dispatch (their manual
 locks released, their open stops off her route). With a parcel on board (picked up, out for
@@ -19,7 +19,7 @@ from core import lifecycle, outbox
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor
-from core.models import Driver, Order, OrderStatus, ShiftState, utcnow
+from core.models import Driver, Order, OrderStatus, Shift, ShiftState, utcnow
 from core.services.notifications import Notice, dispatcher_members
 from core.services.stops import ref_of
 from core.services.world import on_board as loaded
@@ -42,6 +42,7 @@ async def start_shift(db: Database, driver_id: int, *, ends_at: datetime | None 
         assert driver is not None
         if driver.shift_state is not ShiftState.ON:
             driver.shift_started_at = utcnow()
+            session.add(Shift(driver_id=driver_id, started_at=driver.shift_started_at))
         driver.shift_state = ShiftState.ON
         driver.shift_ends_at = ends_at
         driver.stale_alerted_at = None
@@ -85,5 +86,9 @@ async def end_shift(db: Database, driver_id: int, actor: Actor, *, max_attempts:
             await lifecycle.transition(session, order.id, S.NEW, actor, max_attempts=max_attempts)
         driver.shift_state = ShiftState.OFF
         driver.live_until = None
+        spells = select(Shift).where(Shift.driver_id == driver_id, col(Shift.ended_at).is_(None))
+        for spell in await session.exec(spells):  # the reports count shifts and hours on them
+            spell.ended_at = utcnow()
+            session.add(spell)
         session.add(driver)
         return ShiftEnd(ended=True, returned=tuple(ref_of(o) for o in orders))

@@ -145,7 +145,7 @@ TEXTS = {
         "/drivers – who is on shift\n/assign REF driver – give an order to a driver\n"
         "/dispatch – assign all waiting orders\n/optimize – re-plan all routes\n"
         "/import – send a CSV file of orders\n{invite} – an invite link\n"
-        "/report [today|yesterday|7d] – the numbers"
+        "/report [today|yesterday|7d|YYYY-MM-DD] – the numbers, a chart and a CSV"
     ),
     "help.invite": "/invite driver|dispatcher",
     "help.invite_owner": "/invite driver|dispatcher|owner",
@@ -282,7 +282,6 @@ TEXTS = {
     ),
     "board.no_such_driver": "There is no driver called {driver!r}. /drivers lists them.",
     "board.which_driver": "{driver!r} matches several drivers ({names}); write more of the name.",
-    "board.report_period": "{period!r} is not a period: use today, yesterday or 7d.",
     "drivers.none": "No drivers yet. Invite one with /invite driver.",
     "drivers.line": "{mark} {name} · {load}{seen}{next}",
     "drivers.load.one": "1 stop",
@@ -319,12 +318,6 @@ TEXTS = {
     "time.days.one": "1 day",
     "time.days.other": "{count} days",
     "invite.no_username": "Set TELEGRAM_BOT_USERNAME so I can build invite links.",
-    "report.text": (
-        "Report for {period}\nCreated: {created}\nDelivered: {delivered} "
-        "(on time {on_time} of {with_window} with a window)\nFailed: {failed} · Returned: "
-        "{returned} · Cancelled: {cancelled}\nRating: {rating}{drivers}"
-    ),
-    "report.driver": "\n• {name}: {count}",
     # new order conversation
     "neworder.name": "New order. Customer's name?",
     "neworder.phone": "Customer's phone number (with country code), or /skip.",
@@ -387,6 +380,37 @@ TEXTS = {
         "We have a problem on our side right now. Your message is not lost: it will be handled"
         " as soon as it is fixed, no need to send it again."
     ),
+    # --- reports (core/services/reports.py) ---
+    "report.title": "📊 Report for {period}",
+    "report.compared.day": "(arrows: against the average of the 7 days before)",
+    "report.compared.week": "(arrows: against the week before)",
+    "report.compared.days": "(arrows: against the 7 days before)",
+    "report.trend": " {arrow} {before}",
+    "report.delivered": "✅ Delivered: {value}",
+    "report.failed": "❌ Failed attempts: {value}",
+    "report.reasons": " ({reasons})",
+    "report.reason": "{reason}: {count}",
+    "report.on_time": "⏱ On time: {value} ({count} of {of})",
+    "report.first_attempt": "🎯 First attempt: {value} ({count} of {of} finished)",
+    "report.delivery_time": "🕒 Order to door: {average} on average, 90% within {p90}",
+    "report.out_time": "🚚 Out for delivery to door: {average} on average, 90% within {p90}",
+    "report.per_shift": "👷 Deliveries per shift: {value} ({shifts} shifts, {hours} h)",
+    "report.per_hour": "⚡ Deliveries per hour on shift: {value}",
+    "report.driving": ("🛣 Driven: {drive}, {km} km (planned: {planned_drive}, {planned_km} km)"),
+    "report.rating": "⭐ Rating: {value} ({share} of deliveries rated)",
+    "report.lost": "📭 Notifications not delivered: {value}",
+    "report.open": "📦 Still open: {value}",
+    "report.drivers": "Drivers:",
+    "report.driver": "• {name}: {delivered} delivered, {shifts} shifts, {hours} h, {km} km",
+    "report.more_drivers.one": "… and 1 more driver (see the chart and the CSV)",
+    "report.more_drivers.other": "… and {count} more drivers (see the chart and the CSV)",
+    "report.bad_period": (
+        "{text!r} is not a period: use today, yesterday, 7d, a date like 2026-12-07 or a week "
+        "like 2026-W49."
+    ),
+    "report.bad_week": "{text!r} is not a week: write it like 2026-W49.",
+    "report.bad_date": "{text!r} is not a day: write it like 2026-12-07, or today or yesterday.",
+    "report.date_or_week": "Give --date or --week, not both.",
     # --- pushed reports and exception alerts (issue 12, push) ---
     "msg.owner.report": "{text}",  # the report's text, worded by core.services.reports
     "msg.owner.report_chart": "📊 {period}",

@@ -28,7 +28,7 @@ from bot.telegram.states import Import
 from core.errors import DomainError
 from core.lifecycle import Actor, Change, Window
 from core.models import OrderStatus, Role
-from core.services import board, imports, invites, orders, tracking
+from core.services import board, imports, invites, orders, reports, tracking
 from core.services.dispatch import DispatchReport
 from core.services.hub import Services
 from core.services.members import Identity
@@ -470,23 +470,9 @@ async def cmd_invite(
 
 @router.message(Command("report"))
 async def cmd_report(message: Message, command: CommandObject, svc: Services, lang: str) -> None:
-    name = (command.args or "today").strip().lower()
-    start, end = board.period(name, svc.clock(), zone(svc))
-    r = await board.report(svc.db, start, end)
-    drivers = "".join(t("report.driver", lang, name=n, count=c) for n, c in r.by_driver)
-    await message.answer(
-        t(
-            "report.text",
-            lang,
-            period=board.period_label(start, end, lang),
-            created=r.created,
-            delivered=r.delivered,
-            on_time=r.on_time,
-            with_window=r.with_window,
-            failed=r.failed,
-            returned=r.returned,
-            cancelled=r.cancelled,
-            rating=r.rating or "–",
-            drivers=drivers,
-        )
-    )
+    now = svc.clock()
+    period = reports.named(command.args or "today", now, zone(svc))
+    files = await reports.build(svc.db, svc.settings, period, lang, now=now)
+    await message.answer(files.text)
+    await message.answer_photo(BufferedInputFile(files.chart_png, files.chart_name))
+    await message.answer_document(BufferedInputFile(files.csv, files.csv_name))
