@@ -8,12 +8,14 @@ What runs on its own:
   builds them from the callables that plan and re-plan (the composition root passes them).
 - `reports.daily` (daily at REPORTS_DAILY_AT, local) pushes the day's report to every owner who
   has not switched reports off, and `reports.weekly` (Mondays at the same time) the previous
-  Monday–Sunday week's (core.services.report_push). Both run up to REPORT_GRACE late.
+  Monday–Sunday week's (core.services.report_push), after that day's report (which it queues
+  itself if the daily job has not yet). Both run up to REPORT_GRACE late.
 - `alerts.check`, every minute: exception alerts to dispatchers (core.services.alerts).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -65,16 +67,20 @@ def report_jobs(services: Services) -> list[Job]:
     settings = services.settings
     at, timezone = settings.reports.daily_at, settings.app.timezone
     zone = ZoneInfo(timezone)
+    turns = asyncio.Lock()  # both are due on Monday evenings: one at a time
 
     async def day_report() -> None:
-        now = services.clock()
-        period = reports.day(report_push.report_day(now, at, zone), zone)
-        await report_push.push(services.db, settings, period, now)
+        async with turns:
+            now = services.clock()
+            period = reports.day(report_push.report_day(now, at, zone), zone)
+            await report_push.push(services.db, settings, period, now)
 
     async def week_report() -> None:
-        now = services.clock()
-        period = reports.week(report_push.report_week(now, at, zone), zone)
-        await report_push.push(services.db, settings, period, now)
+        await day_report()  # the day's report comes first (a repeat queues nothing)
+        async with turns:
+            now = services.clock()
+            period = reports.week(report_push.report_week(now, at, zone), zone)
+            await report_push.push(services.db, settings, period, now)
 
     return [
         daily("reports.daily", at, timezone, day_report, REPORT_GRACE),

@@ -1,7 +1,7 @@
 """reports off per member, open exception alerts
 
 Revision ID: b7e2c4a91d3f
-Revises: 5a1c0d7e9b21
+Revises: 7d3e5b1a9c42
 Create Date: 2026-12-07 15:00:00
 
 `members.reports_off`: an owner who switched the pushed reports off (everyone starts on).
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b7e2c4a91d3f"
-down_revision: str | None = "5a1c0d7e9b21"
+down_revision: str | None = "7d3e5b1a9c42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -16,20 +16,22 @@ import logging
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core import outbox
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
-from core.models import Member, MemberRole, Role
+from core.models import Member, MemberRole, OutboxMessage, Role
 from core.services import reports
 from core.services.notifications import Notice
-from core.texts import days, staff_language
+from core.texts import staff_language
 
 log = logging.getLogger(__name__)
 REPORTS_DIR = "reports"
 STOP = {"action": "reports.off", "order_id": 0}  # the button under a pushed report's text
+PUSH_LOCK = 0x6C6D7270  # pushes take turns writing their rows (PostgreSQL)
 WORDS = {"on": False, "off": True}  # what `/reports <word>` sets `reports_off` to
 
 
@@ -68,6 +70,10 @@ async def recipients(db: Database) -> list[Member]:
         return list(await session.exec(statement))
 
 
+def _key(period: str, member_id: int | None, part: str) -> str:
+    return f"report:{period}:{member_id}:{part}"
+
+
 def _keep(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.part")
@@ -80,25 +86,33 @@ async def push(
 ) -> int:
     """Queue the report of `period` for every subscribed owner; how many owners it was queued
     for now (a repeat queues nothing new)."""
+    key = period_key(period)
     owners = await recipients(db)
+    async with db.reads() as session:  # a repeat: whoever has it already is left out
+        statement = select(OutboxMessage.idempotency_key).where(
+            col(OutboxMessage.idempotency_key).in_([_key(key, o.id, "text") for o in owners])
+        )
+        queued_before = set(await session.exec(statement))
+    owners = [o for o in owners if _key(key, o.id, "text") not in queued_before]
     if not owners:
         return 0
     data_dir = Path(settings.app.data_dir)
-    label = days(period.start.date(), (period.end - timedelta(microseconds=1)).date())
-    key = period_key(period)
-    parts: dict[str, tuple[str, str, str]] = {}  # language -> text, chart path, CSV path
+    parts: dict[str, tuple[str, str, str, str]] = {}  # language -> text, label, chart, CSV
     for lang in sorted({staff_language(owner.language) for owner in owners}):
-        files = await reports.build(db, settings, period, lang)
+        files = await reports.build(db, settings, period, lang, now=now)
         folder = Path(REPORTS_DIR) / key / lang
         chart, sheet = folder / files.chart_name, folder / files.csv_name
         await asyncio.to_thread(_keep, data_dir / chart, files.chart_png)
         await asyncio.to_thread(_keep, data_dir / sheet, files.csv)
-        parts[lang] = (files.text, chart.as_posix(), sheet.as_posix())
+        label = reports.label(period, lang)
+        parts[lang] = (files.text, label, chart.as_posix(), sheet.as_posix())
     queued = 0
     async with db.transaction() as session:
+        if session.bind.dialect.name == "postgresql":  # one push's rows in a row, by id
+            await session.exec(sa.select(sa.func.pg_advisory_xact_lock(PUSH_LOCK)))
         for owner in owners:
             assert owner.id is not None
-            text, chart, sheet = parts[staff_language(owner.language)]
+            text, label, chart, sheet = parts[staff_language(owner.language)]
             notices = {
                 "text": Notice(owner.id, "owner.report", {"text": text}, (STOP,)),
                 "chart": Notice(owner.id, "owner.report_chart", {"period": label,
@@ -107,7 +121,7 @@ async def push(
                                                              "document_path": sheet}),
             }  # fmt: skip
             written = [
-                await outbox.add(session, notice, f"report:{key}:{owner.id}:{part}", now=now)
+                await outbox.add(session, notice, _key(key, owner.id, part), now=now)
                 for part, notice in notices.items()
             ]
             queued += any(row is not None for row in written)
