@@ -126,6 +126,8 @@ async def running_bot(
     tracking: dict[str, Any] | None = None,
     redis_url: str | None = None,
     dispatch: dict[str, Any] | None = None,
+    app: dict[str, Any] | None = None,
+    reports: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -134,7 +136,12 @@ async def running_bot(
         nominatim.url = nominatim_url
         port = free_port()
         settings = Settings(
-            app={"base_url": f"http://127.0.0.1:{port}", "data_dir": tmp_path, "timezone": "UTC"},
+            app={
+                "base_url": f"http://127.0.0.1:{port}",
+                "data_dir": tmp_path,
+                "timezone": "UTC",
+                **(app or {}),
+            },
             telegram={
                 "bot_token": fake.token,
                 "bot_username": "lastmile_test_bot",
@@ -148,9 +155,10 @@ async def running_bot(
             geocoding={"url": nominatim_url, "min_interval_s": 0},
             tracking=tracking or {},
             dispatch=dispatch or {},
+            reports=reports or {},
             redis={"url": redis_url},
             _env_file=None,  # type: ignore[call-arg]
         )
-        app = create_app(settings, db, clock=clock)
-        async with serve(app, port=port) as base_url:
-            yield Bot(fake, nominatim, db, app, base_url, settings)
+        service = create_app(settings, db, clock=clock)
+        async with serve(service, port=port) as base_url:
+            yield Bot(fake, nominatim, db, service, base_url, settings)

@@ -132,9 +132,10 @@ async def push(
 async def switch(db: Database, member_id: int, word: str) -> str:
     """`/reports [on|off]`: set (or, without a word, tell) whether this owner gets the pushed
     reports; the text key of the answer. Another word is refused and changes nothing."""
-    word = word.strip().lower()
+    given = word.strip()
+    word = given.lower()
     if word and word not in WORDS:
-        raise DomainError("reports.usage", text=word[:40])
+        raise DomainError("reports.usage", text=given[:40])
     async with db.transaction() as session:
         member = await session.get(Member, member_id, with_for_update=True)
         if member is None or await session.get(MemberRole, (member_id, Role.OWNER)) is None:
