@@ -11,10 +11,12 @@ from sqlmodel import col, select
 
 from core.config import AlertsSettings, Settings
 from core.db import Database
-from core.models import Driver, OpenAlert, OrderStatus, OutboxMessage, Role, ShiftState
+from core.models import Driver, JobRun, OpenAlert, OrderStatus, OutboxMessage, Role, ShiftState
 from core.services.alerts import IDLE, UNASSIGNED, Alerts
 from core.services.messages import render
 from tests.factories import DAY, add_driver, add_member, move, new_order
+from tests.fakes import telegram_updates as tu
+from tests.telegram_harness import add_person, running_bot
 
 S = OrderStatus
 NINE = DAY.replace(hour=9)  # the factory's orders are to be delivered 09:00–12:00 UTC
@@ -129,3 +131,62 @@ async def test_a_driver_on_shift_without_stops_while_orders_wait_is_told_once(
     assert await alerts.check() == []
     assert await open_alerts(db) == set()
     assert len(await alerts_sent(db)) == 2
+
+
+async def test_the_alert_reaches_dispatchers_in_telegram_with_an_assign_button(
+    db: Database, tmp_path: Path
+):
+    """The scheduler's `alerts.check` in a running service: the dispatcher's chat gets the alert
+    once, and its Assign button offers the drivers."""
+    boss, _ = await add_person(db, 902, "Dora Dispatcher", [Role.DISPATCHER])
+    await add_person(db, 903, "Ana Driver", [Role.DRIVER])
+    order = await new_order(db, ref="A-1")
+    now = [NINE - timedelta(minutes=20)]
+    async with running_bot(db, tmp_path, clock=lambda: now[0], dispatch={"mode": "manual"}) as bot:
+        await wait_for_checks(db, 1)
+        await bot.outbox_settled()
+        alert = bot.last(902)
+        assert alert.text == "⏰ Order A-1 still has no driver. Time: Tue 24 Nov 09:00–12:00."
+        assert [label for label, _ in bot.buttons(alert)] == [
+            "Assign",
+            "Change window",
+            "Cancel order",
+        ]
+        now[0] += timedelta(minutes=1)
+        bot.app.state.scheduler.wake()
+        await wait_for_checks(db, 2)
+        await bot.outbox_settled()
+        assert len(bot.fake.sent_to(902)) == 1  # still unassigned: not told again
+        await bot.tap(boss, 902, alert, "Assign")
+        assert bot.last(902).text == "Who should take order A-1?"
+        assert [label for label, _ in bot.buttons(bot.last(902))] == ["Ana Driver"]
+    assert order.id is not None
+
+
+async def test_an_unreachable_chat_is_told_once_per_spell(db: Database, tmp_path: Path):
+    """(The third alert exists in core.services.members.chat_unreachable.) Blocked: told once,
+    however many messages fail; the person writes again: cleared; blocked again: told again."""
+    kim, _ = await add_person(db, 930, "Kim", [Role.CUSTOMER])
+    await add_person(db, 931, "Boss", [Role.DISPATCHER])
+    told = "⚠️ Kim blocked the bot, so they no longer get messages."
+    async with running_bot(db, tmp_path, dispatch={"mode": "manual"}) as bot:
+        await bot.send(tu.my_chat_member_blocked(kim))
+        await bot.send(tu.my_chat_member_blocked(kim))  # the same spell
+        await bot.outbox_settled()
+        assert bot.texts(931) == [told]
+        await bot.send(tu.message(kim, "where is my order?"))  # writing again ends the spell
+        await bot.send(tu.my_chat_member_blocked(kim))
+        await bot.outbox_settled()
+        assert bot.texts(931) == [told, told]
+
+
+async def wait_for_checks(db: Database, count: int, wait_s: float = 30.0) -> None:
+    for _ in range(int(wait_s / 0.05)):
+        async with db.sessions() as session:
+            statement = select(JobRun).where(
+                JobRun.job == "alerts.check", col(JobRun.finished_at).isnot(None)
+            )
+            if len(list(await session.exec(statement))) >= count:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} run(s) of alerts.check did not finish within {wait_s} s")

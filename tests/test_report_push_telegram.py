@@ -132,7 +132,7 @@ async def reports_off(db: Database, telegram_id: int) -> bool:
 async def test_at_the_configured_time_the_owner_gets_text_chart_and_csv(
     db: Database, tmp_path: Path
 ):
-    owner, _ = await add_person(db, OWNER, "Olga Owner", [Role.OWNER])
+    owner, olga = await add_person(db, OWNER, "Olga Owner", [Role.OWNER])
     await add_person(db, DISPATCHER, "Dora Dispatcher", [Role.DISPATCHER])
     await fixture_day(db)
     now = [at(31, 19, 59).astimezone(UTC)]  # Tuesday, a minute before REPORTS_DAILY_AT
@@ -200,7 +200,7 @@ async def test_at_the_configured_time_the_owner_gets_text_chart_and_csv(
     async with db.sessions() as session:
         rows = list(await session.exec(select(OutboxMessage.idempotency_key)))
     assert sorted(k for k in rows if k.startswith("report:")) == sorted(
-        f"report:2026-12-01:1:{part}" for part in ("text", "chart", "csv")
+        f"report:2026-12-01:{olga.id}:{part}" for part in ("text", "chart", "csv")
     )
 
 
@@ -229,3 +229,45 @@ async def test_owners_switch_reports_off_and_on_in_chat(db: Database, tmp_path: 
         await bot.send(tu.command(dispatcher, "/reports", "off"))
         assert bot.last(DISPATCHER).text == "Only owners get the pushed reports."
         assert not await reports_off(db, DISPATCHER)
+
+
+async def test_a_row_names_its_file_under_the_data_dir_or_is_not_sent(db: Database, tmp_path: Path):
+    """Files through the outbox: a document under APP_DATA_DIR is uploaded; one that is missing,
+    or named outside APP_DATA_DIR, fails its row for good (nothing is sent); a missing chart
+    photo leaves its caption as text."""
+    _, member = await add_person(db, OWNER, "Olga Owner", [Role.OWNER])
+    data = tmp_path / "data"
+    (data / "reports").mkdir(parents=True)
+    (data / "reports" / "ok.csv").write_bytes(b"reference\nR-1\n")
+    (tmp_path / "secret.csv").write_bytes(b"not yours\n")
+    rows = {
+        "ok": ("owner.report_csv", {"document_path": "reports/ok.csv"}),
+        "missing": ("owner.report_csv", {"document_path": "reports/gone.csv"}),
+        "outside": ("owner.report_csv", {"document_path": "../secret.csv"}),
+        "absolute": ("owner.report_csv", {"document_path": str(tmp_path / "secret.csv")}),
+        "no chart": ("owner.report_chart", {"photo_path": "reports/gone.png"}),
+    }
+    async with db.transaction() as session:
+        for key, (template, params) in rows.items():
+            session.add(
+                OutboxMessage(
+                    recipient_member_id=member.id,
+                    channel="telegram",
+                    template=template,
+                    params={"period": "Tue 1 Dec", **params},
+                    idempotency_key=f"files:{key}",
+                )
+            )
+    async with running_bot(db, tmp_path, app={"data_dir": data}) as bot:
+        settled = {r.idempotency_key: r for r in await bot.outbox_settled()}
+        sent = bot.fake.sent_to(OWNER)
+    assert [(c.method, c.file_names.get("document")) for c in sent] == [
+        ("sendDocument", "ok.csv"),
+        ("sendMessage", None),
+    ]
+    assert sent[0].files["document"] == b"reference\nR-1\n"
+    assert sent[1].text == "📊 Tue 1 Dec"
+    for key in ("missing", "outside", "absolute"):
+        row = settled[f"files:{key}"]
+        assert row.status.value == "dead" and (row.last_error or "").startswith("file missing")
+    assert settled["files:ok"].status.value == "sent"
