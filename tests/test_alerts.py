@@ -43,11 +43,14 @@ async def open_alerts(db: Database) -> set[tuple[str, int]]:
         return {(a.kind, a.subject) for a in await session.exec(select(OpenAlert))}
 
 
-async def on_shift(db: Database, driver_id: int, state: ShiftState = ShiftState.ON) -> None:
+async def on_shift(
+    db: Database, driver_id: int, state: ShiftState = ShiftState.ON, since: datetime | None = None
+) -> None:
     async with db.transaction() as session:
         driver = await session.get(Driver, driver_id)
         assert driver is not None
         driver.shift_state = state
+        driver.shift_started_at = since
         session.add(driver)
 
 
@@ -104,12 +107,15 @@ async def test_a_driver_on_shift_without_stops_while_orders_wait_is_told_once(
     assert driver.id
     clock = Clock(NINE - timedelta(hours=2))  # the window is 2 h away: no unassigned alert
     alerts = Alerts(db, AlertsSettings(unassigned_minutes=30), "Europe/Berlin", clock=clock)
-    await on_shift(db, driver.id)
+    await on_shift(db, driver.id, since=clock.now)
     assert await alerts.check() == []  # nothing waits
 
     first = await new_order(db, ref="A-1")
     await new_order(db, ref="A-2")
     assert first.id
+    clock.now += timedelta(minutes=4)
+    assert await alerts.check() == []  # her shift has just started: stops may be on the way
+    clock.now += timedelta(minutes=1)
     assert await alerts.check() == [(IDLE, driver.id)]
     assert await alerts.check() == []
     sent = await alerts_sent(db)

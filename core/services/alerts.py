@@ -47,6 +47,7 @@ IDLE = "driver_idle"
 WAITING = (OrderStatus.NEW, OrderStatus.RESCHEDULED)
 TEMPLATES = {UNASSIGNED: "dispatcher.order_unassigned_soon", IDLE: "dispatcher.driver_idle"}
 ASSIGN_ACTIONS = NOTE_ALERTS["unassignable"][1]  # assign, change window, cancel
+IDLE_AFTER = timedelta(minutes=5)  # a shift just started: the autopilot is giving her stops
 
 
 class Alerts:
@@ -139,9 +140,9 @@ async def unassigned_soon(
 async def idle_drivers(
     session: AsyncSession, now: datetime, zone: ZoneInfo
 ) -> tuple[set[int], int]:
-    """Drivers on shift with no open stop while an order waits for a driver today: one whose
-    delivery window starts before the local day ends and has not ended, or one without a
-    window that is not due on a later day; and how many orders wait."""
+    """Drivers on shift (for IDLE_AFTER at least) with no open stop while an order waits for a
+    driver today: one whose delivery window starts before the local day ends and has not
+    ended, or one without a window that is not due on a later day; and how many orders wait."""
     today = now.astimezone(zone).date()
     tonight = datetime.combine(today + timedelta(days=1), time(), zone)
     delivery = sa.and_(OrderWindow.order_id == Order.id, OrderWindow.stop == StopKind.DELIVERY)
@@ -156,6 +157,9 @@ async def idle_drivers(
     if not waiting:
         return set(), 0
     busy = sa.exists().where(Order.driver_id == Driver.id, col(Order.status).in_(OPEN))
-    drivers = select(Driver.id).where(Driver.shift_state == ShiftState.ON, ~busy)
+    settled = sa.or_(
+        col(Driver.shift_started_at).is_(None), col(Driver.shift_started_at) <= now - IDLE_AFTER
+    )
+    drivers = select(Driver.id).where(Driver.shift_state == ShiftState.ON, settled, ~busy)
     idle = {driver_id for driver_id in await session.exec(drivers) if driver_id is not None}
     return idle, waiting
