@@ -240,7 +240,7 @@ class ReportsSettings(BaseModel):
 class AlertsSettings(BaseModel):
     # dispatchers hear of an order still without a driver this many minutes before its
     # delivery window starts
-    unassigned_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    unassigned_minutes: float = Field(default=30.0, ge=1, le=24 * 60)
 
 
 class Settings(BaseSettings):

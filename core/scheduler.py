@@ -83,6 +83,10 @@ def daily(
     return Job(name, trigger, run, grace, f"daily at {at:%H:%M} ({timezone})")
 
 
+WEEKDAYS = {"mon": "Mondays", "tue": "Tuesdays", "wed": "Wednesdays", "thu": "Thursdays",
+            "fri": "Fridays", "sat": "Saturdays", "sun": "Sundays"}  # fmt: skip
+
+
 def weekly(
     name: str,
     weekday: str,
@@ -95,7 +99,8 @@ def weekly(
     trigger = CronTrigger(
         day_of_week=weekday, hour=at.hour, minute=at.minute, second=at.second, timezone=timezone
     )
-    return Job(name, trigger, run, grace, f"weekly on {weekday} at {at:%H:%M} ({timezone})")
+    days = WEEKDAYS.get(weekday, weekday)
+    return Job(name, trigger, run, grace, f"{days} at {at:%H:%M} ({timezone})")
 
 
 def _whole_second(moment: datetime) -> datetime:

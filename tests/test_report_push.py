@@ -164,7 +164,7 @@ def test_a_report_time_must_be_a_time_of_day():
     for bad in ("25:00", "20:61", "eight", "-1"):
         with pytest.raises(ValidationError, match="daily_at"):
             Settings(reports={"daily_at": bad}, _env_file=None)  # type: ignore[call-arg]
-    for bad in ("0", "-5", "abc", "100000"):
+    for bad in ("0", "0.5", "-5", "abc", "100000"):
         with pytest.raises(ValidationError, match="unassigned_minutes"):
             Settings(alerts={"unassigned_minutes": bad}, _env_file=None)  # type: ignore[call-arg]
     assert Settings(_env_file=None).reports.daily_at == time(20, 0)  # type: ignore[call-arg]
