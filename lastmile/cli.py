@@ -348,8 +348,6 @@ def report(day: str | None, week: str | None, out: Path) -> None:
             period = reports.named("today", now, zone)
     except DomainError as exc:
         fail(str(exc), EXIT_USAGE)
-    if out.exists() and not out.is_dir():
-        fail(f"{out} is not a folder", EXIT_USAGE)
 
     async def work(database: Database) -> reports.ReportFiles:
         return await reports.build(database, config, period, "en", now=now)

@@ -159,6 +159,6 @@ async def running_bot(
             redis={"url": redis_url},
             _env_file=None,  # type: ignore[call-arg]
         )
-        service = create_app(settings, db, clock=clock)
-        async with serve(service, port=port) as base_url:
-            yield Bot(fake, nominatim, db, service, base_url, settings)
+        web_app = create_app(settings, db, clock=clock)
+        async with serve(web_app, port=port) as base_url:
+            yield Bot(fake, nominatim, db, web_app, base_url, settings)

@@ -17,6 +17,7 @@ from core.models import (
     OutboxMessage,
     Role,
     RouteStop,
+    Shift,
     ShiftState,
     open_stop,
     utcnow,
@@ -25,8 +26,8 @@ from core.routing.travel import StraightLine
 from core.services.dispatch import Dispatcher
 from core.services.loading import load_route
 from core.services.orders import OrderDraft, create_order
-from core.services.shifts import ShiftEnd, end_shift
-from tests.factories import add_member, move, snapshot
+from core.services.shifts import ShiftEnd, end_shift, start_shift
+from tests.factories import add_driver, add_member, move, snapshot
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot
 
@@ -193,3 +194,29 @@ async def test_ending_a_shift_in_chat_sends_unstarted_orders_back(db: Database, 
         assert (order.status, order.driver_id, order.driver_locked) == (S.NEW, None, False)
     assert await open_stops(db, ids) == []
     assert await shift_state(db, driver.id) is ShiftState.OFF
+
+
+async def test_every_spell_on_shift_is_kept_for_the_reports(db: Database):
+    driver = await add_driver(db, "Ana Driver", ANA)
+    spells = select(Shift).where(Shift.driver_id == driver.id).order_by(col(Shift.id))
+    before = utcnow()
+    await start_shift(db, driver.id)
+    await start_shift(db, driver.id)  # again while on shift: the same spell
+    async with db.sessions() as session:
+        [first] = list(await session.exec(spells))
+    assert first.ended_at is None and first.started_at >= before
+    carried = (await parcels(db, ["A-2001"], pickup=True))[0]
+    await move(db, carried.id, S.ASSIGNED, driver.id)
+    await move(db, carried.id, S.PICKED_UP)
+    refused = await end_shift(db, driver.id, SYSTEM, max_attempts=3)
+    assert not refused.ended
+    async with db.sessions() as session:
+        [still] = list(await session.exec(spells))
+    assert still.ended_at is None  # a refused end leaves the spell open
+    await move(db, carried.id, S.CANCELLED)
+    assert (await end_shift(db, driver.id, SYSTEM, max_attempts=3)).ended
+    await start_shift(db, driver.id)
+    async with db.sessions() as session:
+        first, second = list(await session.exec(spells))
+    assert first.ended_at is not None and first.started_at < first.ended_at <= second.started_at
+    assert second.ended_at is None

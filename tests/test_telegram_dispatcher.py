@@ -281,10 +281,16 @@ async def test_import_invite_and_report(db: Database, tmp_path: Path):
             [row] = list(await session.exec(select(Invite)))
         assert row.role is Role.DRIVER and row.used_at is None
 
-        order = (await orders_in(db))[0]
-        await order_service.change_status(db, order.id, S.CANCELLED, SYSTEM, Change())
+        made = await orders_in(db)
+        await order_service.change_status(db, made[0].id, S.CANCELLED, SYSTEM, Change())
         await bot.send(tu.command(owner, "/report", "today"))
-        report = bot.texts(BOSS)[-1]
-        assert report.startswith("Report ") and "Cancelled: 1" in report
+        text, chart, table = bot.fake.sent_to(BOSS)[-3:]
+        assert (text.text or "").startswith("📊 Report for ")
+        assert f"📦 Still open: {len(made) - 1}" in (text.text or "")  # the cancelled one not
+        assert (chart.method, table.method) == ("sendPhoto", "sendDocument")
+        assert table.files["document"].decode().count("\n") == 1 + len(made)
         await bot.send(tu.command(owner, "/report", "lastyear"))
-        assert bot.texts(BOSS)[-1] == "'lastyear' is not a period: use today, yesterday or 7d."
+        assert bot.texts(BOSS)[-1] == (
+            "'lastyear' is not a period: use today, yesterday, 7d, a date like 2026-12-07 or a "
+            "week like 2026-W49."
+        )

@@ -4,7 +4,7 @@ The definitions (the README's "## Reports" says the same, one sentence each):
 - an order **belongs** to a period when it was created in it, one of its delivery windows
   starts in it, or it was delivered, failed, returned or cancelled in it;
 - **delivered** / **failed**: status changes to delivered / failed in the period (every failed
-  attempt counts, grouped by the driver's reason code);
+  attempt counts, grouped by the listed reason; the driver's own words count as "other");
 - **on time**: delivered inside one of the order's delivery windows (an order without a window
   promised nothing and counts as on time), out of the delivered;
 - **first attempt**: delivered on the first attempt, out of the orders that reached an end in the
@@ -28,10 +28,11 @@ import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from core.models import OrderStatus
 from core.routing.travel import EARTH_RADIUS_M
+from core.services.stops import FAIL_REASONS
 
 S = OrderStatus
 OUTCOMES = (S.DELIVERED, S.FAILED, S.RETURNED, S.CANCELLED)
@@ -57,7 +58,7 @@ class EventRow:
     order_id: int
     status: OrderStatus  # the status it changed to
     at: datetime
-    reason: str | None = None  # a failure's reason code (or the words given)
+    reason: str | None = None  # a failure's listed reason code, else the driver's words
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def period_orders(rows: Rows, start: datetime, end: datetime) -> list[OrderRow]:
 
 def compute(rows: Rows, start: datetime, end: datetime, zone: object) -> Metrics:
     """Every metric of [start, end) (aware datetimes); `zone` (a tzinfo) buckets the hours."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)  # DST days: real hours, not wall
     events = by_order(rows)
     delivered: list[tuple[OrderRow, EventRow]] = []
     failed: dict[str, int] = defaultdict(int)
@@ -213,7 +215,7 @@ def compute(rows: Rows, start: datetime, end: datetime, zone: object) -> Metrics
             if outs:
                 since_out.append(minutes(event.at - outs[-1]))
         elif event.status is S.FAILED:
-            failed[event.reason or "other"] += 1
+            failed[event.reason if event.reason in FAIL_REASONS else "other"] += 1
         elif event.status is S.RETURNED:
             returned += 1
     timely = [(o, e) for o, e in delivered if on_time(o, e.at)]
@@ -290,6 +292,7 @@ def ended_by(events: list[EventRow], end: datetime) -> bool:
 
 def shifts_in(rows: Rows, start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
     """(driver, from, to) of every shift overlapping [start, end), cut to it (and to now)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     spells = []
     for shift in rows.shifts:
         a = max(shift.started_at, start)

@@ -52,8 +52,8 @@ def period_ids(start: datetime, end: datetime) -> sa.Select:
 async def load(
     db: Database, start: datetime, end: datetime, now: datetime, *, driving: bool = True
 ) -> Rows:
-    """Rows for [start, end); with `driving`, also shifts, pings, planned routes and lost
-    notifications (the comparison days leave them out)."""
+    """Rows for [start, end); with `driving`, also pings, planned routes and lost
+    notifications (the days a report is compared with leave them out)."""
     rows = Rows(now=now)
     ids = period_ids(start, end).subquery()
     async with db.reads() as session:
@@ -88,6 +88,13 @@ async def load(
             select(Driver.id, Member.name).join(Member, col(Member.id) == Driver.member_id)
         )
         rows.drivers = {i: first_name(name) for i, name in names if i is not None}
+        shifts = await session.exec(
+            select(Shift).where(
+                Shift.started_at < end,
+                sa.or_(col(Shift.ended_at).is_(None), col(Shift.ended_at) > start),
+            )
+        )
+        rows.shifts = [ShiftRow(s.driver_id, s.started_at, s.ended_at) for s in shifts]
         if driving:
             await _driving(session, rows, start, end)
     for order_id, (order, customer) in orders.items():
@@ -116,19 +123,16 @@ async def load(
 
 
 def _reason(event: OrderEvent) -> str | None:
+    """A failure's listed reason code, else the driver's own words (else "other")."""
     if event.to_status is not S.FAILED:
         return None
-    return event.data.get("reason_code") or event.data.get("reason") or None
+    code = event.data.get("reason_code")
+    if code and code != "other":
+        return str(code)
+    return str(event.data.get("reason") or "other")
 
 
 async def _driving(session: object, rows: Rows, start: datetime, end: datetime) -> None:
-    shifts = await session.exec(  # type: ignore[attr-defined]
-        select(Shift).where(
-            Shift.started_at < end,
-            sa.or_(col(Shift.ended_at).is_(None), col(Shift.ended_at) > start),
-        )
-    )
-    rows.shifts = [ShiftRow(s.driver_id, s.started_at, s.ended_at) for s in shifts]
     pings = await session.exec(  # type: ignore[attr-defined]
         select(LocationPing.driver_id, LocationPing.recorded_at, LocationPing.lat, LocationPing.lon)
         .where(LocationPing.recorded_at >= start, LocationPing.recorded_at < end)

@@ -325,6 +325,8 @@ DRIVER_LINES = 10  # the rest are in the chart and the CSV
 
 def reason_words(code: str, lang: str) -> str:
     """A failure's reason as people read it: a listed reason's words, else the words given."""
+    if code == "other":
+        return t("report.other_reason", lang)
     return t(f"reason.{code}", lang) if code in FAIL_REASONS else code
 
 

@@ -390,6 +390,7 @@ TEXTS = {
     "report.failed": "❌ Failed attempts: {value}",
     "report.reasons": " ({reasons})",
     "report.reason": "{reason}: {count}",
+    "report.other_reason": "other",
     "report.on_time": "⏱ On time: {value} ({count} of {of})",
     "report.first_attempt": "🎯 First attempt: {value} ({count} of {of} finished)",
     "report.delivery_time": "🕒 Order to door: {average} on average, 90% within {p90}",
