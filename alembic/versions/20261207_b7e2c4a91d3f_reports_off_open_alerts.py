@@ -21,10 +21,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("reports_off", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # a plain ADD COLUMN (SQLite has it): a batch would copy `members`, and dropping the old
+    # copy fails while other tables' rows refer to it
+    op.add_column(
+        "members",
+        sa.Column("reports_off", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+    )
     op.create_table(
         "open_alerts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -38,5 +40,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("open_alerts")
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.drop_column("reports_off")
+    op.drop_column("members", "reports_off")  # SQLite 3.35 and later drop a column in place
