@@ -15,14 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
-from core.models import OrderStatus, Role
+from core.models import Order, OrderEvent, OrderStatus, Role
 from core.routing.travel import EARTH_RADIUS_M
 from core.services import report_rows, reports
-from core.services.metrics import compute
+from core.services.metrics import compared, compute
 from tests.fakes import telegram_updates as tu
 from tests.report_day import BERLIN, DAY, at, write_day
 from tests.telegram_harness import add_person, running_bot
@@ -109,7 +110,7 @@ async def test_the_report_text_against_the_7_days_before(db: Database, tmp_path:
             "❌ Failed attempts: 3 ↑ 0 (nobody home: 1, other: 1, refused by the recipient: 1)",
             "⏱ On time: 75% (3 of 4) ↓ 100%",
             "🎯 First attempt: 60% (3 of 5 finished) ↓ 100%",
-            "🕒 Order to door: 6 h 45 min on average, 90% within 16 h 30 min ↑ 1 h 00 min",
+            "🕒 Order to door: 6 h 45 min on average, 90% within 16 h 30 min",
             "🚚 Out for delivery to door: 32 min on average, 90% within 50 min",
             "👷 Deliveries per shift: 1.0 (4 shifts, 16.0 h) ↓ 3.5",  # (7/1 + 0/2) / 2
             "⚡ Deliveries per hour on shift: 0.2 ↓ 1.8",  # 4/16; (7/2 + 0/4) / 2 = 1.75
@@ -126,6 +127,33 @@ async def test_the_report_text_against_the_7_days_before(db: Database, tmp_path:
         "lastmile-2026-11-24.png",
         "lastmile-2026-11-24.csv",
     )
+
+
+async def test_the_days_compared_with_are_counted_as_the_metrics_define(db: Database):
+    """The 7 days a report is compared with are counted in SQL (`report_rows.compared`); on
+    every day of the known week they agree with the metrics computed from the rows."""
+    await write_day(db)
+    async with db.transaction() as session:  # an undone delivery counts nowhere
+        [a1] = list(await session.exec(select(Order.id).where(Order.external_ref == "A-1")))
+        [event] = list(
+            await session.exec(
+                select(OrderEvent.id).where(
+                    OrderEvent.order_id == a1, OrderEvent.to_status == S.DELIVERED
+                )
+            )
+        )
+        session.add(
+            OrderEvent(order_id=a1, kind="status_undone", to_status=S.ARRIVED, actor="test",
+                       data={"undone_event": event}, created_at=at(24, 11, 1))
+        )  # fmt: skip
+    days = [reports.day(date(2026, 11, d), BERLIN) for d in range(18, 26)]
+    counted = await report_rows.compared(db, [(p.start, p.end) for p in days], NOW)
+    for p, figures in zip(days, counted, strict=True):
+        rows = await report_rows.load(db, p.start, p.end, NOW)
+        assert figures == compared(compute(rows, p.start, p.end, BERLIN)), p
+    assert counted[6]["delivered"] == 3  # the 24th: A-2, A-3 and A-7; A-1 was undone
+    assert counted[2]["delivered"] == 7  # the 20th
+    assert counted[2]["per_shift"] == 7.0 and counted[5]["per_shift"] == 0.0  # the 23rd
 
 
 def png_size(data: bytes) -> tuple[int, int]:

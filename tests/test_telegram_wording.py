@@ -162,10 +162,12 @@ async def test_the_report_period_and_the_window_example(db: Database, tmp_path: 
     async with running_bot(db, tmp_path, clock=lambda: now) as bot:
         for period in ("today", "yesterday", "7d"):
             await bot.send(tu.command(owner, "/report", period))
-        assert [text.split("\n")[0] for text in bot.texts(BOSS)] == [
-            "Report for Wed 25 Nov",
-            "Report for Tue 24 Nov",
-            "Report for Thu 19 Nov\u2009–\u2009Wed 25 Nov",  # CLDR's thin spaces
+        sent = bot.fake.sent_to(BOSS)
+        assert [call.method for call in sent] == ["sendMessage", "sendPhoto", "sendDocument"] * 3
+        assert [(c.text or "").split("\n")[0] for c in sent if c.method == "sendMessage"] == [
+            "📊 Report for Wed 25 Nov",
+            "📊 Report for Tue 24 Nov",
+            "📊 Report for Thu 19 Nov\u2009–\u2009Wed 25 Nov",  # CLDR's thin spaces
         ]
     later = utcnow() + timedelta(days=40)
     async with running_bot(db, tmp_path, clock=lambda: later) as bot:

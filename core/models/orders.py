@@ -73,7 +73,7 @@ class Order(SQLModel, table=True):
     source: str = Field(default="chat", max_length=20)
     api_key_id: int | None = Field(default=None, foreign_key="api_keys.id", index=True)
     created_by: int | None = Field(default=None, foreign_key="members.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     final_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     rating: int | None = Field(default=None, ge=1, le=5)
@@ -90,7 +90,7 @@ class OrderWindow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True, ondelete="CASCADE")
     stop: StopKind = Field(default=StopKind.DELIVERY, sa_type=str_enum(StopKind))
-    starts_at: datetime = Field(sa_type=UTCDateTime)
+    starts_at: datetime = Field(sa_type=UTCDateTime, index=True)
     ends_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -107,7 +107,7 @@ class OrderEvent(SQLModel, table=True):
     actor_member_id: int | None = Field(default=None, foreign_key="members.id")
     actor: str = Field(max_length=100)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 class AppendOnlyError(RuntimeError):

@@ -13,7 +13,10 @@ from core.models.types import UTCDateTime, str_enum, utcnow
 
 class LocationPing(SQLModel, table=True):
     __tablename__ = "location_pings"
-    __table_args__ = (sa.Index("ix_location_pings_driver_time", "driver_id", "recorded_at"),)
+    __table_args__ = (
+        sa.Index("ix_location_pings_driver_time", "driver_id", "recorded_at"),
+        sa.Index("ix_location_pings_recorded_at", "recorded_at"),  # the reports read a day
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     driver_id: int = Field(foreign_key="drivers.id")

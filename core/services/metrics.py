@@ -24,11 +24,15 @@ The definitions (the README's "## Reports" says the same, one sentence each):
 
 from __future__ import annotations
 
-import itertools
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
 
 from core.models import OrderStatus
 from core.routing.travel import EARTH_RADIUS_M
@@ -40,8 +44,7 @@ FINAL = (S.DELIVERED, S.RETURNED, S.CANCELLED)
 MOVING_MPS = 1.0  # 3.6 km/h: slower steps between pings are standing, not driving
 
 
-@dataclass(frozen=True)
-class OrderRow:
+class OrderRow(NamedTuple):
     id: int
     ref: str
     customer: str  # first name
@@ -53,23 +56,20 @@ class OrderRow:
     rating: int | None
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(NamedTuple):
     order_id: int
     status: OrderStatus  # the status it changed to
     at: datetime
     reason: str | None = None  # a failure's listed reason code, else the driver's words
 
 
-@dataclass(frozen=True)
-class ShiftRow:
+class ShiftRow(NamedTuple):
     driver_id: int
     started_at: datetime
     ended_at: datetime | None  # None: still on shift
 
 
-@dataclass(frozen=True)
-class PingRow:
+class PingRow(NamedTuple):
     driver_id: int
     at: datetime
     lat: float
@@ -89,6 +89,22 @@ class Rows:
     planned_m: int = 0
     planned_drive_s: int = 0
     notifications_lost: int = 0
+
+    @cached_property
+    def times(self) -> list[datetime]:
+        return [event.at for event in self.events]
+
+    def events_in(self, start: datetime, end: datetime) -> list[EventRow]:
+        """The events of [start, end) (the events are in time order)."""
+        times = self.times
+        return self.events[bisect_left(times, start) : bisect_left(times, end)]
+
+    @cached_property
+    def by_order(self) -> dict[int, list[EventRow]]:
+        grouped: dict[int, list[EventRow]] = defaultdict(list)
+        for event in self.events:
+            grouped[event.order_id].append(event)
+        return grouped
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,50 @@ class Metrics:
     hourly: tuple[tuple[int, int, int], ...]  # (local hour, delivered, on time), 24 rows
 
 
+class Tally(NamedTuple):
+    """A period's outcomes as the database counts them (`report_rows.tally`): what the days a
+    report is compared with need, without reading their rows."""
+
+    delivered: int
+    failed: int
+    returned: int
+    on_time: int
+    first_attempt: int
+    by_drivers: int  # deliveries with a driver
+    rated: int
+    rating_sum: int
+
+
+def figures(tally: Tally, spells: list[tuple[int, datetime, datetime]]) -> dict[str, float | None]:
+    """The compared metrics of a tally and its shifts (`shifts_in`), as `compute` defines them."""
+    hours = sum((b - a).total_seconds() for _, a, b in spells) / 3600
+    return {
+        "delivered": tally.delivered,
+        "failed": tally.failed,
+        "on_time_rate": ratio(tally.on_time, tally.delivered),
+        "first_attempt_rate": ratio(tally.first_attempt, tally.delivered + tally.returned),
+        "per_shift": ratio(tally.by_drivers, len(spells)),
+        "per_hour": ratio(tally.by_drivers, hours),
+        "rating": ratio(tally.rating_sum, tally.rated),
+    }
+
+
+def compared(m: Metrics) -> dict[str, float | None]:
+    """The same figures of computed metrics."""
+    return {name: getattr(m, name) for name in COMPARED}
+
+
+COMPARED = (
+    "delivered",
+    "failed",
+    "on_time_rate",
+    "first_attempt_rate",
+    "per_shift",
+    "per_hour",
+    "rating",
+)
+
+
 def p90(values: list[float]) -> float | None:
     """The nearest-rank 90th percentile: the smallest value at least 90 % of them reach."""
     if not values:
@@ -150,16 +210,6 @@ def spread(minutes: list[float]) -> Spread:
 
 def ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
-
-
-def metres(a: PingRow, b: PingRow) -> float:
-    """Great-circle distance between two pings (haversine)."""
-    la1, la2 = math.radians(a.lat), math.radians(b.lat)
-    h = (
-        math.sin((la2 - la1) / 2) ** 2
-        + math.cos(la1) * math.cos(la2) * math.sin(math.radians(b.lon - a.lon) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
 
 
 def inside(at: datetime, start: datetime, end: datetime) -> bool:
@@ -179,30 +229,21 @@ def on_time(order: OrderRow, delivered_at: datetime) -> bool:
     return not order.windows or any(a <= delivered_at <= b for a, b in order.windows)
 
 
-def by_order(rows: Rows) -> dict[int, list[EventRow]]:
-    grouped: dict[int, list[EventRow]] = defaultdict(list)
-    for event in rows.events:
-        grouped[event.order_id].append(event)
-    return grouped
-
-
 def period_orders(rows: Rows, start: datetime, end: datetime) -> list[OrderRow]:
     """The period's orders, by number."""
-    events = by_order(rows)
+    events = rows.by_order
     return [o for i, o in sorted(rows.orders.items()) if belongs(o, events.get(i, []), start, end)]
 
 
 def compute(rows: Rows, start: datetime, end: datetime, zone: object) -> Metrics:
     """Every metric of [start, end) (aware datetimes); `zone` (a tzinfo) buckets the hours."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)  # DST days: real hours, not wall
-    events = by_order(rows)
+    events = rows.by_order
     delivered: list[tuple[OrderRow, EventRow]] = []
     failed: dict[str, int] = defaultdict(int)
     returned = 0
     since_created, since_out = [], []
-    for event in rows.events:
-        if not inside(event.at, start, end):
-            continue
+    for event in rows.events_in(start, end):
         order = rows.orders[event.order_id]
         if event.status is S.DELIVERED:
             delivered.append((order, event))
@@ -251,7 +292,7 @@ def compute(rows: Rows, start: datetime, end: datetime, zone: object) -> Metrics
         for i in ids
     )
     by_drivers = sum(per_driver.values())
-    total_hours = sum(hours.values())
+    total_hours = sum((b - a).total_seconds() for _, a, b in spells) / 3600  # as `figures`
     return Metrics(
         delivered=len(delivered),
         failed=sum(failed.values()),
@@ -305,18 +346,25 @@ def shifts_in(rows: Rows, start: datetime, end: datetime) -> list[tuple[int, dat
 def driving(
     rows: Rows, spells: list[tuple[int, datetime, datetime]]
 ) -> dict[int, tuple[float, float]]:
-    """driver -> (metres, seconds) moving between consecutive pings inside one of her shifts."""
+    """driver -> (metres, seconds) moving between consecutive pings inside one of her shifts
+    (haversine, vectorized per shift)."""
     pings: dict[int, list[PingRow]] = defaultdict(list)
     for ping in rows.pings:
         pings[ping.driver_id].append(ping)
     done: dict[int, tuple[float, float]] = {}
     for driver_id, a, b in spells:
-        inside_shift = [p for p in pings.get(driver_id, []) if a <= p.at <= b]
         m, s = done.get(driver_id, (0.0, 0.0))
-        for one, two in itertools.pairwise(inside_shift):
-            seconds = (two.at - one.at).total_seconds()
-            step = metres(one, two)
-            if seconds > 0 and step / seconds >= MOVING_MPS:
-                m, s = m + step, s + seconds
+        inside_shift = [p for p in pings.get(driver_id, []) if a <= p.at <= b]
+        if len(inside_shift) > 1:
+            seconds = np.diff([p.at.timestamp() for p in inside_shift])
+            lat = np.radians([p.lat for p in inside_shift])
+            lon = np.radians([p.lon for p in inside_shift])
+            h = (
+                np.sin(np.diff(lat) / 2) ** 2
+                + np.cos(lat[:-1]) * np.cos(lat[1:]) * np.sin(np.diff(lon) / 2) ** 2
+            )
+            steps = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, h)))
+            moving = (seconds > 0) & (steps >= MOVING_MPS * seconds)
+            m, s = m + float(steps[moving].sum()), s + float(seconds[moving].sum())
         done[driver_id] = (m, s)
     return done

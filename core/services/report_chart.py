@@ -14,7 +14,8 @@ DRIVER_BARS = 25  # the busiest drivers; the CSV has all of them
 def render(metrics: Metrics, title: str) -> bytes:
     from matplotlib.figure import Figure  # the Agg canvas; no pyplot, no global state
 
-    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    figure.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.09, hspace=0.45)
     figure.suptitle(title)
     per_hour, timely, drivers = figure.subplots(3, 1)
     hours = [h for h, _, _ in metrics.hourly]
@@ -33,7 +34,14 @@ def render(metrics: Metrics, title: str) -> bytes:
     places = range(len(busiest))  # by place: two drivers may share a first name
     drivers.bar(places, [d.delivered for d in busiest], color="#e08a1e")
     drivers.set_xticks(places, [d.name for d in busiest], rotation=45, fontsize=8)
-    drivers.set_title("Deliveries per driver")
+    drivers.set_title(
+        "Deliveries per driver"
+        + (
+            f" (the busiest {DRIVER_BARS} of {len(metrics.drivers)})"
+            if len(metrics.drivers) > DRIVER_BARS
+            else ""
+        )
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
