@@ -89,10 +89,12 @@ async def add_order(
 async def fixture_day(db: Database) -> None:
     """Tuesday 1 Dec 2026 in Berlin, and one delivery on Monday 30 Nov to compare with.
 
-    By hand, for Tuesday: delivered 2 (R-1 in its window, R-2 after it): on time 1 of 2 = 50%;
-    failed 1 (nobody home); order to door 150 and 260 min: 205 min = 3 h 25 min on average;
-    one rating, 5, on 1 of 2 deliveries (50%). The 7 days before: 1 delivery in all (1/7 a day,
-    shown 0.1), on time 100%, order to door 60 min."""
+    By hand, for Tuesday: delivered 2 (R-1 in its window, R-2 after it): on time 1 of 2 = 50%,
+    both at the first attempt (100%); failed 1 (nobody home), so 1 still open; order to door
+    150 and 260 min: 3 h 25 min on average, p90 (nearest rank) 4 h 20 min; out for delivery to
+    door 60 and 180 min: 2 h 00 min, p90 3 h 00 min; one rating, 5, on 1 of 2 deliveries (50%).
+    The 7 days before: 1 delivery in all (1/7 a day, shown 0.1), on time and first attempt
+    100%."""
     _, member = await add_person(db, 803, "Ana Driver", [Role.DRIVER])
     async with db.sessions() as session:
         statement = select(Driver.id).where(Driver.member_id == member.id)
@@ -161,8 +163,10 @@ async def test_at_the_configured_time_the_owner_gets_text_chart_and_csv(
         assert "✅ Delivered: 2 ↑ 0.1" in lines
         assert "❌ Failed attempts: 1 ↑ 0 (nobody home: 1)" in lines
         assert "⏱ On time: 50% (1 of 2) ↓ 100%" in lines
-        assert any(line.startswith("🕒 Order to door: 3 h 25 min on average") for line in lines)
-        assert any(line.endswith("↑ 1 h 00 min") for line in lines)
+        assert "🎯 First attempt: 100% (2 of 2 finished) → 100%" in lines
+        assert "🕒 Order to door: 3 h 25 min on average, 90% within 4 h 20 min" in lines
+        assert "🚚 Out for delivery to door: 2 h 00 min on average, 90% within 3 h 00 min" in lines
+        assert "📦 Still open: 1" in lines
         assert "⭐ Rating: 5.0 (50% of deliveries rated)" in lines
         assert bot.buttons(text) == [("Stop daily reports", "a:reports.off:0")]
 

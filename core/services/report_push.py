@@ -24,7 +24,7 @@ from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.models import Member, MemberRole, OutboxMessage, Role
-from core.services import reports
+from core.services import report_text, reports
 from core.services.notifications import Notice
 from core.texts import staff_language
 
@@ -104,7 +104,7 @@ async def push(
         chart, sheet = folder / files.chart_name, folder / files.csv_name
         await asyncio.to_thread(_keep, data_dir / chart, files.chart_png)
         await asyncio.to_thread(_keep, data_dir / sheet, files.csv)
-        label = reports.label(period, lang)
+        label = report_text.label(period, lang)
         parts[lang] = (files.text, label, chart.as_posix(), sheet.as_posix())
     queued = 0
     async with db.transaction() as session:
