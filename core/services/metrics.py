@@ -89,6 +89,7 @@ class Rows:
     planned_m: int = 0
     planned_drive_s: int = 0
     notifications_lost: int = 0
+    belonging: dict[tuple[datetime, datetime], list[OrderRow]] = field(default_factory=dict)
 
     @cached_property
     def times(self) -> list[datetime]:
@@ -230,9 +231,14 @@ def on_time(order: OrderRow, delivered_at: datetime) -> bool:
 
 
 def period_orders(rows: Rows, start: datetime, end: datetime) -> list[OrderRow]:
-    """The period's orders, by number."""
-    events = rows.by_order
-    return [o for i, o in sorted(rows.orders.items()) if belongs(o, events.get(i, []), start, end)]
+    """The period's orders, by number (worked out once per period: the CSV asks again)."""
+    key = (start.astimezone(UTC), end.astimezone(UTC))
+    if key not in rows.belonging:
+        events = rows.by_order
+        rows.belonging[key] = [
+            o for i, o in sorted(rows.orders.items()) if belongs(o, events.get(i, []), start, end)
+        ]
+    return rows.belonging[key]
 
 
 def compute(rows: Rows, start: datetime, end: datetime, zone: object) -> Metrics:
