@@ -232,6 +232,17 @@ class NotifySettings(BaseModel):
         return value
 
 
+class ReportsSettings(BaseModel):
+    # local time when owners get the day's report pushed (Mondays also the previous week's)
+    daily_at: time = time(20, 0)
+
+
+class AlertsSettings(BaseModel):
+    # dispatchers hear of an order still without a driver this many minutes before its
+    # delivery window starts
+    unassigned_minutes: float = Field(default=30.0, ge=1, le=24 * 60)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -256,6 +267,8 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     webhooks: WebhooksSettings = WebhooksSettings()
     outbox: OutboxSettings = OutboxSettings()
+    reports: ReportsSettings = ReportsSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @model_validator(mode="after")
     def _webhooks_answer_within_the_lease(self) -> Settings:

@@ -6,21 +6,31 @@ What runs on its own:
 - `dispatch.plan_day` (daily at DISPATCH_PLAN_AT, local) and `dispatch.reoptimize` (every
   DISPATCH_REOPTIMIZE_MINUTES, none when 0), only when DISPATCH_MODE=auto: `dispatch_jobs`
   builds them from the callables that plan and re-plan (the composition root passes them).
+- `reports.daily` (daily at REPORTS_DAILY_AT, local) pushes the day's report to every owner who
+  has not switched reports off, and `reports.weekly` (Mondays at the same time) the previous
+  Monday–Sunday week's (core.services.report_push), after that day's report (which it queues
+  itself if the daily job has not yet). Both run up to REPORT_GRACE late.
+- `alerts.check`, every minute: exception alerts to dispatchers (core.services.alerts).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from core.config import Settings
-from core.scheduler import Job, daily, every
+from core.scheduler import Job, daily, every, weekly
+from core.services import report_push, reports
 from core.services.hub import Services
 
 log = logging.getLogger(__name__)
 STALE_CHECK = timedelta(minutes=1)
 PLAN_DAY_GRACE = timedelta(hours=4)  # a service down over DISPATCH_PLAN_AT still plans the day
+REPORT_GRACE = timedelta(hours=4)  # a service down over REPORTS_DAILY_AT still sends the report
+ALERTS_CHECK = timedelta(minutes=1)
 
 Run = Callable[[], Awaitable[object]]
 
@@ -52,11 +62,43 @@ def dispatch_jobs(
     return jobs
 
 
+def report_jobs(services: Services) -> list[Job]:
+    """The day's report at REPORTS_DAILY_AT (local), the last week's on Mondays at that time."""
+    settings = services.settings
+    at, timezone = settings.reports.daily_at, settings.app.timezone
+    zone = ZoneInfo(timezone)
+    turns = asyncio.Lock()  # both are due on Monday evenings: one at a time
+
+    async def day_report() -> None:
+        async with turns:
+            now = services.clock()
+            period = reports.day(report_push.report_day(now, at, zone), zone)
+            await report_push.push(services.db, settings, period, now)
+
+    async def week_report() -> None:
+        await day_report()  # the day's report comes first (a repeat queues nothing)
+        async with turns:
+            now = services.clock()
+            period = reports.week(report_push.report_week(now, at, zone), zone)
+            await report_push.push(services.db, settings, period, now)
+
+    return [
+        daily("reports.daily", at, timezone, day_report, REPORT_GRACE),
+        weekly("reports.weekly", "mon", at, timezone, week_report, REPORT_GRACE),
+    ]
+
+
+def exception_alerts(services: Services) -> Job:
+    return every("alerts.check", ALERTS_CHECK, services.alerts.check)
+
+
 def service_jobs(services: Services) -> list[Job]:
     """Every job of a running service."""
     autopilot = services.autopilot
     return [
         stale_locations(services),
+        *report_jobs(services),
+        exception_alerts(services),
         *dispatch_jobs(
             services.settings, plan_day=autopilot.plan_day, reoptimize=autopilot.reoptimize
         ),

@@ -83,6 +83,26 @@ def daily(
     return Job(name, trigger, run, grace, f"daily at {at:%H:%M} ({timezone})")
 
 
+WEEKDAYS = {"mon": "Mondays", "tue": "Tuesdays", "wed": "Wednesdays", "thu": "Thursdays",
+            "fri": "Fridays", "sat": "Saturdays", "sun": "Sundays"}  # fmt: skip
+
+
+def weekly(
+    name: str,
+    weekday: str,
+    at: time,
+    timezone: str,
+    run: Callable[[], Awaitable[object]],
+    grace: timedelta,
+) -> Job:
+    """A job once a week, on `weekday` ("mon", …) at local time `at` in `timezone`."""
+    trigger = CronTrigger(
+        day_of_week=weekday, hour=at.hour, minute=at.minute, second=at.second, timezone=timezone
+    )
+    days = WEEKDAYS.get(weekday, weekday)
+    return Job(name, trigger, run, grace, f"{days} at {at:%H:%M} ({timezone})")
+
+
 def _whole_second(moment: datetime) -> datetime:
     """Fire times to the second, in UTC: the same value on every instance whatever float
     arithmetic the trigger did (they are half of the claim's unique key)."""

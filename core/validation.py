@@ -50,6 +50,8 @@ MESSAGES = {
     "int_type": "is not a whole number",
     "date_from_datetime_parsing": "is not a date like 2026-11-24",
     "date_parsing": "is not a date like 2026-11-24",
+    "time_parsing": "is not a time of day like 20:00",
+    "time_type": "is not a time of day like 20:00",
     "string_too_short": "is empty",
     "string_too_long": "is longer than {max_length} characters",
     "greater_than_equal": "must be at least {ge}",

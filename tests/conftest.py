@@ -142,6 +142,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[
         "NOTIFY_",
         "WEBHOOKS_",
         "OUTBOX_",
+        "REPORTS_",
+        "ALERTS_",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["APP_DATA_DIR"] = str(tmp_path / "data")

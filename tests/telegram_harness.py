@@ -127,6 +127,7 @@ async def running_bot(
     redis_url: str | None = None,
     dispatch: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
+    reports: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -154,6 +155,7 @@ async def running_bot(
             geocoding={"url": nominatim_url, "min_interval_s": 0},
             tracking=tracking or {},
             dispatch=dispatch or {},
+            reports=reports or {},
             redis={"url": redis_url},
             _env_file=None,  # type: ignore[call-arg]
         )

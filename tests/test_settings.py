@@ -61,6 +61,11 @@ def test_env_example_values_are_valid_defaults(tmp_path: Path, clean_env, monkey
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
         ({"ORDERS_MAX_ATTEMPTS": "0"}, "ORDERS_MAX_ATTEMPTS must be at least 1"),
         ({"OUTBOX_LEASE_S": "0.5"}, "OUTBOX_LEASE_S must be at least 1"),
+        ({"REPORTS_DAILY_AT": "25:00"}, "REPORTS_DAILY_AT is not a time of day like 20:00"),
+        ({"REPORTS_DAILY_AT": "8pm"}, "REPORTS_DAILY_AT is not a time of day like 20:00"),
+        ({"DISPATCH_PLAN_AT": "6.30"}, "DISPATCH_PLAN_AT is not a time of day like 20:00"),
+        ({"ALERTS_UNASSIGNED_MINUTES": "0"}, "ALERTS_UNASSIGNED_MINUTES must be at least 1"),
+        ({"ALERTS_UNASSIGNED_MINUTES": "soon"}, "ALERTS_UNASSIGNED_MINUTES is not a number"),
         (
             {"WEBHOOKS_TIMEOUT_S": "40"},
             "WEBHOOKS_TIMEOUT_S must be at most half of OUTBOX_LEASE_S (30)",

@@ -24,7 +24,7 @@ from bot.telegram import keyboards
 from bot.telegram.middlewares import Identify, Refusals, Unreadable
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
-from bot.telegram.routers import common, customer, dispatcher, driver, fallback
+from bot.telegram.routers import common, customer, dispatcher, driver, fallback, owner
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
 from core.models import Role
@@ -62,7 +62,7 @@ class TelegramChannel:
             observer.outer_middleware(unreadable)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        for routes in (common, dispatcher, driver, customer, fallback):
+        for routes in (common, owner, dispatcher, driver, customer, fallback):
             self.dp.include_router(routes.router.build())
         self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)
         self.poller = Poller(self.bot, self.process, ALLOWED_UPDATES)

@@ -103,7 +103,7 @@ COMMANDS: dict[Role | None, tuple[str, ...]] = {
     Role.CUSTOMER: ("help",),
     Role.DRIVER: ("shift", "route", "help"),
     Role.DISPATCHER: STAFF_COMMANDS,
-    Role.OWNER: STAFF_COMMANDS,
+    Role.OWNER: (*STAFF_COMMANDS[:-1], "reports", "help"),
 }
 
 

@@ -4,6 +4,8 @@
 - 429: everything waits `retry_after`, the message is tried again and the wait is not counted
   as a failed attempt;
 - network and server errors: retried with backoff (core.outbox);
+- a row may carry a file it names under APP_DATA_DIR: a photo (sent with its text as caption)
+  or a document (sendDocument); a document that is not there fails the row for good;
 - 403 (bot blocked) or a chat that no longer exists: the message is dead, the member's Telegram
   chat is marked unusable and the dispatchers are told;
 - a message is marked sent right after Telegram accepts it; stopping finishes the messages in
@@ -40,7 +42,7 @@ from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
 from core.services.hub import Services
 from core.services.members import chat_unreachable
-from core.services.messages import Rendered, render
+from core.services.messages import Rendered, render, stored
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.5
@@ -71,6 +73,10 @@ class Pace:
 
     def pause(self, seconds: float) -> None:
         self.next = max(self.next, time.monotonic() + seconds)
+
+
+class MissingFile(Exception):
+    """A row names a file (a report's CSV) that is not under APP_DATA_DIR."""
 
 
 class Holds:
@@ -185,6 +191,9 @@ class Sender:
             self.holds.hold(chat_id, exc.retry_after)
             await outbox.retry_later(db, row.id, exc.retry_after, exc.message, token=token)
             return False
+        except MissingFile as exc:  # nothing to send, now or later
+            log.error("message %s (%s): %s", row.id, row.template, exc)
+            await outbox.mark_failed(db, row.id, str(exc), permanent=True, token=token)
         except TelegramForbiddenError as exc:
             await self._unreachable(row, exc.message)
         except TelegramBadRequest as exc:
@@ -212,11 +221,21 @@ class Sender:
             await self.bot(SendMessage(chat_id=chat_id, text=rendered.text, **extra))
             return
         markup = keyboards.actions(rendered.actions, rendered.language)
+        data_dir = Path(self.services.settings.app.data_dir)
+        if rendered.document_path is not None:
+            path = stored(data_dir, rendered.document_path)
+            if path is None:
+                raise MissingFile(f"file missing: {rendered.document_path}")
+            document = BufferedInputFile(await asyncio.to_thread(path.read_bytes), path.name)
+            caption = rendered.text or None
+            await self.bot.send_document(chat_id, document, caption=caption, reply_markup=markup)
+            return
         photo = rendered.photo_file_id
         if photo is None and rendered.photo_path is not None:
-            path = Path(self.services.settings.app.data_dir) / rendered.photo_path
-            if path.exists():
-                photo = BufferedInputFile(path.read_bytes(), filename=path.name)  # type: ignore[assignment]
+            path = stored(data_dir, rendered.photo_path)  # type: ignore[assignment]
+            if path is not None:
+                content = await asyncio.to_thread(path.read_bytes)
+                photo = BufferedInputFile(content, filename=path.name)  # type: ignore[assignment]
         if photo is not None:
             await self.bot.send_photo(chat_id, photo, caption=rendered.text, reply_markup=markup)
         else:

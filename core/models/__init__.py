@@ -1,6 +1,7 @@
 """SQLModel tables. Importing this package registers every table on `SQLModel.metadata`."""
 
 from core.models.access import ApiIdempotencyKey, ApiKey, GeocodeCacheEntry, Invite
+from core.models.alerts import OpenAlert
 from core.models.enums import (
     Channel,
     JobOutcome,
@@ -47,6 +48,7 @@ __all__ = [
     "LocationPing",
     "Member",
     "MemberRole",
+    "OpenAlert",
     "Order",
     "OrderEvent",
     "OrderKind",

@@ -27,6 +27,7 @@ class Member(SQLModel, table=True):
     whatsapp_user_id: str | None = Field(default=None, max_length=64, unique=True)
     telegram_blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     active: bool = True
+    reports_off: bool = False  # an owner who switched the pushed reports off (/reports off)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

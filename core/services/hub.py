@@ -13,6 +13,7 @@ from core.db import Database
 from core.models import utcnow
 from core.routing.travel import provider_from_settings
 from core.services import notifications, webhooks
+from core.services.alerts import Alerts
 from core.services.autopilot import Autopilot
 from core.services.dispatch import Dispatcher
 from core.services.geocoding import Geocoder
@@ -30,6 +31,7 @@ class Services:
     stops: Stops
     geocoder: Geocoder
     autopilot: Autopilot
+    alerts: Alerts
     clock: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -53,6 +55,7 @@ class Services:
             stops=stops,
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
             autopilot=Autopilot(db, dispatcher, stops, settings, clock=clock),
+            alerts=Alerts(db, settings.alerts, settings.app.timezone, clock=clock),
             clock=clock,
         )
 

@@ -31,7 +31,11 @@ from core.services.stops import (
 )
 from core.texts import staff_language, t
 
-ABOUT_A_DRIVER = ("dispatcher.driver_stale", "dispatcher.shift_end_on_board")
+ABOUT_A_DRIVER = (
+    "dispatcher.driver_stale",
+    "dispatcher.shift_end_on_board",
+    "dispatcher.driver_idle",
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,16 @@ class Rendered:
     language: str
     actions: list[dict[str, Any]] = field(default_factory=list)
     photo_file_id: str | None = None  # the channel's own copy (Telegram file_id)
-    photo_path: Path | None = None  # our stored copy
+    photo_path: Path | None = None  # our stored copy (relative to APP_DATA_DIR)
+    document_path: Path | None = None  # a file to send as a document (relative to APP_DATA_DIR)
+
+
+def stored(data_dir: Path, relative: Path | str) -> Path | None:
+    """The file a row names under `data_dir`, if it is there (a name leading out of `data_dir`
+    is refused)."""
+    root = data_dir.resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def tracking_link(settings: Settings, token: str) -> str:
@@ -116,8 +129,11 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
         params["changes"] = route_change_lines(params, lang)
     if row.template == "dispatcher.chat_undeliverable":
         params["about"] = t("msg.about_order", lang, ref=params.get("ref", "")) if order else ""
+    if photo_path is None and params.get("photo_path"):  # a file we made (a report's chart)
+        photo_path = Path(params["photo_path"])
+    document = Path(params["document_path"]) if params.get("document_path") else None
     text = t(f"msg.{template}", lang, **params)
-    return Rendered(text, lang, list(row.actions), photo_id, photo_path)
+    return Rendered(text, lang, list(row.actions), photo_id, photo_path, document)
 
 
 def route_change_lines(params: dict[str, Any], lang: str) -> str:

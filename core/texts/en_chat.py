@@ -412,4 +412,26 @@ TEXTS = {
     "report.bad_week": "{text!r} is not a week: write it like 2026-W49.",
     "report.bad_date": "{text!r} is not a day: write it like 2026-12-07, or today or yesterday.",
     "report.date_or_week": "Give --date or --week, not both.",
+    # --- pushed reports and exception alerts (issue 12, push) ---
+    "msg.owner.report": "{text}",  # the report's text, worded by core.services.reports
+    "msg.owner.report_chart": "📊 {period}",
+    "msg.owner.report_csv": "🗂 {period}: every order in a spreadsheet (CSV)",
+    "action.reports.off": "Stop daily reports",
+    "msg.dispatcher.order_unassigned_soon": "⏰ Order {ref} still has no driver.{window_line}",
+    "msg.dispatcher.driver_idle.one": (
+        "💤 {driver} is on shift with no stops while {count} order waits for a driver. "
+        "/dispatch assigns it."
+    ),
+    "msg.dispatcher.driver_idle.other": (
+        "💤 {driver} is on shift with no stops while {count} orders wait for a driver. "
+        "/dispatch assigns them."
+    ),
+    "command.reports": "Daily reports on or off",
+    "reports.now_on": (
+        "You get the day's report every day at {at} (on Mondays the last week's too). "
+        "/reports off stops them."
+    ),
+    "reports.now_off": "Daily reports are off. /reports on starts them again.",
+    "reports.usage": "Say /reports on or /reports off (not {text!r}).",
+    "reports.owners_only": "Only owners get the pushed reports.",
 }
