@@ -201,6 +201,7 @@ async def test_a_drivers_own_words_go_to_dispatch_not_to_the_customer(db: Databa
         db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=await driver_of(db, member))
     )
     async with running_bot(db, tmp_path) as bot:
+        await bot.outbox_settled()  # her "New stop" notice first: it must not land between taps
         await bot.send(tu.command(ana, "/route"))
         await bot.tap(ana, 954, bot.last(954), "Failed")
         await bot.tap(ana, 954, bot.last(954), "other reason")
