@@ -58,7 +58,14 @@ async def on_shift(db: Database, driver_id: int) -> bool:
         return driver is not None and driver.shift_state is ShiftState.ON
 
 
-async def end_shift(db: Database, driver_id: int, actor: Actor, *, max_attempts: int) -> ShiftEnd:
+async def end_shift(
+    db: Database,
+    driver_id: int,
+    actor: Actor,
+    *,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> ShiftEnd:
     """End her shift, or refuse while she has parcels on board; all of it in one transaction,
     with her and her orders locked (driver first, then orders, as every plan write does)."""
     async with db.transaction() as session:
@@ -90,7 +97,7 @@ async def end_shift(db: Database, driver_id: int, actor: Actor, *, max_attempts:
         driver.live_until = None
         spells = select(Shift).where(Shift.driver_id == driver_id, col(Shift.ended_at).is_(None))
         for spell in await session.exec(spells):  # the reports count shifts and hours on them
-            spell.ended_at = utcnow()
+            spell.ended_at = now or utcnow()
             session.add(spell)
         session.add(driver)
         return ShiftEnd(ended=True, returned=tuple(ref_of(o) for o in orders))

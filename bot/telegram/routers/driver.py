@@ -58,7 +58,9 @@ async def _on_shift(svc: Services, who: Identity) -> bool:
 @router.callback_query(ShiftCb.filter(F.op == "end"))
 async def cb_end_shift(callback: CallbackQuery, svc: Services, who: Identity, lang: str) -> None:
     attempts = svc.settings.orders.max_attempts
-    result = await shifts.end_shift(svc.db, driver_id(who), actor(who), max_attempts=attempts)
+    result = await shifts.end_shift(
+        svc.db, driver_id(who), actor(who), max_attempts=attempts, now=svc.clock()
+    )
     await callback.answer()
     if not result.ended:
         await answer(callback, t("shift.on_board", lang, refs=", ".join(result.on_board)))
