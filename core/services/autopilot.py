@@ -51,7 +51,7 @@ from core.leases import new_token
 from core.lifecycle import SYSTEM
 from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind, utcnow
 from core.models.types import UTCDateTime
-from core.services import placements, replan
+from core.services import placements, replan, world
 from core.services.dispatch import Dispatcher
 from core.services.stops import Stops
 from core.texts import t
@@ -265,8 +265,7 @@ class Autopilot:
                 .group_by(col(OrderWindow.order_id))
             )
             opens: dict[int, datetime] = dict((await session.exec(statement)).all())
-            anyone = select(Driver.id).where(Driver.shift_state == ShiftState.ON).limit(1)
-            nobody_on_shift = (await session.exec(anyone)).first() is None
+            nobody_on_shift = not await world.drivers_on_shift(session, None)
         today = self.today()
         later: dict[int, datetime] = {}
         unplaced: dict[int, str] = {}

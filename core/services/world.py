@@ -113,7 +113,7 @@ async def load_world(
     her stops, for the caller to place) whoever has it now."""
     epoch = now.replace(microsecond=0)
     day = day or epoch.date()
-    drivers = await _drivers_on_shift(session, only_driver)
+    drivers = await drivers_on_shift(session, only_driver)
     members = {
         m.id: m
         for m in await session.exec(
@@ -327,7 +327,7 @@ def breaks(settings: RoutingSettings) -> rp.Breaks | None:
     return rp.Breaks(after, length) if after > 0 and length > 0 else None
 
 
-async def _drivers_on_shift(session: AsyncSession, only: int | None) -> list[Driver]:
+async def drivers_on_shift(session: AsyncSession, only: int | None) -> list[Driver]:
     statement = (
         select(Driver)
         .join(Member, col(Member.id) == Driver.member_id)
