@@ -135,6 +135,13 @@ def _rescue(
     """A stop its route can no longer reach in time goes to the driver who can reach it in time
     at the least cost (a pickup and its delivery together), when it may: a stop in the van, on
     board, locked by hand or under way stays, late or not."""
+
+    def on_time(vehicle_id: str) -> bool:
+        return (
+            route_cost(problem, problem.vehicle_by_id[vehicle_id], routes[vehicle_id]) is not None
+        )
+
+    takes = {vehicle_id: on_time(vehicle_id) for vehicle_id in routes}  # a late route takes none
     for vehicle_id in sorted(routes):
         sequence = routes[vehicle_id]
         if not sequence:
@@ -151,8 +158,8 @@ def _rescue(
             for other in problem.vehicles:
                 if other.id == vehicle_id or not all(problem.compatible(other, s) for s in stops):
                     continue
-                if route_cost(problem, other, routes[other.id]) is None:
-                    continue  # a late route takes nothing more
+                if not takes[other.id]:
+                    continue
                 found = best_position(
                     problem, other, routes[other.id], stop_id, locked.get(other.id, 0)
                 )
@@ -164,6 +171,7 @@ def _rescue(
                 continue
             routes[vehicle_id] = [s for s in routes[vehicle_id] if s not in unit]
             routes[best[1]] = best[2]
+            takes[vehicle_id] = on_time(vehicle_id)
             for s in unit:
                 plan.rescued[s] = best[1]
 
