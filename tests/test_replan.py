@@ -25,6 +25,7 @@ from core.services.messages import route_change_lines
 from core.services.plan_writes import lock, orders_of, write_routes
 from core.services.replan import reoptimize
 from core.services.tracking import Fix, Tracker
+from core.services.world import order_of
 from core.texts import t
 from tests.factories import move
 from tests.telegram_harness import running_bot
@@ -340,3 +341,37 @@ async def test_a_route_planned_before_she_got_another_order_is_not_written(db: D
     async with db.reads() as session:
         numbers = [s.sequence for s in await session.exec(select(RouteStop))]
     assert len(numbers) == len(set(numbers)) == 3
+
+
+async def test_a_stop_whose_move_is_refused_keeps_its_place_on_the_route_it_stays_on(
+    db: Database,
+):
+    """A plan moves a stop from one driver to another, but the order changed meanwhile (a
+    dispatcher locked it to her): the move is refused, and the route the plan wrote for her
+    without it must still hold it, in its place, under a number of its own (it kept its old
+    number beside the renumbered stops, and the world then read her route out of order)."""
+    west = await on_shift(db, "Wanda", 1, WEST)
+    east = await on_shift(db, "Erik", 2, EAST)
+    first, middle, last = [await assigned(db, f"W{k}", near(WEST, k), west.id) for k in (1, 2, 3)]
+    d = dispatcher(db)
+    await d.replan_driver(west.id, DISPATCHER)
+    assert await sequence_of(db, west.id) == [first.id, middle.id, last.id]
+    stale = await d.world(waiting=[])  # a plan is made from this: the middle stop goes east
+    moved = [s for s in stale.sequences[str(west.id)] if order_of(s) == middle.id]
+    kept = [s for s in stale.sequences[str(west.id)] if s not in moved]
+    routes = []
+    for driver, stops in ((west.id, kept), (east.id, moved)):
+        vehicle = stale.problem.vehicle_by_id[str(driver)]
+        routes.append(simulate(stale.problem, vehicle, stops)[0])
+    await d.assign_manually(middle.id, west.id, DISPATCHER)  # … when a dispatcher keeps it hers
+    async with db.transaction() as session:
+        locked = await lock(session, [west.id, east.id], orders_of(routes))
+        written = await write_routes(session, stale, routes, DISPATCHER, locked, max_attempts=3)
+    assert set(written.skipped) == {middle.id} and not written.assigned
+    assert await sequence_of(db, west.id) == [first.id, middle.id, last.id]
+    assert await sequence_of(db, east.id) == []
+    async with db.reads() as session:
+        numbers = [s.sequence for s in await session.exec(select(RouteStop))]
+    assert len(numbers) == len(set(numbers)) == 3
+    after = await d.world(waiting=[])
+    assert [order_of(s) for s in after.sequences[str(west.id)]] == [first.id, middle.id, last.id]

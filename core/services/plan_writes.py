@@ -81,6 +81,7 @@ class Written:
     assigned: list[tuple[int, int]] = field(default_factory=list)  # (order, driver)
     skipped: dict[int, str] = field(default_factory=dict)  # order -> why it was left as it is
     refused: dict[int, str] = field(default_factory=dict)  # order -> why the lifecycle said no
+    saved: dict[str, list[str]] = field(default_factory=dict)  # vehicle -> the stops written
 
 
 async def write_routes(
@@ -100,6 +101,7 @@ async def write_routes(
     transaction has already changed itself (a manual assignment), taken as they are now;
     `extra`: data for every assignment event this write makes."""
     written = Written()
+    kept: list[tuple[RoutePlan, set[int]]] = []
     for route in routes:
         driver_id = int(route.vehicle)
         if driver_id not in locked.on_shift:
@@ -135,12 +137,36 @@ async def write_routes(
                     continue
                 written.assigned.append((order_id, driver_id))
             keep.add(order_id)
-        stops = [s for s in route.stops if order_of(s) in keep]
+        kept.append((route, keep))
+    for route, keep in kept:  # after every move of this write: whose each order is is known
+        stops = await _her_stops(session, world, route, keep)
         if stops != list(route.stops):
             vehicle = world.problem.vehicle_by_id[route.vehicle]
             route, _ = simulate(world.problem, vehicle, stops)
         await save_route(session, world, route)
+        written.saved[route.vehicle] = list(route.stops)
     return written
+
+
+async def _her_stops(
+    session: AsyncSession, world: World, route: RoutePlan, keep: set[int]
+) -> list[str]:
+    """The route's stops of the orders it may write, and every other open order still hers (a
+    move away from her this write could not make) where her route had it: saved without them,
+    their stops would keep old numbers among the renumbered ones."""
+    stops = [s for s in route.stops if order_of(s) in keep]
+    statement = select(Order).where(
+        Order.driver_id == int(route.vehicle), col(Order.status).in_(OPEN)
+    )
+    left = {o.id: o for o in await session.exec(statement) if o.id not in keep}
+    for stop in world.sequences.get(route.vehicle, []):
+        order = left.get(order_of(stop))
+        if order is None or (stop.endswith("p") and order.status is not S.ASSIGNED):
+            continue
+        before = world.sequences[route.vehicle]
+        earlier = [s for s in before[: before.index(stop)] if s in stops]
+        stops.insert(stops.index(earlier[-1]) + 1 if earlier else 0, stop)
+    return stops
 
 
 async def _given_since(

@@ -112,10 +112,7 @@ async def reoptimize(
             max_attempts=dispatcher.orders.max_attempts, extra={ROUTE_MESSAGE: True},
         )  # fmt: skip
         report.skipped = {**written.skipped, **written.refused}
-        left_out = set(report.skipped)
-        saved = {
-            v: [s for s in stops if order_of(s) not in left_out] for v, stops in changed.items()
-        }
+        saved = written.saved
         for vehicle, change in changes({v: before[v] for v in saved}, saved).items():
             if await _tell(session, world, int(vehicle), change, before[vehicle], saved[vehicle]):
                 report.told.append(int(vehicle))
