@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.routing.check import evaluate
-from core.routing.problem import Stop, Vehicle
+from core.routing.problem import Stop, Vehicle, Window
 from core.routing.sticky import sticky_plan
 from tests.test_routing import MINUTE, problem
 
@@ -72,3 +72,47 @@ def test_a_chain_is_moved_only_when_it_saves_the_threshold_for_each_stop(thresho
         ]
     else:
         assert plan.sequences == current and plan.moves == []
+
+
+# Ana starts at x=0 with a stop by her start and one at x=30 that closes 25 minutes in: she
+# cannot reach it before 29 minutes, whatever her order. Ben starts at x=20: 10 minutes away.
+RESCUE_POINTS = [(0, 0), (20, 0), (30, 0), (1, 0), (21, 0)]
+
+
+def far_away(closes_min: int = 25, ben_late: bool = False, **far: object):
+    vehicles = [Vehicle("ana", start=0, open_end=True), Vehicle("ben", start=1, open_end=True)]
+    stops = [
+        Stop("far", 2, windows=(Window(0, closes_min * MINUTE),), **far),  # type: ignore[arg-type]
+        Stop("by_ana", 3),
+        Stop("by_ben", 4, windows=(Window(0, 0 if ben_late else 60 * MINUTE),)),
+    ]
+    return problem(RESCUE_POINTS, stops, vehicles)
+
+
+def test_a_stop_late_on_its_route_goes_to_the_driver_who_makes_it_in_time_whatever_it_saves():
+    p = far_away()
+    current = {"ana": ["by_ana", "far"], "ben": ["by_ben"]}
+    plan = sticky_plan(p, current, min_saving=1000 * MINUTE)  # no saving would move it
+    assert plan.rescued == {"far": "ben"}
+    assert plan.sequences == {"ana": ["by_ana"], "ben": ["by_ben", "far"]}
+    assert not evaluate(p, plan.sequences)[1]  # every window kept
+    again = sticky_plan(p, plan.sequences, min_saving=1000 * MINUTE)
+    assert again.sequences == plan.sequences and not again.rescued
+
+
+@pytest.mark.parametrize(
+    ("options", "current", "locked"),
+    [
+        ({"vehicles": frozenset({"ana"})}, ["by_ana", "far"], None),  # in her van
+        ({}, ["far", "by_ana"], {"ana": 1}),  # she is driving to it
+        ({"closes_min": 5}, ["by_ana", "far"], None),  # Ben cannot make it in time either
+        ({"ben_late": True}, ["by_ana", "far"], None),  # Ben's own route is late: he takes none
+    ],
+    ids=["in_her_van", "under_way", "nobody_in_time", "his_route_late"],
+)
+def test_a_late_stop_stays_when_it_may_not_move_or_nobody_makes_it(options, current, locked):
+    p = far_away(**options)
+    plan = sticky_plan(p, {"ana": current, "ben": ["by_ben"]}, locked=locked, min_saving=MINUTE)
+    assert not plan.rescued
+    assert "far" in plan.sequences["ana"]
+    assert evaluate(p, plan.sequences)[1]  # late it is, and stays
