@@ -15,6 +15,7 @@ in the meantime — so a manual choice made while solving stands.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -33,12 +34,15 @@ from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
 from core.routing.problem import Problem, Window
 from core.routing.solve import solve_async
+from core.routing.sticky import sticky_plan
 from core.routing.travel import Point, TravelProvider, haversine_m
 from core.services.plan_writes import lock, orders_of, version, write_routes
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
 from core.services.visits import open_rows
 from core.services.world import (
+    BIG,
     OPEN,
+    REORDER_MIN_MINUTES,
     World,
     delivery_id,
     load_world,
@@ -49,6 +53,7 @@ from core.texts import t
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+FEW = 50  # arrivals up to this many: the batch solve is checked against placing them one by one
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,44 @@ class Dispatcher:
             kept.append(stop)
         world.problem = dataclasses.replace(world.problem, stops=tuple(kept))
         plan = await self._solve(world)
+        if len(arriving) <= FEW:
+            plan = await self._or_one_by_one(world, plan, arriving)
         return await self._apply(world, plan, actor)
+
+    async def _or_one_by_one(self, world: World, solved: Plan, arriving: set[int]) -> Plan:
+        """The batch solve, unless placing the few arrivals one by one into the routes in force
+        (nobody's stop moved to another driver) keeps more windows, leaves out less or costs
+        less: a solve cut short by its time limit can leave out or make late stops that the
+        routes in force keep."""
+        waiting = [s.id for s in world.problem.stops if order_of(s.id) in arriving]
+        loop = asyncio.get_running_loop()
+        sticky = await loop.run_in_executor(
+            self.executor,
+            lambda: sticky_plan(
+                world.problem,
+                world.sequences,
+                waiting=waiting,
+                locked=world.locked,
+                min_saving=BIG,
+                min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
+            ),
+        )
+        one_by_one = evaluate(world.problem, sticky.sequences, sticky.unplaced, engine="insertion")
+
+        def rank(checked: tuple[Plan, list]) -> tuple[int, int]:
+            """Broken promises (a stop late or left out: a stop of a route in force that a
+            plan leaves out stays with its driver, late), then cost."""
+            plan, violations = checked
+            late = {v.stop for v in violations}
+            left_out = sum(1 + world.problem.stop_by_id[s].priority for s in plan.unassigned)
+            return len(late) + left_out, plan.cost
+
+        batch = evaluate(world.problem, solved.sequences, solved.unassigned, engine=solved.engine)
+        if rank(one_by_one) < rank(batch):
+            log.info("arrivals placed one by one: %s better than the batch solve's %s",
+                     rank(one_by_one), rank(batch))  # fmt: skip
+            return one_by_one[0]
+        return solved
 
     async def insert_order(self, order_id: int, actor: Actor, *, note: bool = True) -> Insertion:
         """Put a new order at its cheapest feasible place among the drivers on shift. `note`:

@@ -37,10 +37,16 @@ from core.services.dispatch import Dispatcher
 from core.services.notifications import ROUTE_MESSAGE, Notice
 from core.services.plan_writes import lock, orders_of, write_routes
 from core.services.stops import ref_of
-from core.services.world import WAITING, World, delivery_id, order_of, pickup_id
+from core.services.world import (
+    REORDER_MIN_MINUTES,
+    WAITING,
+    World,
+    delivery_id,
+    order_of,
+    pickup_id,
+)
 
 log = logging.getLogger(__name__)
-REORDER_MIN_MINUTES = 1.0  # re-ordering a route is free, but not for less than this
 
 
 @dataclass
@@ -54,12 +60,6 @@ class ReplanReport:
     @property
     def changed(self) -> bool:
         return bool(self.placed or self.moved or self.told)
-
-
-def cost_of_minutes(world: World, minutes: float) -> int:
-    """`minutes` of paid driver time in the plan's cost units."""
-    per_second = world.problem.objective.duration or 1
-    return round(minutes * 60 * per_second)
 
 
 async def reoptimize(
@@ -86,8 +86,8 @@ async def reoptimize(
             world.sequences,
             waiting=waiting,
             locked=world.locked,
-            min_saving=cost_of_minutes(world, min_saving_minutes),
-            min_reorder=cost_of_minutes(world, REORDER_MIN_MINUTES),
+            min_saving=world.cost_of_minutes(min_saving_minutes),
+            min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
         ),
     )
     report = ReplanReport(unplaced={order_of(s): why for s, why in plan.unplaced.items()})

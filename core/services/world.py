@@ -43,6 +43,7 @@ HEADING = (S.OUT_FOR_DELIVERY, S.ARRIVED)  # the stop she is heading to (or at)
 DIMENSIONS = ("grams", "ml", "units")
 LIVE_FOR = timedelta(minutes=30)  # a position older than this no longer counts as "here"
 BIG = 10**12
+REORDER_MIN_MINUTES = 1.0  # re-ordering a route is free, but not for less than this
 
 
 def delivery_id(order_id: int) -> str:
@@ -88,6 +89,10 @@ class World:
 
     def at(self, seconds: int) -> datetime:
         return self.epoch + timedelta(seconds=seconds)
+
+    def cost_of_minutes(self, minutes: float) -> int:
+        """`minutes` of paid driver time in the plan's cost units."""
+        return round(minutes * 60 * (self.problem.objective.duration or 1))
 
     def nearest_driver(self, stop_id: str) -> str | None:
         stop = self.problem.stop_by_id[stop_id]
