@@ -116,3 +116,25 @@ def test_a_late_stop_stays_when_it_may_not_move_or_nobody_makes_it(options, curr
     assert not plan.rescued
     assert "far" in plan.sequences["ana"]
     assert evaluate(p, plan.sequences)[1]  # late it is, and stays
+
+
+def test_a_stop_no_order_keeps_on_time_goes_where_it_is_least_late_not_to_the_end():
+    """Ana's route in force has two late stops. Rebuilt, one of them ("tight", closing 30 s in,
+    a minute away) is on time nowhere: it goes first, 30 s late, not after the far stops,
+    58 minutes late; the other late stop is then on time."""
+    vehicles = [Vehicle("ana", start=0, open_end=True)]
+    points = [(0, 0), (1, 0), (10, 0), (20, 0), (30, 0)]
+    stops = [
+        Stop("tight", 1, windows=(Window(0, 30),)),
+        Stop("s10", 2, windows=(Window(0, 15 * MINUTE),)),
+        Stop("s20", 3),
+        Stop("s30", 4),
+    ]
+    p = problem(points, stops, vehicles)
+    current = {"ana": ["s30", "s20", "s10", "tight"]}
+    assert len(evaluate(p, current)[1]) == 2
+    plan = sticky_plan(p, current, min_saving=MINUTE)
+    assert plan.rebuilt == ["ana"]
+    assert plan.sequences == {"ana": ["tight", "s10", "s20", "s30"]}
+    assert [v.stop for v in evaluate(p, plan.sequences)[1]] == ["tight"]
+    assert evaluate(p, plan.sequences)[0].visit("tight").start == MINUTE  # 30 s late

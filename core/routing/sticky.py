@@ -1,8 +1,9 @@
 """A sticky re-plan: the plan in force changes only where a change is worth it.
 
 1. A route that can no longer be kept on time is rebuilt from its own stops (its locked prefix
-   first, then each stop at its cheapest feasible place, earliest deadline first); it is taken
-   only when it breaks fewer windows than the route in force.
+   first, then each stop at its cheapest feasible place, earliest deadline first; a stop on
+   time nowhere where it makes the fewest stops late, then is least late); it is taken only
+   when it breaks fewer windows than the route in force.
    A stop still late then goes to the driver who can make it in time at the least cost, when
    it may move at all (`_rescue`): a broken promise costs more than a changed driver.
 2. Waiting stops are placed one by one at their cheapest feasible place (most important and
@@ -118,15 +119,39 @@ def _rebuild(problem: Problem, routes: dict[str, list[str]], vehicle_id: str, fi
         found = best_position(problem, vehicle, rebuilt, stop_id, fixed)
         if found is None:
             behind.append(stop_id)
-            if (partner := problem.partner.get(stop_id)) and stop_id in problem.pickups:
-                behind.append(partner)
         else:
             rebuilt = found[1]
-    rebuilt += behind
+    for stop_id in behind:  # on time nowhere: where it is least late, the others as they were
+        rebuilt = _least_late(problem, vehicle_id, rebuilt, stop_id, fixed)
     if _late(problem, vehicle_id, rebuilt) < broken:
         routes[vehicle_id] = rebuilt
         return True
     return False
+
+
+def _least_late(
+    problem: Problem, vehicle_id: str, sequence: list[str], stop_id: str, fixed: int
+) -> list[str]:
+    """The sequence with `stop_id` (a pickup followed at once by its delivery) where it makes
+    the fewest stops late, then the fewest seconds late, then costs least: at the end of the
+    route it could be hours late for a few minutes saved elsewhere."""
+    vehicle = problem.vehicle_by_id[vehicle_id]
+    unit = [stop_id]
+    if (partner := problem.partner.get(stop_id)) and stop_id in problem.pickups:
+        unit.append(partner)
+    best: tuple[tuple[int, int, int], list[str]] | None = None
+    for at in range(fixed, len(sequence) + 1):
+        candidate = [*sequence[:at], *unit, *sequence[at:]]
+        route, violations = simulate(problem, vehicle, candidate)
+        seconds = sum(
+            max(0, visit.start - problem.windows(problem.stop_by_id[visit.stop])[-1].end)
+            for visit in route.visits
+        )
+        rank = (len({v.stop for v in violations}), seconds, route.duration)
+        if best is None or rank < best[0]:
+            best = (rank, candidate)
+    assert best is not None
+    return best[1]
 
 
 def _rescue(
