@@ -1,6 +1,6 @@
 """The autopilot's placement latency, through the real worker on a real database.
 
-    python -m bench.autopilot latency [--drivers 50] [--stops 500] [--samples 50]
+    python -m bench.autopilot latency [--drivers 50] [--stops 500] [--samples 50] [--few 50]
                                       [--postgres URL [--skip-unreachable]] [--no-sqlite]
 
 On a fresh database (a SQLite file, and a scratch PostgreSQL database on the server of
@@ -9,7 +9,9 @@ On a fresh database (a SQLite file, and a scratch PostgreSQL database on the ser
 - batch: `--stops` orders committed in one transaction (as a CSV import or an API batch does);
   time from that commit until every one of them is assigned (one batch solve);
 - single: with those open stops on the routes, `--samples` orders committed one at a time; time
-  from each commit until it is assigned (cheapest insertion), p50/p95/max.
+  from each commit until it is assigned (cheapest insertion), p50/p95/max;
+- few: then `--few` orders committed in one transaction, time until all are assigned (a batch
+  solve checked against placing them one by one).
 
 Targets (issue 11): single p95 ≤ 1 s; a 500-order batch placed in ≤ 15 s. Prints a table and
 writes bench/results/autopilot-latency.json.
@@ -123,6 +125,11 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             async with db.transaction() as session:
                 order = await add_order(session, draft(f"S{k}", at), SYSTEM, source="bench")
             singles.append(await wait_assigned(db, [order.id], 0.002, 30.0))  # type: ignore[list-item]
+
+        few = [(k, draft(f"F{k}", at)) for k, at in enumerate(city(rng, args.few))]
+        async with db.transaction() as session:
+            outcomes = await add_orders(session, few, SYSTEM, source="bench")
+        few_s = await wait_assigned(db, [i for i, _ in outcomes.values()], 0.02, 120.0)  # type: ignore[misc]
     finally:
         await services.close()
         await db.dispose()
@@ -135,6 +142,8 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "single_p95_s": round(percentile(singles, 95), 3),
         "single_max_s": round(max(singles), 3),
         "insertions": pilot.stats.insertions,
+        "few_orders": args.few,
+        "few_s": round(few_s, 3),
     }
 
 
@@ -146,6 +155,7 @@ def main() -> None:
     parser.add_argument("--drivers", type=int, default=50)
     parser.add_argument("--stops", type=int, default=500)
     parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--few", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", default=None)
     parser.add_argument("--skip-unreachable", action="store_true")
@@ -154,12 +164,12 @@ def main() -> None:
     results = asyncio.run(databases(args, lambda url: measure(url, args)))
     print(f"\nautopilot placement, {args.drivers} drivers, {args.stops} open stops")
     print(f"{'database':<10} {'batch':>6} {'batch s':>8} {'solves':>6} "
-          f"{'n':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")  # fmt: skip
+          f"{'n':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'few':>4} {'few s':>6}")  # fmt: skip
     for name, r in results.items():
         print(
             f"{name:<10} {r['batch_orders']:>6} {r['batch_s']:>8.2f} {r['batch_solves']:>6} "
             f"{r['single_samples']:>4} {r['single_p50_s']:>7.3f} {r['single_p95_s']:>7.3f} "
-            f"{r['single_max_s']:>7.3f}"
+            f"{r['single_max_s']:>7.3f} {r['few_orders']:>4} {r['few_s']:>6.2f}"
         )
     print("targets: batch of 500 ≤ 15 s; single p95 ≤ 1 s")
     params = {k: v for k, v in vars(args).items() if k != "postgres"}

@@ -138,3 +138,19 @@ def test_a_stop_no_order_keeps_on_time_goes_where_it_is_least_late_not_to_the_en
     assert plan.sequences == {"ana": ["tight", "s10", "s20", "s30"]}
     assert [v.stop for v in evaluate(p, plan.sequences)[1]] == ["tight"]
     assert evaluate(p, plan.sequences)[0].visit("tight").start == MINUTE  # 30 s late
+
+
+def test_placing_only_places_the_waiting_stop_and_moves_nothing_else():
+    """Placing arrivals is not re-planning the day: the swap that saves 36 minutes is left for
+    the re-plan, and only the route that took the arrival is re-sequenced."""
+    vehicles = [
+        Vehicle("ana", start=0, open_end=True, max_stops=2),
+        Vehicle("ben", start=1, open_end=True, max_stops=1),
+    ]
+    stops = [Stop("by_ana", 2), Stop("by_ben", 3), Stop("new", 2)]
+    p = problem(POINTS, stops, vehicles)
+    plan = sticky_plan(p, CROSSED, waiting=["new"], min_saving=MINUTE, placing_only=True)
+    assert plan.placed == {"new": "ana"} and plan.moves == []
+    assert plan.sequences == {"ana": ["new", "by_ben"], "ben": ["by_ana"]}
+    replanned = sticky_plan(p, CROSSED, waiting=["new"], min_saving=MINUTE)
+    assert replanned.moves  # the same day re-planned does swap

@@ -65,9 +65,11 @@ def sticky_plan(
     min_saving: int,
     min_reorder: int = 60,
     max_moves: int = 50,
+    placing_only: bool = False,
 ) -> StickyPlan:
     """The plan in force (`current`: vehicle -> stops), with `waiting` stops placed and only
-    the moves that are worth it made."""
+    the moves that are worth it made. `placing_only`: re-sequence only the routes that took a
+    waiting stop, and make no other move (placing arrivals, not re-planning the day)."""
     locked = dict(locked or {})
     known = problem.stop_by_id
     routes = {v.id: [s for s in current.get(v.id, ()) if s in known] for v in problem.vehicles}
@@ -77,6 +79,9 @@ def sticky_plan(
             plan.rebuilt.append(vehicle_id)
     _rescue(problem, routes, locked, plan)
     _place(problem, routes, waiting, locked, plan)
+    if placing_only:
+        resequence_routes(problem, routes, locked, set(plan.placed.values()), min_reorder)
+        return plan
     resequence_routes(problem, routes, locked, routes, min_reorder)
     improve(problem, routes, locked, plan.moves, min_saving, min_reorder, max_moves)
     return plan

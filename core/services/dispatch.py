@@ -53,7 +53,7 @@ from core.texts import t
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-FEW = 50  # arrivals up to this many: the batch solve is checked against placing them one by one
+FEW = 12  # arrivals up to this many: the batch solve is checked against placing them one by one
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,7 @@ class Dispatcher:
                 locked=world.locked,
                 min_saving=BIG,
                 min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
+                placing_only=True,
             ),
         )
         one_by_one = evaluate(world.problem, sticky.sequences, sticky.unplaced, engine="insertion")
