@@ -154,3 +154,24 @@ def test_placing_only_places_the_waiting_stop_and_moves_nothing_else():
     assert plan.sequences == {"ana": ["new", "by_ben"], "ben": ["by_ana"]}
     replanned = sticky_plan(p, CROSSED, waiting=["new"], min_saving=MINUTE)
     assert replanned.moves  # the same day re-planned does swap
+
+
+def test_a_stop_on_time_nowhere_is_not_made_an_hour_late_to_keep_another_on_time():
+    """Rebuilt, "tight" (a minute behind her start, closing 30 s in) is late anywhere. Before
+    the far stop it makes that one 3 minutes late too; after it, it would be an hour late.
+    Two stops a few minutes late beat one an hour late."""
+    vehicles = [Vehicle("ana", start=0, open_end=True)]
+    points = [(0, 0), (-1, 0), (1, 0), (30, 0)]
+    stops = [
+        Stop("tight", 1, windows=(Window(0, 30),)),
+        Stop("s1", 2, windows=(Window(0, 90),)),
+        Stop("s30", 3, windows=(Window(0, 31 * MINUTE),)),
+    ]
+    p = problem(points, stops, vehicles)
+    current = {"ana": ["tight", "s30", "s1"]}
+    assert len(evaluate(p, current)[1]) == 3
+    plan = sticky_plan(p, current, min_saving=MINUTE)
+    assert plan.sequences == {"ana": ["s1", "tight", "s30"]}
+    checked, violations = evaluate(p, plan.sequences)
+    assert {v.stop for v in violations} == {"tight", "s30"}
+    assert checked.visit("s30").start == 34 * MINUTE  # 3 minutes late, not "tight" an hour

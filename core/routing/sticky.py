@@ -2,8 +2,8 @@
 
 1. A route that can no longer be kept on time is rebuilt from its own stops (its locked prefix
    first, then each stop at its cheapest feasible place, earliest deadline first; a stop on
-   time nowhere where it makes the fewest stops late, then is least late); it is taken only
-   when it breaks fewer windows than the route in force.
+   time nowhere where the stops are least late, a late stop weighing `LATE_STOP_S` more); it
+   is taken only when it breaks fewer windows than the route in force.
    A stop still late then goes to the driver who can make it in time at the least cost, when
    it may move at all (`_rescue`): a broken promise costs more than a changed driver.
 2. Waiting stops are placed one by one at their cheapest feasible place (most important and
@@ -33,6 +33,8 @@ from core.routing.insert import best_position, route_cost
 from core.routing.problem import Problem, Stop
 from core.routing.solve import why_alone
 from core.texts import t
+
+LATE_STOP_S = 15 * 60  # a stop late at all weighs as much as a quarter of an hour of lateness
 
 __all__ = ["Move", "RouteChange", "StickyPlan", "changes", "sticky_plan"]
 
@@ -137,14 +139,15 @@ def _rebuild(problem: Problem, routes: dict[str, list[str]], vehicle_id: str, fi
 def _least_late(
     problem: Problem, vehicle_id: str, sequence: list[str], stop_id: str, fixed: int
 ) -> list[str]:
-    """The sequence with `stop_id` (a pickup followed at once by its delivery) where it makes
-    the fewest stops late, then the fewest seconds late, then costs least: at the end of the
-    route it could be hours late for a few minutes saved elsewhere."""
+    """The sequence with `stop_id` (a pickup followed at once by its delivery) where the stops
+    are least late: each late stop counts `LATE_STOP_S` and its seconds late, then the route
+    costs least. At the end of the route it could be hours late to keep another stop from being
+    a few minutes late."""
     vehicle = problem.vehicle_by_id[vehicle_id]
     unit = [stop_id]
     if (partner := problem.partner.get(stop_id)) and stop_id in problem.pickups:
         unit.append(partner)
-    best: tuple[tuple[int, int, int], list[str]] | None = None
+    best: tuple[tuple[int, int], list[str]] | None = None
     for at in range(fixed, len(sequence) + 1):
         candidate = [*sequence[:at], *unit, *sequence[at:]]
         route, violations = simulate(problem, vehicle, candidate)
@@ -152,7 +155,7 @@ def _least_late(
             max(0, visit.start - problem.windows(problem.stop_by_id[visit.stop])[-1].end)
             for visit in route.visits
         )
-        rank = (len({v.stop for v in violations}), seconds, route.duration)
+        rank = (len({v.stop for v in violations}) * LATE_STOP_S + seconds, route.duration)
         if best is None or rank < best[0]:
             best = (rank, candidate)
     assert best is not None
