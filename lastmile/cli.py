@@ -330,11 +330,12 @@ def report(day: str | None, week: str | None, out: Path) -> None:
     """Print a day's (default today) or a week's report; write its chart and CSV into --out."""
     from zoneinfo import ZoneInfo
 
-    from core.clock import system_clock
+    from core.clock import Clock, system_clock
     from core.services import reports
 
     config = settings()
-    now = system_clock()
+    clock: Clock = system_clock  # the command's composition root: the wall clock
+    now = clock()
     try:
         if day is not None and week is not None:
             raise DomainError("report.date_or_week")

@@ -3,6 +3,7 @@ clock's time, never the wall clock's."""
 
 from __future__ import annotations
 
+import ast
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,3 +101,87 @@ async def test_service_stamps_events_outbox_and_webhooks_with_its_clock(
         ("customer.order_cancelled", later, later)
     ]
     assert sorted(d.created_at for d in deliveries) == [LONG_AGO, later]
+
+
+WALL_CLOCK_CALLS = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "localtime"),
+    ("time", "gmtime"),
+    ("time", "ctime"),
+    ("time", "asctime"),
+    ("time", "strftime"),
+}
+WALL_CLOCK_IMPORTS = {"time", "time_ns", "localtime", "gmtime", "ctime", "asctime", "strftime"}
+READS_THE_CLOCK_ITSELF = {"core/clock.py"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return "?"
+
+
+def wall_clock_reads(source: str) -> list[tuple[int, str]]:
+    """Where `source` reads the wall clock other than through the service's clock."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            owner, _, attr = name.rpartition(".")
+            if (owner.rpartition(".")[2], attr) in WALL_CLOCK_CALLS:
+                # time.localtime(seconds) and friends convert a given time; without one they read
+                converts = attr in {"localtime", "gmtime", "ctime", "asctime"} and node.args
+                if owner.endswith("time") and (converts or len(node.args) > 1):
+                    continue
+                found.append((node.lineno, f"{name}()"))
+            elif name in {"utcnow", "system_clock"}:
+                found.append((node.lineno, f"{name}()"))
+        elif isinstance(node, ast.ImportFrom) and node.module == "time":
+            for alias in node.names:
+                if alias.name in WALL_CLOCK_IMPORTS:
+                    found.append((node.lineno, f"from time import {alias.name}"))
+    return found
+
+
+def test_the_scan_finds_each_way_of_reading_the_wall_clock():
+    source = """
+import datetime as dt, time
+from datetime import UTC, date, datetime
+from time import time as now_s
+a = datetime.now(UTC); b = datetime.utcnow(); c = date.today(); d = dt.datetime.now()
+e = time.time(); f = time.localtime(); g = utcnow(); h = system_clock()
+ok = (time.monotonic(), time.localtime(5), datetime.fromtimestamp(5, UTC), clock())
+"""
+    assert [what for _, what in wall_clock_reads(source)] == [
+        "from time import time",
+        "datetime.now()",
+        "datetime.utcnow()",
+        "date.today()",
+        "dt.datetime.now()",
+        "time.time()",
+        "time.localtime()",
+        "utcnow()",
+        "system_clock()",
+    ]
+
+
+def test_nothing_reads_the_wall_clock_but_the_clock():
+    """core/, bot/, web/ and lastmile/ read time from the service's clock; `system_clock` is named
+    (as a default), never called, outside core/clock.py; time.monotonic() measures durations."""
+    offenders = []
+    for package in ("core", "bot", "web", "lastmile"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative in READS_THE_CLOCK_ITSELF:
+                continue
+            for line, what in wall_clock_reads(path.read_text()):
+                offenders.append(f"{relative}:{line}: {what}")
+    assert offenders == []
