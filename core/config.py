@@ -226,7 +226,7 @@ class NotifySettings(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        from core.services.notifications import QuietHours
+        from core.quiet_hours import QuietHours
 
         QuietHours.parse(value, "UTC")  # raises ValueError with a readable message
         return value

@@ -204,12 +204,6 @@ class Stack:
             await sender.stop()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Services.build` sets the module-wide webhook policy; give each test its own."""
-    monkeypatch.setattr(webhooks, "POLICY", webhooks.Policy())
-
-
 @asynccontextmanager
 async def running(db: Database, data_dir: Path, **webhook_settings: Any) -> AsyncIterator[Stack]:
     """The receiver and the app, each under uvicorn on 127.0.0.1."""
