@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from core.routing.traffic import parse_factors
+from core.traffic import parse_factors
 from core.validation import describe
 
 

@@ -30,8 +30,8 @@ from core.models import (
     session_clock,
     session_time,
 )
-from core.services.notifications import MAX_ACTIONS, Notice
-from core.services.policy import policy_of
+from core.notifications import MAX_ACTIONS, Notice
+from core.policy import policy_of
 
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8

@@ -22,12 +22,12 @@ from core.models import (
     OutboxStatus,
     Role,
 )
+from core.policy import Policy
 from core.quiet_hours import QuietHours
 from core.services import orders
 from core.services.members import grant
 from core.services.messages import render
 from core.services.orders import OrderDraft
-from core.services.policy import Policy
 
 S = orders.OrderStatus
 

@@ -10,13 +10,13 @@ from functools import cached_property
 from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
+from core.policy import Policy
 from core.routing.travel import provider_from_settings
 from core.services.alerts import Alerts
 from core.services.autopilot import Autopilot
 from core.services.dispatch import Dispatcher
 from core.services.geocoding import Geocoder
 from core.services.links import Signer, secret_key
-from core.services.policy import Policy
 from core.services.stops import Stops
 from core.services.tracking import Tracker
 

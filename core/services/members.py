@@ -29,8 +29,8 @@ from core.models import (
     OutboxStatus,
     Role,
 )
+from core.notifications import Notice, dispatcher_members
 from core.services.invites import token_hash
-from core.services.notifications import Notice, dispatcher_members
 from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language, t
 from core.validation import kept_as_text
 

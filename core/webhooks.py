@@ -39,7 +39,7 @@ from core.models import (
     WebhookDelivery,
     tracking_url,
 )
-from core.services.policy import policy_of
+from core.policy import policy_of
 
 SIGNATURE_HEADER = "Lastmile-Signature"
 EVENT_HEADER = "Lastmile-Event"
