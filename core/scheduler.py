@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -203,11 +204,11 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._execute(job, fire), name=f"job {job.name}")
             self._running[job.name] = task
-            task.add_done_callback(lambda _, name=job.name: self._done(name))
+            task.add_done_callback(functools.partial(self._done, job.name))
             started[job.name] = task
         return started
 
-    def _done(self, name: str) -> None:
+    def _done(self, name: str, _task: object = None) -> None:
         self._running.pop(name, None)
         self._woken.set()  # a fire time that came while it ran is looked at now
 

@@ -106,9 +106,8 @@ async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
         if row is None:
             return Identity(None, user.name, language_of(user.language))
         member, driver_id = row
-        roles = frozenset(
-            await session.exec(select(MemberRole.role).where(MemberRole.member_id == member.id))
-        )
+        held = select(MemberRole.role).where(MemberRole.member_id == member.id)
+        roles = frozenset(Role(role) for role in await session.exec(held))
         needs_update = (
             member.telegram_chat_id != user.chat_id or member.telegram_blocked_at is not None
         )
