@@ -40,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from core.clock import Clock
+from core.clock import Clock, pace
 from core.db import Database
 from core.models import JobOutcome, JobRun
 
@@ -225,11 +225,13 @@ class Scheduler:
             self._woken.clear()
 
     def _sleep_for(self, now: datetime) -> float:
+        """Real seconds until the nearest fire time (a simulated clock runs `pace` times
+        faster), at most a tick."""
         nearest = self.tick_s
         for job in self.jobs:
             moment = next_fire(job, now)
             if moment is not None:
-                nearest = min(nearest, (moment - now).total_seconds())
+                nearest = min(nearest, (moment - now).total_seconds() / pace(self.clock))
         return max(nearest, 0.05)
 
     async def _execute(self, job: Job, fire: datetime) -> bool:
