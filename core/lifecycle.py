@@ -24,7 +24,7 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import outbox
+from core import notifications, outbox, placements, visits, webhooks
 from core.errors import DomainError, NotFound
 from core.models import (
     Driver,
@@ -38,9 +38,8 @@ from core.models import (
     ProofKind,
     StopKind,
     order_ref,
-    utcnow,
+    session_time,
 )
-from core.services import notifications, placements, visits, webhooks
 from core.texts import t
 
 S = OrderStatus
@@ -138,6 +137,7 @@ async def create(
     await session.flush()
     for window in windows:
         session.add(_window_row(order, window))
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="created",
@@ -146,7 +146,7 @@ async def create(
         actor_member_id=actor.member_id,
         data={"source": order.source},
     )
-    await placements.wait(session, order.id)  # type: ignore[arg-type]
+    await placements.wait(session, order.id)
     return await _record(session, order, event, previous_driver_id=None)
 
 
@@ -166,7 +166,7 @@ async def transition(
 
     source = order.status
     previous_driver_id = order.driver_id
-    now = utcnow()
+    now = session_time(session)
     data: dict[str, Any] = dict(change.extra)
     if change.reason:
         data["reason"] = change.reason
@@ -207,6 +207,7 @@ async def transition(
     if source in ON_ROUTE and target in (*WAITING, S.CANCELLED, S.FAILED):
         placements.replan(session)  # a hole in someone's route: others may fill it better
     await visits.follow(session, order, source, target, now)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="status_changed",
@@ -230,6 +231,7 @@ async def note(
     """Record something that happened to an order without changing its status (for example
     "no driver can take it"), with its notifications, in the caller's transaction."""
     order = await _lock_order(session, order_id)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind=kind,
@@ -259,9 +261,10 @@ async def change_windows(
     await _replace_windows(session, order, windows)
     if due_date is not None:
         order.due_date = due_date
-    order.updated_at = utcnow()  # plans read before this see it changed
+    order.updated_at = session_time(session)  # plans read before this see it changed
     session.add(order)
     await placements.wait(session, order_id)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="window_changed",
@@ -286,7 +289,8 @@ async def revert(
     history keeps both events. Callers decide who may undo what and for how long."""
     order = await _lock_order(session, order_id)
     assert undone.from_status is not None and undone.to_status is order.status
-    now = utcnow()
+    now = session_time(session)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="status_undone",

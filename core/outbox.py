@@ -21,8 +21,17 @@ from core import leases
 from core.db import Database
 from core.errors import DomainError
 from core.leases import LEASE
-from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
-from core.services.notifications import MAX_ACTIONS, Notice, not_before
+from core.models import (
+    Channel,
+    Member,
+    OrderEvent,
+    OutboxMessage,
+    OutboxStatus,
+    session_clock,
+    session_time,
+)
+from core.notifications import MAX_ACTIONS, Notice
+from core.policy import policy_of
 
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
@@ -64,8 +73,9 @@ async def add(
     )
     if existing.first() is not None:
         return None
-    now = now or utcnow()
-    due = not_before(notice.template, now)  # quiet hours hold what is not urgent
+    now = now or session_time(session)
+    quiet = policy_of(session).quiet  # quiet hours hold what is not urgent
+    due = quiet.not_before(notice.template, now) if quiet else now
     member = await session.get(Member, notice.recipient_member_id)
     channel = preferred_channel(member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
@@ -145,27 +155,27 @@ async def claim_in(
     """`claim` in the caller's transaction. On PostgreSQL claims take turns (a transaction-level
     advisory lock): otherwise two senders claiming at once would not see each other's leases,
     and each could take messages of the same recipient, who would get them out of order."""
-    now = now or utcnow()
-    if session.bind.dialect.name == "postgresql":
-        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    now = now or session_time(session)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
     older = sa.orm.aliased(OutboxMessage)
     waiting = [OutboxStatus.PENDING, OutboxStatus.SENDING]
     statement = (
         select(OutboxMessage)
         .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.status.in_(waiting),  # type: ignore[attr-defined]
-            OutboxMessage.next_attempt_at <= now,
+            col(OutboxMessage.channel) == channel,
+            col(OutboxMessage.status).in_(waiting),
+            col(OutboxMessage.next_attempt_at) <= now,
             ~sa.exists().where(
-                older.recipient_member_id == OutboxMessage.recipient_member_id,
-                older.channel == channel,
-                older.id < OutboxMessage.id,  # type: ignore[operator]
+                col(older.recipient_member_id) == OutboxMessage.recipient_member_id,
+                col(older.channel) == channel,
+                col(older.id) < OutboxMessage.id,
                 sa.or_(  # (one held back by quiet hours, never tried, blocks nothing)
-                    older.status == OutboxStatus.SENDING,
+                    col(older.status) == OutboxStatus.SENDING,
                     sa.and_(
-                        older.status == OutboxStatus.PENDING,
-                        older.next_attempt_at > now,
-                        sa.or_(older.attempts > 0, older.last_error.is_not(None)),  # type: ignore[union-attr]
+                        col(older.status) == OutboxStatus.PENDING,
+                        col(older.next_attempt_at) > now,
+                        sa.or_(col(older.attempts) > 0, col(older.last_error).is_not(None)),
                     ),
                 ),
             ),
@@ -177,7 +187,7 @@ async def claim_in(
     rows = list((await session.exec(statement)).all())
     token = leases.new_token()
     for row in rows:
-        leases.take(row, token, now, lease)
+        leases.take(row, token, now, session_clock(session).span(lease))
         session.add(row)
     await session.flush()
     return rows
@@ -194,7 +204,7 @@ async def mark_sent(
         result = await session.exec(
             sa.update(OutboxMessage)
             .where(*where)
-            .values(status=OutboxStatus.SENT, sent_at=now or utcnow(), last_error=None)
+            .values(status=OutboxStatus.SENT, sent_at=now or db.now(), last_error=None)
         )
         return bool(result.rowcount)
 
@@ -215,7 +225,7 @@ async def mark_failed(
 ) -> OutboxStatus:
     """Record a failed attempt: retry later with backoff, or give up (`dead`). With `token`,
     only while it holds the message."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
         if row is None or row.status is OutboxStatus.SENT or leases.lost(row, token):
@@ -242,7 +252,7 @@ async def retry_later(
 ) -> None:
     """The channel asked us to slow down (HTTP 429): try again then; it is not a failed attempt.
     With `token`, only while it holds the message."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
         if row is None or row.status is not OutboxStatus.SENDING or leases.lost(row, token):

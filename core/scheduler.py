@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -39,8 +40,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
+from core.clock import Clock, pace
 from core.db import Database
-from core.models import JobOutcome, JobRun, utcnow
+from core.models import JobOutcome, JobRun
 
 log = logging.getLogger(__name__)
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)  # every interval job's fire times count from here
@@ -139,7 +141,7 @@ class Scheduler:
         db: Database,
         jobs: Sequence[Job],
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         instance: str | None = None,
         tick_s: float = TICK_S,
         stop_s: float = STOP_S,
@@ -149,7 +151,7 @@ class Scheduler:
             raise ValueError(f"two jobs with one name: {names}")
         self.db = db
         self.jobs = list(jobs)
-        self.clock = clock
+        self.clock: Clock = clock or db.now
         self.instance = instance or instance_name()
         self.tick_s = tick_s
         self.stop_s = stop_s
@@ -202,11 +204,11 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._execute(job, fire), name=f"job {job.name}")
             self._running[job.name] = task
-            task.add_done_callback(lambda _, name=job.name: self._done(name))
+            task.add_done_callback(functools.partial(self._done, job.name))
             started[job.name] = task
         return started
 
-    def _done(self, name: str) -> None:
+    def _done(self, name: str, _task: object = None) -> None:
         self._running.pop(name, None)
         self._woken.set()  # a fire time that came while it ran is looked at now
 
@@ -223,11 +225,13 @@ class Scheduler:
             self._woken.clear()
 
     def _sleep_for(self, now: datetime) -> float:
+        """Real seconds until the nearest fire time (a simulated clock runs `pace` times
+        faster), at most a tick."""
         nearest = self.tick_s
         for job in self.jobs:
             moment = next_fire(job, now)
             if moment is not None:
-                nearest = min(nearest, (moment - now).total_seconds())
+                nearest = min(nearest, (moment - now).total_seconds() / pace(self.clock))
         return max(nearest, 0.05)
 
     async def _execute(self, job: Job, fire: datetime) -> bool:

@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.config import load_settings, normalize_database_url
 from core.db import Database
-from core.models import Invite, JobOutcome, JobRun, Order, Role, utcnow
+from core.models import Invite, JobOutcome, JobRun, Order, Role
 from tests.conftest import (
     FIXTURES,
     POSTGRES_URL,
@@ -74,6 +75,10 @@ def run_and_check_health(
         response = wait_healthy(process, port)
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "database": "ok"}
+        root = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)  # was a 404
+        assert root.status_code == 200
+        assert "Lastmile is running" in root.text and 'href="/docs"' in root.text
+        assert "set TELEGRAM_BOT_TOKEN to enable it" in root.text
     finally:
         output = stop(process, how)
     assert process.returncode == 0, output
@@ -177,7 +182,7 @@ def test_invite_prints_a_deep_link_and_writes_its_qr(clean_env, tmp_path: Path):
     assert invite.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in invite.token_hash
     assert invite.role is Role.DRIVER and invite.used_at is None
-    assert abs(invite.expires_at - (utcnow() + timedelta(days=2))) < timedelta(minutes=2)
+    assert abs(invite.expires_at - (system_clock() + timedelta(days=2))) < timedelta(minutes=2)
 
 
 def test_an_owner_invite_says_an_owner(clean_env, tmp_path: Path):
@@ -258,7 +263,7 @@ def test_jobs_lists_the_schedule_and_the_last_runs(clean_env, tmp_path: Path):
     assert lines[1].split()[:4] == ["tracking.stale_locations", "every", "1", "min"]
     assert lines[-1] == "No job has run yet: jobs run while `lastmile run` is up."
 
-    now = utcnow()
+    now = system_clock()
     berlin = ZoneInfo("Europe/Berlin")
 
     async def record() -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from core import lifecycle, outbox
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM, Change, Window
@@ -20,12 +21,12 @@ from core.models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    utcnow,
 )
-from core.services import notifications, orders
+from core.policy import Policy
+from core.quiet_hours import QuietHours
+from core.services import orders
 from core.services.members import grant
 from core.services.messages import render
-from core.services.notifications import QuietHours
 from core.services.orders import OrderDraft
 
 S = orders.OrderStatus
@@ -170,15 +171,12 @@ async def test_each_customer_reads_their_own_language(db: Database):
 
 
 @pytest.fixture
-def quiet_all_day():
-    """Quiet hours covering the whole test, put back afterwards."""
-    now = utcnow()
+def quiet_all_day(db: Database) -> QuietHours:
+    """Quiet hours covering the whole test, in the policy of the test's database."""
+    now = system_clock()
     quiet = QuietHours((now.hour - 1) % 24, (now.hour + 2) % 24, ZoneInfo("UTC"))
-    notifications.QUIET[0] = quiet
-    try:
-        yield quiet
-    finally:
-        notifications.QUIET[0] = None
+    Policy(quiet=quiet).carried_by(db)
+    return quiet
 
 
 async def test_quiet_hours_hold_what_can_wait_and_nothing_urgent(db: Database, quiet_all_day):
@@ -195,13 +193,13 @@ async def test_quiet_hours_hold_what_can_wait_and_nothing_urgent(db: Database, q
     rows = await messages_of(db, cy)
     assert [r.template for r in rows] == ["customer.order_confirmed", "customer.order_cancelled"]
     morning = rows[0].next_attempt_at
-    assert morning > utcnow() and morning.astimezone(UTC).hour == quiet_all_day.end
+    assert morning > system_clock() and morning.astimezone(UTC).hour == quiet_all_day.end
     assert await outbox.claim(db, Channel.TELEGRAM) == []
 
-    notifications.QUIET[0] = None
+    Policy().carried_by(db)
     # an urgent message is not held, and held ones before it do not block it
     quiet = QuietHours(quiet_all_day.start, quiet_all_day.end, ZoneInfo("UTC"))
-    assert quiet.not_before("customer.driver_nearby", utcnow()) <= utcnow()
+    assert quiet.not_before("customer.driver_nearby", system_clock()) <= system_clock()
     later = morning + timedelta(seconds=1)
     claimed = await outbox.claim(db, Channel.TELEGRAM, now=later)
     assert [m.template for m in claimed] == ["customer.order_confirmed", "customer.order_cancelled"]

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.models import Driver, OrderStatus, Proof, utcnow
-from core.services import apikeys, proofs, webhooks
+from core.models import Driver, OrderStatus, Proof
+from core.services import apikeys, proofs
 from core.services.links import KEY_FILE, Signer
 from tests.conftest import free_port, serve
 from tests.factories import add_driver, move
@@ -52,7 +53,7 @@ class Clock:
     """The app's clock, set by the test; whole seconds, like the links' expiry."""
 
     def __init__(self) -> None:
-        self.now = utcnow().replace(microsecond=0)
+        self.now = system_clock().replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now
@@ -74,12 +75,6 @@ class Instance:
         url = response.json()["photo_url"]
         assert url is not None
         return url
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Services.build` sets the module-wide webhook policy; give each test its own."""
-    monkeypatch.setattr(webhooks, "POLICY", webhooks.Policy())
 
 
 @pytest.fixture(autouse=True)

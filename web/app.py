@@ -4,50 +4,33 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from core.channels import channel_states
+from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.jobs import service_jobs
-from core.models import utcnow
 from core.scheduler import Scheduler
 from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
 from web import errors, limits
-from web.routes import api, health, proofs, tracking, webhooks
+from web.routes import api, health, home, proofs, tracking, webhooks
 
 log = logging.getLogger("lastmile")
-
-
-def channel_status(settings: Settings) -> list[str]:
-    """One line per chat channel saying whether it runs and, if not, how to enable it."""
-    lines = []
-    if settings.telegram.enabled:
-        lines.append(f"Telegram: on ({settings.telegram.mode})")
-    else:
-        lines.append("Telegram: not configured; set TELEGRAM_BOT_TOKEN to enable it")
-    if settings.whatsapp.enabled:
-        lines.append("WhatsApp: WHATSAPP_ACCESS_TOKEN is set, but this build has no channel for it")
-    else:
-        lines.append(
-            "WhatsApp: not configured; set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID "
-            "and WHATSAPP_APP_SECRET to enable it"
-        )
-    return lines
 
 
 def create_app(
     settings: Settings,
     db: Database | None = None,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database, core services, chat channels and scheduler start with it.
@@ -56,7 +39,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db or Database(settings.database_url, echo=settings.database.echo)
+        database = db or Database(
+            settings.database_url, echo=settings.database.echo, clock=clock or system_clock
+        )
         services = Services.build(settings, database, clock=clock)
         app.state.db = database
         app.state.services = services
@@ -66,12 +51,12 @@ def create_app(
             database,
             settings.webhooks,
             transport=webhook_transport,
-            clock=clock,
+            clock=services.clock,
             lease=settings.outbox.lease,
         )
-        app.state.scheduler = Scheduler(database, service_jobs(services), clock=clock)
-        for line in channel_status(settings):
-            log.info(line)
+        app.state.scheduler = Scheduler(database, service_jobs(services), clock=services.clock)
+        for channel in channel_states(settings):
+            log.info(channel.line())
         try:
             if settings.telegram.enabled:
                 from bot.telegram.app import TelegramChannel
@@ -103,6 +88,7 @@ def create_app(
     app.add_exception_handler(Exception, errors.server_error)
     app.add_exception_handler(413, limits.too_large)
     app.add_exception_handler(RequestValidationError, api.invalid_request)
+    app.include_router(home.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)

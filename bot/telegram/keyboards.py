@@ -29,7 +29,7 @@ Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # seconds, before 2100
 
 
 class Act(CallbackData, prefix="a"):
-    """An action carried by a notification (see core.services.notifications)."""
+    """An action carried by a notification (see core.notifications)."""
 
     name: str
     id: Id

@@ -232,7 +232,7 @@ class Sender:
             return
         photo = rendered.photo_file_id
         if photo is None and rendered.photo_path is not None:
-            path = stored(data_dir, rendered.photo_path)  # type: ignore[assignment]
+            path = stored(data_dir, rendered.photo_path)
             if path is not None:
                 content = await asyncio.to_thread(path.read_bytes)
                 photo = BufferedInputFile(content, filename=path.name)  # type: ignore[assignment]

@@ -23,7 +23,7 @@ import numpy as np
 
 from core.config import RoutingSettings
 from core.errors import DomainError
-from core.routing.traffic import parse_factors
+from core.traffic import parse_factors
 
 EARTH_RADIUS_M = 6_371_008.8
 UNREACHABLE_S = 24 * 3600  # what OSRM's null (no route) becomes: a day, never chosen
@@ -71,7 +71,8 @@ class TrafficProfile:
 
 
 class TravelProvider(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def matrix(
         self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
@@ -275,7 +276,7 @@ class Cached:
         c = np.array([block.index[p] for p in cols], dtype=np.intp)
         missing = ~block.known[np.ix_(r, c)]
         if missing.any():
-            lacking_rows = missing.all(axis=1)  # points never asked from: whole rows
+            lacking_rows = np.asarray(missing.all(axis=1))  # points never asked from: whole rows
             await self._fetch(block, [rows[i] for i in np.flatnonzero(lacking_rows)], cols,
                               depart_at)  # fmt: skip
             rest = missing & ~lacking_rows[:, None]

@@ -18,17 +18,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from core import lifecycle
+from core.clock import Clock
 from core.config import OrdersSettings, RoutingSettings
 from core.db import Database
 from core.errors import DomainError, NotFound
 from core.lifecycle import Actor, Change
-from core.models import Driver, Order, OrderStatus, StopKind, utcnow
+from core.models import Driver, Order, OrderStatus, StopKind
 from core.routing.check import evaluate, simulate
 from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
@@ -38,7 +38,6 @@ from core.routing.sticky import sticky_plan
 from core.routing.travel import Point, TravelProvider, haversine_m
 from core.services.plan_writes import lock, orders_of, version, write_routes
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
-from core.services.visits import open_rows
 from core.services.world import (
     BIG,
     OPEN,
@@ -50,6 +49,7 @@ from core.services.world import (
     unlocated,
 )
 from core.texts import t
+from core.visits import open_rows
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -91,14 +91,14 @@ class Dispatcher:
         orders: OrdersSettings | None = None,
         *,
         executor: Executor | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.travel = travel
         self.routing = routing or RoutingSettings()
         self.orders = orders or OrdersSettings()
         self.executor = executor
-        self.clock = clock
+        self.clock: Clock = clock or db.now
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
@@ -316,7 +316,7 @@ class Dispatcher:
                     max_attempts=self.orders.max_attempts,
                 )  # fmt: skip
             order.driver_locked = True
-            order.updated_at = utcnow()
+            order.updated_at = self.db.now()
             session.add(order)
             await write_routes(
                 session, world, routes, actor, locked,
@@ -331,7 +331,7 @@ class Dispatcher:
                 raise DomainError("error.order_not_found", order=order_id)
             if order.driver_locked:
                 order.driver_locked = False
-                order.updated_at = utcnow()  # plans read before this see it changed
+                order.updated_at = self.db.now()  # plans read before this see it changed
                 session.add(order)
                 await lifecycle.note(session, order_id, "lock_released", actor)
 

@@ -28,10 +28,9 @@ from core.models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    utcnow,
 )
+from core.notifications import Notice, dispatcher_members
 from core.services.invites import token_hash
-from core.services.notifications import Notice, dispatcher_members
 from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language, t
 from core.validation import kept_as_text
 
@@ -107,9 +106,8 @@ async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
         if row is None:
             return Identity(None, user.name, language_of(user.language))
         member, driver_id = row
-        roles = frozenset(
-            await session.exec(select(MemberRole.role).where(MemberRole.member_id == member.id))
-        )
+        held = select(MemberRole.role).where(MemberRole.member_id == member.id)
+        roles = frozenset(Role(role) for role in await session.exec(held))
         needs_update = (
             member.telegram_chat_id != user.chat_id or member.telegram_blocked_at is not None
         )
@@ -158,7 +156,7 @@ async def redeem_invite(
 ) -> Role | None:
     """Give the role of invite `token` to this user. None when `token` is not an invite;
     a DomainError when it is one that cannot be used (expired or used already)."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         invite = (
             await session.exec(
@@ -211,7 +209,7 @@ async def chat_unreachable(
         member = await session.get(Member, member_id, with_for_update=True)
         if member is None or member.telegram_blocked_at is not None:
             return
-        member.telegram_blocked_at = blocked_at = utcnow()
+        member.telegram_blocked_at = blocked_at = db.now()
         session.add(member)
         await session.exec(
             sa.update(OutboxMessage)

@@ -37,7 +37,6 @@ from core.models import (
     StopKind,
     is_tracking_token,
     open_stop,
-    utcnow,
 )
 from core.services.geocoding import distance_m
 from core.services.proofs import latest_photo
@@ -132,20 +131,24 @@ def _views_statement() -> sa.Select[Any]:
     """The orders of some tokens with all their pages show: one row per order event."""
     other = aliased(OrderWindow)
     first_window = (
-        sa.select(other.id)
-        .where(other.order_id == Order.id, other.stop == StopKind.DELIVERY)
-        .order_by(other.starts_at)
+        sa.select(col(other.id))
+        .where(col(other.order_id) == Order.id, col(other.stop) == StopKind.DELIVERY)
+        .order_by(col(other.starts_at))
         .limit(1)
         .correlate(Order)
         .scalar_subquery()
     )
     eta = (
-        sa.select(RouteStop.eta)
-        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY, open_stop())
+        sa.select(col(RouteStop.eta))
+        .where(
+            col(RouteStop.order_id) == Order.id,
+            col(RouteStop.kind) == StopKind.DELIVERY,
+            open_stop(),
+        )
         .scalar_subquery()
     )
-    photo = sa.exists().where(Proof.order_id == Order.id, Proof.kind == ProofKind.PHOTO)
-    columns = (
+    photo = sa.exists().where(col(Proof.order_id) == Order.id, col(Proof.kind) == ProofKind.PHOTO)
+    columns: tuple[Any, ...] = (
         col(Order.id), col(Order.tracking_token), col(Order.external_ref), col(Order.status),
         col(Order.final_at), col(Order.lat), col(Order.lon), col(Order.rating),
         col(Order.driver_id), col(Driver.last_lat), col(Driver.last_lon),
@@ -225,7 +228,7 @@ async def tracking_view(
     db: Database, token: str, *, keep_days: float, now: datetime | None = None
 ) -> TrackingView:
     """One token's view, read on its own."""
-    now = now or utcnow()
+    now = now or db.now()
     view = (await read_views(db, [token], now)).get(token) if is_tracking_token(token) else None
     if view is None:
         raise NotFound("tracking.unknown")
@@ -257,5 +260,5 @@ async def rate_by_token(
             raise DomainError("customer.rate_after_delivery", order=ref_of(order))
         order.rating = stars
         order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
-        order.rated_at = utcnow()
+        order.rated_at = db.now()
         session.add(order)

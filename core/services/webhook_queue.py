@@ -1,6 +1,6 @@
 """The sender's side of the webhook deliveries table: lease due deliveries, record each
 attempt, retry with backoff until the delivery's day is over, hand back what was not tried.
-(What is delivered, to whom and how it is signed: `core.services.webhooks`.)"""
+(What is delivered, to whom and how it is signed: `core.webhooks`.)"""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from core import leases
 from core.db import Database
 from core.leases import LEASE
-from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery, utcnow
-from core.services.webhooks import MAX_URL
+from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery
+from core.webhooks import MAX_URL
 
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600
@@ -39,7 +39,7 @@ async def claim(
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries, oldest first, all under one new token (several
     senders may run at once)."""
-    now = now or utcnow()
+    now = now or db.now()
     token = leases.new_token()
     statement = (
         select(WebhookDelivery, ApiKey)
@@ -50,7 +50,7 @@ async def claim(
         )
         .order_by(col(WebhookDelivery.id))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
     )
     claimed = []
     async with db.transaction() as session:
@@ -60,7 +60,7 @@ async def claim(
                 delivery.status = OutboxStatus.SKIPPED
                 delivery.last_error = "the API key was revoked or its webhook switched off"
             else:
-                leases.take(delivery, token, now, lease)
+                leases.take(delivery, token, now, db.span(lease))
                 claimed.append(
                     Claimed(
                         delivery.id,
@@ -111,7 +111,7 @@ async def record(
 ) -> OutboxStatus:
     """Log the attempt, then mark the delivery sent, due again later, or dead after its day
     (with `token`, only while it holds the delivery)."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None:

@@ -376,7 +376,7 @@ def _skipped(report: DispatchReport, lang: str) -> list[str]:
     ]
 
 
-async def _with_progress(progress: Message, work, lang: str):  # type: ignore[no-untyped-def]
+async def _with_progress(progress: Message, work, lang: str):
     """Run `work`, editing the progress message every second while it runs."""
     task = asyncio.ensure_future(work)
     seconds = 0
@@ -391,7 +391,7 @@ async def _with_progress(progress: Message, work, lang: str):  # type: ignore[no
 
 
 @router.message(Command("import"))
-async def cmd_import(message: Message, state, lang: str) -> None:  # type: ignore[no-untyped-def]
+async def cmd_import(message: Message, state, lang: str) -> None:
     await state.set_state(Import.file)
     await message.answer(t("import.prompt", lang))
 
@@ -399,7 +399,7 @@ async def cmd_import(message: Message, state, lang: str) -> None:  # type: ignor
 @router.message(Import.file, F.document)
 async def msg_import_file(
     message: Message, bot: Bot, svc: Services, who: Identity, lang: str, state
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     document = message.document
     assert document is not None
     name = (document.file_name or "").lower()

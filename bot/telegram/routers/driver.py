@@ -74,7 +74,8 @@ async def msg_location(message: Message, svc: Services, who: Identity, lang: str
     location = message.location
     assert location is not None
     live = location.live_period is not None
-    until = message.date + timedelta(seconds=location.live_period) if live else None
+    period = location.live_period
+    until = message.date + timedelta(seconds=period) if period is not None else None
     fix = tracking.Fix(
         lat=location.latitude,
         lon=location.longitude,
@@ -383,9 +384,10 @@ async def cb_fail(
         await state.update_data(order=order_id)
         await answer(callback, t("driver.fail_other", lang, ref=ref))
         return
+    assert callback.bot is not None and callback.message is not None
     await _failed(
         callback.bot, callback.message.chat.id, svc, who, order_id, callback_data.reason, lang
-    )  # type: ignore[union-attr,arg-type]
+    )
 
 
 @router.message(FailOther.text, F.text)

@@ -99,7 +99,7 @@ async def msg_address_text(message: Message, state: FSMContext, svc: Services, l
     await state.update_data(places=found, typed=text)
     await state.set_state(NewOrder.choose)
     await message.answer(
-        t("neworder.choose", lang), reply_markup=kb.places([p["label"] for p in found])
+        t("neworder.choose", lang), reply_markup=kb.places([p.label for p in places[:3]])
     )
 
 
@@ -187,7 +187,7 @@ def _draft(data: dict[str, Any]) -> orders.OrderDraft:
 
     from core.lifecycle import Window
 
-    windows = ()
+    windows: tuple[Window, ...] = ()
     if data.get("window"):
         start, end = (datetime.fromisoformat(v) for v in data["window"])
         windows = (Window(start, end),)
