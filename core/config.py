@@ -43,6 +43,7 @@ class AppSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
+    conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
     @field_validator("timezone")
     @classmethod

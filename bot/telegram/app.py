@@ -21,13 +21,14 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, Update
 
 from bot.telegram import keyboards
+from bot.telegram.conversation import TelegramInfo
 from bot.telegram.middlewares import Identify, Refusals, Unreadable
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
-from bot.telegram.routers import common, customer, dispatcher, driver, fallback, owner
+from bot.telegram.routers import common, core, dispatcher, driver, fallback
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
-from core.models import Role
+from core.models import Channel, Role
 from core.services.hub import Services
 from core.texts import catalog_language, t
 
@@ -62,8 +63,9 @@ class TelegramChannel:
             observer.outer_middleware(unreadable)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        for routes in (common, owner, dispatcher, driver, customer, fallback):
+        for routes in (common, core, dispatcher, driver, fallback):
             self.dp.include_router(routes.router.build())
+        services.conversations.register(Channel.TELEGRAM, TelegramInfo(self.bot, services))
         self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)
         self.poller = Poller(self.bot, self.process, ALLOWED_UPDATES)
         self._sending: asyncio.Task[None] | None = None

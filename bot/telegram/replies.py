@@ -6,24 +6,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 from bot.telegram import keyboards
-from core.services.customers import OrderStatusView, new_slots
+from core.services.customers import new_slots
 from core.services.hub import Services
-from core.services.members import TelegramUser
-from core.services.messages import clock, span, tracking_link
-from core.texts import t
-
-
-def tg_user(event: Message | CallbackQuery) -> TelegramUser:
-    user = event.from_user
-    assert user is not None
-    if isinstance(event, CallbackQuery):
-        chat_id = event.message.chat.id if event.message else user.id
-    else:
-        chat_id = event.chat.id
-    return TelegramUser(user.id, chat_id, user.full_name, user.language_code)
+from core.services.messages import clock, span
 
 
 def zone(svc: Services) -> ZoneInfo:
@@ -36,20 +24,6 @@ def when(svc: Services, moment: datetime | None) -> str:
 
 def window(svc: Services, start: datetime, end: datetime, lang: str | None = None) -> str:
     return span(start, end, zone(svc), lang)
-
-
-def status_line(svc: Services, view: OrderStatusView, lang: str) -> str:
-    eta_line = t("msg.eta_line", lang, eta=when(svc, view.eta)) if view.eta else ""
-    driver_line = t("customer.driver_line", lang, driver=view.driver) if view.driver else ""
-    return t(
-        "customer.order_line",
-        lang,
-        ref=view.ref,
-        status=t(f"status.{view.status}", lang),
-        eta_line=eta_line,
-        driver_line=driver_line,
-        link=tracking_link(svc.settings, view.tracking_token),
-    )
 
 
 async def answer(callback: CallbackQuery, text: str, **kwargs: object) -> None:

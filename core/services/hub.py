@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.db import Database
@@ -20,6 +21,9 @@ from core.services.geocoding import Geocoder
 from core.services.links import Signer, secret_key
 from core.services.stops import Stops
 from core.services.tracking import Tracker
+
+if TYPE_CHECKING:
+    from core.conversations.engine import Conversations
 
 
 @dataclass
@@ -66,6 +70,15 @@ class Services:
         ttl = timedelta(minutes=app.proof_link_minutes)
         return Signer(secret_key(app), str(app.base_url), ttl)
 
+    @cached_property
+    def conversations(self) -> Conversations:
+        """Every chat conversation, for every channel (built on first use)."""
+        from core.conversations.engine import Conversations
+        from core.conversations.state import state_store
+
+        ttl = timedelta(minutes=self.settings.app.conversation_minutes)
+        return Conversations(self, state_store(self.db, self.settings.redis.url, ttl))
+
     @property
     def undo_window(self) -> timedelta:
         return timedelta(minutes=self.settings.tracking.undo_minutes)
@@ -74,3 +87,5 @@ class Services:
         await self.autopilot.stop()
         await self.tracker.drain()
         await self.geocoder.close()
+        if "conversations" in self.__dict__:
+            await self.conversations.close()

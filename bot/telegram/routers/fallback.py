@@ -1,50 +1,34 @@
-"""Last in line: a command outside your role is refused politely (and logged); anything else
-gets the help for your role."""
+"""Last in line: what nothing else took gets the core's answer (a polite refusal of a command
+outside your role, "this button is not for you", or the help for your role)."""
 
 from __future__ import annotations
 
-import logging
-
-from aiogram import F
+from aiogram import Bot
 from aiogram.types import CallbackQuery, Message
 
-from bot.telegram.keyboards import COMMANDS
+from bot.telegram.conversation import answer, chat_of, event_of, person_of
 from bot.telegram.routes import Routes
-from core.services.members import Identity, help_text
-from core.texts import t
+from core.conversations import Press, Text
+from core.services.hub import Services
+from core.services.members import Identity
 
-log = logging.getLogger(__name__)
 router = Routes("fallback")
 
 
-def roles_for(command: str) -> list[str]:
-    return [role.value for role, names in COMMANDS.items() if role is not None and command in names]
-
-
-@router.message(F.text.startswith("/"))
-async def msg_command(message: Message, who: Identity, lang: str) -> None:
-    command = (message.text or "/").split()[0][1:].split("@")[0].lower()
-    roles = roles_for(command)
-    if roles:
-        log.warning(
-            "refused /%s for member %s (roles: %s)",
-            command,
-            who.member_id,
-            ", ".join(sorted(who.roles)) or "none",
-        )
-        plural = [t(f"role.plural.{r}", lang) for r in roles if r != "owner"]
-        names = ", ".join(plural) or t("role.plural.owner", lang)
-        await message.answer(t("denied", lang, command=f"/{command}", roles=names))
-        return
-    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who)}")
-
-
 @router.message()
-async def msg_other(message: Message, who: Identity, lang: str) -> None:
-    await message.answer(f"{t('fallback.unknown', lang)}\n\n{help_text(who)}")
+async def msg_other(message: Message, bot: Bot, svc: Services, who: Identity) -> None:
+    user = message.from_user
+    assert user is not None
+    event = event_of(message, bot) or Text("")
+    chat = chat_of(user, message.chat.id)
+    await answer(bot, svc, chat, person_of(user), event, who, fallback=True)
 
 
 @router.callback_query()
-async def cb_other(callback: CallbackQuery, who: Identity, lang: str) -> None:
-    log.warning("refused button %r for member %s", callback.data, who.member_id)
-    await callback.answer(t("denied.button", lang), show_alert=True)
+async def cb_other(callback: CallbackQuery, bot: Bot, svc: Services, who: Identity) -> None:
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    chat = chat_of(callback.from_user, chat_id)
+    event = Press(callback.data or "")
+    await answer(
+        bot, svc, chat, person_of(callback.from_user), event, who, callback=callback, fallback=True
+    )
