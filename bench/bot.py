@@ -342,7 +342,7 @@ SPY_FRAMES = {  # label → the frame (function and file) whose stacks it counts
     "Update.model_validate": "BaseModel.model_validate (pydantic/",
     "Dispatcher.feed_update": "Dispatcher.feed_update (aiogram/",
     "Identify → identify": "identify (core/people/identities.py)",
-    "msg_location_edit": "msg_location_edit (bot/telegram/routers/driver.py)",
+    "driver flow: _location": "_location (core/conversations/driver.py)",
     "tracking.record": "record (core/services/tracking.py)",
     "pool pre-ping (PostgreSQL)": "AsyncAdapt_asyncpg_connection._async_ping (sqlalchemy/",
     "socket writes (asyncio transport)": "_SelectorSocketTransport.write (asyncio/",

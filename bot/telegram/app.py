@@ -25,7 +25,7 @@ from bot.telegram.conversation import TelegramInfo
 from bot.telegram.middlewares import Identify, Refusals, Unreadable
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
-from bot.telegram.routers import common, core, dispatcher, driver, fallback
+from bot.telegram.routers import common, core, dispatcher, fallback
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
 from core.models import Channel, Role
@@ -63,7 +63,7 @@ class TelegramChannel:
             observer.outer_middleware(unreadable)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        for routes in (common, core, dispatcher, driver, fallback):
+        for routes in (common, core, dispatcher, fallback):
             self.dp.include_router(routes.router.build())
         services.conversations.register(Channel.TELEGRAM, TelegramInfo(self.bot, services))
         self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)

@@ -11,14 +11,12 @@ from aiogram.types import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
 )
 from pydantic import Field
 
+from core.conversations.commands import menu
 from core.lifecycle import Window
-from core.models import OrderStatus, Role, StopKind
-from core.services.stops import FAIL_REASONS, StopView
+from core.models import OrderStatus, Role
 from core.texts import t
 from core.validation import MAX_ID
 
@@ -33,21 +31,6 @@ class Act(CallbackData, prefix="a"):
 
     name: str
     id: Id
-
-
-class StopCb(CallbackData, prefix="s"):
-    op: str  # arrive | pickup | deliver | fail | undo
-    order: Id
-
-
-class FailCb(CallbackData, prefix="f"):
-    order: Id
-    reason: str
-
-
-class RateCb(CallbackData, prefix="r"):
-    order: Id
-    stars: Annotated[int, Field(ge=1, le=5)]
 
 
 class SlotCb(CallbackData, prefix="slot"):
@@ -77,43 +60,11 @@ class DraftCb(CallbackData, prefix="no"):
     index: Id = 0
 
 
-class ShiftCb(CallbackData, prefix="sh"):
-    op: str  # end
-
-
-class RouteCb(CallbackData, prefix="rt"):
-    op: str  # loaded | start
-
-
-STAFF_COMMANDS = (
-    "neworder",
-    "orders",
-    "order",
-    "drivers",
-    "assign",
-    "dispatch",
-    "optimize",
-    "import",
-    "invite",
-    "report",
-    "help",
-)
-COMMANDS: dict[Role | None, tuple[str, ...]] = {
-    None: ("start", "help"),
-    Role.CUSTOMER: ("help",),
-    Role.DRIVER: ("shift", "route", "help"),
-    Role.DISPATCHER: STAFF_COMMANDS,
-    Role.OWNER: (*STAFF_COMMANDS[:-1], "reports", "help"),
-}
-
-
 def commands_for(roles: frozenset[Role], lang: str) -> list[BotCommand]:
     """The menu for these roles: their commands, then /help (strangers: /start and /help)."""
-    names: list[str] = []
-    for role in sorted(roles):
-        names += [n for n in COMMANDS[role] if n not in names and n != "help"]
-    names = [*names, "help"] if roles else list(COMMANDS[None])
-    return [BotCommand(command=name, description=t(f"command.{name}", lang)) for name in names]
+    return [
+        BotCommand(command=name, description=t(f"command.{name}", lang)) for name in menu(roles)
+    ]
 
 
 def inline(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
@@ -122,46 +73,6 @@ def inline(rows: Iterable[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMark
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
-
-
-def actions(items: Sequence[dict[str, Any]], lang: str) -> InlineKeyboardMarkup | None:
-    """A notification's actions as buttons; a rating becomes a row of five stars."""
-    rows: list[list[InlineKeyboardButton]] = []
-    for item in items:
-        name, target = item["action"], int(item.get("order_id") or item.get("driver_id") or 0)
-        if name == "customer.rate":
-            rows.append([button(f"{n}★", RateCb(order=target, stars=n)) for n in range(1, 6)])
-        else:
-            rows.append([button(t(f"action.{name}", lang), Act(name=name, id=target))])
-    return inline(rows) if rows else None
-
-
-def stop_buttons(stop: StopView, lang: str) -> InlineKeyboardMarkup:
-    order = stop.order_id
-    nav = None
-    if stop.lat is not None and stop.lon is not None:
-        url = f"https://www.google.com/maps/dir/?api=1&destination={stop.lat},{stop.lon}"
-        nav = InlineKeyboardButton(text=t("button.navigate", lang), url=url)
-    if stop.kind is StopKind.PICKUP:
-        first = [button(t("button.picked_up", lang), StopCb(op="pickup", order=order))]
-    else:
-        first = [
-            button(t("button.arrived", lang), StopCb(op="arrive", order=order)),
-            button(t("button.delivered", lang), StopCb(op="deliver", order=order)),
-            button(t("button.failed", lang), StopCb(op="fail", order=order)),
-        ]
-    return inline([first, [nav] if nav else []])
-
-
-def undo_button(order_id: int, lang: str) -> InlineKeyboardMarkup:
-    return inline([[button(t("button.undo", lang), StopCb(op="undo", order=order_id))]])
-
-
-def fail_reasons(order_id: int, lang: str) -> InlineKeyboardMarkup:
-    buttons = [
-        button(t(f"reason.{r}", lang), FailCb(order=order_id, reason=r)) for r in FAIL_REASONS
-    ]
-    return inline([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
 def slots(order_id: int, windows: Sequence[Window], label: Any, by: str) -> InlineKeyboardMarkup:
@@ -223,25 +134,3 @@ def draft_confirm(lang: str) -> InlineKeyboardMarkup:
             [button(t("button.abort", lang), DraftCb(op="abort"))],
         ]
     )
-
-
-def share_location(lang: str) -> ReplyKeyboardMarkup:
-    """A one-tap button for a (static) location; live sharing is started from the 📎 menu."""
-    return ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text=t("button.share_location", lang), request_location=True)]],
-        resize_keyboard=True,
-        one_time_keyboard=True,
-    )
-
-
-def end_shift(lang: str) -> InlineKeyboardMarkup:
-    return inline([[button(t("shift.end_button", lang), ShiftCb(op="end"))]])
-
-
-def route_buttons(lang: str, *, to_load: bool) -> InlineKeyboardMarkup:
-    """On her route: "Start route" (parcels on board, first stop out for delivery) and, while
-    some are not loaded yet, "Loaded" (on board from now on, nobody told yet)."""
-    row = [button(t("route.start_button", lang), RouteCb(op="start"))]
-    if to_load:
-        row.append(button(t("route.loaded_button", lang), RouteCb(op="loaded")))
-    return inline([row])

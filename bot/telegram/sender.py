@@ -23,6 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from aiogram import Bot
@@ -34,10 +35,10 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import SendMessage
-from aiogram.types import BufferedInputFile
 
-from bot.telegram import keyboards
+from bot.telegram.conversation import MissingFile, show
 from core import outbox
+from core.conversations.notices import notice_reply
 from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
 from core.services.hub import Services
@@ -73,10 +74,6 @@ class Pace:
 
     def pause(self, seconds: float) -> None:
         self.next = max(self.next, time.monotonic() + seconds)
-
-
-class MissingFile(Exception):
-    """A row names a file (a report's CSV) that is not under APP_DATA_DIR."""
 
 
 class Holds:
@@ -220,26 +217,13 @@ class Sender:
             extra = row.params.get("extra") or {}
             await self.bot(SendMessage(chat_id=chat_id, text=rendered.text, **extra))
             return
-        markup = keyboards.actions(rendered.actions, rendered.language)
+        reply = notice_reply(rendered)
         data_dir = Path(self.services.settings.app.data_dir)
-        if rendered.document_path is not None:
-            path = stored(data_dir, rendered.document_path)
-            if path is None:
-                raise MissingFile(f"file missing: {rendered.document_path}")
-            document = BufferedInputFile(await asyncio.to_thread(path.read_bytes), path.name)
-            caption = rendered.text or None
-            await self.bot.send_document(chat_id, document, caption=caption, reply_markup=markup)
-            return
-        photo = rendered.photo_file_id
-        if photo is None and rendered.photo_path is not None:
-            path = stored(data_dir, rendered.photo_path)  # type: ignore[assignment]
-            if path is not None:
-                content = await asyncio.to_thread(path.read_bytes)
-                photo = BufferedInputFile(content, filename=path.name)  # type: ignore[assignment]
-        if photo is not None:
-            await self.bot.send_photo(chat_id, photo, caption=rendered.text, reply_markup=markup)
-        else:
-            await self.bot.send_message(chat_id, rendered.text, reply_markup=markup)
+        file = reply.file
+        photo_gone = file is not None and file.kind == "photo" and file.file_ref is None
+        if photo_gone and (file.path is None or stored(data_dir, file.path) is None):  # type: ignore[union-attr]
+            reply = replace(reply, file=None)  # the photo is gone: the words still go
+        await show(self.bot, chat_id, reply, rendered.language, data_dir, None)
 
     async def _unreachable(self, row: OutboxMessage, reason: str) -> None:
         assert row.id is not None

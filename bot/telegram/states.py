@@ -14,19 +14,5 @@ class NewOrder(StatesGroup):
     confirm = State()
 
 
-class Proof(StatesGroup):
-    photo = State()
-    name = State()
-    pin = State()
-
-
-class FailOther(StatesGroup):
-    text = State()
-
-
-class Instructions(StatesGroup):
-    text = State()
-
-
 class Import(StatesGroup):
     file = State()

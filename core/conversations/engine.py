@@ -48,9 +48,9 @@ class Flow:
 
 
 def flows() -> Sequence[Flow]:
-    from core.conversations import common, customer, owner
+    from core.conversations import common, customer, driver, owner
 
-    return (common.FLOW, owner.FLOW, customer.FLOW)
+    return (common.FLOW, owner.FLOW, driver.FLOW, customer.FLOW)
 
 
 class Conversations:

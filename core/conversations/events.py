@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from core.people.identities import ChatRef, Person
@@ -48,8 +49,8 @@ class Location:
     live: bool = False
     heading: int | None = None
     accuracy: float | None = None
-    live_until: object | None = None  # datetime: when a live share ends (None: static)
-    at: object | None = None  # datetime: when the channel says it was sent (None: now)
+    live_until: datetime | None = None  # when a live share ends (None: a one-off pin)
+    at: datetime | None = None  # when the channel says it was sent (None: now)
     update: bool = False  # a new position of a live share already started (not a new message)
     ended: bool = False  # the live share stopped
 
