@@ -28,11 +28,12 @@ import numpy as np
 from sqlmodel import col, func, select
 
 from bench.common import databases, percentile, write_json
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM, Window
 from core.migrations import upgrade
-from core.models import Driver, Member, MemberRole, Order, OrderStatus, Role, ShiftState, utcnow
+from core.models import Driver, Member, MemberRole, Order, OrderStatus, Role, ShiftState
 from core.services.hub import Services
 from core.services.orders import OrderDraft, add_order, add_orders
 
@@ -50,7 +51,7 @@ def city(rng: np.random.Generator, n: int, radius_km: float = 10.0) -> list[tupl
 
 
 def draft(ref: str, at: tuple[float, float]) -> OrderDraft:
-    now = utcnow()
+    now = system_clock()
     return OrderDraft(
         external_ref=ref,
         customer_name=f"Customer {ref}",
@@ -63,7 +64,7 @@ def draft(ref: str, at: tuple[float, float]) -> OrderDraft:
 
 
 async def seed_drivers(db: Database, points: list[tuple[float, float]]) -> None:
-    now = utcnow()
+    now = system_clock()
     async with db.transaction() as session:
         for k, (lat, lon) in enumerate(points):
             member = Member(name=f"Driver {k}", telegram_chat_id=10_000 + k)

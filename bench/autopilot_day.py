@@ -86,8 +86,8 @@ START, END = 7 * HOUR, 19 * HOUR + 30 * 60  # the simulated day, seconds from mi
 
 class Clock:
     """The one clock of the run: the app, the core and the drivers read it, and the wall clock
-    of the whole process follows it (time-machine: what the core stamps with `utcnow()`, such as
-    order events, is on the simulated day too; the event loop's monotonic time is not moved)."""
+    of the whole process follows it (time-machine: what the core stamps with the wall clock, such
+    as order events, is on the simulated day too; the event loop's monotonic time is not moved)."""
 
     def __init__(self, at: datetime) -> None:
         self.now = at

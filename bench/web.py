@@ -55,10 +55,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
 from core.migrations import upgrade
-from core.models import Driver, Member, OrderStatus, Role, utcnow
+from core.models import Driver, Member, OrderStatus, Role
 from core.services import members, orders, tracking
 from core.services.orders import OrderDraft
 
@@ -147,10 +148,10 @@ async def seed(url: str, args: argparse.Namespace) -> Seeded:
             driver_id = await add_driver(db, f"Driver {d}")
             n = args.orders // args.drivers + (d < args.orders % args.drivers)
             tokens += await out_for_delivery(db, driver_id, n, f"d{d}")
-            await tracking.record(db, driver_id, tracking.Fix(*ORIGIN, utcnow(), live=True))
+            await tracking.record(db, driver_id, tracking.Fix(*ORIGIN, system_clock(), live=True))
         sse_driver = await add_driver(db, "Sam Streamer")
         sse_tokens = await out_for_delivery(db, sse_driver, args.sse_orders, "sse")
-        await tracking.record(db, sse_driver, tracking.Fix(*ORIGIN, utcnow(), live=True))
+        await tracking.record(db, sse_driver, tracking.Fix(*ORIGIN, system_clock(), live=True))
     finally:
         await db.dispose()
     return Seeded(tokens, sse_driver, sse_tokens, time.perf_counter() - started)
@@ -581,7 +582,7 @@ async def sse_round(
     lon = round(ORIGIN[1] + 0.001 * (index + 1), 6)
     cpu_before = cpu_seconds(app.proc.pid)
     started = time.perf_counter()
-    await tracking.record(db, seeded.sse_driver, tracking.Fix(lat, lon, utcnow(), live=True))
+    await tracking.record(db, seeded.sse_driver, tracking.Fix(lat, lon, system_clock(), live=True))
     committed = time.perf_counter()
     done = await wait_all(streams, counts, args.sse_timeout)
     cpu = cpu_delta(cpu_before, cpu_seconds(app.proc.pid))

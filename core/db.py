@@ -9,6 +9,7 @@ import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.clock import Clock, pace, system_clock
+from core.models.types import CLOCK_OPTION
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "lastmile_read_only"
@@ -148,11 +152,14 @@ async def retrying(
 
 
 class Database:
-    """The engine and its session factory; one per process."""
+    """The engine and its session factory; one per process. It owns the service's clock:
+    timestamp columns left unset are stamped from it when their rows are inserted."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Clock = system_clock) -> None:
         self.url = url
+        self.clock = clock
         self.engine = create_engine(url, echo=echo)
+        self.engine.sync_engine.update_execution_options(**{CLOCK_OPTION: self})
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._writer = asyncio.Lock() if is_sqlite(url) else None
         self._writer_task: asyncio.Task[Any] | None = None
@@ -161,6 +168,20 @@ class Database:
         self.reads = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
         """Sessions that only read. On SQLite they take no write lock (a plain BEGIN in WAL
         mode), so a long read never holds up writers; elsewhere they are ordinary sessions."""
+
+    def now(self) -> datetime:
+        """The time on the service's clock."""
+        return self.clock()
+
+    def span(self, real: timedelta) -> timedelta:
+        """How much passes on the service's clock while `real` passes on the wall. Leases are
+        real durations (how long a holder may work before another takes over), stored as times
+        on the service's clock: on the demo's accelerated clock they stretch with its speed."""
+        return real * pace(self.clock)
+
+    def use_clock(self, clock: Clock) -> None:
+        """Read the time from `clock` from now on (the composition root's choice)."""
+        self.clock = clock
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,9 +27,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import col
 
+from core.clock import Clock
 from core.config import OutboxSettings
 from core.db import Database
-from core.models import OutboxMessage, OutboxStatus, WebhookDelivery, utcnow
+from core.models import OutboxMessage, OutboxStatus, WebhookDelivery
 
 log = logging.getLogger(__name__)
 LEASE = OutboxSettings().lease  # the default OUTBOX_LEASE_S
@@ -41,7 +42,8 @@ def new_token() -> str:
 
 
 def take(row: Leased, token: str, now: datetime, length: timedelta = LEASE) -> None:
-    """Lease a claimed row to the claimer (in the claim's transaction); counts an attempt."""
+    """Lease a claimed row to the claimer (in the claim's transaction); counts an attempt.
+    `length` is on the service's clock (`Database.span` of the real lease)."""
     row.status = OutboxStatus.SENDING
     row.attempts += 1
     row.lease_token = token
@@ -80,19 +82,20 @@ async def hand_back(
             .values(
                 status=OutboxStatus.PENDING,
                 attempts=table.attempts - 1,
-                next_attempt_at=now or utcnow(),
+                next_attempt_at=now or db.now(),
             )
         )
 
 
 @dataclass(frozen=True)
 class Leases:
-    """A sender's leases on one table's rows: how long they last, on the sender's clock."""
+    """A sender's leases on one table's rows: how long they last (real time), on the service's
+    clock (the database's unless `clock` is given)."""
 
     db: Database
     table: type[Leased]
     length: timedelta = LEASE
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock | None = None
 
     async def hold(self, row_id: int, token: str) -> float | None:
         """The fence, right before sending a row: renew its lease if `token` still holds it.
@@ -109,7 +112,8 @@ class Leases:
 
     async def _renew(self, where: sa.ColumnElement[bool]) -> int:
         async with self.db.transaction() as session:
-            until = self.clock() + self.length
+            now = self.clock() if self.clock is not None else self.db.now()
+            until = now + self.db.span(self.length)
             result = await session.exec(
                 sa.update(self.table).where(where).values(next_attempt_at=until)
             )

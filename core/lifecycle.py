@@ -38,7 +38,7 @@ from core.models import (
     ProofKind,
     StopKind,
     order_ref,
-    utcnow,
+    session_time,
 )
 from core.services import notifications, placements, visits, webhooks
 from core.texts import t
@@ -166,7 +166,7 @@ async def transition(
 
     source = order.status
     previous_driver_id = order.driver_id
-    now = utcnow()
+    now = session_time(session)
     data: dict[str, Any] = dict(change.extra)
     if change.reason:
         data["reason"] = change.reason
@@ -259,7 +259,7 @@ async def change_windows(
     await _replace_windows(session, order, windows)
     if due_date is not None:
         order.due_date = due_date
-    order.updated_at = utcnow()  # plans read before this see it changed
+    order.updated_at = session_time(session)  # plans read before this see it changed
     session.add(order)
     await placements.wait(session, order_id)
     event = OrderEvent(
@@ -286,7 +286,7 @@ async def revert(
     history keeps both events. Callers decide who may undo what and for how long."""
     order = await _lock_order(session, order_id)
     assert undone.from_status is not None and undone.to_status is order.status
-    now = utcnow()
+    now = session_time(session)
     event = OrderEvent(
         order_id=order.id,
         kind="status_undone",

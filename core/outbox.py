@@ -21,7 +21,15 @@ from core import leases
 from core.db import Database
 from core.errors import DomainError
 from core.leases import LEASE
-from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
+from core.models import (
+    Channel,
+    Member,
+    OrderEvent,
+    OutboxMessage,
+    OutboxStatus,
+    session_clock,
+    session_time,
+)
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
@@ -64,7 +72,7 @@ async def add(
     )
     if existing.first() is not None:
         return None
-    now = now or utcnow()
+    now = now or session_time(session)
     due = not_before(notice.template, now)  # quiet hours hold what is not urgent
     member = await session.get(Member, notice.recipient_member_id)
     channel = preferred_channel(member) if member and member.active else None
@@ -145,7 +153,7 @@ async def claim_in(
     """`claim` in the caller's transaction. On PostgreSQL claims take turns (a transaction-level
     advisory lock): otherwise two senders claiming at once would not see each other's leases,
     and each could take messages of the same recipient, who would get them out of order."""
-    now = now or utcnow()
+    now = now or session_time(session)
     if session.bind.dialect.name == "postgresql":
         await session.exec(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
     older = sa.orm.aliased(OutboxMessage)
@@ -177,7 +185,7 @@ async def claim_in(
     rows = list((await session.exec(statement)).all())
     token = leases.new_token()
     for row in rows:
-        leases.take(row, token, now, lease)
+        leases.take(row, token, now, session_clock(session).span(lease))
         session.add(row)
     await session.flush()
     return rows
@@ -194,7 +202,7 @@ async def mark_sent(
         result = await session.exec(
             sa.update(OutboxMessage)
             .where(*where)
-            .values(status=OutboxStatus.SENT, sent_at=now or utcnow(), last_error=None)
+            .values(status=OutboxStatus.SENT, sent_at=now or db.now(), last_error=None)
         )
         return bool(result.rowcount)
 
@@ -215,7 +223,7 @@ async def mark_failed(
 ) -> OutboxStatus:
     """Record a failed attempt: retry later with backoff, or give up (`dead`). With `token`,
     only while it holds the message."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
         if row is None or row.status is OutboxStatus.SENT or leases.lost(row, token):
@@ -242,7 +250,7 @@ async def retry_later(
 ) -> None:
     """The channel asked us to slow down (HTTP 429): try again then; it is not a failed attempt.
     With `token`, only while it holds the message."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         row = await session.get(OutboxMessage, message_id, with_for_update=True)
         if row is None or row.status is not OutboxStatus.SENDING or leases.lost(row, token):

@@ -39,8 +39,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
+from core.clock import Clock
 from core.db import Database
-from core.models import JobOutcome, JobRun, utcnow
+from core.models import JobOutcome, JobRun
 
 log = logging.getLogger(__name__)
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)  # every interval job's fire times count from here
@@ -139,7 +140,7 @@ class Scheduler:
         db: Database,
         jobs: Sequence[Job],
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         instance: str | None = None,
         tick_s: float = TICK_S,
         stop_s: float = STOP_S,
@@ -149,7 +150,7 @@ class Scheduler:
             raise ValueError(f"two jobs with one name: {names}")
         self.db = db
         self.jobs = list(jobs)
-        self.clock = clock
+        self.clock: Clock = clock or db.now
         self.instance = instance or instance_name()
         self.tick_s = tick_s
         self.stop_s = stop_s

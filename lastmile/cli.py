@@ -240,7 +240,6 @@ def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) ->
 def jobs(runs: int) -> None:
     """The scheduled jobs, their next fire time and their last runs."""
     from core.jobs import service_jobs
-    from core.models import utcnow
     from core.scheduler import local, next_fire, recent_runs, state_of
     from core.services.hub import Services
 
@@ -253,7 +252,7 @@ def jobs(runs: int) -> None:
     async def work(database: Database) -> None:
         services = Services.build(config, database)
         try:
-            now = utcnow()
+            now = services.clock()
             click.echo(f"Jobs (times in {zone}):")
             for job in service_jobs(services):
                 click.echo(f"  {job.name:<26} {job.when:<32} next {when(next_fire(job, now))}")
@@ -331,11 +330,12 @@ def report(day: str | None, week: str | None, out: Path) -> None:
     """Print a day's (default today) or a week's report; write its chart and CSV into --out."""
     from zoneinfo import ZoneInfo
 
-    from core.models import utcnow
+    from core.clock import Clock, system_clock
     from core.services import reports
 
     config = settings()
-    now = utcnow()
+    clock: Clock = system_clock  # the command's composition root: the wall clock
+    now = clock()
     try:
         if day is not None and week is not None:
             raise DomainError("report.date_or_week")

@@ -15,9 +15,10 @@ from typing import Any
 from PIL import Image
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.models import Member, MemberRole, OutboxMessage, OutboxStatus, Role, utcnow
+from core.models import Member, MemberRole, OutboxMessage, OutboxStatus, Role
 from core.services.members import grant
 from tests.conftest import free_port, serve
 from tests.fakes import telegram_updates as tu
@@ -71,7 +72,8 @@ class Bot:
         await self.send(tu.callback(person, data[0], message_id=message_id, chat_id=chat_id))
 
     async def outbox_settled(self, wait_s: float = WAIT_S) -> list[OutboxMessage]:
-        """Wait until the sender has dealt with every due outbox row; return all rows."""
+        """Wait until the sender has dealt with every outbox row due on the service's clock;
+        return all rows."""
         deadline = asyncio.get_running_loop().time() + wait_s
         while True:
             async with self.db.sessions() as session:
@@ -81,7 +83,7 @@ class Bot:
             busy = [
                 r for r in rows
                 if r.status is OutboxStatus.SENDING
-                or (r.status is OutboxStatus.PENDING and r.next_attempt_at <= utcnow())
+                or (r.status is OutboxStatus.PENDING and r.next_attempt_at <= self.db.now())
             ]  # fmt: skip
             if not busy:
                 return rows
@@ -121,7 +123,7 @@ async def running_bot(
     tmp_path: Path,
     *,
     mode: str = "webhook",
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] = system_clock,
     telegram: dict[str, Any] | None = None,
     tracking: dict[str, Any] | None = None,
     redis_url: str | None = None,

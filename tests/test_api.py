@@ -13,9 +13,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.config import Settings, normalize_database_url
 from core.db import Database
-from core.models import ApiKey, Customer, Order, OrderStatus, utcnow
+from core.models import ApiKey, Customer, Order, OrderStatus
 from core.services import apikeys
 from tests.conftest import POSTGRES_URL, scratch_postgres, serve, sqlite_url
 from tests.factories import add_driver, count, move, new_order
@@ -266,7 +267,7 @@ async def test_keys(api: httpx.AsyncClient, db: Database):
 
 async def test_last_used_is_recorded_at_most_once_a_minute(db: Database):
     key, secret = await apikeys.create_key(db, "shop")
-    now = utcnow()
+    now = system_clock()
     assert (await apikeys.authenticate(db, secret, now=now)).id == key.id
     await apikeys.authenticate(db, secret, now=now + timedelta(seconds=30))
     async with db.reads() as session:

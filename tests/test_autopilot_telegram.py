@@ -16,9 +16,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM
-from core.models import Customer, Driver, Order, OrderStatus, Role, utcnow
+from core.models import Customer, Driver, Order, OrderStatus, Role
 from core.services import apikeys
 from core.services.orders import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
@@ -30,7 +31,7 @@ WAIT_S = 20.0
 
 
 async def post_order(bot: Bot, secret: str, ref: str, at: tuple[float, float], **extra: Any) -> int:
-    now = utcnow()
+    now = system_clock()
     body = {
         "external_ref": ref,
         "customer_name": f"Customer {ref}",
@@ -216,7 +217,7 @@ async def test_an_unassignable_order_alerts_once_and_its_three_buttons_work(
         async with db.sessions() as session:
             order = await session.get(Order, first)
             assert order is not None and order.due_date is not None
-        assert order.due_date > utcnow().date() and order.status is S.NEW
+        assert order.due_date > system_clock().date() and order.status is S.NEW
 
         # assign to…: the drivers, then her
         await bot.tap(boss, 841, alerts[0], "Assign")

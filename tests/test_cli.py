@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.config import load_settings, normalize_database_url
 from core.db import Database
-from core.models import Invite, JobOutcome, JobRun, Order, Role, utcnow
+from core.models import Invite, JobOutcome, JobRun, Order, Role
 from tests.conftest import (
     FIXTURES,
     POSTGRES_URL,
@@ -177,7 +178,7 @@ def test_invite_prints_a_deep_link_and_writes_its_qr(clean_env, tmp_path: Path):
     assert invite.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in invite.token_hash
     assert invite.role is Role.DRIVER and invite.used_at is None
-    assert abs(invite.expires_at - (utcnow() + timedelta(days=2))) < timedelta(minutes=2)
+    assert abs(invite.expires_at - (system_clock() + timedelta(days=2))) < timedelta(minutes=2)
 
 
 def test_an_owner_invite_says_an_owner(clean_env, tmp_path: Path):
@@ -258,7 +259,7 @@ def test_jobs_lists_the_schedule_and_the_last_runs(clean_env, tmp_path: Path):
     assert lines[1].split()[:4] == ["tracking.stale_locations", "every", "1", "min"]
     assert lines[-1] == "No job has run yet: jobs run while `lastmile run` is up."
 
-    now = utcnow()
+    now = system_clock()
     berlin = ZoneInfo("Europe/Berlin")
 
     async def record() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
-from core.models import Driver, JobOutcome, JobRun, Role, ShiftState, utcnow
+from core.models import Driver, JobOutcome, JobRun, Role, ShiftState
 from tests.instances import running
 from tests.telegram_harness import add_person, running_bot
 
@@ -35,7 +36,7 @@ async def finished_runs(db: Database, count: int, wait_s: float = 20.0) -> list[
 async def test_the_scheduler_asks_a_stale_driver_to_share_again_once(db: Database, tmp_path: Path):
     _, member = await add_person(db, 601, "Ana Driver", [Role.DRIVER])
     await add_person(db, 602, "Bo Boss", [Role.DISPATCHER])
-    now = [utcnow()]
+    now = [system_clock()]
     async with db.transaction() as session:
         driver = (await session.exec(select(Driver).where(Driver.member_id == member.id))).one()
         driver.shift_state = ShiftState.ON

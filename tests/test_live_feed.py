@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database, is_sqlite
 from core.lifecycle import SYSTEM, Change
-from core.models import Driver, LocationPing, Member, OrderEvent, OrderStatus, Role, utcnow
+from core.models import Driver, LocationPing, Member, OrderEvent, OrderStatus, Role
 from core.services import orders, tracking
 from core.services.live import LiveFeed
 from core.services.members import grant
@@ -41,13 +42,13 @@ async def day(db: Database) -> tuple[int, int, int]:
 
 
 def event(order_id: int, **explicit: Any) -> sa.Insert:
-    values = dict(order_id=order_id, kind="note", actor="test", data={}, created_at=utcnow())
+    values = dict(order_id=order_id, kind="note", actor="test", data={}, created_at=system_clock())
     return sa.insert(OrderEvent).values(**values, **explicit)
 
 
 def ping(driver_id: int, **explicit: Any) -> sa.Insert:
-    values = dict(driver_id=driver_id, lat=52.53, lon=13.41, live=True, recorded_at=utcnow())
-    return sa.insert(LocationPing).values(**values, received_at=utcnow(), **explicit)
+    values = dict(driver_id=driver_id, lat=52.53, lon=13.41, live=True, recorded_at=system_clock())
+    return sa.insert(LocationPing).values(**values, received_at=system_clock(), **explicit)
 
 
 async def last_id(db: Database, column: Any) -> int:
@@ -89,7 +90,7 @@ async def test_a_position_committed_after_a_later_one_is_still_reported(db: Data
     await feed.changes()
     async with db.engine.connect() as first:
         await first.execute(ping(driver))  # Ana's position: the lower id, not committed yet
-        await tracking.record(db, bo, tracking.Fix(52.53, 13.41, utcnow(), live=True))
+        await tracking.record(db, bo, tracking.Fix(52.53, 13.41, system_clock(), live=True))
         assert await feed.changes() == {b}
         await first.commit()
     assert await feed.changes() == {a}
@@ -137,7 +138,8 @@ async def test_a_change_wakes_the_pages_of_that_order_only(db: Database):
     feed = LiveFeed(db, every_s=0.05)
     try:
         async with feed.watch(a) as page_a, feed.watch(a) as also_a, feed.watch(b) as page_b:
-            await tracking.record(db, driver, tracking.Fix(52.521, 13.405, utcnow(), live=True))
+            fix = tracking.Fix(52.521, 13.405, system_clock(), live=True)
+            await tracking.record(db, driver, fix)
             await asyncio.wait_for(page_a.get(), 10)  # a bound, not a measurement
             await asyncio.wait_for(also_a.get(), 10)
             assert page_b.empty()

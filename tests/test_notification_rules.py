@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from core import lifecycle, outbox
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM, Change, Window
@@ -20,7 +21,6 @@ from core.models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    utcnow,
 )
 from core.services import notifications, orders
 from core.services.members import grant
@@ -172,7 +172,7 @@ async def test_each_customer_reads_their_own_language(db: Database):
 @pytest.fixture
 def quiet_all_day():
     """Quiet hours covering the whole test, put back afterwards."""
-    now = utcnow()
+    now = system_clock()
     quiet = QuietHours((now.hour - 1) % 24, (now.hour + 2) % 24, ZoneInfo("UTC"))
     notifications.QUIET[0] = quiet
     try:
@@ -195,13 +195,13 @@ async def test_quiet_hours_hold_what_can_wait_and_nothing_urgent(db: Database, q
     rows = await messages_of(db, cy)
     assert [r.template for r in rows] == ["customer.order_confirmed", "customer.order_cancelled"]
     morning = rows[0].next_attempt_at
-    assert morning > utcnow() and morning.astimezone(UTC).hour == quiet_all_day.end
+    assert morning > system_clock() and morning.astimezone(UTC).hour == quiet_all_day.end
     assert await outbox.claim(db, Channel.TELEGRAM) == []
 
     notifications.QUIET[0] = None
     # an urgent message is not held, and held ones before it do not block it
     quiet = QuietHours(quiet_all_day.start, quiet_all_day.end, ZoneInfo("UTC"))
-    assert quiet.not_before("customer.driver_nearby", utcnow()) <= utcnow()
+    assert quiet.not_before("customer.driver_nearby", system_clock()) <= system_clock()
     later = morning + timedelta(seconds=1)
     claimed = await outbox.claim(db, Channel.TELEGRAM, now=later)
     assert [m.template for m in claimed] == ["customer.order_confirmed", "customer.order_cancelled"]

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core import leases, outbox
+from core.clock import system_clock
 from core.db import Database, is_sqlite
 from core.errors import DomainError
 from core.lifecycle import Actor
@@ -22,7 +23,6 @@ from core.models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    utcnow,
 )
 from core.services import notifications, orders
 from core.services.notifications import Notice
@@ -148,7 +148,7 @@ async def test_claim_leases_retries_and_gives_up(db: Database):
         order = await new_order(db)
         await link_customer(db, order.customer_id, member)
         await move(db, order.id, S.CANCELLED)
-    now = utcnow() + timedelta(seconds=1)
+    now = system_clock() + timedelta(seconds=1)
 
     claimed = await outbox.claim(db, Channel.TELEGRAM, now=now)
     assert [(m.recipient_member_id, m.template) for m in claimed] == [
@@ -217,7 +217,7 @@ async def test_a_recipients_messages_are_claimed_in_order(db: Database):
     assert await outbox.claim(db, Channel.TELEGRAM) == []  # the oldest is being sent
     await outbox.retry_later(db, first[0].id, 30, "Too Many Requests: retry after 30")
     assert await outbox.claim(db, Channel.TELEGRAM) == []  # the younger ones wait behind it
-    later = utcnow() + timedelta(seconds=31)
+    later = system_clock() + timedelta(seconds=31)
     again = await outbox.claim(db, Channel.TELEGRAM, now=later)
     assert [m.id for m in again] == [first[0].id, first[0].id + 1, first[0].id + 2]
 
@@ -272,7 +272,7 @@ async def _queued(db: Database, count: int) -> list[int]:
 
 async def test_a_sender_whose_lease_was_taken_over_neither_sends_nor_records(db: Database):
     first_id, second_id = await _queued(db, 2)
-    start = utcnow()
+    start = system_clock()
     mine = await outbox.claim(db, Channel.TELEGRAM, now=start)
     token = mine[0].lease_token
     assert [m.id for m in mine] == [first_id, second_id] and token

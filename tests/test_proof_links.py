@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.models import Driver, OrderStatus, Proof, utcnow
+from core.models import Driver, OrderStatus, Proof
 from core.services import apikeys, proofs, webhooks
 from core.services.links import KEY_FILE, Signer
 from tests.conftest import free_port, serve
@@ -52,7 +53,7 @@ class Clock:
     """The app's clock, set by the test; whole seconds, like the links' expiry."""
 
     def __init__(self) -> None:
-        self.now = utcnow().replace(microsecond=0)
+        self.now = system_clock().replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now

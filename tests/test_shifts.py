@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Actor
 from core.models import (
@@ -20,7 +21,6 @@ from core.models import (
     Shift,
     ShiftState,
     open_stop,
-    utcnow,
 )
 from core.routing.travel import StraightLine
 from core.services.dispatch import Dispatcher
@@ -66,8 +66,8 @@ async def driver_at_work(db: Database, member_id: int) -> Driver:
     """On shift, seen a minute ago in Berlin (not sharing live: no stop starts by itself)."""
     async with db.transaction() as session:
         driver = (await session.exec(select(Driver).where(Driver.member_id == member_id))).one()
-        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
-        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.52, 13.40, utcnow()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, system_clock()
+        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.52, 13.40, system_clock()
         session.add(driver)
         return driver
 
@@ -116,7 +116,7 @@ async def test_parcels_she_loaded_when_she_set_off_are_on_board_too(db: Database
     for order in made:
         await planner(db).assign_manually(order.id, driver.id, SYSTEM)
     ana = Actor.member(member.id)
-    assert await load_route(db, driver.id, ana, now=utcnow()) == [o.id for o in made]
+    assert await load_route(db, driver.id, ana, now=system_clock()) == [o.id for o in made]
     before = [await snapshot(db, o.id) for o in made]
     result = await end_shift(db, driver.id, ana, max_attempts=3)
     assert result == ShiftEnd(ended=False, on_board=("L-1", "L-2"))
@@ -199,7 +199,7 @@ async def test_ending_a_shift_in_chat_sends_unstarted_orders_back(db: Database, 
 async def test_every_spell_on_shift_is_kept_for_the_reports(db: Database):
     driver = await add_driver(db, "Ana Driver", ANA)
     spells = select(Shift).where(Shift.driver_id == driver.id).order_by(col(Shift.id))
-    before = utcnow()
+    before = system_clock()
     await start_shift(db, driver.id)
     await start_shift(db, driver.id)  # again while on shift: the same spell
     async with db.sessions() as session:

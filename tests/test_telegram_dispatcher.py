@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
 from core.models import (
@@ -22,7 +23,6 @@ from core.models import (
     RouteStop,
     ShiftState,
     open_stop,
-    utcnow,
 )
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
@@ -156,8 +156,8 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
     _, ana = await add_person(db, 811, "Ana", [Role.DRIVER])
     async with db.transaction() as session:
         driver = (await session.exec(select(Driver).where(Driver.member_id == ana.id))).one()
-        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
-        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.52, 13.40, utcnow()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, system_clock()
+        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.52, 13.40, system_clock()
         session.add(driver)
     made = []
     for i in range(4):
@@ -189,8 +189,8 @@ async def test_dispatch_and_optimize_report_back(db: Database, tmp_path: Path):
 async def on_shift_at(db: Database, member_id: int, lat: float, lon: float) -> Driver:
     async with db.transaction() as session:
         driver = (await session.exec(select(Driver).where(Driver.member_id == member_id))).one()
-        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
-        driver.last_lat, driver.last_lon, driver.last_seen_at = lat, lon, utcnow()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, system_clock()
+        driver.last_lat, driver.last_lon, driver.last_seen_at = lat, lon, system_clock()
         session.add(driver)
         return driver
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Actor, Change
 from core.models import (
@@ -23,7 +24,6 @@ from core.models import (
     Proof,
     Role,
     ShiftState,
-    utcnow,
 )
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
@@ -68,7 +68,7 @@ async def assign(db: Database, order_id: int, driver_id: int) -> None:
 async def test_live_location_session_start_updates_stop_and_expiry(db: Database, tmp_path: Path):
     ana, member = await add_person(db, 601, "Ana Driver", [Role.DRIVER])
     await add_person(db, 602, "Bo Boss", [Role.DISPATCHER])
-    now = [utcnow()]
+    now = [system_clock()]
     async with running_bot(db, tmp_path, clock=lambda: now[0]) as bot:
         await bot.send(tu.command(ana, "/shift"))
         assert "share your live location" in bot.texts(601)[0]
@@ -100,7 +100,7 @@ async def test_live_location_session_start_updates_stop_and_expiry(db: Database,
         assert driver.live_until == datetime.fromtimestamp(start + 60, UTC)
 
         # Telegram sends nothing when sharing ends: the stale check notices, once
-        now[0] = utcnow() + timedelta(minutes=2)
+        now[0] = system_clock() + timedelta(minutes=2)
         assert await bot.app.state.services.tracker.check_stale() == [driver.id]
         assert await bot.app.state.services.tracker.check_stale() == []
         await bot.outbox_settled()
@@ -218,7 +218,7 @@ async def test_failed_stop_then_the_customer_picks_a_new_slot(db: Database, tmp_
             [window] = list(
                 await session.exec(select(OrderWindow).where(OrderWindow.order_id == order.id))
             )
-        assert window.starts_at > utcnow() and window.starts_at.hour == 9
+        assert window.starts_at > system_clock() and window.starts_at.hour == 9
 
         await bot.tap(dora, 622, failed, "Leave instructions")
         assert bot.texts(622)[-1].startswith("Type your instructions for the driver")

@@ -11,9 +11,10 @@ from pathlib import Path
 from sqlmodel import select
 
 from bot.telegram.keyboards import Act
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Actor, Change, Window
-from core.models import Customer, Driver, Member, Order, OrderStatus, Role, utcnow
+from core.models import Customer, Driver, Member, Order, OrderStatus, Role
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
 from core.services.stops import Stops
@@ -194,7 +195,7 @@ async def test_staff_with_german_telegram_read_english_throughout(db: Database, 
     dan = tu.user(907, "Dan", language_code="de")
     _, driver_member = await add_person(db, 907, "Dan", [Role.DRIVER])
     await speaks(db, driver_member, "de")
-    tomorrow = utcnow().replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    tomorrow = system_clock().replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
     order = await new_order(
         db, "Rosa", "C-5", windows=(Window(tomorrow, tomorrow + timedelta(hours=3)),)
     )

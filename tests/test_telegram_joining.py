@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisDown
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM
-from core.models import Customer, Invite, Member, Role, utcnow
+from core.models import Customer, Invite, Member, Role
 from core.services import invites
 from core.services.orders import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
@@ -58,7 +59,7 @@ async def test_expired_and_unknown_invites_give_no_role(db: Database, tmp_path: 
     async with db.transaction() as session:
         row = await session.get(Invite, invite.id)
         assert row is not None
-        row.expires_at = utcnow() - timedelta(seconds=1)
+        row.expires_at = system_clock() - timedelta(seconds=1)
         session.add(row)
     cleo = tu.user(503, "Cleo")
     async with running_bot(db, tmp_path) as bot:

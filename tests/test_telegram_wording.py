@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
-from core.models import Driver, Member, Order, OrderStatus, Role, utcnow
+from core.models import Driver, Member, Order, OrderStatus, Role
 from core.services import invites
 from core.services import orders as order_service
 from core.services.orders import OrderDraft, create_order
@@ -170,7 +171,7 @@ async def test_the_report_period_and_the_window_example(db: Database, tmp_path: 
             "📊 Report for Tue 24 Nov",
             "📊 Report for Thu 19 Nov\u2009–\u2009Wed 25 Nov",  # CLDR's thin spaces
         ]
-    later = utcnow() + timedelta(days=40)
+    later = system_clock() + timedelta(days=40)
     async with running_bot(db, tmp_path, clock=lambda: later) as bot:
         await bot.send(tu.command(owner, "/neworder"))
         for text in ("Max", "/skip", "52.5, 13.4"):

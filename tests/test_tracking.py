@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM, Change, Window
@@ -17,7 +18,6 @@ from core.models import (
     OutboxMessage,
     Role,
     ShiftState,
-    utcnow,
 )
 from core.services import orders
 from core.services.hub import Services
@@ -38,9 +38,9 @@ async def setup(db: Database, *, window_minutes: int):
             await grant(session, member, role)
             people[name] = member
         driver = (await session.exec(select(Driver))).one()
-        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, system_clock()
         session.add(driver)
-    now = utcnow()
+    now = system_clock()
     window = Window(now - timedelta(hours=1), now + timedelta(minutes=window_minutes))
     draft = OrderDraft(customer_name="Cy", address="Door 1", lat=52.5200, lon=13.4050,
                        windows=(window,))  # fmt: skip
@@ -65,12 +65,12 @@ async def templates(db: Database) -> list[str]:
 async def test_driver_nearby_is_told_once_per_attempt(db: Database):
     services, driver, _ = await setup(db, window_minutes=120)
     tracker = services.tracker
-    await tracker.ping(driver.id, Fix(52.5300, 13.4050, utcnow(), live=True))  # ~1.1 km away
+    await tracker.ping(driver.id, Fix(52.5300, 13.4050, system_clock(), live=True))  # ~1.1 km away
     await tracker.drain()
     assert "customer.driver_nearby" not in await templates(db)
     assert await tracker.notify_nearby(driver.id) == []
 
-    await tracker.ping(driver.id, Fix(52.5215, 13.4050, utcnow(), live=True))  # ~170 m
+    await tracker.ping(driver.id, Fix(52.5215, 13.4050, system_clock(), live=True))  # ~170 m
     assert await tracker.notify_nearby(driver.id) != []
     assert await tracker.notify_nearby(driver.id) == []  # not twice in one attempt
     assert (await templates(db)).count("customer.driver_nearby") == 1
@@ -80,10 +80,10 @@ async def test_driver_nearby_is_told_once_per_attempt(db: Database):
 async def test_an_order_predicted_after_its_window_alerts_dispatchers_once(db: Database):
     services, driver, order = await setup(db, window_minutes=1)
     tracker = services.tracker
-    await tracker.ping(driver.id, Fix(52.62, 13.40, utcnow(), live=True))  # ~11 km: too far
+    await tracker.ping(driver.id, Fix(52.62, 13.40, system_clock(), live=True))  # ~11 km: too far
     await tracker.drain()
     assert (await templates(db)).count("dispatcher.order_at_risk") == 1
     etas = await services.dispatcher.refresh_etas(driver.id)
-    assert etas[order.id] > utcnow() + timedelta(minutes=1)
+    assert etas[order.id] > system_clock() + timedelta(minutes=1)
     assert await tracker.alert_at_risk(etas) == []  # once per attempt
     await services.close()

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.errors import NotFound
 from core.lifecycle import SYSTEM, Change
-from core.models import Customer, Driver, Member, Order, OrderStatus, Role, ShiftState, utcnow
+from core.models import Customer, Driver, Member, Order, OrderStatus, Role, ShiftState
 from core.services import orders, tracking
 from core.services.live import Views
 from core.services.members import grant
@@ -49,8 +50,8 @@ async def day(db: Database, *, moving: bool = True) -> tuple[Order, Driver, Orde
         await session.flush()
         await grant(session, member, Role.DRIVER)
         driver = (await session.exec(select(Driver))).one()
-        driver.shift_state, driver.shift_started_at = ShiftState.ON, utcnow()
-        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.5290, 13.4050, utcnow()
+        driver.shift_state, driver.shift_started_at = ShiftState.ON, system_clock()
+        driver.last_lat, driver.last_lon, driver.last_seen_at = 52.5290, 13.4050, system_clock()
         session.add(driver)
     draft = OrderDraft(customer_name="Cy Young", address="Door 1", lat=52.52, lon=13.405,
                        proof_required="none")  # fmt: skip
@@ -127,7 +128,7 @@ async def test_the_page_expires_after_the_final_state(db: Database, tmp_path: Pa
     async with db.transaction() as session:
         order = await session.get(Order, mine.id)
         assert order is not None
-        order.final_at = utcnow() - timedelta(days=8)
+        order.final_at = system_clock() - timedelta(days=8)
         session.add(order)
     async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
         page = await http.get(f"/t/{mine.tracking_token}")
@@ -187,7 +188,7 @@ async def gone(db: Database) -> Order:
     async with db.transaction() as session:
         fresh = await session.get(Order, order.id)
         assert fresh is not None
-        fresh.final_at = utcnow() - timedelta(days=8)
+        fresh.final_at = system_clock() - timedelta(days=8)
         session.add(fresh)
     return order
 
@@ -268,7 +269,8 @@ async def test_every_open_page_of_an_order_gets_each_update(db: Database, tmp_pa
         await until(lambda: all(pages.values()))
         assert pages["other"][0]["ref"] == f"#{other.id}"
 
-        await tracking.record(db, driver.id, tracking.Fix(52.5210, 13.4050, utcnow(), live=True))
+        fix = tracking.Fix(52.5210, 13.4050, system_clock(), live=True)
+        await tracking.record(db, driver.id, fix)
         await until(lambda: all(p[-1]["driver_at"] == [52.521, 13.405] for p in mine_pages))
         assert all(p[-1]["distance_m"] == 111 for p in mine_pages)
 
@@ -308,7 +310,7 @@ async def browser_page() -> AsyncIterator[object]:
 
 async def test_the_page_updates_live_as_the_driver_moves_and_delivers(db: Database, tmp_path: Path):
     mine, driver, _ = await day(db)
-    services_eta = utcnow() + timedelta(minutes=20)
+    services_eta = system_clock() + timedelta(minutes=20)
     from core.models import RouteStop
 
     route_id = await _route(db, driver.id)
@@ -325,7 +327,7 @@ async def test_the_page_updates_live_as_the_driver_moves_and_delivers(db: Databa
         await page.wait_for_selector("#map[data-ready='map']", timeout=5000)
 
         # she moves: the position reaches the open page within a second or so
-        fix = tracking.Fix(52.5210, 13.4050, utcnow(), live=True)
+        fix = tracking.Fix(52.5210, 13.4050, system_clock(), live=True)
         await tracking.record(db, driver.id, fix)
         await page.wait_for_selector("#distance:has-text('111 m')", timeout=3000)
         assert await page.evaluate("window.markers[0].p") == [52.521, 13.405]  # the driver
@@ -344,7 +346,7 @@ async def _route(db: Database, driver_id: int) -> int:
     from core.models import Route
 
     async with db.transaction() as session:
-        route = Route(driver_id=driver_id, service_date=utcnow().date())
+        route = Route(driver_id=driver_id, service_date=system_clock().date())
         session.add(route)
         await session.flush()
         assert route.id is not None
@@ -358,7 +360,7 @@ async def test_without_the_map_library_the_page_still_shows_status_and_eta(
     from core.models import RouteStop
 
     route_id = await _route(db, driver.id)
-    eta = utcnow() + timedelta(minutes=20)
+    eta = system_clock() + timedelta(minutes=20)
     async with db.transaction() as session:
         session.add(RouteStop(route_id=route_id, order_id=mine.id, sequence=0, eta=eta))
     async with site(db, tmp_path) as base, browser_page() as page:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.jobs import service_jobs
-from core.models import utcnow
 from core.scheduler import Scheduler
 from core.services.hub import Services
 from core.services.live import LiveFeed
@@ -47,7 +46,7 @@ def create_app(
     settings: Settings,
     db: Database | None = None,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database, core services, chat channels and scheduler start with it.
@@ -56,7 +55,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db or Database(settings.database_url, echo=settings.database.echo)
+        database = db or Database(
+            settings.database_url, echo=settings.database.echo, clock=clock or system_clock
+        )
         services = Services.build(settings, database, clock=clock)
         app.state.db = database
         app.state.services = services
@@ -66,10 +67,10 @@ def create_app(
             database,
             settings.webhooks,
             transport=webhook_transport,
-            clock=clock,
+            clock=services.clock,
             lease=settings.outbox.lease,
         )
-        app.state.scheduler = Scheduler(database, service_jobs(services), clock=clock)
+        app.state.scheduler = Scheduler(database, service_jobs(services), clock=services.clock)
         for line in channel_status(settings):
             log.info(line)
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot
@@ -117,7 +116,7 @@ class Resend(BaseRequestMiddleware):
             return Response[Any](ok=True, result=True)
         sent = Message(
             message_id=HANDED_OVER,
-            date=datetime.now(UTC),
+            date=self.db.now(),
             chat=Chat(id=chat, type="private"),
             text=text,
         )

@@ -31,7 +31,7 @@ from core.models.people import Customer, Depot, Driver, Member, MemberRole, Shif
 from core.models.placements import Placement
 from core.models.routes import Route, RouteStop, open_stop
 from core.models.tracking import LocationPing, Proof
-from core.models.types import utcnow
+from core.models.types import session_clock, session_time
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "is_tracking_token",
     "open_stop",
     "order_ref",
+    "session_clock",
+    "session_time",
     "tracking_url",
-    "utcnow",
 ]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import Role
-from core.models.types import JSON, UTCDateTime, str_enum, utcnow
+from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 
 class Invite(SQLModel, table=True):
@@ -21,7 +21,7 @@ class Invite(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     role: Role = Field(sa_type=str_enum(Role))
     created_by: int | None = Field(default=None, foreign_key="members.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     used_by: int | None = Field(default=None, foreign_key="members.id")
@@ -34,7 +34,7 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=100)
     prefix: str = Field(max_length=12, index=True)
     key_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # merchant webhooks: status changes are POSTed here, signed with the secret
@@ -55,7 +55,7 @@ class ApiIdempotencyKey(SQLModel, table=True):
     key: str = Field(max_length=200)
     request_hash: str = Field(max_length=64)
     order_id: int = Field(foreign_key="orders.id", ondelete="CASCADE")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Stamped(index=True)
 
 
 class GeocodeCacheEntry(SQLModel, table=True):
@@ -66,4 +66,4 @@ class GeocodeCacheEntry(SQLModel, table=True):
     provider: str = Field(max_length=40)
     query: str = Field(max_length=500)
     results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.models.types import UTCDateTime, utcnow
+from core.models.types import Stamped
 
 
 class OpenAlert(SQLModel, table=True):
@@ -19,4 +19,4 @@ class OpenAlert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=40)  # e.g. "order_unassigned", "driver_idle"
     subject: int  # the order or driver it is about
-    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    opened_at: datetime = Stamped()

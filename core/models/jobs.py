@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import JobOutcome
-from core.models.types import UTCDateTime, str_enum, utcnow
+from core.models.types import Stamped, UTCDateTime, str_enum
 
 
 class JobRun(SQLModel, table=True):
@@ -26,7 +26,7 @@ class JobRun(SQLModel, table=True):
     job: str = Field(max_length=60)
     scheduled_for: datetime = Field(sa_type=UTCDateTime)
     instance: str = Field(max_length=120)
-    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime = Stamped()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: JobOutcome = Field(default=JobOutcome.RUNNING, sa_type=str_enum(JobOutcome))
     error: str | None = Field(default=None, sa_type=sa.Text)

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import OrderKind, OrderStatus, ProofKind, StopKind
-from core.models.types import JSON, UTCDateTime, str_enum, utcnow
+from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 TRACKING_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # what new_tracking_token makes
 
@@ -73,8 +73,8 @@ class Order(SQLModel, table=True):
     source: str = Field(default="chat", max_length=20)
     api_key_id: int | None = Field(default=None, foreign_key="api_keys.id", index=True)
     created_by: int | None = Field(default=None, foreign_key="members.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped(index=True)
+    updated_at: datetime = Stamped()
     final_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     rating: int | None = Field(default=None, ge=1, le=5)
     rating_comment: str | None = Field(default=None, max_length=1000)
@@ -107,7 +107,7 @@ class OrderEvent(SQLModel, table=True):
     actor_member_id: int | None = Field(default=None, foreign_key="members.id")
     actor: str = Field(max_length=100)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Stamped(index=True)
 
 
 class AppendOnlyError(RuntimeError):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import Channel, OutboxStatus
-from core.models.types import JSON, UTCDateTime, str_enum, utcnow
+from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -26,8 +26,8 @@ class OutboxMessage(SQLModel, table=True):
     order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=str_enum(OutboxStatus))
     attempts: int = Field(default=0, ge=0)
-    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Stamped()
     lease_token: str | None = Field(default=None, max_length=32)  # who holds it (core.leases)
     last_error: str | None = Field(default=None, max_length=1000)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

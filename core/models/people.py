@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import Role, ShiftState, VehicleType
-from core.models.types import JSON, UTCDateTime, str_enum, utcnow
+from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 
 class Member(SQLModel, table=True):
@@ -28,7 +28,7 @@ class Member(SQLModel, table=True):
     telegram_blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     active: bool = True
     reports_off: bool = False  # an owner who switched the pushed reports off (/reports off)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
 
 
 class MemberRole(SQLModel, table=True):
@@ -36,7 +36,7 @@ class MemberRole(SQLModel, table=True):
 
     member_id: int = Field(foreign_key="members.id", primary_key=True, ondelete="CASCADE")
     role: Role = Field(sa_type=str_enum(Role), primary_key=True)
-    granted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    granted_at: datetime = Stamped()
     granted_by: int | None = Field(default=None, foreign_key="members.id")
 
 
@@ -88,7 +88,7 @@ class Customer(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20, index=True, unique=True)
     member_id: int | None = Field(default=None, foreign_key="members.id", index=True)
     language: str | None = Field(default=None, max_length=12)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
 
 
 class Shift(SQLModel, table=True):

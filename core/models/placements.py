@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from core.models.types import UTCDateTime, utcnow
+from core.models.types import Stamped, UTCDateTime
 
 
 class Placement(SQLModel, table=True):
@@ -23,4 +23,4 @@ class Placement(SQLModel, table=True):
     alerted: bool = False  # the dispatchers were told it is unassignable (since it last changed)
     lease_token: str | None = Field(default=None, max_length=32)  # the worker placing it now
     leased_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, col
 
 from core.models.enums import RouteStatus, StopKind
-from core.models.types import UTCDateTime, str_enum, utcnow
+from core.models.types import Stamped, UTCDateTime, str_enum
 
 
 class Route(SQLModel, table=True):
@@ -27,7 +27,7 @@ class Route(SQLModel, table=True):
     planned_distance_m: int | None = None
     planned_duration_s: int | None = None
     planned_drive_s: int | None = None  # seconds behind the wheel in the saved plan
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import ProofKind
-from core.models.types import UTCDateTime, str_enum, utcnow
+from core.models.types import Stamped, UTCDateTime, str_enum
 
 
 class LocationPing(SQLModel, table=True):
@@ -27,7 +27,7 @@ class LocationPing(SQLModel, table=True):
     speed_mps: float | None = None
     live: bool = False
     recorded_at: datetime = Field(sa_type=UTCDateTime)
-    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    received_at: datetime = Stamped()
 
 
 class Proof(SQLModel, table=True):
@@ -49,4 +49,4 @@ class Proof(SQLModel, table=True):
     pin_checked: bool = False
     lat: float | None = None
     lon: float | None = None
-    captured_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    captured_at: datetime = Stamped()

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import OutboxStatus
-from core.models.types import UTCDateTime, str_enum, utcnow
+from core.models.types import Stamped, UTCDateTime, str_enum
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -29,12 +29,12 @@ class WebhookDelivery(SQLModel, table=True):
     body: str = Field(sa_type=sa.Text)
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=str_enum(OutboxStatus))
     attempts: int = Field(default=0, ge=0)
-    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Stamped()
     lease_token: str | None = Field(default=None, max_length=32)  # who holds it (core.leases)
     retry_until: datetime = Field(sa_type=UTCDateTime)
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=1000)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
@@ -45,7 +45,7 @@ class WebhookAttempt(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="webhook_deliveries.id", index=True, ondelete="CASCADE")
-    attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    attempted_at: datetime = Stamped()
     url: str = Field(max_length=2000)
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=1000)

@@ -15,7 +15,6 @@ is the member's `telegram_blocked_at`, ended when they write again.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import uuid4
@@ -27,6 +26,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import outbox
+from core.clock import Clock
 from core.config import AlertsSettings
 from core.db import Database
 from core.models import (
@@ -37,7 +37,6 @@ from core.models import (
     OrderWindow,
     ShiftState,
     StopKind,
-    utcnow,
 )
 from core.services.notifications import NOTE_ALERTS, Notice, dispatcher_members
 from core.services.stops import OPEN
@@ -57,12 +56,12 @@ class Alerts:
         settings: AlertsSettings,
         timezone: str,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.zone = ZoneInfo(timezone)
-        self.clock = clock
+        self.clock: Clock = clock or db.now
 
     async def check(self) -> list[tuple[str, int]]:
         """Open alerts for conditions that began, clear those that ended; the opened ones."""

@@ -22,7 +22,7 @@ from core.config import OrdersSettings
 from core.db import Database, retrying
 from core.errors import DomainError, NotFound
 from core.lifecycle import Actor
-from core.models import ApiIdempotencyKey, ApiKey, utcnow
+from core.models import ApiIdempotencyKey, ApiKey, session_time
 from core.services.orders import (
     DuplicateRef,
     OrderDraft,
@@ -77,7 +77,7 @@ async def authenticate(
         key = (await session.exec(select(ApiKey).where(ApiKey.key_hash == wanted))).first()
     if key is None or not hmac.compare_digest(key.key_hash, wanted) or key.revoked_at:
         return None
-    now = now or utcnow()
+    now = now or db.now()
     if key.last_used_at is None or now - key.last_used_at >= USE_RECORDED_EVERY:
         async with db.transaction() as session:
             row = await session.get(ApiKey, key.id)
@@ -107,7 +107,7 @@ async def revoke(db: Database, prefix: str) -> ApiKey:
     async with db.transaction() as session:
         key = await _by_prefix(session, prefix)
         if key.revoked_at is None:
-            key.revoked_at = utcnow()
+            key.revoked_at = db.now()
             session.add(key)
     return key
 
@@ -117,7 +117,7 @@ async def remembered(session: AsyncSession, api_key_id: int, key: str) -> ApiIde
     statement = select(ApiIdempotencyKey).where(
         ApiIdempotencyKey.api_key_id == api_key_id,
         ApiIdempotencyKey.key == key,
-        ApiIdempotencyKey.created_at > utcnow() - IDEMPOTENCY_TTL,
+        ApiIdempotencyKey.created_at > session_time(session) - IDEMPOTENCY_TTL,
     )
     return (await session.exec(statement)).first()
 
@@ -128,7 +128,7 @@ async def remember(
     """Record the key in the caller's transaction, forgetting keys older than a day."""
     await session.exec(
         sa.delete(ApiIdempotencyKey).where(
-            col(ApiIdempotencyKey.created_at) <= utcnow() - IDEMPOTENCY_TTL
+            col(ApiIdempotencyKey.created_at) <= session_time(session) - IDEMPOTENCY_TTL
         )
     )
     session.add(

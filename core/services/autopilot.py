@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -44,12 +43,13 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core import lifecycle
+from core.clock import Clock
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.leases import new_token
 from core.lifecycle import SYSTEM
-from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind, utcnow
+from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind
 from core.models.types import UTCDateTime
 from core.services import placements, replan, world
 from core.services.dispatch import Dispatcher
@@ -89,7 +89,7 @@ class Autopilot:
         stops: Stops,
         settings: Settings,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         poll_s: float = 2.0,
         lease: timedelta = LEASE,
     ) -> None:
@@ -97,7 +97,7 @@ class Autopilot:
         self.dispatcher = dispatcher
         self.stops = stops
         self.settings = settings
-        self.clock = clock
+        self.clock: Clock = clock or db.now
         self.poll_s = poll_s
         self.lease = lease
         self.zone = ZoneInfo(settings.app.timezone)

@@ -17,7 +17,7 @@ from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import FINAL, Actor, Change, Window
-from core.models import Customer, Order, OrderStatus, utcnow
+from core.models import Customer, Order, OrderStatus, session_time
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
 from core.texts import words
 
@@ -42,7 +42,7 @@ async def find_or_add_customer(
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     await session.exec(
         insert(Customer)
-        .values(name=name, phone=phone, language=language, created_at=utcnow())
+        .values(name=name, phone=phone, language=language, created_at=session_time(session))
         .on_conflict_do_nothing(index_elements=[Customer.phone])
     )
     found = (await session.exec(select(Customer).where(Customer.phone == phone))).one()
@@ -78,7 +78,7 @@ async def _own(session: AsyncSession, member_id: int, order_id: int) -> Order:
 
 async def orders_of(db: Database, member_id: int) -> list[OrderStatusView]:
     """The member's open orders, and ones finished in the last two days."""
-    since = utcnow() - RECENT
+    since = db.now() - RECENT
     async with db.reads() as session:
         statement = (
             select(Order)
@@ -168,5 +168,5 @@ async def rate(
             raise DomainError("customer.rate_after_delivery", order=ref_of(order))
         order.rating = stars
         order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
-        order.rated_at = utcnow()
+        order.rated_at = db.now()
         session.add(order)

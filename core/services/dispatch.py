@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from core import lifecycle
+from core.clock import Clock
 from core.config import OrdersSettings, RoutingSettings
 from core.db import Database
 from core.errors import DomainError, NotFound
 from core.lifecycle import Actor, Change
-from core.models import Driver, Order, OrderStatus, StopKind, utcnow
+from core.models import Driver, Order, OrderStatus, StopKind
 from core.routing.check import evaluate, simulate
 from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
@@ -86,14 +86,14 @@ class Dispatcher:
         orders: OrdersSettings | None = None,
         *,
         executor: Executor | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.travel = travel
         self.routing = routing or RoutingSettings()
         self.orders = orders or OrdersSettings()
         self.executor = executor
-        self.clock = clock
+        self.clock: Clock = clock or db.now
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
@@ -273,7 +273,7 @@ class Dispatcher:
                     max_attempts=self.orders.max_attempts,
                 )  # fmt: skip
             order.driver_locked = True
-            order.updated_at = utcnow()
+            order.updated_at = self.db.now()
             session.add(order)
             await write_routes(
                 session, world, routes, actor, locked,
@@ -288,7 +288,7 @@ class Dispatcher:
                 raise DomainError("error.order_not_found", order=order_id)
             if order.driver_locked:
                 order.driver_locked = False
-                order.updated_at = utcnow()  # plans read before this see it changed
+                order.updated_at = self.db.now()  # plans read before this see it changed
                 session.add(order)
                 await lifecycle.note(session, order_id, "lock_released", actor)
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,10 +39,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
+from core.clock import Clock
 from core.config import GeocodingSettings
 from core.db import Database
 from core.errors import DomainError
-from core.models import GeocodeCacheEntry, utcnow
+from core.models import GeocodeCacheEntry
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,13 @@ class Geocoder:
         *,
         region: str | None = None,
         timeout_s: float = 5.0,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
         self._min_interval_s = settings.min_interval_s
         self._region = region.lower() if region else None
         self._provider = settings.provider + (f":{self._region}" if self._region else "")
-        self._clock = clock
+        self._clock: Clock = clock or db.now
         url = urlsplit(str(settings.url))
         self._geolocator = Nominatim(
             domain=url.netloc + url.path.rstrip("/"),

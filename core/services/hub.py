@@ -3,15 +3,14 @@ every channel (Telegram, WhatsApp, the REST API)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
-from core.models import utcnow
 from core.routing.travel import provider_from_settings
 from core.services import notifications, webhooks
 from core.services.alerts import Alerts
@@ -36,12 +35,16 @@ class Services:
     geocoder: Geocoder
     autopilot: Autopilot
     alerts: Alerts
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = system_clock
 
     @classmethod
-    def build(
-        cls, settings: Settings, db: Database, *, clock: Callable[[], datetime] = utcnow
-    ) -> Services:
+    def build(cls, settings: Settings, db: Database, *, clock: Clock | None = None) -> Services:
+        """Everything built once. `clock` (the database's by default) becomes the database's
+        too, so rows are stamped with the time every component reads."""
+        if clock is None:
+            clock = db.clock
+        else:
+            db.use_clock(clock)
         notifications.QUIET[0] = notifications.QuietHours.parse(
             settings.notify.quiet_hours, settings.app.timezone
         )

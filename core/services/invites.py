@@ -13,7 +13,7 @@ from qrcode.image.pil import PilImage
 
 from core.db import Database
 from core.errors import DomainError
-from core.models import Invite, Role, utcnow
+from core.models import Invite, Role
 
 INVITABLE = (Role.DRIVER, Role.DISPATCHER, Role.OWNER)
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -55,7 +55,7 @@ async def create_invite(
     if role not in INVITABLE:
         raise DomainError("error.invite_role")
     token = secrets.token_urlsafe(24)  # 192 bits; Telegram start parameters allow 64 chars
-    now = utcnow()
+    now = db.now()
     invite = Invite(
         token_hash=token_hash(token),
         role=role,

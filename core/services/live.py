@@ -27,7 +27,7 @@ from sqlmodel import col
 
 from core.db import READ_ONLY, Database
 from core.errors import NotFound
-from core.models import LocationPing, Order, OrderEvent, OrderStatus, is_tracking_token, utcnow
+from core.models import LocationPing, Order, OrderEvent, OrderStatus, is_tracking_token
 from core.services.public import Expired, TrackingView, read_views
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Views:
         view = await asyncio.shield(future)  # a caller that leaves does not cancel the others
         if view is None:
             raise NotFound("tracking.unknown")
-        if view.expired(keep_days, utcnow()):
+        if view.expired(keep_days, self.db.now()):
             raise Expired("tracking.expired")
         return view
 
@@ -65,7 +65,7 @@ class Views:
             tokens = list(self._waiting)[:BATCH_MAX]
             batch = {token: self._waiting.pop(token) for token in tokens}
             try:
-                views = await read_views(self.db, tokens, utcnow())
+                views = await read_views(self.db, tokens, self.db.now())
                 for token, future in batch.items():
                     future.set_result(views.get(token))
             except Exception as exc:  # every caller of this batch gets the error

@@ -28,7 +28,6 @@ from core.models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    utcnow,
 )
 from core.people import identities
 from core.people.identities import ChatRef, Identity, Person
@@ -71,7 +70,7 @@ async def redeem_invite(
 ) -> Role | None:
     """Give the role of invite `token` to this user. None when `token` is not an invite;
     a DomainError when it is one that cannot be used (expired or used already)."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         invite = (
             await session.exec(
@@ -126,7 +125,7 @@ async def chat_unreachable(
         member = await session.get(Member, member_id, with_for_update=True)
         if member is None or member.telegram_blocked_at is not None:
             return
-        member.telegram_blocked_at = blocked_at = utcnow()
+        member.telegram_blocked_at = blocked_at = db.now()
         session.add(member)
         await session.exec(
             sa.update(OutboxMessage)

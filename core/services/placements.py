@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
-from core.models import Order, Placement, utcnow
+from core.models import Order, Placement
 
 TOPIC = "placements"
 ASSIGNED_TOPIC = "assigned"
@@ -57,15 +57,16 @@ async def claim(
     db: Database, token: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Placement]:
     """Lease up to `limit` due rows (not parked, due by `now` on the service's clock, their
-    lease over on the wall clock) to `token`. Rows another instance is claiming are skipped."""
-    wall = utcnow()
+    lease over) to `token`; `lease` is real time (`Database.span`). Rows another instance is
+    claiming are skipped."""
+    lease_now = db.now()
     async with db.transaction() as session:
         statement = (
             select(Placement)
             .where(
                 col(Placement.parked).is_(False),
                 col(Placement.due_at).is_(None) | (col(Placement.due_at) <= now),
-                col(Placement.leased_until).is_(None) | (col(Placement.leased_until) < wall),
+                col(Placement.leased_until).is_(None) | (col(Placement.leased_until) < lease_now),
             )
             .order_by(col(Placement.order_id))
             .limit(limit)
@@ -74,7 +75,7 @@ async def claim(
         rows = list(await session.exec(statement))
         for row in rows:
             row.lease_token = token
-            row.leased_until = wall + lease
+            row.leased_until = lease_now + db.span(lease)
             session.add(row)
         return rows
 

@@ -37,7 +37,6 @@ from core.models import (
     StopKind,
     is_tracking_token,
     open_stop,
-    utcnow,
 )
 from core.services.geocoding import distance_m
 from core.services.proofs import latest_photo
@@ -225,7 +224,7 @@ async def tracking_view(
     db: Database, token: str, *, keep_days: float, now: datetime | None = None
 ) -> TrackingView:
     """One token's view, read on its own."""
-    now = now or utcnow()
+    now = now or db.now()
     view = (await read_views(db, [token], now)).get(token) if is_tracking_token(token) else None
     if view is None:
         raise NotFound("tracking.unknown")
@@ -257,5 +256,5 @@ async def rate_by_token(
             raise DomainError("customer.rate_after_delivery", order=ref_of(order))
         order.rating = stars
         order.rating_comment = (comment or "").strip()[:1000] or order.rating_comment
-        order.rated_at = utcnow()
+        order.rated_at = db.now()
         session.add(order)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
-from core.models import OrderStatus, utcnow
+from core.models import OrderStatus
 from core.services import report_chart, report_rows
 from core.services.metrics import COMPARED, Rows, compute, on_time, period_orders
 from core.services.report_text import label, reason_words, text
@@ -90,11 +90,21 @@ def named(text: str, now: datetime, zone: tzinfo) -> Period:
     try:
         if DATE.fullmatch(word) and FIRST_YEAR <= int(word[:4]) <= LAST_YEAR:
             return day(date.fromisoformat(word), zone)
-        if (found := WEEK.fullmatch(word.upper())) and FIRST_YEAR <= int(found[1]) <= LAST_YEAR:
-            return week(date.fromisocalendar(int(found[1]), int(found[2]), 1), zone)
     except ValueError:
-        pass  # 2026-02-30, week 54: not a day
+        pass  # 2026-02-30: not a day
+    if (period := _iso_week(word, zone)) is not None:
+        return period
     raise DomainError("report.bad_period", text=_shown(text))
+
+
+def _iso_week(word: str, zone: tzinfo) -> Period | None:
+    """YYYY-Www as a week, or None (week 54, another year range, another word)."""
+    if (found := WEEK.fullmatch(word.upper())) and FIRST_YEAR <= int(found[1]) <= LAST_YEAR:
+        try:
+            return week(date.fromisocalendar(int(found[1]), int(found[2]), 1), zone)
+        except ValueError:
+            return None
+    return None
 
 
 def named_day(text: str, now: datetime, zone: tzinfo) -> Period:
@@ -110,12 +120,8 @@ def named_day(text: str, now: datetime, zone: tzinfo) -> Period:
 
 def named_week(text: str, zone: tzinfo) -> Period:
     """An ISO week, YYYY-Www; a DomainError otherwise."""
-    word = text.strip().upper()
-    try:
-        if WEEK.fullmatch(word):
-            return named(word, datetime.now(zone), zone)
-    except DomainError:
-        pass
+    if (period := _iso_week(text.strip(), zone)) is not None:
+        return period
     raise DomainError("report.bad_week", text=_shown(text))
 
 
@@ -137,7 +143,7 @@ async def build(
 ) -> ReportFiles:
     """The report of `period`: metrics (and the comparison), text, chart and CSV."""
     zone = ZoneInfo(settings.app.timezone)
-    now = now or utcnow()
+    now = now or db.now()
     before = previous(period, zone)
     rows, earlier = await asyncio.gather(  # two connections: the reads overlap
         report_rows.load(db, period.start, period.end, now),

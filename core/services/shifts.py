@@ -19,7 +19,7 @@ from core import lifecycle, outbox
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor
-from core.models import Driver, Order, OrderStatus, Shift, ShiftState, utcnow
+from core.models import Driver, Order, OrderStatus, Shift, ShiftState
 from core.services.notifications import Notice, dispatcher_members
 from core.services.stops import ref_of
 from core.services.world import on_board as loaded
@@ -43,7 +43,7 @@ async def start_shift(
         driver = await session.get(Driver, driver_id, with_for_update=True)
         assert driver is not None
         if driver.shift_state is not ShiftState.ON:
-            driver.shift_started_at = now or utcnow()
+            driver.shift_started_at = now or db.now()
             session.add(Shift(driver_id=driver_id, started_at=driver.shift_started_at))
         driver.shift_state = ShiftState.ON
         driver.shift_ends_at = ends_at
@@ -97,7 +97,7 @@ async def end_shift(
         driver.live_until = None
         spells = select(Shift).where(Shift.driver_id == driver_id, col(Shift.ended_at).is_(None))
         for spell in await session.exec(spells):  # the reports count shifts and hours on them
-            spell.ended_at = now or utcnow()
+            spell.ended_at = now or db.now()
             session.add(spell)
         session.add(driver)
         return ShiftEnd(ended=True, returned=tuple(ref_of(o) for o in orders))

@@ -33,7 +33,6 @@ from core.models import (
     StopKind,
     open_stop,
     order_ref,
-    utcnow,
 )
 from core.texts import t
 
@@ -295,7 +294,7 @@ class Stops:
                 or last.actor_member_id != actor.member_id
                 or last.to_status is not order.status
                 or last.from_status is None
-                or utcnow() - last.created_at > within
+                or self.db.now() - last.created_at > within
                 or order.status not in (S.ARRIVED, S.DELIVERED, S.FAILED, S.PICKED_UP)
             ):
                 raise DomainError("driver.cannot_undo", order=ref_of(order))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core import lifecycle, outbox
+from core.clock import Clock
 from core.config import TrackingSettings
 from core.db import Database
 from core.errors import DomainError
@@ -32,7 +32,6 @@ from core.models import (
     OrderWindow,
     ShiftState,
     StopKind,
-    utcnow,
 )
 from core.services.dispatch import Dispatcher
 from core.services.loading import check_departure
@@ -91,7 +90,7 @@ async def record(db: Database, driver_id: int, fix: Fix) -> None:
                 "speed_mps": fix.speed_mps,
                 "live": fix.live,
                 "recorded_at": fix.at,
-                "received_at": utcnow(),
+                "received_at": db.now(),
             },
         )
         await connection.execute(
@@ -118,12 +117,12 @@ class Tracker:
         dispatcher: Dispatcher,
         settings: TrackingSettings | None = None,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
         self.settings = settings or TrackingSettings()
-        self.clock = clock
+        self.clock: Clock = clock or db.now
         self._last: dict[int, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -258,4 +257,4 @@ async def ask_location(db: Database, driver_id: int, *, by: int | None) -> None:
         if driver is None:
             raise DomainError("error.driver_not_found", driver=driver_id)
         notice = Notice(driver.member_id, "driver.share_location_again", {"driver_id": driver_id})
-        await outbox.add(session, notice, f"ask-location:{driver_id}:{utcnow().isoformat()}:{by}")
+        await outbox.add(session, notice, f"ask-location:{driver_id}:{db.now().isoformat()}:{by}")

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from core import leases
 from core.db import Database
 from core.leases import LEASE
-from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery, utcnow
+from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery
 from core.services.webhooks import MAX_URL
 
 BACKOFF_BASE_S = 30
@@ -39,7 +39,7 @@ async def claim(
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries, oldest first, all under one new token (several
     senders may run at once)."""
-    now = now or utcnow()
+    now = now or db.now()
     token = leases.new_token()
     statement = (
         select(WebhookDelivery, ApiKey)
@@ -60,7 +60,7 @@ async def claim(
                 delivery.status = OutboxStatus.SKIPPED
                 delivery.last_error = "the API key was revoked or its webhook switched off"
             else:
-                leases.take(delivery, token, now, lease)
+                leases.take(delivery, token, now, db.span(lease))
                 claimed.append(
                     Claimed(
                         delivery.id,
@@ -111,7 +111,7 @@ async def record(
 ) -> OutboxStatus:
     """Log the attempt, then mark the delivery sent, due again later, or dead after its day
     (with `token`, only while it holds the delivery)."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None:

@@ -16,15 +16,15 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 
+from core.clock import Clock
 from core.config import WebhooksSettings
 from core.db import Database
 from core.leases import LEASE, Leases
-from core.models import WebhookDelivery, utcnow
+from core.models import WebhookDelivery
 from core.services import webhook_queue, webhooks
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,13 @@ class WebhookSender:
         settings: WebhooksSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         idle_s: float = IDLE_S,
         lease: timedelta = LEASE,
     ) -> None:
         self.db = db
         self.settings = settings
-        self.clock = clock
+        self.clock: Clock = clock or db.now
         self.leases = Leases(db, WebhookDelivery, lease, clock)
         self.idle_s = idle_s
         if transport is None and not settings.allow_private:

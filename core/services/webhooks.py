@@ -38,7 +38,6 @@ from core.models import (
     WebhookAttempt,
     WebhookDelivery,
     tracking_url,
-    utcnow,
 )
 
 SIGNATURE_HEADER = "Lastmile-Signature"
@@ -218,7 +217,7 @@ async def redeliver(
     db: Database, key_id: int, delivery_id: int, *, now: datetime | None = None
 ) -> None:
     """Try one of this key's deliveries once more, now (also one that gave up)."""
-    now = now or utcnow()
+    now = now or db.now()
     async with db.transaction() as session:
         delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None or delivery.api_key_id != key_id:

@@ -24,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from core.clock import system_clock
 from core.config import Settings, WebhooksSettings
 from core.db import Database
-from core.models import ApiKey, OrderEvent, OrderStatus, utcnow
+from core.models import ApiKey, OrderEvent, OrderStatus
 from core.models import WebhookDelivery as Delivery
 from core.services import apikeys, webhooks
 from core.services.webhook_sender import WebhookSender
@@ -59,7 +60,7 @@ class Clock:
         self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return utcnow() + self.offset
+        return system_clock() + self.offset
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)
