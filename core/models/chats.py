@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from core.models.enums import Channel
-from core.models.types import JSON, UTCDateTime, str_enum, utcnow
+from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 
 class ChatIdentity(SQLModel, table=True):
@@ -30,7 +30,7 @@ class ChatIdentity(SQLModel, table=True):
     chat_id: str = Field(max_length=128)
     member_id: int = Field(foreign_key="members.id", index=True, ondelete="CASCADE")
     blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Stamped()
 
 
 class ConversationState(SQLModel, table=True):

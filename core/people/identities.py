@@ -7,12 +7,13 @@ link (or the sandbox `attach`es its participants)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
-from core.models import Channel, ChatIdentity, Driver, Member, MemberRole, Role, utcnow
+from core.models import Channel, ChatIdentity, Driver, Member, MemberRole, Role
 from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language
 from core.validation import kept_as_text
 
@@ -134,18 +135,20 @@ async def member_id_of(session: AsyncSession, chat: ChatRef) -> int | None:
     return member.id if member is not None else None
 
 
-async def set_blocked(session: AsyncSession, chat: ChatRef, blocked: bool) -> int | None:
+async def set_blocked(
+    session: AsyncSession, chat: ChatRef, blocked: bool, now: datetime
+) -> int | None:
     """Mark the chat blocked (or usable again); the member it belongs to, if any."""
     member = await _find(session, chat)
     if member is None or member.id is None:
         return None
     if chat.channel is Channel.TELEGRAM:
-        member.telegram_blocked_at = utcnow() if blocked else None
+        member.telegram_blocked_at = now if blocked else None
         session.add(member)
     else:
         row = await _identity_row(session, chat)
         if row is not None:
-            row.blocked_at = utcnow() if blocked else None
+            row.blocked_at = now if blocked else None
             session.add(row)
     return member.id
 

@@ -155,4 +155,4 @@ async def chat_changed(db: Database, chat: ChatRef, *, blocked: bool) -> None:
             await chat_unreachable(db, member_id, reason="blocked the bot")
         return
     async with db.transaction() as session:
-        await identities.set_blocked(session, chat, blocked)
+        await identities.set_blocked(session, chat, blocked, db.now())
