@@ -270,6 +270,10 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     reports: ReportsSettings = ReportsSettings()
     alerts: AlertsSettings = AlertsSettings()
+    # the sandbox channel (bot/sandbox, the /sandbox page): off unless true (`lastmile demo`
+    # turns it on); from loopback only unless `sandbox_token` is set and given
+    sandbox: bool = False
+    sandbox_token: SecretStr | None = Field(default=None, min_length=16)
 
     @model_validator(mode="after")
     def _webhooks_answer_within_the_lease(self) -> Settings:

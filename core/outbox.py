@@ -23,6 +23,7 @@ from core.errors import DomainError
 from core.leases import LEASE
 from core.models import (
     Channel,
+    ChatIdentity,
     Member,
     OrderEvent,
     OutboxMessage,
@@ -45,6 +46,21 @@ def preferred_channel(member: Member) -> Channel | None:
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
         return Channel.WHATSAPP
     return None
+
+
+async def channel_of(session: AsyncSession, member: Member) -> Channel | None:
+    """Where a member's messages go: Telegram or WhatsApp as above, else the first chat she has
+    on another channel (the sandbox) that is not blocked."""
+    channel = preferred_channel(member)
+    if channel is not None:
+        return channel
+    statement = (
+        select(ChatIdentity.channel)
+        .where(ChatIdentity.member_id == member.id, col(ChatIdentity.blocked_at).is_(None))
+        .order_by(col(ChatIdentity.id))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
 
 
 def idempotency_key(event: OrderEvent, notice: Notice) -> str:
@@ -75,7 +91,7 @@ async def add(
     now = now or session_time(session)
     due = not_before(notice.template, now)  # quiet hours hold what is not urgent
     member = await session.get(Member, notice.recipient_member_id)
-    channel = preferred_channel(member) if member and member.active else None
+    channel = await channel_of(session, member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
     row = OutboxMessage(
         recipient_member_id=notice.recipient_member_id,

@@ -20,7 +20,7 @@ from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
 from web import errors, limits
-from web.routes import api, health, proofs, tracking, webhooks
+from web.routes import api, health, proofs, sandbox, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -39,6 +39,10 @@ def channel_status(settings: Settings) -> list[str]:
             "WhatsApp: not configured; set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID "
             "and WHATSAPP_APP_SECRET to enable it"
         )
+    if settings.sandbox:
+        lines.append("Sandbox: on, at /sandbox")
+    else:
+        lines.append("Sandbox: off; set SANDBOX=true to play chats at /sandbox")
     return lines
 
 
@@ -63,6 +67,7 @@ def create_app(
         app.state.services = services
         app.state.live = LiveFeed(database)
         app.state.telegram = None
+        app.state.sandbox = None
         app.state.webhooks = WebhookSender(
             database,
             settings.webhooks,
@@ -79,6 +84,11 @@ def create_app(
 
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
+            if settings.sandbox:
+                from bot.sandbox.channel import SandboxChannel
+
+                app.state.sandbox = SandboxChannel(services)
+                app.state.sandbox.start()
             app.state.webhooks.start()
             services.autopilot.start()  # DISPATCH_MODE=auto: orders are placed as they arrive
             app.state.scheduler.start()
@@ -90,6 +100,8 @@ def create_app(
             await app.state.scheduler.stop()
             await services.autopilot.stop()
             await app.state.webhooks.stop()
+            if app.state.sandbox is not None:
+                await app.state.sandbox.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
             await app.state.live.close()
@@ -109,4 +121,5 @@ def create_app(
     app.include_router(api.router)
     app.include_router(tracking.router)
     app.include_router(proofs.router)
+    app.include_router(sandbox.router)
     return app
