@@ -8,7 +8,10 @@ idempotency key lets the receiving side drop a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -33,6 +36,7 @@ from core.models import (
 )
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
+log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
@@ -288,3 +292,26 @@ async def release(
     """Give back claimed messages that were not tried (a sender stopping), due at once; with
     `token`, only those it still holds."""
     await leases.hand_back(db, OutboxMessage, message_ids, token=token, now=now)
+
+
+async def keep_delivering(
+    name: str,
+    drain_once: Callable[[], Awaitable[bool]],
+    stopping: asyncio.Event,
+    idle_s: float,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """A sender's loop: deliver batch after batch (`drain_once`: False when nothing was due),
+    pausing `idle_s` (or until `wake` is set) when idle, until `stopping` is set. A batch that
+    fails is logged and the loop goes on."""
+    while not stopping.is_set():
+        try:
+            busy = await drain_once()
+        except Exception:
+            log.exception("%s: could not read the outbox", name)
+            busy = False
+        if not busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((wake or stopping).wait(), idle_s)
+            if wake is not None:
+                wake.clear()

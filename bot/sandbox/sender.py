@@ -8,7 +8,6 @@ joined: chats live in memory) is marked failed for good, with that reason."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from bot.sandbox.chats import Chats
@@ -43,16 +42,9 @@ class SandboxSender:
 
     async def run(self) -> None:
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                busy = await self.drain_once()
-            except Exception:
-                log.exception("sandbox sender: could not read the outbox")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_S)
-                self._wake.clear()
+        await outbox.keep_delivering(
+            "sandbox sender", self.drain_once, self._stopping, IDLE_S, self._wake
+        )
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it, in order; False when nothing was due."""

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -112,15 +111,7 @@ class Sender:
 
     async def run(self) -> None:
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                busy = await self.drain_once()
-            except Exception:
-                log.exception("Telegram sender: could not read the outbox")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), IDLE_S)
+        await outbox.keep_delivering("Telegram sender", self.drain_once, self._stopping, IDLE_S)
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it; False when nothing was due."""
