@@ -48,9 +48,9 @@ class Flow:
 
 
 def flows() -> Sequence[Flow]:
-    from core.conversations import common, customer, driver, owner
+    from core.conversations import common, customer, dispatcher, driver, neworder, owner
 
-    return (common.FLOW, owner.FLOW, driver.FLOW, customer.FLOW)
+    return (common.FLOW, owner.FLOW, neworder.FLOW, dispatcher.FLOW, driver.FLOW, customer.FLOW)
 
 
 class Conversations:
