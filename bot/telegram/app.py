@@ -23,7 +23,7 @@ from bot.telegram.conversation import TelegramInfo
 from bot.telegram.middlewares import Identify, Refusals
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
-from bot.telegram.routers import common, core, fallback
+from bot.telegram.routers import common, core
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
 from core.models import Channel, Role
@@ -52,7 +52,7 @@ class TelegramChannel:
             observer.outer_middleware(identify)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        for routes in (common, core, fallback):
+        for routes in (common, core):
             self.dp.include_router(routes.router.build())
         services.conversations.register(Channel.TELEGRAM, TelegramInfo(self.bot, services))
         self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)

@@ -200,11 +200,9 @@ async def answer(
     who: Identity,
     *,
     callback: CallbackQuery | None = None,
-    fallback: bool = False,
-) -> bool:
-    """Hand `event` to the core and show its replies; False when no flow took it (then the
-    adapter's other handlers may). A press is acknowledged, with an alert on the button when the
-    core has one."""
+) -> None:
+    """Hand `event` to the core and show its replies as they come. A press is acknowledged, with
+    an alert on the button when the core answers with one."""
     out = Replies(bot, svc, int(chat.chat_id), who.language)
     acknowledged = callback is None
     shown = 0
@@ -225,20 +223,12 @@ async def answer(
         shown += 1
         await show_one(reply)
 
-    conversations = svc.conversations
-    if fallback:
-        replies = await conversations.fallback(chat, person, event)
-    else:
-        found = await conversations.route(chat, person, event, send=send, fallback=False)
-        if found is None:
-            return False
-        replies = found
+    replies = await svc.conversations.handle(chat, person, event, send=send, who=who)
     for reply in replies[shown:]:
         await show_one(reply)
     if callback is not None and not acknowledged:
         with contextlib.suppress(TelegramBadRequest):
             await callback.answer()
-    return True
 
 
 class TelegramInfo:
