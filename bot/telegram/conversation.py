@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +36,6 @@ from core.conversations import (
     Text,
     Upload,
 )
-from core.models import Channel
 from core.people.identities import Identity, telegram_chat
 from core.services import invites
 from core.services.hub import Services
@@ -60,7 +60,9 @@ def command_of(text: str) -> Command:
     return Command(head[1:].split("@")[0].lower(), args.strip())
 
 
-def _download(bot: Bot, file_id: str):  # type: ignore[no-untyped-def]
+def _download(bot: Bot, file_id: str) -> Callable[[], Awaitable[bytes]]:
+    """Fetches the file's bytes from Telegram when the core asks for them."""
+
     async def fetch() -> bytes:
         file = await bot.get_file(file_id)
         assert file.file_path is not None
@@ -198,11 +200,9 @@ async def answer(
     who: Identity,
     *,
     callback: CallbackQuery | None = None,
-    fallback: bool = False,
-) -> bool:
-    """Hand `event` to the core and show its replies; False when no flow took it (then the
-    adapter's other handlers may). A press is acknowledged, with an alert on the button when the
-    core has one."""
+) -> None:
+    """Hand `event` to the core and show its replies as they come. A press is acknowledged, with
+    an alert on the button when the core answers with one."""
     out = Replies(bot, svc, int(chat.chat_id), who.language)
     acknowledged = callback is None
     shown = 0
@@ -223,20 +223,12 @@ async def answer(
         shown += 1
         await show_one(reply)
 
-    conversations = svc.conversations
-    if fallback:
-        replies = await conversations.fallback(chat, person, event)
-    else:
-        found = await conversations.route(chat, person, event, send=send, fallback=False)
-        if found is None:
-            return False
-        replies = found
+    replies = await svc.conversations.handle(chat, person, event, send=send, who=who)
     for reply in replies[shown:]:
         await show_one(reply)
     if callback is not None and not acknowledged:
         with contextlib.suppress(TelegramBadRequest):
             await callback.answer()
-    return True
 
 
 class TelegramInfo:
@@ -259,6 +251,3 @@ class TelegramInfo:
         from bot.telegram.app import set_member_commands
 
         await set_member_commands(self.bot, int(chat.chat_id), who.roles, who.language)
-
-
-__all__ = ["Channel", "TelegramInfo", "answer", "chat_of", "event_of", "person_of"]

@@ -1,5 +1,5 @@
-"""Around every message and button press: find out who is writing; refuse text no database
-can keep; answer refusals."""
+"""Around every message and button press: find out who is writing; answer what fails outside
+the core (which answers its own refusals)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
-from bot.telegram.replies import answer
 from core.db import unavailable
 from core.errors import DomainError
 from core.people.identities import Person, telegram_chat
 from core.services.hub import Services
 from core.texts import t
-from core.validation import unstorable
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -44,17 +42,6 @@ class Identify(BaseMiddleware):
         return await handler(event, data)
 
 
-class Unreadable(BaseMiddleware):
-    """A message whose text no database can keep (a NUL character, a lone surrogate) is
-    answered with a request to type it again, before any handler sees it."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Message) and unstorable(event.text or event.caption or ""):
-            await event.answer(t("error.unreadable", data.get("lang")))
-            return None
-        return await handler(event, data)
-
-
 class Refusals(BaseMiddleware):
     """A DomainError from a core service becomes a clear reply in the same chat; an unreachable
     database is left to the caller (the update is deferred, bot.telegram.updates); anything else
@@ -74,7 +61,8 @@ class Refusals(BaseMiddleware):
         if isinstance(event, CallbackQuery):
             with contextlib.suppress(TelegramBadRequest):  # the handler may have answered it
                 await event.answer()
-            await answer(event, text)
+            if event.message is not None:
+                await event.bot.send_message(event.message.chat.id, text)  # type: ignore[union-attr]
         elif isinstance(event, Message):
             await event.answer(text)
         return None

@@ -11,7 +11,7 @@ from core.models import Role
 from core.services import customers
 from core.texts import t
 
-INSTRUCTIONS = "customer.instructions"
+INSTRUCTIONS = "instructions.text"
 
 
 async def run(turn: Turn, event: Event) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.conversations import fallback
 from core.conversations.channels import ChannelInfo, PlainChannel
 from core.conversations.events import Command, Event, Text, Upload
 from core.conversations.replies import Reply
@@ -48,9 +49,9 @@ class Flow:
 
 
 def flows() -> Sequence[Flow]:
-    from core.conversations import common, customer, driver, owner
+    from core.conversations import common, customer, dispatcher, driver, neworder, owner
 
-    return (common.FLOW, owner.FLOW, driver.FLOW, customer.FLOW)
+    return (common.FLOW, owner.FLOW, neworder.FLOW, dispatcher.FLOW, driver.FLOW, customer.FLOW)
 
 
 class Conversations:
@@ -85,29 +86,21 @@ class Conversations:
         self.known.pop(chat, None)
 
     async def handle(
-        self, chat: ChatRef, person: Person, event: Event, *, send: Send | None = None
-    ) -> list[Reply]:
-        """Everything the core answers to `event` (with `send`, replies may be shown as they
-        come; the list still holds them all)."""
-        replies = await self.route(chat, person, event, send=send, fallback=True)
-        assert replies is not None
-        return replies
-
-    async def route(
         self,
         chat: ChatRef,
         person: Person,
         event: Event,
         *,
         send: Send | None = None,
-        fallback: bool = True,
-    ) -> list[Reply] | None:
-        """Like `handle`; without `fallback`, None when no flow claims the event."""
-        who = await self.identify(chat, person)
+        who: Identity | None = None,
+    ) -> list[Reply]:
+        """Everything the core answers to `event`. With `send`, replies may be shown as they come
+        (a progress line); the list still holds them all. `who`: the person as the channel
+        identified them already (through `identify`) for this update."""
+        who = who or await self.identify(chat, person)
         turn = Turn(self.svc, chat, person, who, self.states, send=send)
         try:
-            if not await self._run(turn, event, fallback):
-                return None
+            await self._run(turn, event)
         except DomainError as exc:
             turn.say(exc.message(turn.lang))
         except Exception as exc:
@@ -117,46 +110,31 @@ class Conversations:
             turn.say(t("error.generic", turn.lang))
         return turn.replies
 
-    async def fallback(self, chat: ChatRef, person: Person, event: Event) -> list[Reply]:
-        """What is said when nothing claims `event` (for channels that route some events
-        elsewhere first)."""
-        from core.conversations import fallback as last
-
-        who = await self.identify(chat, person)
-        turn = Turn(self.svc, chat, person, who, self.states)
-        await last.answer(turn, event)
-        return turn.replies
-
-    async def _run(self, turn: Turn, event: Event, fallback: bool) -> bool:
+    async def _run(self, turn: Turn, event: Event) -> None:
         text = event.text if isinstance(event, Text) else ""
         text = event.caption if isinstance(event, Upload) else text
         if text and unstorable(text):
             turn.say(t("error.unreadable", turn.lang))
-            return True
+            return
         turn.step = await self.states.get(turn.chat, self.svc.clock())
         if turn.step is not None and turn.step.expired:
             await turn.finish()
             if isinstance(event, Text | Upload):  # meant for a step that is gone
                 turn.say(t("conversation.expired", turn.lang))
-                return True
+                return
         if (
             isinstance(event, Command)
             and turn.step is not None
             and event.name not in MIDWAY_ALLOWED
         ):
             turn.say(t("finish_first", turn.lang))
-            return True
+            return
         for flow in self.flows:
             if flow.roles is not None and not turn.who.has(*flow.roles):
                 continue
             if await flow.run(turn, event):
-                return True
-        if not fallback:
-            return False
-        from core.conversations import fallback as last
-
-        await last.answer(turn, event)
-        return True
+                return
+        await fallback.answer(turn, event)
 
     async def close(self) -> None:
         await self.states.close()
