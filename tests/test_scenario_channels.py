@@ -140,14 +140,7 @@ class SandboxChats:
         await self.bot.outbox_settled()
 
 
-NOT_YET = pytest.mark.xfail(
-    reason="the dispatcher's flows (/neworder, /assign) are not in the conversation core yet "
-    "(branch conv): the sandbox refuses /neworder",
-    strict=True,
-)
-
-
-@pytest.mark.parametrize("channel", ["telegram", pytest.param("sandbox", marks=NOT_YET)])
+@pytest.mark.parametrize("channel", ["telegram", "sandbox"])
 async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, channel: str):
     async with running_bot(db, tmp_path, sandbox=True, dispatch={"mode": "manual"}) as bot:
         bot.nominatim.add("Hauptstr 5", ("Hauptstraße 5, Berlin, Germany", 52.521, 13.401))
