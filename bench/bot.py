@@ -54,8 +54,8 @@ from core import outbox
 from core.db import Database
 from core.migrations import upgrade
 from core.models import Driver, LocationPing, Member, OutboxMessage, OutboxStatus, Role, ShiftState
+from core.notifications import Notice
 from core.services import members
-from core.services.notifications import Notice
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_updates import location, user
 

@@ -47,7 +47,7 @@ from core.routing.plan import Plan
 from core.routing.problem import Breaks, Objective, Problem, Traffic
 from core.routing.solve import solve
 from core.routing.timing import for_engine
-from core.routing.traffic import parse_factors
+from core.traffic import parse_factors
 
 PER_HOUR, PER_KM = 20.0, 0.30
 BREAKS = Breaks(after=int(4.5 * HOUR), length=30 * 60)

@@ -179,6 +179,12 @@ class Database:
         on the service's clock: on the demo's accelerated clock they stretch with its speed."""
         return real * pace(self.clock)
 
+    def carry(self, key: str, value: object) -> None:
+        """Put `value` in the `info` of every session opened from now on (values built once by
+        the composition root that the code inside a transaction needs, e.g. its policy)."""
+        self.sessions.kw.setdefault("info", {})[key] = value
+        self.reads.kw.setdefault("info", {})[key] = value
+
     def use_clock(self, clock: Clock) -> None:
         """Read the time from `clock` from now on (the composition root's choice)."""
         self.clock = clock

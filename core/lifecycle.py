@@ -24,7 +24,7 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import outbox
+from core import notifications, outbox, placements, visits, webhooks
 from core.errors import DomainError, NotFound
 from core.models import (
     Driver,
@@ -40,7 +40,6 @@ from core.models import (
     order_ref,
     session_time,
 )
-from core.services import notifications, placements, visits, webhooks
 from core.texts import t
 
 S = OrderStatus

@@ -34,7 +34,8 @@ from core.models import (
     session_clock,
     session_time,
 )
-from core.services.notifications import MAX_ACTIONS, Notice, not_before
+from core.notifications import MAX_ACTIONS, Notice
+from core.policy import policy_of
 
 log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
@@ -93,7 +94,8 @@ async def add(
     if existing.first() is not None:
         return None
     now = now or session_time(session)
-    due = not_before(notice.template, now)  # quiet hours hold what is not urgent
+    quiet = policy_of(session).quiet  # quiet hours hold what is not urgent
+    due = quiet.not_before(notice.template, now) if quiet else now
     member = await session.get(Member, notice.recipient_member_id)
     channel = await channel_of(session, member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"

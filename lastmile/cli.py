@@ -14,13 +14,14 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from core import webhooks
 from core.config import Settings, SettingsProblem, load_settings
 from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor
 from core.migrations import pending, upgrade
 from core.models import Role
-from core.services import apikeys, imports, invites, webhooks
+from core.services import apikeys, imports, invites
 from core.texts import t
 
 T = TypeVar("T")

@@ -75,6 +75,10 @@ def run_and_check_health(
         response = wait_healthy(process, port)
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "database": "ok"}
+        root = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)  # was a 404
+        assert root.status_code == 200
+        assert "Lastmile is running" in root.text and 'href="/docs"' in root.text
+        assert "set TELEGRAM_BOT_TOKEN to enable it" in root.text
     finally:
         output = stop(process, how)
     assert process.returncode == 0, output

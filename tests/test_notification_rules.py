@@ -22,10 +22,11 @@ from core.models import (
     OutboxStatus,
     Role,
 )
-from core.services import notifications, orders
+from core.policy import Policy
+from core.quiet_hours import QuietHours
+from core.services import orders
 from core.services.members import grant
 from core.services.messages import render
-from core.services.notifications import QuietHours
 from core.services.orders import OrderDraft
 
 S = orders.OrderStatus
@@ -170,15 +171,12 @@ async def test_each_customer_reads_their_own_language(db: Database):
 
 
 @pytest.fixture
-def quiet_all_day():
-    """Quiet hours covering the whole test, put back afterwards."""
+def quiet_all_day(db: Database) -> QuietHours:
+    """Quiet hours covering the whole test, in the policy of the test's database."""
     now = system_clock()
     quiet = QuietHours((now.hour - 1) % 24, (now.hour + 2) % 24, ZoneInfo("UTC"))
-    notifications.QUIET[0] = quiet
-    try:
-        yield quiet
-    finally:
-        notifications.QUIET[0] = None
+    Policy(quiet=quiet).carried_by(db)
+    return quiet
 
 
 async def test_quiet_hours_hold_what_can_wait_and_nothing_urgent(db: Database, quiet_all_day):
@@ -198,7 +196,7 @@ async def test_quiet_hours_hold_what_can_wait_and_nothing_urgent(db: Database, q
     assert morning > system_clock() and morning.astimezone(UTC).hour == quiet_all_day.end
     assert await outbox.claim(db, Channel.TELEGRAM) == []
 
-    notifications.QUIET[0] = None
+    Policy().carried_by(db)
     # an urgent message is not held, and held ones before it do not block it
     quiet = QuietHours(quiet_all_day.start, quiet_all_day.end, ZoneInfo("UTC"))
     assert quiet.not_before("customer.driver_nearby", system_clock()) <= system_clock()

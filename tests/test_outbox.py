@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from core import leases, outbox
+from core import leases, notifications, outbox
 from core.clock import system_clock
 from core.db import Database, is_sqlite
 from core.errors import DomainError
@@ -24,8 +24,8 @@ from core.models import (
     OutboxStatus,
     Role,
 )
-from core.services import notifications, orders
-from core.services.notifications import Notice
+from core.notifications import Notice
+from core.services import orders
 from tests.factories import S, add_driver, add_member, count, link_customer, move, new_order
 
 

@@ -23,7 +23,7 @@ from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.models import Driver, OrderStatus, Proof
-from core.services import apikeys, proofs, webhooks
+from core.services import apikeys, proofs
 from core.services.links import KEY_FILE, Signer
 from tests.conftest import free_port, serve
 from tests.factories import add_driver, move
@@ -75,12 +75,6 @@ class Instance:
         url = response.json()["photo_url"]
         assert url is not None
         return url
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Services.build` sets the module-wide webhook policy; give each test its own."""
-    monkeypatch.setattr(webhooks, "POLICY", webhooks.Policy())
 
 
 @pytest.fixture(autouse=True)

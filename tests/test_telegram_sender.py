@@ -17,8 +17,8 @@ from core import outbox
 from core.config import Settings
 from core.db import Database
 from core.models import Member, OutboxMessage, OutboxStatus, Role
+from core.notifications import Notice
 from core.services.hub import Services
-from core.services.notifications import Notice
 from tests.fakes.telegram_api import FakeTelegram
 from tests.telegram_harness import add_person
 

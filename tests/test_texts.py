@@ -16,7 +16,6 @@ from core.models import OrderStatus, ProofKind, Role
 from core.services import public
 from core.services.customers import asks_where
 from core.services.stops import FAIL_REASONS
-from core.services.webhooks import EVENT_TYPES
 from core.texts import (
     CATALOGS,
     CUSTOMER_KEYS,
@@ -27,6 +26,7 @@ from core.texts import (
     staff_language,
     t,
 )
+from core.webhooks import EVENT_TYPES
 from tests.conftest import ROOT
 
 ENGLISH = CATALOGS[DEFAULT_LANGUAGE]

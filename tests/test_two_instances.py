@@ -23,8 +23,8 @@ from starlette.routing import Route
 from core import outbox
 from core.db import Database
 from core.models import Member, OutboxMessage, OutboxStatus, Role, WebhookDelivery
+from core.notifications import Notice
 from core.services import apikeys
-from core.services.notifications import Notice
 from tests.conftest import serve
 from tests.fakes.telegram_api import FakeTelegram
 from tests.instances import running

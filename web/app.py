@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from core.channels import channel_states
 from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
@@ -20,30 +21,9 @@ from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
 from web import errors, limits
-from web.routes import api, health, proofs, sandbox, tracking, webhooks
+from web.routes import api, health, home, proofs, sandbox, tracking, webhooks
 
 log = logging.getLogger("lastmile")
-
-
-def channel_status(settings: Settings) -> list[str]:
-    """One line per chat channel saying whether it runs and, if not, how to enable it."""
-    lines = []
-    if settings.telegram.enabled:
-        lines.append(f"Telegram: on ({settings.telegram.mode})")
-    else:
-        lines.append("Telegram: not configured; set TELEGRAM_BOT_TOKEN to enable it")
-    if settings.whatsapp.enabled:
-        lines.append("WhatsApp: WHATSAPP_ACCESS_TOKEN is set, but this build has no channel for it")
-    else:
-        lines.append(
-            "WhatsApp: not configured; set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID "
-            "and WHATSAPP_APP_SECRET to enable it"
-        )
-    if settings.sandbox:
-        lines.append("Sandbox: on, at /sandbox")
-    else:
-        lines.append("Sandbox: off; set SANDBOX=true to play chats at /sandbox")
-    return lines
 
 
 def create_app(
@@ -76,8 +56,8 @@ def create_app(
             lease=settings.outbox.lease,
         )
         app.state.scheduler = Scheduler(database, service_jobs(services), clock=services.clock)
-        for line in channel_status(settings):
-            log.info(line)
+        for channel in channel_states(settings):
+            log.info(channel.line())
         try:
             if settings.telegram.enabled:
                 from bot.telegram.app import TelegramChannel
@@ -116,6 +96,7 @@ def create_app(
     app.add_exception_handler(Exception, errors.server_error)
     app.add_exception_handler(413, limits.too_large)
     app.add_exception_handler(RequestValidationError, api.invalid_request)
+    app.include_router(home.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)

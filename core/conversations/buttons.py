@@ -35,7 +35,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Act(Data):
-    """An action carried by a notification (see core.services.notifications)."""
+    """An action carried by a notification (see core.notifications)."""
 
     prefix = "a"
     name: str

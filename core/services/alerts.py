@@ -38,7 +38,7 @@ from core.models import (
     ShiftState,
     StopKind,
 )
-from core.services.notifications import NOTE_ALERTS, Notice, dispatcher_members
+from core.notifications import NOTE_ALERTS, Notice, dispatcher_members
 from core.services.stops import OPEN
 
 UNASSIGNED = "order_unassigned"

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from core import lifecycle
+from core import lifecycle, placements
 from core.clock import Clock
 from core.config import Settings
 from core.db import Database
@@ -51,7 +51,7 @@ from core.leases import new_token
 from core.lifecycle import SYSTEM
 from core.models import Driver, Order, OrderWindow, Placement, ShiftState, StopKind
 from core.models.types import UTCDateTime
-from core.services import placements, replan, world
+from core.services import replan, world
 from core.services.dispatch import Dispatcher
 from core.services.stops import Stops
 from core.texts import t

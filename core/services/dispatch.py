@@ -36,7 +36,6 @@ from core.routing.solve import solve_async
 from core.routing.travel import Point, TravelProvider, haversine_m
 from core.services.plan_writes import lock, orders_of, version, write_routes
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
-from core.services.visits import open_rows
 from core.services.world import (
     OPEN,
     World,
@@ -46,6 +45,7 @@ from core.services.world import (
     unlocated,
 )
 from core.texts import t
+from core.visits import open_rows
 
 log = logging.getLogger(__name__)
 S = OrderStatus

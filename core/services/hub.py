@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
+from core.policy import Policy
 from core.routing.travel import provider_from_settings
-from core.services import notifications, webhooks
 from core.services.alerts import Alerts
 from core.services.autopilot import Autopilot
 from core.services.dispatch import Dispatcher
@@ -45,11 +45,7 @@ class Services:
             clock = db.clock
         else:
             db.use_clock(clock)
-        notifications.QUIET[0] = notifications.QuietHours.parse(
-            settings.notify.quiet_hours, settings.app.timezone
-        )
-        webhooks.POLICY.retry_for = timedelta(hours=settings.webhooks.retry_hours)
-        webhooks.POLICY.base_url = str(settings.app.base_url)
+        Policy.from_settings(settings).carried_by(db)
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
         dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)

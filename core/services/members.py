@@ -29,10 +29,10 @@ from core.models import (
     OutboxStatus,
     Role,
 )
+from core.notifications import Notice, dispatcher_members
 from core.people import identities
 from core.people.identities import ChatRef, Identity, Person
 from core.services.invites import token_hash
-from core.services.notifications import Notice, dispatcher_members
 from core.texts import t
 
 log = logging.getLogger(__name__)

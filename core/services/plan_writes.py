@@ -31,9 +31,9 @@ from core.models import (
 )
 from core.routing.check import simulate
 from core.routing.plan import RoutePlan
-from core.services.visits import open_rows
 from core.services.world import MOVING, OPEN, World, order_of
 from core.texts import t
+from core.visits import open_rows
 
 S = OrderStatus
 

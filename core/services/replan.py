@@ -31,10 +31,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core import outbox
 from core.lifecycle import Actor
 from core.models import Driver
+from core.notifications import ROUTE_MESSAGE, Notice
 from core.routing.check import simulate
 from core.routing.sticky import RouteChange, StickyPlan, changes, sticky_plan
 from core.services.dispatch import Dispatcher
-from core.services.notifications import ROUTE_MESSAGE, Notice
 from core.services.plan_writes import lock, orders_of, write_routes
 from core.services.stops import ref_of
 from core.services.world import WAITING, World, delivery_id, order_of, pickup_id

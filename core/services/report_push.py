@@ -24,8 +24,8 @@ from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.models import Member, MemberRole, OutboxMessage, Role
+from core.notifications import Notice
 from core.services import report_text, reports
-from core.services.notifications import Notice
 from core.texts import staff_language
 
 log = logging.getLogger(__name__)

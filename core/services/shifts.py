@@ -20,7 +20,7 @@ from core.db import Database
 from core.errors import DomainError
 from core.lifecycle import Actor
 from core.models import Driver, Order, OrderStatus, Shift, ShiftState
-from core.services.notifications import Notice, dispatcher_members
+from core.notifications import Notice, dispatcher_members
 from core.services.stops import ref_of
 from core.services.world import on_board as loaded
 

@@ -33,9 +33,9 @@ from core.models import (
     ShiftState,
     StopKind,
 )
+from core.notifications import Notice, dispatcher_members
 from core.services.dispatch import Dispatcher
 from core.services.loading import check_departure
-from core.services.notifications import Notice, dispatcher_members
 
 log = logging.getLogger(__name__)
 ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often from pings

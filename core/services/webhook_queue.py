@@ -1,6 +1,6 @@
 """The sender's side of the webhook deliveries table: lease due deliveries, record each
 attempt, retry with backoff until the delivery's day is over, hand back what was not tried.
-(What is delivered, to whom and how it is signed: `core.services.webhooks`.)"""
+(What is delivered, to whom and how it is signed: `core.webhooks`.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core import leases
 from core.db import Database
 from core.leases import LEASE
 from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery
-from core.services.webhooks import MAX_URL
+from core.webhooks import MAX_URL
 
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600

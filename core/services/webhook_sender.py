@@ -20,12 +20,13 @@ from datetime import timedelta
 
 import httpx
 
+from core import webhooks
 from core.clock import Clock
 from core.config import WebhooksSettings
 from core.db import Database
 from core.leases import LEASE, Leases
 from core.models import WebhookDelivery
-from core.services import webhook_queue, webhooks
+from core.services import webhook_queue
 
 log = logging.getLogger(__name__)
 IDLE_S = 1.0

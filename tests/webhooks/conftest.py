@@ -1,3 +1,3 @@
 """The webhook tests' fixtures (see harness.py)."""
 
-from tests.webhooks.harness import _fresh_policy, stack  # noqa: F401
+from tests.webhooks.harness import stack  # noqa: F401

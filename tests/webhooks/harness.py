@@ -24,12 +24,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from core import webhooks
 from core.clock import system_clock
 from core.config import Settings, WebhooksSettings
 from core.db import Database
 from core.models import ApiKey, OrderEvent, OrderStatus
 from core.models import WebhookDelivery as Delivery
-from core.services import apikeys, webhooks
+from core.services import apikeys
 from core.services.webhook_sender import WebhookSender
 from tests.conftest import serve
 from web.app import create_app
@@ -202,12 +203,6 @@ class Stack:
             return not await sender.drain_once()
         finally:
             await sender.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Services.build` sets the module-wide webhook policy; give each test its own."""
-    monkeypatch.setattr(webhooks, "POLICY", webhooks.Policy())
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from sqlmodel import (
     select,
 )
 
-from core import lifecycle
+from core import lifecycle, webhooks
 from core.config import WebhooksSettings
 from core.db import Database
 from core.models import (
@@ -27,10 +27,7 @@ from core.models import (
 from core.models import (
     WebhookDelivery as Delivery,
 )
-from core.services import (
-    apikeys,
-    webhooks,
-)
+from core.services import apikeys
 from core.services.orders import OrderDraft
 from core.services.webhook_sender import WebhookSender
 from tests.conftest import (

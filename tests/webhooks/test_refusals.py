@@ -13,7 +13,7 @@ from sqlmodel import (
     select,
 )
 
-from core import lifecycle
+from core import lifecycle, webhooks
 from core.config import WebhooksSettings
 from core.db import Database
 from core.lifecycle import (
@@ -30,7 +30,7 @@ from core.models import (
 from core.models import (
     WebhookDelivery as Delivery,
 )
-from core.services import apikeys, webhook_queue, webhooks
+from core.services import apikeys, webhook_queue
 from core.services.orders import OrderDraft
 from core.services.stops import Stops
 from core.services.webhook_sender import WebhookSender

@@ -11,16 +11,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
-from fastapi.templating import Jinja2Templates
 
 from core.errors import DomainError, NotFound
 from core.services import proofs, public
 from core.services.invites import deep_link, qr_png
 from core.services.messages import tracking_link
 from core.texts import best_language, t
+from web.pages import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 KEEP_ALIVE_S = 15.0
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from core import webhooks
 from core.errors import DomainError
 from core.models import ApiKey, OutboxStatus
-from core.services import webhooks
 from core.texts import t
 from core.validation import MAX_ID, Text
 from web.deps import DB

@@ -19,7 +19,7 @@ import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,7 @@ from core.models import (
     WebhookDelivery,
     tracking_url,
 )
+from core.policy import policy_of
 
 SIGNATURE_HEADER = "Lastmile-Signature"
 EVENT_HEADER = "Lastmile-Event"
@@ -49,18 +50,6 @@ EVENT_TYPES = {
     "status_undone": "order.status_undone",
 }
 MAX_URL = 2000
-
-
-@dataclass
-class Policy:
-    """Set once at startup (`core.services.hub`): how long to retry, and the tracking links'
-    base URL for the payloads."""
-
-    retry_for: timedelta = timedelta(hours=24)
-    base_url: str = "http://127.0.0.1:8000"
-
-
-POLICY = Policy()
 
 
 def new_secret() -> str:
@@ -162,7 +151,7 @@ async def rotate_secret(db: Database, key_id: int) -> ApiKey:
     return key
 
 
-def payload(order: Order, event: OrderEvent, event_type: str) -> str:
+def payload(order: Order, event: OrderEvent, event_type: str, base_url: str) -> str:
     """The body sent for `event`: compact JSON, keys sorted."""
     data = event.data or {}
     document = {
@@ -177,7 +166,7 @@ def payload(order: Order, event: OrderEvent, event_type: str) -> str:
             "attempt": order.attempts,
             "driver_id": order.driver_id,
             "reason": data.get("reason"),
-            "tracking_url": tracking_url(POLICY.base_url, order.tracking_token),
+            "tracking_url": tracking_url(base_url, order.tracking_token),
         },
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
@@ -197,7 +186,8 @@ async def enqueue(session: AsyncSession, order: Order, event: OrderEvent) -> Non
     if not key_ids:
         return
     assert order.id is not None and event.id is not None
-    body = payload(order, event, event_type)
+    policy = policy_of(session)
+    body = payload(order, event, event_type, policy.base_url)
     for key_id in key_ids:
         session.add(
             WebhookDelivery(
@@ -207,7 +197,7 @@ async def enqueue(session: AsyncSession, order: Order, event: OrderEvent) -> Non
                 event_type=event_type,
                 body=body,
                 next_attempt_at=event.created_at,
-                retry_until=event.created_at + POLICY.retry_for,
+                retry_until=event.created_at + policy.webhook_retry_for,
                 created_at=event.created_at,
             )
         )

@@ -1,0 +1,63 @@
+"""Which chat channels this service runs, and how to enable the others (the log at start-up and
+the root page say the same)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import Settings
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    name: str
+    running: bool
+    detail: str  # how it runs, or how to enable it
+
+    def line(self) -> str:
+        return f"{self.name}: {self.detail}"
+
+
+def channel_states(settings: Settings) -> list[ChannelState]:
+    telegram = settings.telegram
+    if telegram.enabled:
+        how = "long polling" if telegram.mode == "polling" else "webhook at /webhooks/telegram"
+        bot = f" as @{telegram.bot_username}" if telegram.bot_username else ""
+        states = [ChannelState("Telegram", True, f"on ({telegram.mode}: {how}{bot})")]
+    else:
+        states = [
+            ChannelState(
+                "Telegram",
+                False,
+                "not configured; set TELEGRAM_BOT_TOKEN to enable it (and TELEGRAM_BOT_USERNAME;"
+                " both from @BotFather), then restart. Long polling needs no public URL; for a"
+                " webhook set TELEGRAM_MODE=webhook, TELEGRAM_WEBHOOK_SECRET and APP_BASE_URL",
+            )
+        ]
+    if settings.whatsapp.enabled:
+        states.append(
+            ChannelState(
+                "WhatsApp",
+                False,
+                "WHATSAPP_ACCESS_TOKEN is set, but this build has no channel for it",
+            )
+        )
+    else:
+        states.append(
+            ChannelState(
+                "WhatsApp",
+                False,
+                "not configured; set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID "
+                "and WHATSAPP_APP_SECRET to enable it",
+            )
+        )
+    if settings.sandbox:
+        states.append(ChannelState("Sandbox", True, "on, at /sandbox (loopback only unless "
+                                   "SANDBOX_TOKEN is set and given)"))  # fmt: skip
+    else:
+        states.append(
+            ChannelState(
+                "Sandbox", False, "off; set SANDBOX=true to play chats at /sandbox, or make demo"
+            )
+        )
+    return states
