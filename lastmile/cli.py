@@ -126,14 +126,14 @@ def demo(
     keep_db: Path | None,
 ) -> None:  # fmt: skip
     """Play a whole delivery day on the real service, in the sandbox, on a fast clock."""
-    from lastmile.demo.run import Options, play
+    from lastmile.demo.run import Interrupted, Options, play
 
     setup_logging("WARNING")
     options = Options(n_orders, n_drivers, seed, city, speed, out, keep_db)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = asyncio.run(play(options))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         click.echo("\nlastmile demo: stopped", err=True)
         sys.exit(130)
     sys.exit(0 if result.nothing_lost else 1)

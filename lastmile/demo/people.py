@@ -71,6 +71,7 @@ class Driving:
     leg_start: datetime | None = None
     leg_end: datetime | None = None
     leg_m: float = 0.0
+    leg_counted: bool = True  # its distance is in `driven_m` (or there is no leg)
     busy_until: datetime | None = None
     pinged: datetime | None = None
     driven_m: float = 0.0
@@ -146,7 +147,13 @@ class People:
     async def follow(self, d: Driving, head: StopView, now: datetime) -> None:
         assert head.lat is not None and head.lon is not None
         if d.heading != (head.order_id, head.kind):  # a new leg (or a re-plan changed it)
+            if not d.leg_counted and d.leg_start is not None and d.leg_end is not None:
+                span = (d.leg_end - d.leg_start).total_seconds()  # turned round mid-leg:
+                share = min(1.0, (now - d.leg_start).total_seconds() / span) if span > 0 else 1.0
+                d.driven_m += share * d.leg_m  # what she drove of it counts
+                d.driven_s += share * span
             d.heading, d.leg_from, d.leg_start = (head.order_id, head.kind), d.here, now
+            d.leg_counted = False
             leg = await self.travel.matrix(
                 [Point(*d.here)], [Point(head.lat, head.lon)], depart_at=now
             )
@@ -159,8 +166,8 @@ class People:
             lat0, lon0 = d.leg_from
             d.here = (lat0 + share * (head.lat - lat0), lon0 + share * (head.lon - lon0))
             return
-        if d.here != (head.lat, head.lon):  # she is there: the leg is driven
-            d.here = (head.lat, head.lon)
+        if not d.leg_counted:  # she is there: the leg is driven
+            d.here, d.leg_counted = (head.lat, head.lon), True
             d.driven_m += d.leg_m
             d.driven_s += (d.leg_end - d.leg_start).total_seconds()
             await self.share(d, now)

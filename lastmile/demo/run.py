@@ -138,7 +138,13 @@ async def report_sent(services) -> bool:  # type: ignore[no-untyped-def]
 
 
 def settings_for(folder: Path, port: int, zone: str) -> Settings:
+    """The demo's own settings: the sandbox is its only channel, whatever the environment says
+    (no Telegram, WhatsApp, Redis or OSRM configured for real use reaches into it)."""
     return Settings(
+        telegram={"bot_token": None},
+        whatsapp={"access_token": None},
+        redis={"url": None},
+        osrm={"url": None},
         database={"url": f"sqlite+aiosqlite:///{folder / 'lastmile.db'}"},
         app={"data_dir": folder, "timezone": zone, "base_url": f"http://127.0.0.1:{port}",
              "log_level": "WARNING"},
@@ -165,6 +171,10 @@ async def status_counts(services) -> dict[str, int]:  # type: ignore[no-untyped-
     async with services.db.reads() as session:
         statement = select(Order.status, sa.func.count()).group_by(col(Order.status))
         return {str(status): int(n) for status, n in await session.exec(statement)}
+
+
+class Interrupted(Exception):
+    """The day was stopped (Ctrl-C or SIGTERM) before it ended."""
 
 
 class Terminal:
@@ -277,6 +287,8 @@ async def day_of(app, server, day: DayPlan, midnight: datetime, options: Options
         for task in playing:
             task.cancel()
         await asyncio.gather(*playing, return_exceptions=True)
+    if server.should_exit:  # Ctrl-C (or SIGTERM): no summary of half a day
+        raise Interrupted
     period = reports.day(midnight.date(), zone)
     out = options.out / midnight.date().isoformat()
     await keep_report(services, Path(services.settings.app.data_dir) / REPORTS_DIR, out)
