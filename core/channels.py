@@ -21,9 +21,9 @@ class ChannelState:
 def channel_states(settings: Settings) -> list[ChannelState]:
     telegram = settings.telegram
     if telegram.enabled:
-        how = "long polling" if telegram.mode == "polling" else "webhook at /webhooks/telegram"
-        bot = f" as @{telegram.bot_username}" if telegram.bot_username else ""
-        states = [ChannelState("Telegram", True, f"on ({telegram.mode}: {how}{bot})")]
+        how = "" if telegram.mode == "polling" else "; Telegram posts updates to /webhooks/telegram"
+        bot = f"; the bot is @{telegram.bot_username}" if telegram.bot_username else ""
+        states = [ChannelState("Telegram", True, f"on ({telegram.mode}){how}{bot}")]
     else:
         states = [
             ChannelState(

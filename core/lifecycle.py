@@ -137,6 +137,7 @@ async def create(
     await session.flush()
     for window in windows:
         session.add(_window_row(order, window))
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="created",
@@ -145,7 +146,7 @@ async def create(
         actor_member_id=actor.member_id,
         data={"source": order.source},
     )
-    await placements.wait(session, order.id)  # type: ignore[arg-type]
+    await placements.wait(session, order.id)
     return await _record(session, order, event, previous_driver_id=None)
 
 
@@ -206,6 +207,7 @@ async def transition(
     if source in ON_ROUTE and target in (*WAITING, S.CANCELLED, S.FAILED):
         placements.replan(session)  # a hole in someone's route: others may fill it better
     await visits.follow(session, order, source, target, now)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="status_changed",
@@ -229,6 +231,7 @@ async def note(
     """Record something that happened to an order without changing its status (for example
     "no driver can take it"), with its notifications, in the caller's transaction."""
     order = await _lock_order(session, order_id)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind=kind,
@@ -261,6 +264,7 @@ async def change_windows(
     order.updated_at = session_time(session)  # plans read before this see it changed
     session.add(order)
     await placements.wait(session, order_id)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="window_changed",
@@ -286,6 +290,7 @@ async def revert(
     order = await _lock_order(session, order_id)
     assert undone.from_status is not None and undone.to_status is order.status
     now = session_time(session)
+    assert order.id is not None
     event = OrderEvent(
         order_id=order.id,
         kind="status_undone",

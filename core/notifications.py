@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import (
@@ -163,7 +163,7 @@ async def dispatcher_members(session: AsyncSession) -> list[int]:
             select(Member.id)
             .join(MemberRole, MemberRole.member_id == Member.id)  # type: ignore[arg-type]
             .where(MemberRole.role == role, Member.active.is_(True))  # type: ignore[attr-defined]
-            .order_by(Member.id)
+            .order_by(col(Member.id))
         )
         members = [m for m in (await session.exec(statement)).all() if m is not None]
         if members:

@@ -176,26 +176,26 @@ async def claim_in(
     advisory lock): otherwise two senders claiming at once would not see each other's leases,
     and each could take messages of the same recipient, who would get them out of order."""
     now = now or session_time(session)
-    if session.bind.dialect.name == "postgresql":
-        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
     older = sa.orm.aliased(OutboxMessage)
     waiting = [OutboxStatus.PENDING, OutboxStatus.SENDING]
     statement = (
         select(OutboxMessage)
         .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.status.in_(waiting),  # type: ignore[attr-defined]
-            OutboxMessage.next_attempt_at <= now,
+            col(OutboxMessage.channel) == channel,
+            col(OutboxMessage.status).in_(waiting),
+            col(OutboxMessage.next_attempt_at) <= now,
             ~sa.exists().where(
-                older.recipient_member_id == OutboxMessage.recipient_member_id,
-                older.channel == channel,
-                older.id < OutboxMessage.id,  # type: ignore[operator]
+                col(older.recipient_member_id) == OutboxMessage.recipient_member_id,
+                col(older.channel) == channel,
+                col(older.id) < OutboxMessage.id,
                 sa.or_(  # (one held back by quiet hours, never tried, blocks nothing)
-                    older.status == OutboxStatus.SENDING,
+                    col(older.status) == OutboxStatus.SENDING,
                     sa.and_(
-                        older.status == OutboxStatus.PENDING,
-                        older.next_attempt_at > now,
-                        sa.or_(older.attempts > 0, older.last_error.is_not(None)),  # type: ignore[union-attr]
+                        col(older.status) == OutboxStatus.PENDING,
+                        col(older.next_attempt_at) > now,
+                        sa.or_(col(older.attempts) > 0, col(older.last_error).is_not(None)),
                     ),
                 ),
             ),

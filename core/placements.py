@@ -94,7 +94,7 @@ async def make_due(db: Database, day: date) -> None:
     """Every queued order of `day` (or earlier, or of no day) is due now, parked or not. A pass
     holding one of them loses its lease: what it decided was decided before this news (a driver
     who just became ready), so it must not park the row again."""
-    of_day = select(Order.id).where(col(Order.due_date).is_(None) | (Order.due_date <= day))
+    of_day = select(Order.id).where(col(Order.due_date).is_(None) | (col(Order.due_date) <= day))
     async with db.transaction() as session:
         await session.exec(
             sa.update(Placement)

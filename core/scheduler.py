@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -39,7 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
-from core.clock import Clock
+from core.clock import Clock, pace
 from core.db import Database
 from core.models import JobOutcome, JobRun
 
@@ -203,11 +204,11 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._execute(job, fire), name=f"job {job.name}")
             self._running[job.name] = task
-            task.add_done_callback(lambda _, name=job.name: self._done(name))
+            task.add_done_callback(functools.partial(self._done, job.name))
             started[job.name] = task
         return started
 
-    def _done(self, name: str) -> None:
+    def _done(self, name: str, _task: object = None) -> None:
         self._running.pop(name, None)
         self._woken.set()  # a fire time that came while it ran is looked at now
 
@@ -224,11 +225,13 @@ class Scheduler:
             self._woken.clear()
 
     def _sleep_for(self, now: datetime) -> float:
+        """Real seconds until the nearest fire time (a simulated clock runs `pace` times
+        faster), at most a tick."""
         nearest = self.tick_s
         for job in self.jobs:
             moment = next_fire(job, now)
             if moment is not None:
-                nearest = min(nearest, (moment - now).total_seconds())
+                nearest = min(nearest, (moment - now).total_seconds() / pace(self.clock))
         return max(nearest, 0.05)
 
     async def _execute(self, job: Job, fire: datetime) -> bool:

@@ -73,9 +73,9 @@ async def reopen(session: AsyncSession, order_id: int, undone: OrderStatus) -> N
         .order_by(col(RouteStop.id).desc())
         .limit(1)
     )
-    row = (await session.exec(statement)).first()
-    if row is not None:
-        row.actual_departure = None
+    last = (await session.exec(statement)).first()
+    if last is not None:
+        last.actual_departure = None
         if undone is S.PICKED_UP:
-            row.actual_arrival = None
-        session.add(row)
+            last.actual_arrival = None
+        session.add(last)

@@ -182,7 +182,7 @@ async def enqueue(session: AsyncSession, order: Order, event: OrderEvent) -> Non
         col(ApiKey.revoked_at).is_(None),
         sa.or_(col(ApiKey.id) == order.api_key_id, col(ApiKey.webhook_all_orders)),
     )
-    key_ids = list(await session.exec(listening))
+    key_ids = [key_id for key_id in await session.exec(listening) if key_id is not None]
     if not key_ids:
         return
     assert order.id is not None and event.id is not None

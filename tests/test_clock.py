@@ -4,6 +4,7 @@ clock's time, never the wall clock's."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.clock import FixedClock, SimClock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.models import Customer, Order, OrderEvent, OutboxMessage, Role, WebhookDelivery
+from core.scheduler import Scheduler, every
 from core.services import apikeys
 from tests.conftest import serve
 from tests.factories import add_member, link_customer
@@ -101,6 +103,17 @@ async def test_service_stamps_events_outbox_and_webhooks_with_its_clock(
         ("customer.order_cancelled", later, later)
     ]
     assert sorted(d.created_at for d in deliveries) == [LONG_AGO, later]
+
+
+async def test_the_scheduler_sleeps_in_real_time_on_a_fast_clock(db: Database):
+    """Fire times are on the service's clock; on one running an hour a second, a job due in a
+    simulated minute is a sixtieth of a real second away, not a minute (nor a whole tick)."""
+    clock = SimClock(LONG_AGO.replace(minute=0, second=30), speed=3600)
+    noop = every("noop", timedelta(minutes=1), lambda: asyncio.sleep(0))
+    fast = Scheduler(db, [noop], clock=clock, tick_s=5)
+    assert fast._sleep_for(clock()) == 0.05  # (the shortest sleep)
+    still = FixedClock(LONG_AGO.replace(minute=0, second=30))
+    assert Scheduler(db, [noop], clock=still, tick_s=5)._sleep_for(still()) == 5
 
 
 WALL_CLOCK_CALLS = {

@@ -50,6 +50,7 @@ async def test_with_telegram_the_root_says_it_runs(db: Database, tmp_path: Path)
         page = (await web.get(f"{bot.base_url}/")).text
     telegram = channel(page, "Telegram")
     assert 'data-running="true"' in telegram
-    assert "webhook at /webhooks/telegram" in telegram and "@lastmile_test_bot" in telegram
+    assert "on (webhook); Telegram posts updates to /webhooks/telegram" in telegram
+    assert "@lastmile_test_bot" in telegram
     assert "not configured" not in telegram
     assert "not configured" in channel(page, "WhatsApp")

@@ -97,11 +97,12 @@ class Resend(BaseRequestMiddleware):
         error: Exception | None = None,
     ) -> Response[Any]:
         """Give a text message to the outbox and answer as if Telegram had taken it."""
+        not_found = TelegramBadRequest(method, "message to edit not found")
         if isinstance(method, AnswerCallbackQuery):  # it only stops a spinner
             return Response[Any](ok=True, result=True)
         text = getattr(method, "text", None)
         if chat is None or not isinstance(method, SendMessage | EditMessageText) or not text:
-            raise error or TelegramBadRequest(method, "message to edit not found")
+            raise error or not_found
         extra = method.model_dump(mode="json", exclude_none=True, include={"entities"})
         if isinstance(method.parse_mode, str):  # (not aiogram's "the bot's default")
             extra["parse_mode"] = method.parse_mode
@@ -109,7 +110,7 @@ class Resend(BaseRequestMiddleware):
             extra["reply_markup"] = method.reply_markup.model_dump(mode="json", exclude_none=True)
         if not await outbox.hand_over(self.db, chat, text, extra):
             log.error("reply to chat %s lost (%s; no member to queue it for): %r", chat, why, text)
-            raise error or TelegramBadRequest(method, "message to edit not found")
+            raise error or not_found
         log.warning("reply to chat %s handed to the outbox (%s)", chat, why)
         self.handed.add(chat)
         if isinstance(method, EditMessageText):

@@ -238,7 +238,7 @@ def evaluate(
         if vehicle is None:
             violations.append(Violation("unknown", f"there is no vehicle {vehicle_id}"))
             continue
-        known = []
+        known: list[str] = []
         for stop_id in stop_ids:
             if stop_id not in problem.stop_by_id:
                 violations.append(

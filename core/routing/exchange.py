@@ -132,9 +132,9 @@ def chains(
             after_one, after_other = cost(source, rest), cost(target, best[1])
             if after_one is None or after_other is None:
                 continue
-            chain = tuple(one[i : i + length])
+            taken = tuple(one[i : i + length])
             yield Exchange(
-                "chain", source, target, chain, (), rest, best[1], after_one + after_other
+                "chain", source, target, taken, (), rest, best[1], after_one + after_other
             )
 
 

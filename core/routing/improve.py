@@ -11,8 +11,10 @@ no move is worth making or `max_moves` were made. Deterministic: no clock decide
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +51,7 @@ def improve(
     near, starts = _near_stops(problem), _near_starts(problem)
     version = dict.fromkeys(routes, 0)
     cost_of: dict[tuple[str, int], int | None] = {}
-    tried: dict[tuple, object] = {}  # per route version: what each move gives
+    tried: dict[tuple, Any] = {}  # per route version: what each move gives
 
     def cost(vehicle_id: str, sequence: list[str]) -> int | None:
         found = route_cost(problem, problem.vehicle_by_id[vehicle_id], sequence)
@@ -138,11 +140,11 @@ def _exchanges(problem, routes, locked, owner, near, starts, version, tried, cur
             continue
         touched = current_cost(source) + current_cost(target)
         versions = (source, version[source], target, version[target])
-        key = ("chains", *versions)
+        key: tuple[Any, ...] = ("chains", *versions)
         if key not in tried:
             tried[key] = list(exchange.chains(
                 problem, routes, locked, source, target, starting, near,
-                lambda length, touched=touched: touched - length * min_saving, cost,
+                functools.partial(_budget, touched, min_saving), cost,
             ))  # fmt: skip
         yield from tried[key]
         if source > target:
@@ -236,3 +238,9 @@ def _near_starts(problem: Problem) -> dict[str, list[str]]:
     times = problem.durations[np.ix_(locations, starts)]
     nearest = np.argsort(times, axis=1, kind="stable")[:, :STARTS]
     return {problem.stops[i].id: [vehicles[j].id for j in row] for i, row in enumerate(nearest)}
+
+
+def _budget(touched: int, min_saving: int, length: int) -> int:
+    """What a chain of `length` stops moved between two routes costing `touched` may cost at
+    most: each stop moved must save `min_saving`."""
+    return touched - length * min_saving

@@ -222,7 +222,7 @@ def best_position(
         ends = range(i + 1, len(current) + 2) if partner else (None,)
         for j in ends:
             candidate = [*current[:i], stop_id, *current[i:]]
-            if j is not None:
+            if j is not None and partner is not None:
                 candidate.insert(j, partner)
             result = lean.cost(candidate, late=True)
             if result is not None and (found is None or result[0] - before[0] < found[0]):

@@ -19,7 +19,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Executor
 
 from core.routing.check import InfeasiblePlan, Violation, evaluate, simulate
@@ -166,7 +167,7 @@ def _culprits(
     return out
 
 
-def without(problem: Problem, stop_ids: dict[str, str] | set[str]) -> Problem:
+def without(problem: Problem, stop_ids: Mapping[str, str] | AbstractSet[str]) -> Problem:
     if not stop_ids:
         return problem
     return dataclasses.replace(

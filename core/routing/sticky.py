@@ -206,7 +206,7 @@ def _place(
                 problem, vehicle, routes[vehicle.id], stop_id, locked.get(vehicle.id, 0)
             )
             after = route_cost(problem, vehicle, found[1]) if found is not None else None
-            if before is None or after is None:
+            if before is None or after is None or found is None:
                 continue  # a late route takes nothing more
             if best is None or after[0] - before[0] < best[0]:
                 best = (after[0] - before[0], vehicle.id, found[1])

@@ -71,7 +71,8 @@ class TrafficProfile:
 
 
 class TravelProvider(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def matrix(
         self, sources: Sequence[Point], destinations: Sequence[Point], depart_at: datetime | None
@@ -275,7 +276,7 @@ class Cached:
         c = np.array([block.index[p] for p in cols], dtype=np.intp)
         missing = ~block.known[np.ix_(r, c)]
         if missing.any():
-            lacking_rows = missing.all(axis=1)  # points never asked from: whole rows
+            lacking_rows = np.asarray(missing.all(axis=1))  # points never asked from: whole rows
             await self._fetch(block, [rows[i] for i in np.flatnonzero(lacking_rows)], cols,
                               depart_at)  # fmt: skip
             rest = missing & ~lacking_rows[:, None]

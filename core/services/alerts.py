@@ -103,14 +103,14 @@ def _content(
 
 async def _open(session: AsyncSession, kind: str, subject: int, now: datetime) -> int | None:
     """Insert the condition's row; its id, or None when it is open already."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(OpenAlert)
         .values(kind=kind, subject=subject, opened_at=now)
         .on_conflict_do_nothing(index_elements=["kind", "subject"])
         .returning(col(OpenAlert.id))
     )
-    return (await session.exec(statement)).scalar_one_or_none()  # type: ignore[call-overload]
+    return (await session.exec(statement)).scalar_one_or_none()
 
 
 def _waiting() -> Any:
@@ -133,7 +133,8 @@ async def unassigned_soon(
         )
         .group_by(col(Order.id))
     )
-    return {order_id: starts for order_id, starts in await session.exec(statement)}
+    rows = await session.exec(statement)
+    return {order_id: starts for order_id, starts in rows if order_id is not None}
 
 
 async def idle_drivers(
@@ -144,7 +145,9 @@ async def idle_drivers(
     ended, or one without a window that is not due on a later day; and how many orders wait."""
     today = now.astimezone(zone).date()
     tonight = datetime.combine(today + timedelta(days=1), time(), zone)
-    delivery = sa.and_(OrderWindow.order_id == Order.id, OrderWindow.stop == StopKind.DELIVERY)
+    delivery = sa.and_(
+        col(OrderWindow.order_id) == Order.id, col(OrderWindow.stop) == StopKind.DELIVERY
+    )
     today_window = sa.exists().where(
         delivery, col(OrderWindow.starts_at) < tonight, col(OrderWindow.ends_at) > now
     )
@@ -155,7 +158,7 @@ async def idle_drivers(
     waiting = (await session.exec(statement)).one()
     if not waiting:
         return set(), 0
-    busy = sa.exists().where(Order.driver_id == Driver.id, col(Order.status).in_(OPEN))
+    busy = sa.exists().where(col(Order.driver_id) == Driver.id, col(Order.status).in_(OPEN))
     settled = sa.or_(
         col(Driver.shift_started_at).is_(None), col(Driver.shift_started_at) <= now - IDLE_AFTER
     )

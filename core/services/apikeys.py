@@ -156,12 +156,13 @@ async def create_order(
     `external_ref`. Returns (order id, whether it was created now). Requests that arrive at
     once: one creates the order, the others read what it saved (and compare their body)."""
     assert key.id is not None
+    key_id = key.id
 
     async def attempt() -> tuple[int, bool]:
         async with db.transaction() as session:
             # the order first: when it is seen committed, so is the key saved with it
             found = await find_by_ref(session, draft.external_ref) if draft.external_ref else None
-            if idempotency_key and (seen := await remembered(session, key.id, idempotency_key)):
+            if idempotency_key and (seen := await remembered(session, key_id, idempotency_key)):
                 if not hmac.compare_digest(seen.request_hash, request_hash):
                     raise IdempotencyConflict(
                         "api.idempotency_conflict", key=idempotency_key, order=seen.order_id
@@ -175,7 +176,7 @@ async def create_order(
             )
             assert order.id is not None
             if idempotency_key:
-                await remember(session, key.id, idempotency_key, request_hash, order.id)
+                await remember(session, key_id, idempotency_key, request_hash, order.id)
             return order.id, True
 
     # a concurrent request with the same key or reference committed first: read it again

@@ -204,13 +204,12 @@ async def find_driver(db: Database, text: str) -> int:
     """A driver by number or (start of a) name; a DomainError when none or several match."""
     text = text.strip().lstrip("@")
     async with db.reads() as session:
-        rows = list(
-            await session.exec(
-                select(Driver.id, Member.name)
-                .join(Member, col(Member.id) == Driver.member_id)
-                .where(Member.active.is_(True))  # type: ignore[attr-defined]
-            )
+        found = await session.exec(
+            select(Driver.id, Member.name)
+            .join(Member, col(Member.id) == Driver.member_id)
+            .where(col(Member.active).is_(True))
         )
+        rows = [(driver_id, name) for driver_id, name in found if driver_id is not None]
     if text.isdigit() and any(driver_id == int(text) for driver_id, _ in rows):
         return int(text)
     wanted = text.casefold()

@@ -43,7 +43,7 @@ async def find_or_add_customer(
     await session.exec(
         insert(Customer)
         .values(name=name, phone=phone, language=language, created_at=session_time(session))
-        .on_conflict_do_nothing(index_elements=[Customer.phone])
+        .on_conflict_do_nothing(index_elements=["phone"])
     )
     found = (await session.exec(select(Customer).where(Customer.phone == phone))).one()
     if language and found.language != language:

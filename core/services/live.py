@@ -188,7 +188,7 @@ class LiveFeed:
                 moving = await connection.execute(
                     sa.select(col(Order.id)).where(
                         col(Order.driver_id).in_(drivers),
-                        Order.status == OrderStatus.OUT_FOR_DELIVERY,
+                        col(Order.status) == OrderStatus.OUT_FOR_DELIVERY,
                     )
                 )
                 changed |= set(moving.scalars())

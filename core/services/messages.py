@@ -124,7 +124,7 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
             )
     if row.template == "driver.order_assigned" and order is not None and order.driver_id:
         positions = {s.order_id: s.position for s in await route_of(db, order.driver_id)}
-        params["position"] = positions.get(order.id, "?")
+        params["position"] = positions.get(order.id, "?") if order.id is not None else "?"
     if row.template == "driver.route_changed":
         params["changes"] = route_change_lines(params, lang)
     if row.template == "dispatcher.chat_undeliverable":

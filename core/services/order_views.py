@@ -43,7 +43,7 @@ class OrderView(BaseModel):
     lat: float | None
     lon: float | None
     due_date: date | None
-    time_windows: list[WindowView]
+    time_windows: Sequence[WindowView]  # (the API's OrderOut narrows it to its WindowOut)
     driver: str | None
     eta: datetime | None
     attempts: int

@@ -182,6 +182,7 @@ async def add_order(
     pin = draft.delivery_pin
     if draft.proof_required is ProofKind.PIN and pin is None:
         pin = f"{secrets.randbelow(10_000):04d}"
+    assert customer.id is not None
     order = Order(
         external_ref=draft.external_ref,
         kind=draft.kind,
@@ -242,7 +243,11 @@ async def add_orders(
     instead of deadlocking."""
     refs = [draft.external_ref for _, draft in drafts if draft.external_ref]
     statement = select(Order.external_ref, Order.id).where(col(Order.external_ref).in_(refs))
-    saved = {ref: order_id for ref, order_id in (await session.exec(statement)).all()}
+    saved = {
+        ref: order_id
+        for ref, order_id in (await session.exec(statement)).all()
+        if order_id is not None
+    }
     outcomes: dict[K, Outcome] = {}
     new = []
     for key, draft in drafts:

@@ -59,16 +59,20 @@ async def lock(session: AsyncSession, drivers: Iterable[int], orders: Iterable[i
             .order_by(col(Driver.id))
             .with_for_update(key_share=True)  # FOR NO KEY UPDATE: pings' inserts still pass
         )
-        on_shift = {d.id for d in await session.exec(statement) if d.shift_state is ShiftState.ON}  # type: ignore[misc]
+        on_shift = {
+            d.id
+            for d in await session.exec(statement)
+            if d.id is not None and d.shift_state is ShiftState.ON
+        }
     locked: dict[int, Order] = {}
     if order_ids := sorted(set(orders)):
-        statement = (
+        order_rows = (
             select(Order)
             .where(col(Order.id).in_(order_ids))
             .order_by(col(Order.id))
             .with_for_update()
         )
-        locked = {o.id: o for o in await session.exec(statement)}  # type: ignore[misc]
+        locked = {o.id: o for o in await session.exec(order_rows) if o.id is not None}
     return Locked(on_shift, locked)
 
 
@@ -172,14 +176,15 @@ async def save_route(session: AsyncSession, world: World, route: RoutePlan) -> N
         saved.status = RouteStatus.ACTIVE
     session.add(saved)
     await session.flush()
+    assert saved.id is not None
     current = {(r.order_id, r.kind): r for r in await open_rows(session, orders_of([route]))}
     for sequence, visit in enumerate(route.visits):
         kind = StopKind.PICKUP if visit.stop.endswith("p") else StopKind.DELIVERY
         order_id = order_of(visit.stop)
         row = current.pop((order_id, kind), None) or RouteStop(
-            order_id=order_id, kind=kind, sequence=sequence
+            route_id=saved.id, order_id=order_id, kind=kind, sequence=sequence
         )
-        row.route_id = saved.id  # type: ignore[assignment]
+        row.route_id = saved.id
         row.sequence = sequence
         row.planned_arrival = row.eta = world.at(visit.arrival)
         row.planned_departure = world.at(visit.departure)

@@ -131,20 +131,24 @@ def _views_statement() -> sa.Select[Any]:
     """The orders of some tokens with all their pages show: one row per order event."""
     other = aliased(OrderWindow)
     first_window = (
-        sa.select(other.id)
-        .where(other.order_id == Order.id, other.stop == StopKind.DELIVERY)
-        .order_by(other.starts_at)
+        sa.select(col(other.id))
+        .where(col(other.order_id) == Order.id, col(other.stop) == StopKind.DELIVERY)
+        .order_by(col(other.starts_at))
         .limit(1)
         .correlate(Order)
         .scalar_subquery()
     )
     eta = (
-        sa.select(RouteStop.eta)
-        .where(RouteStop.order_id == Order.id, RouteStop.kind == StopKind.DELIVERY, open_stop())
+        sa.select(col(RouteStop.eta))
+        .where(
+            col(RouteStop.order_id) == Order.id,
+            col(RouteStop.kind) == StopKind.DELIVERY,
+            open_stop(),
+        )
         .scalar_subquery()
     )
-    photo = sa.exists().where(Proof.order_id == Order.id, Proof.kind == ProofKind.PHOTO)
-    columns = (
+    photo = sa.exists().where(col(Proof.order_id) == Order.id, col(Proof.kind) == ProofKind.PHOTO)
+    columns: tuple[Any, ...] = (
         col(Order.id), col(Order.tracking_token), col(Order.external_ref), col(Order.status),
         col(Order.final_at), col(Order.lat), col(Order.lon), col(Order.rating),
         col(Order.driver_id), col(Driver.last_lat), col(Driver.last_lon),

@@ -108,17 +108,17 @@ async def push(
         parts[lang] = (files.text, label, chart.as_posix(), sheet.as_posix())
     queued = 0
     async with db.transaction() as session:
-        if session.bind.dialect.name == "postgresql":  # one push's rows in a row, by id
-            await session.exec(sa.select(sa.func.pg_advisory_xact_lock(PUSH_LOCK)))
+        if session.get_bind().dialect.name == "postgresql":  # one push's rows in a row, by id
+            await session.exec(select(sa.func.pg_advisory_xact_lock(PUSH_LOCK)))
         for owner in owners:
             assert owner.id is not None
-            text, label, chart, sheet = parts[staff_language(owner.language)]
+            text, label, chart_path, sheet_path = parts[staff_language(owner.language)]
             notices = {
                 "text": Notice(owner.id, "owner.report", {"text": text}, (STOP,)),
                 "chart": Notice(owner.id, "owner.report_chart", {"period": label,
-                                                                 "photo_path": chart}),
+                                                                 "photo_path": chart_path}),
                 "csv": Notice(owner.id, "owner.report_csv", {"period": label,
-                                                             "document_path": sheet}),
+                                                             "document_path": sheet_path}),
             }  # fmt: skip
             written = [
                 await outbox.add(session, notice, _key(key, owner.id, part), now=now)

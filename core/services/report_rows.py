@@ -25,6 +25,7 @@ from core.models import (
     StopKind,
     order_ref,
 )
+from core.models.types import JSON
 from core.services.metrics import (
     OUTCOMES,
     EventRow,
@@ -49,7 +50,7 @@ async def core(session: AsyncSession, statement: sa.Select) -> sa.CursorResult:
     return await connection.execute(statement)
 
 
-def period_ids(start: datetime, end: datetime) -> sa.Select:
+def period_ids(start: datetime, end: datetime) -> sa.CompoundSelect:
     """The orders that may belong to [start, end): made in it, a window starting in it, or an
     outcome in it (`metrics.belongs` decides exactly)."""
     made = select(Order.id).where(Order.created_at >= start, Order.created_at < end)
@@ -64,7 +65,7 @@ def period_ids(start: datetime, end: datetime) -> sa.Select:
         OrderEvent.created_at >= start,
         OrderEvent.created_at < end,
     )
-    return sa.union(made, windows, outcomes)  # type: ignore[arg-type]
+    return sa.union(made, windows, outcomes)
 
 
 async def load(db: Database, start: datetime, end: datetime, now: datetime) -> Rows:
@@ -103,10 +104,10 @@ async def compared(
 async def tally(session: AsyncSession, start: datetime, end: datetime, undone: list[int]) -> Tally:
     """The outcomes of [start, end) counted in SQL, as `metrics.compute` defines them."""
     e, o, w = OrderEvent, Order, OrderWindow
-    delivered = e.to_status == S.DELIVERED
-    windows = select(w.id).where(w.order_id == e.order_id, w.stop == StopKind.DELIVERY)
+    delivered = col(e.to_status) == S.DELIVERED
+    windows = select(w.id).where(col(w.order_id) == e.order_id, col(w.stop) == StopKind.DELIVERY)
     timely = sa.or_(
-        windows.where(w.starts_at <= e.created_at, w.ends_at >= e.created_at).exists(),
+        windows.where(col(w.starts_at) <= e.created_at, col(w.ends_at) >= e.created_at).exists(),
         ~windows.exists(),
     )
 
@@ -114,40 +115,40 @@ async def tally(session: AsyncSession, start: datetime, end: datetime, undone: l
         return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*cases), 1), else_=0)), 0)
 
     statement = (
-        select(
+        sa.select(
             count(delivered),
-            count(e.to_status == S.FAILED),
-            count(e.to_status == S.RETURNED),
+            count(col(e.to_status) == S.FAILED),
+            count(col(e.to_status) == S.RETURNED),
             count(delivered, timely),
             count(delivered, col(o.attempts) <= 1),
             count(delivered, col(o.driver_id).is_not(None)),
             count(delivered, col(o.rating).is_not(None)),
-            sa.func.coalesce(sa.func.sum(sa.case((delivered, o.rating), else_=None)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((delivered, col(o.rating)), else_=None)), 0),
         )
         .select_from(e)
         .join(o, col(o.id) == e.order_id)
         .where(
-            e.kind == "status_changed",
+            col(e.kind) == "status_changed",
             col(e.to_status).in_(ENDS),
-            e.created_at >= start,
-            e.created_at < end,
+            col(e.created_at) >= start,
+            col(e.created_at) < end,
             col(e.id).not_in(undone),
         )
     )
-    return Tally(*(int(v) for v in (await session.exec(statement)).one()))
+    return Tally(*(int(v) for v in (await core(session, statement)).one()))
 
 
 async def _orders(session: AsyncSession, ids: sa.Select, *, names: bool) -> dict[int, OrderRow]:
     columns = (
-        Order.id,
-        Order.external_ref,
-        Order.status,
-        Order.created_at,
-        Order.attempts,
-        Order.driver_id,
-        Order.rating,
+        col(Order.id),
+        col(Order.external_ref),
+        col(Order.status),
+        col(Order.created_at),
+        col(Order.attempts),
+        col(Order.driver_id),
+        col(Order.rating),
     )
-    statement = select(*columns, Customer.name if names else sa.literal(""))
+    statement = sa.select(*columns, col(Customer.name) if names else sa.literal(""))
     if names:
         statement = statement.join(Customer, col(Customer.id) == Order.customer_id)
     found = await core(session, statement.where(col(Order.id).in_(ids)))
@@ -184,20 +185,20 @@ async def _events(
 ) -> list[EventRow]:
     """The orders' changes to `statuses`, in time order, without those taken back (undone);
     a failure with its reason."""
-    failure = sa.case((OrderEvent.to_status == S.FAILED, OrderEvent.data), else_=None)
+    failure = sa.case((col(OrderEvent.to_status) == S.FAILED, col(OrderEvent.data)), else_=None)
     changes = await core(
         session,
-        select(
-            OrderEvent.id,
-            OrderEvent.order_id,
-            OrderEvent.to_status,
-            OrderEvent.created_at,
-            sa.type_coerce(failure, OrderEvent.data.type),  # type: ignore[attr-defined]
+        sa.select(
+            col(OrderEvent.id),
+            col(OrderEvent.order_id),
+            col(OrderEvent.to_status),
+            col(OrderEvent.created_at),
+            sa.type_coerce(failure, JSON),
         )
         .where(
             col(OrderEvent.order_id).in_(ids),
             *where,
-            OrderEvent.kind == "status_changed",
+            col(OrderEvent.kind) == "status_changed",
             col(OrderEvent.to_status).in_(statuses),
         )
         .order_by(col(OrderEvent.created_at), col(OrderEvent.id)),
@@ -254,7 +255,7 @@ async def _driving(session: AsyncSession, rows: Rows, start: datetime, end: date
             sa.func.coalesce(sa.func.sum(Route.planned_drive_s), 0),
         ).where(col(Route.service_date).in_(local_dates(start, end)))
     )
-    rows.planned_m, rows.planned_drive_s = (int(v) for v in planned.one())
+    rows.planned_m, rows.planned_drive_s = (int(v or 0) for v in planned.one())
     lost = await session.exec(
         select(sa.func.count())
         .select_from(OutboxMessage)

@@ -96,8 +96,8 @@ async def end_shift(
         driver.shift_state = ShiftState.OFF
         driver.live_until = None
         spells = select(Shift).where(Shift.driver_id == driver_id, col(Shift.ended_at).is_(None))
-        for spell in await session.exec(spells):  # the reports count shifts and hours on them
-            spell.ended_at = now or db.now()
-            session.add(spell)
+        for open_spell in await session.exec(spells):  # the reports count shifts and hours
+            open_spell.ended_at = now or db.now()
+            session.add(open_spell)
         session.add(driver)
         return ShiftEnd(ended=True, returned=tuple(ref_of(o) for o in orders))

@@ -95,7 +95,7 @@ async def driver_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
         .join(Member, col(Member.id) == Driver.member_id)
         .where(col(Driver.id).in_(ids))
     )
-    return {driver_id: name for driver_id, name in rows}
+    return {driver_id: name for driver_id, name in rows if driver_id is not None}
 
 
 async def route_of(db: Database, driver_id: int) -> list[StopView]:

@@ -156,7 +156,7 @@ class Tracker:
             statement = select(Order.id, Order.attempts).where(
                 Order.driver_id == driver_id, Order.status == OrderStatus.OUT_FOR_DELIVERY
             )
-            candidates = list((await session.exec(statement)).all())
+            candidates = [(i, a) for i, a in await session.exec(statement) if i is not None]
         told = []
         for order_id, attempt in candidates:
             near = await self.dispatcher.is_near(

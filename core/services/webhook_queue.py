@@ -50,7 +50,7 @@ async def claim(
         )
         .order_by(col(WebhookDelivery.id))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
     )
     claimed = []
     async with db.transaction() as session:

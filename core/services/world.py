@@ -10,6 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -120,12 +121,13 @@ async def load_world(
             select(Member).where(col(Member.id).in_([d.member_id for d in drivers]))
         )
     }
-    depots = {d.id: d for d in await session.exec(select(Depot).where(Depot.active))}
+    active = select(Depot).where(col(Depot.active))
+    depots = {d.id: d for d in await session.exec(active) if d.id is not None}
     driver_ids = [d.id for d in drivers]
     statement = select(Order).where(
         col(Order.status).in_(OPEN), col(Order.driver_id).in_(driver_ids)
     )
-    orders = {o.id: o for o in await session.exec(statement)}
+    orders = {o.id: o for o in await session.exec(statement) if o.id is not None}
     # `waiting`: None = every waiting order of the day, else just these (maybe none)
     statement = select(Order).where(col(Order.status).in_(WAITING), col(Order.lat).is_not(None))
     if waiting is None:
@@ -133,10 +135,10 @@ async def load_world(
     else:
         statement = statement.where(col(Order.id).in_(waiting))
     if waiting is None or waiting:
-        orders.update({o.id: o for o in await session.exec(statement)})
+        orders.update({o.id: o for o in await session.exec(statement) if o.id is not None})
     given = await session.get(Order, manual) if manual is not None else None
-    if given is not None and given.status in (*WAITING, S.ASSIGNED):
-        orders[manual] = given  # type: ignore[index]
+    if given is not None and given.id is not None and given.status in (*WAITING, S.ASSIGNED):
+        orders[given.id] = given
     windows: dict[tuple[int, StopKind], list[OrderWindow]] = {}
     if orders:
         rows = await session.exec(
@@ -145,9 +147,9 @@ async def load_world(
         for row in rows:
             windows.setdefault((row.order_id, row.stop), []).append(row)
     sequences = await _current_sequences(session, orders, drivers)
-    if manual in orders and only_driver is not None:
+    if manual is not None and manual in orders and only_driver is not None:
         mine = sequences.setdefault(str(only_driver), [])
-        given_ids = [pickup_id(manual), delivery_id(manual)]  # type: ignore[arg-type]
+        given_ids = [pickup_id(manual), delivery_id(manual)]
         mine += [s for s in given_ids if s not in mine]
 
     points: list[Point] = []
@@ -182,11 +184,14 @@ async def load_world(
                 (1000, 1000, 1), strict=True))
         )  # fmt: skip
         vid = str(driver.id)
+        start = None
+        if live and driver.last_lat is not None and driver.last_lon is not None:
+            start = location(driver.last_lat, driver.last_lon)
         vehicles.append(
             rp.Vehicle(
                 vid,
                 depot=str(depot.id) if depot else None,
-                start=location(driver.last_lat, driver.last_lon) if live else None,
+                start=start,
                 open_end=depot is None,
                 shift=rp.Window(max(0, seconds(started)), max(0, seconds(ends))),
                 capacity=capacity,
@@ -219,7 +224,7 @@ async def load_world(
         if vehicles_for is not None:
             vehicles_for = frozenset(v for v in vehicles_for if v in by_id)
         in_van = (order.status in MOVING or on_board(order)) and order.driver_id is not None
-        common = dict(
+        common: dict[str, Any] = dict(
             demand=demand,
             skills=frozenset(order.required_skills),
             vehicles=vehicles_for,

@@ -57,6 +57,7 @@ def _solve(
     problem: Problem, time_limit_s: float, seed: int, max_iterations: int | None, *, soft: bool
 ) -> tuple[dict[str, list[str]], bool]:
     data, client_ids, shipment_ids, fleet = build(problem, soft=soft)
+    stop: MaxIterations | MaxRuntime | MultipleCriteria
     stop = MaxIterations(max_iterations) if max_iterations else MaxRuntime(time_limit_s)
     if max_iterations and time_limit_s:
         stop = MultipleCriteria([MaxIterations(max_iterations), MaxRuntime(time_limit_s)])

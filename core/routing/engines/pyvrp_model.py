@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyvrp
 
@@ -61,7 +63,9 @@ def build(
         distance, duration = distance[grid], duration[grid]
     locations = [pyvrp.Location(0, 0) for _ in origin]
     profile_of: dict[frozenset[str], int] = {frozenset(): 0}
-    distances, durations = [distance], [duration]
+    # (PyVRP's stubs give matrices an `int` shape; numpy's are tuples: Any meets both)
+    distances: list[np.ndarray[Any, np.dtype[Any]]] = [distance]
+    durations: list[np.ndarray[Any, np.dtype[Any]]] = [duration]
     for cut in dict.fromkeys(classes.values()):
         if cut in profile_of:
             continue
@@ -103,7 +107,7 @@ def build(
     objective = problem.objective
     # Identical vehicles share one vehicle type (num_available=k): PyVRP searches a
     # homogeneous fleet far better than k look-alike types.
-    groups: dict[tuple, list[str]] = {}
+    by_spec: dict[tuple, list[str]] = {}
     specs: dict[tuple, dict] = {}
     for vehicle in problem.vehicles:
         shift = problem.shift(vehicle)
@@ -126,17 +130,19 @@ def build(
             profile=profile_of[classes[vehicle.id]],
         )
         key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
-        groups.setdefault(key, []).append(vehicle.id)
+        by_spec.setdefault(key, []).append(vehicle.id)
         specs[key] = spec
     vehicle_types = [
         pyvrp.VehicleType(num_available=len(ids), **specs[key], name=",".join(ids))
-        for key, ids in groups.items()
+        for key, ids in by_spec.items()
     ]
-    fleet = list(groups.values())
+    fleet = list(by_spec.values())
 
     big = int(max(problem.durations.max(initial=0), problem.distances.max(initial=0)) + 1)
     big *= 4 * max(1, objective.distance + objective.duration)
-    clients, client_ids, groups = [], [], []
+    clients: list[pyvrp.Client] = []
+    client_ids: list[str] = []
+    groups: list[pyvrp.ClientGroup] = []
     for stop in problem.stops:
         if stop.id in problem.partner:
             continue

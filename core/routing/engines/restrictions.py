@@ -52,7 +52,9 @@ def restrictions(problem: Problem) -> Restrictions:
     cells = (problem.size + sum(map(len, allowed_sets.values()))) ** 2
     budget = min(MAX_PROFILES - 1, PROFILE_BYTES // (32 * cells))
     classes: dict[str, tuple[bool, ...]] = {v.id: () for v in problem.vehicles}
-    profiled, singles, shared = [], [], []
+    profiled: list[frozenset[str]] = []
+    singles: list[frozenset[str]] = []
+    shared: list[frozenset[str]] = []
     for allowed in sorted(allowed_sets, key=lambda a: (-len(a), -len(allowed_sets[a]), sorted(a))):
         trial = {vehicle: (*kept, vehicle in allowed) for vehicle, kept in classes.items()}
         if len({kept for kept in trial.values() if not all(kept)}) <= budget:

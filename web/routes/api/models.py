@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     model_validator,
 )
 
@@ -31,7 +32,10 @@ def _in_range(moment: datetime) -> datetime:
 
 Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
-WINDOW_EXAMPLE = {"start": "2026-11-24T09:00:00+01:00", "end": "2026-11-24T12:00:00+01:00"}
+WINDOW_EXAMPLE: dict[str, JsonValue] = {
+    "start": "2026-11-24T09:00:00+01:00",
+    "end": "2026-11-24T12:00:00+01:00",
+}
 ORDER_EXAMPLE: dict[str, Any] = {
     "external_ref": "A-1001",
     "customer_name": "Ana Lima",
