@@ -273,7 +273,14 @@ class Settings(BaseSettings):
     # the sandbox channel (bot/sandbox, the /sandbox page): off unless true (`lastmile demo`
     # turns it on); from loopback only unless `sandbox_token` is set and given
     sandbox: bool = False
-    sandbox_token: SecretStr | None = Field(default=None, min_length=16)
+    sandbox_token: SecretStr | None = None
+
+    @field_validator("sandbox_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters long (it is a password)")
+        return value
 
     @model_validator(mode="after")
     def _webhooks_answer_within_the_lease(self) -> Settings:

@@ -65,7 +65,8 @@ async def channel_of(session: AsyncSession, member: Member) -> Channel | None:
         .order_by(col(ChatIdentity.id))
         .limit(1)
     )
-    return (await session.exec(statement)).first()
+    found = (await session.exec(statement)).first()
+    return Channel(found) if found is not None else None
 
 
 def idempotency_key(event: OrderEvent, notice: Notice) -> str:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import sqlalchemy as sa
 import uvicorn
+from fastapi import FastAPI
 from sqlmodel import col, select
 
 from core.clock import SimClock
@@ -30,6 +31,7 @@ from core.config import Settings
 from core.migrations import upgrade
 from core.models import Order, OrderStatus, OutboxMessage, OutboxStatus
 from core.services import reports
+from core.services.hub import Services
 from core.services.report_push import REPORTS_DIR
 from lastmile.demo import summary
 from lastmile.demo.city import CITIES
@@ -122,13 +124,13 @@ class Shop:
                 self.links.append(order["tracking_url"])
 
 
-async def open_orders(services, now: datetime) -> int:  # type: ignore[no-untyped-def]
+async def open_orders(services: Services) -> int:
     async with services.db.reads() as session:
         statement = select(Order.id).where(col(Order.status).in_(OPEN))
         return len(list(await session.exec(statement)))
 
 
-async def report_sent(services) -> bool:  # type: ignore[no-untyped-def]
+async def report_sent(services: Services) -> bool:
     async with services.db.reads() as session:
         statement = select(OutboxMessage.id).where(
             col(OutboxMessage.template).startswith("owner.report"),
@@ -152,7 +154,7 @@ def settings_for(folder: Path, port: int, zone: str) -> Settings:
         reports={"daily_at": f"{int(REPORT_AT):02d}:{round(REPORT_AT % 1 * 60):02d}"},
         sandbox=True,
         _env_file=None,
-    )  # type: ignore[call-arg]  # fmt: skip
+    )  # fmt: skip
 
 
 def progress(now: datetime, zone: ZoneInfo, counts: dict[str, int], total: int) -> str:
@@ -167,7 +169,7 @@ def progress(now: datetime, zone: ZoneInfo, counts: dict[str, int], total: int) 
     )
 
 
-async def status_counts(services) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def status_counts(services: Services) -> dict[str, int]:
     async with services.db.reads() as session:
         statement = select(Order.status, sa.func.count()).group_by(col(Order.status))
         return {str(status): int(n) for status, n in await session.exec(statement)}
@@ -236,7 +238,10 @@ async def play(options: Options, echo: Terminal | None = None) -> summary.Summar
         return result
 
 
-async def day_of(app, server, day: DayPlan, midnight: datetime, options: Options, echo):  # type: ignore[no-untyped-def]
+async def day_of(
+    app: FastAPI, server: uvicorn.Server, day: DayPlan, midnight: datetime, options: Options,
+    echo: Terminal,
+) -> summary.Summary:  # fmt: skip
     services, sandbox, scheduler = app.state.services, app.state.sandbox, app.state.scheduler
     clock, zone = services.clock, ZoneInfo(day.grid.timezone)
     base = str(services.settings.app.base_url)
@@ -271,7 +276,7 @@ async def day_of(app, server, day: DayPlan, midnight: datetime, options: Options
                 for link in shop.links:
                     echo(f"  tracking:  {link}")
                 shown_links = True
-            people.more_to_come = bool(shop.waiting) or await open_orders(services, now) > 0
+            people.more_to_come = bool(shop.waiting) or await open_orders(services) > 0
             scheduler.wake()
             if loop.time() - last_line >= SHOW_S:
                 last_line = loop.time()
@@ -306,7 +311,7 @@ async def day_of(app, server, day: DayPlan, midnight: datetime, options: Options
     return result
 
 
-async def settled(services) -> bool:  # type: ignore[no-untyped-def]
+async def settled(services: Services) -> bool:
     """Nothing in the outbox is still to be sent."""
     async with services.db.reads() as session:
         statement = (
@@ -317,7 +322,7 @@ async def settled(services) -> bool:  # type: ignore[no-untyped-def]
         return (await session.exec(statement)).first() is None
 
 
-async def keep_report(services, source: Path, out: Path) -> None:  # type: ignore[no-untyped-def]
+async def keep_report(services: Services, source: Path, out: Path) -> None:
     """The owner's report as it landed in her chat: its text, chart and CSV, in `out`."""
     async with services.db.reads() as session:
         statement = select(OutboxMessage).where(OutboxMessage.template == "owner.report")

@@ -69,8 +69,8 @@ async def set_up(sandbox: SandboxChannel, day: DayPlan) -> Organisation:
             customer.member_id = member.id
             session.add(customer)
             joining.append((order.customer_key, member.id, order.customer, Role.CUSTOMER.value))  # type: ignore[arg-type]
-    for key, member_id, name, role in joining:
-        await sandbox.join(key, member_id, name, role)
+    for key, member_id, name, role_name in joining:
+        await sandbox.join(key, member_id, name, role_name)
         members[key] = member_id
     _, secret = await create_key(db, "Eixample shop")
     return Organisation(secret, depot.id, drivers, members)
