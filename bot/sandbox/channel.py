@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.sandbox.chats import Chats, Participant, Shown, ShownFile
 from bot.sandbox.sender import SandboxSender
@@ -70,7 +71,7 @@ def described(event: Event) -> str:
 class SandboxChannel:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.chats = Chats()
+        self.chats = Chats(ZoneInfo(services.settings.app.timezone))
         self.sender = SandboxSender(services, self.chats)
         self._sending: asyncio.Task[None] | None = None
         self._turns: dict[str, asyncio.Lock] = {}  # one turn at a time per chat, as a person

@@ -15,7 +15,7 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,10 @@ class Shown:
 
 
 class Chats:
-    def __init__(self) -> None:
+    """`zone`: the service's time zone, which the chats show their times in."""
+
+    def __init__(self, zone: tzinfo = UTC) -> None:
+        self.zone = zone
         self.participants: dict[str, Participant] = {}
         self.by_member: dict[int, str] = {}
         self.logs: dict[str, deque[Shown]] = {}
@@ -93,7 +96,7 @@ class Chats:
         return self.participants.get(key) if key else None
 
     def add(self, key: str, mine: bool, text: str, at: datetime, **parts: Any) -> Shown:
-        shown = Shown(next(self._ids), key, mine, text, at, **parts)
+        shown = Shown(next(self._ids), key, mine, text, at.astimezone(self.zone), **parts)
         self.logs[key].append(shown)
         if shown.file is not None:
             self.files[shown.id] = shown.file
