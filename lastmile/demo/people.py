@@ -30,6 +30,7 @@ from core.services.stops import StopView, route_of
 
 log = logging.getLogger(__name__)
 PING_EVERY = timedelta(minutes=2)
+RESHARE = timedelta(minutes=10)  # she shares anew this long before her sharing would end
 SERVICE = timedelta(minutes=4)  # at a door: hand over, photo, back to the vehicle
 LOOK_BACK = 30  # messages of her chat a person looks through for a button
 
@@ -74,6 +75,7 @@ class Driving:
     leg_counted: bool = True  # its distance is in `driven_m` (or there is no leg)
     busy_until: datetime | None = None
     pinged: datetime | None = None
+    live_until: datetime | None = None  # when her current live share ends
     driven_m: float = 0.0
     driven_s: float = 0.0
     done: list[tuple[int, StopKind]] = field(default_factory=list)
@@ -131,7 +133,9 @@ class People:
                 d.state = "on"
             return
         await self.follow_route(d, now, self.more_to_come)
-        if d.state == "on" and (d.pinged is None or now - d.pinged >= PING_EVERY):
+        if d.state == "on" and d.live_until is not None and now >= d.live_until - RESHARE:
+            await self.share(d, now, live=True)  # her sharing is about to end: she shares again
+        elif d.state == "on" and (d.pinged is None or now - d.pinged >= PING_EVERY):
             await self.share(d, now)  # her live location keeps coming, wherever she is
 
     async def follow_route(self, d: Driving, now: datetime, more_to_come: bool) -> None:
@@ -194,10 +198,12 @@ class People:
             await self.say(key, photo_upload(photo, f"{head.ref}.jpg"))
 
     async def share(self, d: Driving, now: datetime, *, live: bool = False) -> None:
-        """Her live location: the first share starts it, later ones move it."""
+        """Her live location: a new share (`live`) starts it until an hour after her shift (or
+        from now, when she works late), later ones move it."""
         lat, lon = d.here
-        until = d.ends + timedelta(hours=1)
-        await self.say(d.key, Location(lat, lon, live=True, live_until=until, at=now,
+        if live:
+            d.live_until = max(d.ends, now) + timedelta(hours=1)
+        await self.say(d.key, Location(lat, lon, live=True, live_until=d.live_until, at=now,
                                        update=not live))  # fmt: skip
         d.pinged = now
 
