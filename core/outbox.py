@@ -21,7 +21,15 @@ from core import leases
 from core.db import Database
 from core.errors import DomainError
 from core.leases import LEASE
-from core.models import Channel, Member, OrderEvent, OutboxMessage, OutboxStatus, utcnow
+from core.models import (
+    Channel,
+    ChatIdentity,
+    Member,
+    OrderEvent,
+    OutboxMessage,
+    OutboxStatus,
+    utcnow,
+)
 from core.services.notifications import MAX_ACTIONS, Notice, not_before
 
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
@@ -31,12 +39,17 @@ BACKOFF_MAX_S = 3600
 REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the channel's extras
 
 
-def preferred_channel(member: Member) -> Channel | None:
+async def preferred_channel(session: AsyncSession, member: Member) -> Channel | None:
+    """Telegram, else WhatsApp, else another channel's chat (the sandbox), else none."""
     if member.telegram_chat_id is not None and member.telegram_blocked_at is None:
         return Channel.TELEGRAM
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
         return Channel.WHATSAPP
-    return None
+    other = select(ChatIdentity.channel).where(
+        ChatIdentity.member_id == member.id,
+        ChatIdentity.blocked_at.is_(None),  # type: ignore[union-attr]
+    )
+    return (await session.exec(other.order_by(ChatIdentity.id))).first()  # type: ignore[arg-type]
 
 
 def idempotency_key(event: OrderEvent, notice: Notice) -> str:
@@ -67,7 +80,7 @@ async def add(
     now = now or utcnow()
     due = not_before(notice.template, now)  # quiet hours hold what is not urgent
     member = await session.get(Member, notice.recipient_member_id)
-    channel = preferred_channel(member) if member and member.active else None
+    channel = await preferred_channel(session, member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
     row = OutboxMessage(
         recipient_member_id=notice.recipient_member_id,

@@ -16,6 +16,7 @@ from PIL import Image
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisDown
 
+from core import outbox
 from core.config import Settings
 from core.conversations import (
     ChatRef,
@@ -33,11 +34,12 @@ from core.conversations.notices import action_buttons
 from core.conversations.state import DatabaseStates, RedisStates, Step
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
-from core.models import Channel, Member, OrderStatus, ProofKind, Role
+from core.models import Channel, Member, OrderStatus, OutboxStatus, ProofKind, Role
 from core.people import identities
 from core.services import orders as order_service
 from core.services.hub import Services
 from core.services.members import grant
+from core.services.notifications import Notice
 from core.texts import t
 from tests.factories import add_member, link_customer, new_order, snapshot
 
@@ -220,6 +222,13 @@ async def test_a_conversation_waits_for_its_answer_before_other_commands(
     assert texts(await handle(svc, chat, bo, Text("Lena"))) == [t("neworder.phone", "en")]
     assert texts(await handle(svc, chat, bo, Command("cancel"))) == [t("cancelled", "en")]
     assert await svc.conversations.states.get(chat, NOW) is None
+
+
+async def test_notices_to_a_sandbox_participant_go_out_on_the_sandbox_channel(db: Database):
+    _, member_id = await participant(db, "Carla", [Role.CUSTOMER])
+    async with db.transaction() as session:
+        row = await outbox.add(session, Notice(member_id, "driver.share_location_again"), "k-1")
+    assert row is not None and row.channel is Channel.SANDBOX and row.status is OutboxStatus.PENDING
 
 
 def test_notice_actions_become_buttons_or_a_list():
