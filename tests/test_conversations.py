@@ -185,6 +185,8 @@ async def test_unknown_and_foreign_commands_get_a_clear_answer(db: Database, svc
     assert texts(foreign) == [t("denied", "en", command="/orders", roles="dispatchers")]
     unreadable = await handle(svc, chat, Person("Dana"), Text("a\x00b"))
     assert texts(unreadable) == [t("error.unreadable", "en")]
+    in_args = await handle(svc, chat, Person("Dana"), Command("route", "\ud800"))
+    assert texts(in_args) == [t("error.unreadable", "en")]
 
 
 async def test_an_expired_conversation_says_so_and_changes_nothing(db: Database, svc: Services):
