@@ -250,6 +250,9 @@ async def test_conversation_state_in_the_database_expires(db: Database):
     await states.put(chat, Step("proof.pin", {"order": 3}), NOW)
     assert await states.get(chat, NOW + timedelta(minutes=4)) == Step("proof.pin", {"order": 3})
     assert (await states.get(chat, NOW + timedelta(minutes=6))).expired  # type: ignore[union-attr]
+    much_later = NOW + timedelta(days=2)
+    await states.put(ChatRef(Channel.SANDBOX, "c", "d"), Step("proof.pin"), much_later)
+    assert await states.get(chat, much_later) is None  # long expired: forgotten
     await states.clear(chat)
     assert await states.get(chat, NOW) is None
 
