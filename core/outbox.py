@@ -45,27 +45,19 @@ BACKOFF_MAX_S = 3600
 REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the channel's extras
 
 
-def preferred_channel(member: Member) -> Channel | None:
+async def preferred_channel(session: AsyncSession, member: Member) -> Channel | None:
+    """Telegram, else WhatsApp, else another channel's chat (the sandbox), else none."""
     if member.telegram_chat_id is not None and member.telegram_blocked_at is None:
         return Channel.TELEGRAM
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
         return Channel.WHATSAPP
-    return None
-
-
-async def channel_of(session: AsyncSession, member: Member) -> Channel | None:
-    """Where a member's messages go: Telegram or WhatsApp as above, else the first chat she has
-    on another channel (the sandbox) that is not blocked."""
-    channel = preferred_channel(member)
-    if channel is not None:
-        return channel
-    statement = (
+    other = (
         select(ChatIdentity.channel)
         .where(ChatIdentity.member_id == member.id, col(ChatIdentity.blocked_at).is_(None))
         .order_by(col(ChatIdentity.id))
         .limit(1)
     )
-    found = (await session.exec(statement)).first()
+    found = (await session.exec(other)).first()
     return Channel(found) if found is not None else None
 
 
@@ -98,7 +90,7 @@ async def add(
     quiet = policy_of(session).quiet  # quiet hours hold what is not urgent
     due = quiet.not_before(notice.template, now) if quiet else now
     member = await session.get(Member, notice.recipient_member_id)
-    channel = await channel_of(session, member) if member and member.active else None
+    channel = await preferred_channel(session, member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
     row = OutboxMessage(
         recipient_member_id=notice.recipient_member_id,

@@ -16,6 +16,7 @@ from PIL import Image
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisDown
 
+from core import outbox
 from core.config import Settings
 from core.conversations import (
     ChatRef,
@@ -33,7 +34,8 @@ from core.conversations.notices import action_buttons
 from core.conversations.state import DatabaseStates, RedisStates, Step
 from core.db import Database
 from core.lifecycle import SYSTEM, Change
-from core.models import Channel, Member, OrderStatus, ProofKind, Role
+from core.models import Channel, Member, OrderStatus, OutboxStatus, ProofKind, Role
+from core.notifications import Notice
 from core.people import identities
 from core.services import orders as order_service
 from core.services.hub import Services
@@ -183,6 +185,8 @@ async def test_unknown_and_foreign_commands_get_a_clear_answer(db: Database, svc
     assert texts(foreign) == [t("denied", "en", command="/orders", roles="dispatchers")]
     unreadable = await handle(svc, chat, Person("Dana"), Text("a\x00b"))
     assert texts(unreadable) == [t("error.unreadable", "en")]
+    in_args = await handle(svc, chat, Person("Dana"), Command("route", "\ud800"))
+    assert texts(in_args) == [t("error.unreadable", "en")]
 
 
 async def test_an_expired_conversation_says_so_and_changes_nothing(db: Database, svc: Services):
@@ -222,6 +226,13 @@ async def test_a_conversation_waits_for_its_answer_before_other_commands(
     assert await svc.conversations.states.get(chat, NOW) is None
 
 
+async def test_notices_to_a_sandbox_participant_go_out_on_the_sandbox_channel(db: Database):
+    _, member_id = await participant(db, "Carla", [Role.CUSTOMER])
+    async with db.transaction() as session:
+        row = await outbox.add(session, Notice(member_id, "driver.share_location_again"), "k-1")
+    assert row is not None and row.channel is Channel.SANDBOX and row.status is OutboxStatus.PENDING
+
+
 def test_notice_actions_become_buttons_or_a_list():
     rate, stars = action_buttons([{"action": "customer.rate", "order_id": 7}], "en")
     assert rate == () and stars is not None and [b.label for b in stars.rows][-1] == "5★"
@@ -239,6 +250,9 @@ async def test_conversation_state_in_the_database_expires(db: Database):
     await states.put(chat, Step("proof.pin", {"order": 3}), NOW)
     assert await states.get(chat, NOW + timedelta(minutes=4)) == Step("proof.pin", {"order": 3})
     assert (await states.get(chat, NOW + timedelta(minutes=6))).expired  # type: ignore[union-attr]
+    much_later = NOW + timedelta(days=2)
+    await states.put(ChatRef(Channel.SANDBOX, "c", "d"), Step("proof.pin"), much_later)
+    assert await states.get(chat, much_later) is None  # long expired: forgotten
     await states.clear(chat)
     assert await states.get(chat, NOW) is None
 

@@ -111,9 +111,7 @@ class Conversations:
         return turn.replies
 
     async def _run(self, turn: Turn, event: Event) -> None:
-        text = event.text if isinstance(event, Text) else ""
-        text = event.caption if isinstance(event, Upload) else text
-        if text and unstorable(text):
+        if unstorable(_words(event)):
             turn.say(t("error.unreadable", turn.lang))
             return
         turn.step = await self.states.get(turn.chat, self.svc.clock())
@@ -138,3 +136,12 @@ class Conversations:
 
     async def close(self) -> None:
         await self.states.close()
+
+
+def _words(event: Event) -> str:
+    """What the person typed with the event (checked before anything keeps it)."""
+    if isinstance(event, Text):
+        return event.text
+    if isinstance(event, Command):
+        return event.args
+    return event.caption if isinstance(event, Upload) else ""

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
+
 from core.db import Database
 from core.models import ConversationState
 from core.people.identities import ChatRef
@@ -54,6 +56,8 @@ class DatabaseStates:
                 )
             row.step, row.data, row.expires_at = step.name, dict(step.data), now + self.ttl
             session.add(row)
+            forgotten = ConversationState.expires_at < now - KEEP_EXPIRED  # type: ignore[operator]
+            await session.exec(sa.delete(ConversationState).where(forgotten))  # long gone
 
     async def clear(self, chat: ChatRef) -> None:
         async with self.db.transaction() as session:
