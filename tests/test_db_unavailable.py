@@ -15,6 +15,7 @@ from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import SendMessage
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.clock import system_clock
 from core.db import Database, unavailable
 from core.models import Member
 from tests.conftest import POSTGRES_URL
@@ -79,7 +80,9 @@ async def test_sqlite_locked_by_another_process_is_unavailable(sqlite_template: 
         other.execute("BEGIN EXCLUSIVE")  # e.g. a backup or a CLI import holding the file
         with pytest.raises(sa.exc.OperationalError) as locked:
             async with engine.begin() as connection:
-                await connection.execute(sa.insert(Member).values(name="x", language="en"))
+                await connection.execute(
+                    sa.insert(Member).values(name="x", language="en", created_at=system_clock())
+                )
         assert "locked" in str(locked.value) and unavailable(locked.value)
         other.execute("ROLLBACK")
         with pytest.raises(sa.exc.OperationalError) as missing:
@@ -90,7 +93,9 @@ async def test_sqlite_locked_by_another_process_is_unavailable(sqlite_template: 
             async with engine.begin() as connection:
                 for _ in range(2):
                     await connection.execute(
-                        sa.insert(Member).values(id=7, name="x", language="en")
+                        sa.insert(Member).values(
+                            id=7, name="x", language="en", created_at=system_clock()
+                        )
                     )
         assert not unavailable(duplicate.value)
     finally:

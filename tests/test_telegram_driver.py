@@ -239,6 +239,7 @@ async def test_undo_a_mistap_and_no_acting_on_other_drivers_stops(db: Database, 
     async with running_bot(db, tmp_path) as bot:
         await bot.send(tu.command(ana, "/shift"))
         await assign(db, order.id, driver.id)
+        await bot.outbox_settled()  # her "New stop" notice, before her taps (it came late once)
         await bot.send(tu.location(ana, *BERLIN, live_period=3600, message_id=43))
         await bot.send(tu.command(ana, "/route"))
         stop_message = bot.last(631)
