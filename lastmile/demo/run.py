@@ -11,13 +11,11 @@ import contextlib
 import logging
 import shutil
 import socket
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TextIO
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -35,9 +33,11 @@ from core.services.hub import Services
 from core.services.report_push import REPORTS_DIR
 from lastmile.demo import summary
 from lastmile.demo.city import CITIES
-from lastmile.demo.day import DayPlan, OrderPlan, plan_day
+from lastmile.demo.day import DayPlan, plan_day
 from lastmile.demo.people import Driving, People
 from lastmile.demo.setup import set_up
+from lastmile.demo.shop import Shop
+from lastmile.demo.terminal import Terminal, progress
 
 log = logging.getLogger(__name__)
 DAY = date(2026, 12, 9)  # a Wednesday (no weekly report): the same seed plays the same day
@@ -65,63 +65,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def order_body(order: OrderPlan, day: date, zone: ZoneInfo) -> dict[str, object]:
-    def at(hours: float) -> str:
-        midnight = datetime.combine(day, datetime.min.time(), zone)
-        return (midnight + timedelta(hours=hours)).isoformat()
-
-    body: dict[str, object] = {
-        "external_ref": order.ref,
-        "customer_name": order.customer,
-        "customer_phone": order.phone,
-        "address": order.door.address,
-        "lat": order.door.lat,
-        "lon": order.door.lon,
-        "weight_kg": order.weight_kg,
-        "proof_required": "photo" if order.photo else "none",
-        "time_windows": [{"start": at(order.window[0]), "end": at(order.window[1])}],
-    }
-    if order.pickup is not None and order.pickup_window is not None:
-        body |= {"pickup_address": order.pickup.address, "pickup_lat": order.pickup.lat,
-                 "pickup_lon": order.pickup.lon}  # fmt: skip
-        start, end = order.pickup_window
-        body["time_windows"].append({"start": at(start), "end": at(end), "stop": "pickup"})  # type: ignore[attr-defined]
-    return body
-
-
-class Shop:
-    """The shop's system: sends each order through the REST API when it comes in."""
-
-    def __init__(self, client: httpx.AsyncClient, day: DayPlan, midnight: datetime) -> None:
-        self.client, self.day, self.midnight = client, day, midnight
-        self.waiting = sorted(day.orders, key=lambda o: o.arrives)
-        self.links: list[str] = []
-        self.ids: dict[str, int] = {}
-
-    async def send_due(self, now: datetime) -> None:
-        due = [o for o in self.waiting if self.midnight + timedelta(hours=o.arrives) <= now]
-        if not due:
-            return
-        self.waiting = self.waiting[len(due) :]
-        zone = ZoneInfo(self.day.grid.timezone)
-        bodies = [order_body(o, self.midnight.date(), zone) for o in due]
-        if len(bodies) == 1:
-            reply = await self.client.post("/api/v1/orders", json=bodies[0])
-            reply.raise_for_status()
-            made = [reply.json()]
-        else:
-            reply = await self.client.post("/api/v1/orders/batch", json={"orders": bodies})
-            reply.raise_for_status()
-            items = reply.json()["items"]
-            if errors := [item for item in items if item["result"] == "error"]:
-                raise RuntimeError(f"the shop's orders were refused: {errors}")
-            made = [item["order"] for item in items]
-        for order in made:
-            self.ids[order["external_ref"]] = order["id"]
-            if len(self.links) < 3:
-                self.links.append(order["tracking_url"])
 
 
 async def open_orders(services: Services) -> int:
@@ -157,18 +100,6 @@ def settings_for(folder: Path, port: int, zone: str) -> Settings:
     )  # fmt: skip
 
 
-def progress(now: datetime, zone: ZoneInfo, counts: dict[str, int], total: int) -> str:
-    done = counts.get("delivered", 0)
-    failed = counts.get("failed", 0) + counts.get("returned", 0)
-    width = 30
-    filled = round(width * done / total) if total else width
-    bar = "#" * filled + "." * (width - filled)
-    left = total - done - counts.get("returned", 0) - counts.get("cancelled", 0)
-    return (
-        f"{now.astimezone(zone):%H:%M} [{bar}] delivered {done}  failed {failed}  remaining {left}"
-    )
-
-
 async def status_counts(services: Services) -> dict[str, int]:
     async with services.db.reads() as session:
         statement = select(Order.status, sa.func.count()).group_by(col(Order.status))
@@ -177,31 +108,6 @@ async def status_counts(services: Services) -> dict[str, int]:
 
 class Interrupted(Exception):
     """The day was stopped (Ctrl-C or SIGTERM) before it ended."""
-
-
-class Terminal:
-    """Where the demo writes: lines, and a progress line a terminal rewrites in place (one line
-    per update when the output is not a terminal)."""
-
-    def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
-        self.tty = self.out.isatty()
-        self.open = False  # a progress line is on the screen, without its newline
-
-    def __call__(self, text: str) -> None:
-        if self.open:
-            self.out.write("\n")
-            self.open = False
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def progress(self, text: str) -> None:
-        if not self.tty:
-            return self(text)
-        self.out.write("\r\x1b[K" + text)
-        self.out.flush()
-        self.open = True
-        return None
 
 
 async def play(options: Options, echo: Terminal | None = None) -> summary.Summary:
