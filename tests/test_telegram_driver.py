@@ -193,6 +193,7 @@ async def test_failed_stop_then_the_customer_picks_a_new_slot(db: Database, tmp_
     async with running_bot(db, tmp_path) as bot:
         await bot.send(tu.command(ana, "/shift"))
         await assign(db, order.id, driver.id)
+        await bot.outbox_settled()  # her "New stop" notice, before her taps (it came late once)
         await bot.send(tu.location(ana, *BERLIN, live_period=3600, message_id=42))
         await bot.send(tu.command(ana, "/route"))
         await bot.tap(ana, 621, bot.last(621), "Failed")
