@@ -1,4 +1,5 @@
-# `make run` starts Lastmile on its embedded defaults; `make test` runs lint and the tests.
+# `make demo` plays a whole delivery day in the sandbox (no account needed); `make run` starts
+# Lastmile on its embedded defaults; `make test` runs lint and the tests.
 # The virtual environment is created and installed on first use (and again when
 # pyproject.toml changes). Set TEST_POSTGRES_URL to run the suite on PostgreSQL as well.
 
@@ -7,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-web bench-reports clean
+.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-web bench-reports clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Lastmile needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -19,6 +20,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/lastmile run
+
+# A whole delivery day on the real service, played in the sandbox on a fast clock (see README).
+demo: $(STAMP)
+	$(BIN)/lastmile demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

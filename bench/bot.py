@@ -341,8 +341,8 @@ SPY_FRAMES = {  # label → the frame (function and file) whose stacks it counts
     "TelegramChannel.feed": "TelegramChannel.feed (bot/telegram/app.py)",
     "Update.model_validate": "BaseModel.model_validate (pydantic/",
     "Dispatcher.feed_update": "Dispatcher.feed_update (aiogram/",
-    "Identify → identify_telegram": "identify_telegram (core/services/members.py)",
-    "msg_location_edit": "msg_location_edit (bot/telegram/routers/driver.py)",
+    "Identify → identify": "identify (core/people/identities.py)",
+    "driver flow: _location": "_location (core/conversations/driver.py)",
     "tracking.record": "record (core/services/tracking.py)",
     "pool pre-ping (PostgreSQL)": "AsyncAdapt_asyncpg_connection._async_ping (sqlalchemy/",
     "socket writes (asyncio transport)": "_SelectorSocketTransport.write (asyncio/",
@@ -535,9 +535,9 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
 
     from bot.telegram.app import TelegramChannel
     from core.config import Settings
+    from core.people.identities import Person, identify, telegram_chat
     from core.services import tracking
     from core.services.hub import Services
-    from core.services.members import TelegramUser, identify_telegram
 
     await seed_drivers(url, args.drivers)
     warmup, stream = build_updates(args.drivers, args.updates)
@@ -568,7 +568,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
 
             async def identify(k: int) -> None:
                 uid = updates[k]["edited_message"]["from"]["id"]
-                await identify_telegram(db, TelegramUser(uid, uid, "Driver"))
+                await identify(db, telegram_chat(uid, uid), Person("Driver"))
 
             async def record(k: int) -> None:
                 loc = updates[k]["edited_message"]["location"]
@@ -585,7 +585,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
                 await channel.feed(update)
 
             await timed("parse Update (pydantic)", parse)
-            await timed("identify_telegram (2 selects)", identify)
+            await timed("identify (3 selects)", identify)
             await timed("session with SELECT 1", select_one)
             await timed("tracking.record (insert+update)", record)
             await timed("TelegramChannel.feed (all)", feed)
@@ -595,7 +595,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
             await db.dispose()
     out["aiogram + rest (feed - identify - record)"] = round(
         out["TelegramChannel.feed (all)"]
-        - out["identify_telegram (2 selects)"]
+        - out["identify (3 selects)"]
         - out["tracking.record (insert+update)"],
         3,
     )

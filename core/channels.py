@@ -51,4 +51,13 @@ def channel_states(settings: Settings) -> list[ChannelState]:
                 "and WHATSAPP_APP_SECRET to enable it",
             )
         )
+    if settings.sandbox:
+        states.append(ChannelState("Sandbox", True, "on, at /sandbox (loopback only unless "
+                                   "SANDBOX_TOKEN is set and given)"))  # fmt: skip
+    else:
+        states.append(
+            ChannelState(
+                "Sandbox", False, "off; set SANDBOX=true to play chats at /sandbox, or make demo"
+            )
+        )
     return states

@@ -43,6 +43,7 @@ class AppSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
+    conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
     @field_validator("timezone")
     @classmethod
@@ -269,6 +270,17 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     reports: ReportsSettings = ReportsSettings()
     alerts: AlertsSettings = AlertsSettings()
+    # the sandbox channel (bot/sandbox, the /sandbox page): off unless true (`lastmile demo`
+    # turns it on); from loopback only unless `sandbox_token` is set and given
+    sandbox: bool = False
+    sandbox_token: SecretStr | None = None
+
+    @field_validator("sandbox_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters long (it is a password)")
+        return value
 
     @model_validator(mode="after")
     def _webhooks_answer_within_the_lease(self) -> Settings:

@@ -8,7 +8,10 @@ idempotency key lets the receiving side drop a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -23,6 +26,7 @@ from core.errors import DomainError
 from core.leases import LEASE
 from core.models import (
     Channel,
+    ChatIdentity,
     Member,
     OrderEvent,
     OutboxMessage,
@@ -33,6 +37,7 @@ from core.models import (
 from core.notifications import MAX_ACTIONS, Notice
 from core.policy import policy_of
 
+log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x6C6D6F62  # the advisory lock claims take turns on (PostgreSQL)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
@@ -40,12 +45,20 @@ BACKOFF_MAX_S = 3600
 REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the channel's extras
 
 
-def preferred_channel(member: Member) -> Channel | None:
+async def preferred_channel(session: AsyncSession, member: Member) -> Channel | None:
+    """Telegram, else WhatsApp, else another channel's chat (the sandbox), else none."""
     if member.telegram_chat_id is not None and member.telegram_blocked_at is None:
         return Channel.TELEGRAM
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:
         return Channel.WHATSAPP
-    return None
+    other = (
+        select(ChatIdentity.channel)
+        .where(ChatIdentity.member_id == member.id, col(ChatIdentity.blocked_at).is_(None))
+        .order_by(col(ChatIdentity.id))
+        .limit(1)
+    )
+    found = (await session.exec(other)).first()
+    return Channel(found) if found is not None else None
 
 
 def idempotency_key(event: OrderEvent, notice: Notice) -> str:
@@ -77,7 +90,7 @@ async def add(
     quiet = policy_of(session).quiet  # quiet hours hold what is not urgent
     due = quiet.not_before(notice.template, now) if quiet else now
     member = await session.get(Member, notice.recipient_member_id)
-    channel = preferred_channel(member) if member and member.active else None
+    channel = await preferred_channel(session, member) if member and member.active else None
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
     row = OutboxMessage(
         recipient_member_id=notice.recipient_member_id,
@@ -274,3 +287,26 @@ async def release(
     """Give back claimed messages that were not tried (a sender stopping), due at once; with
     `token`, only those it still holds."""
     await leases.hand_back(db, OutboxMessage, message_ids, token=token, now=now)
+
+
+async def keep_delivering(
+    name: str,
+    drain_once: Callable[[], Awaitable[bool]],
+    stopping: asyncio.Event,
+    idle_s: float,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """A sender's loop: deliver batch after batch (`drain_once`: False when nothing was due),
+    pausing `idle_s` (or until `wake` is set) when idle, until `stopping` is set. A batch that
+    fails is logged and the loop goes on."""
+    while not stopping.is_set():
+        try:
+            busy = await drain_once()
+        except Exception:
+            log.exception("%s: could not read the outbox", name)
+            busy = False
+        if not busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((wake or stopping).wait(), idle_s)
+            if wake is not None:
+                wake.clear()

@@ -50,6 +50,8 @@ MESSAGES = {
     "int_type": "is not a whole number",
     "date_from_datetime_parsing": "is not a date like 2026-11-24",
     "date_parsing": "is not a date like 2026-11-24",
+    "bool_parsing": "is not true or false",
+    "bool_type": "is not true or false",
     "time_parsing": "is not a time of day like 20:00",
     "time_type": "is not a time of day like 20:00",
     "string_too_short": "is empty",

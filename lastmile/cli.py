@@ -107,6 +107,38 @@ def run(host: str | None, port: int | None) -> None:
     log.info("stopped")
 
 
+@main.command()
+@click.option("--orders", "n_orders", type=click.IntRange(1, 1000), default=80, show_default=True)
+@click.option("--drivers", "n_drivers", type=click.IntRange(1, 30), default=6, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed, the same day.")
+@click.option("--city", type=click.Choice(["barcelona"]), default="barcelona", show_default=True)
+@click.option(
+    "--speed", type=click.FloatRange(1, 100_000), default=180.0, show_default=True,
+    help="Simulated seconds per real second (180: one delivery hour in 20 s).",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/demo"),
+    show_default=True, help="Folder the day's report (text, chart, CSV) is copied to.",
+)  # fmt: skip
+@click.option("--keep-db", type=click.Path(dir_okay=False, path_type=Path), hidden=True)
+def demo(
+    n_orders: int, n_drivers: int, seed: int, city: str, speed: float, out: Path,
+    keep_db: Path | None,
+) -> None:  # fmt: skip
+    """Play a whole delivery day on the real service, in the sandbox, on a fast clock."""
+    from lastmile.demo.run import Interrupted, Options, play
+
+    setup_logging("WARNING")
+    options = Options(n_orders, n_drivers, seed, city, speed, out, keep_db)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = asyncio.run(play(options))
+    except (KeyboardInterrupt, Interrupted):
+        click.echo("\nlastmile demo: stopped", err=True)
+        sys.exit(130)
+    sys.exit(0 if result.nothing_lost else 1)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

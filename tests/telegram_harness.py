@@ -130,6 +130,7 @@ async def running_bot(
     dispatch: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
     reports: dict[str, Any] | None = None,
+    sandbox: bool = False,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -159,6 +160,7 @@ async def running_bot(
             dispatch=dispatch or {},
             reports=reports or {},
             redis={"url": redis_url},
+            sandbox=sandbox,
             _env_file=None,  # type: ignore[call-arg]
         )
         web_app = create_app(settings, db, clock=clock)

@@ -12,8 +12,8 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Customer, Order, OutboxMessage
+from core.people.identities import Person, telegram_chat
 from core.services import members
-from core.services.members import TelegramUser
 from tests.factories import count
 from tests.test_api import ORDER
 from tests.test_api import api as api  # the fixture
@@ -46,7 +46,7 @@ async def test_one_phone_is_one_customer_and_a_subscriber_hears_of_later_orders(
 
     # she subscribes through the last order's link; the next order for her phone reaches her
     token = answers[-1].json()["tracking_url"].rsplit("/", 1)[1]
-    await members.subscribe(db, token, TelegramUser(user_id=77, chat_id=77, name="Ana"))
+    await members.subscribe(db, token, telegram_chat(77, 77), Person("Ana"))
     later = await api.post(
         "/orders", json={**ORDER, "external_ref": "C-later", "customer_phone": number}
     )

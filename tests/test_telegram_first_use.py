@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.telegram.keyboards import Act
 from core.clock import system_clock
+from core.conversations.buttons import Act
 from core.db import Database
 from core.lifecycle import SYSTEM, Actor, Change, Window
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role

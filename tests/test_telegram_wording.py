@@ -105,6 +105,7 @@ async def test_the_photo_prompts_name_what_is_there(db: Database, tmp_path: Path
         db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=await driver_of(db, member))
     )
     async with running_bot(db, tmp_path) as bot:
+        await bot.outbox_settled()  # her "New stop" notice first, so it cannot land after /route
         await bot.send(tu.command(ana, "/route"))
         await bot.tap(ana, 953, bot.last(953), "Delivered")
         await bot.send(tu.message(ana, "here you go"))

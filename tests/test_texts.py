@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bot.telegram.keyboards import COMMANDS
+from core.conversations.commands import COMMANDS
 from core.models import OrderStatus, ProofKind, Role
 from core.services import public
 from core.services.customers import asks_where

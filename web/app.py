@@ -21,7 +21,7 @@ from core.services.hub import Services
 from core.services.live import LiveFeed
 from core.services.webhook_sender import WebhookSender
 from web import errors, limits
-from web.routes import api, health, home, proofs, tracking, webhooks
+from web.routes import api, health, home, proofs, sandbox, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -47,6 +47,7 @@ def create_app(
         app.state.services = services
         app.state.live = LiveFeed(database)
         app.state.telegram = None
+        app.state.sandbox = None
         app.state.webhooks = WebhookSender(
             database,
             settings.webhooks,
@@ -63,6 +64,11 @@ def create_app(
 
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
+            if settings.sandbox:
+                from bot.sandbox.channel import SandboxChannel
+
+                app.state.sandbox = SandboxChannel(services)
+                app.state.sandbox.start()
             app.state.webhooks.start()
             services.autopilot.start()  # DISPATCH_MODE=auto: orders are placed as they arrive
             app.state.scheduler.start()
@@ -74,6 +80,8 @@ def create_app(
             await app.state.scheduler.stop()
             await services.autopilot.stop()
             await app.state.webhooks.stop()
+            if app.state.sandbox is not None:
+                await app.state.sandbox.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
             await app.state.live.close()
@@ -94,4 +102,5 @@ def create_app(
     app.include_router(api.router)
     app.include_router(tracking.router)
     app.include_router(proofs.router)
+    app.include_router(sandbox.router)
     return app

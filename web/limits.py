@@ -15,6 +15,7 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (  # the first path prefix that fits
     ("/api/v1/", 64 * KB),
     ("/webhooks/", 1024 * KB),  # a Telegram update
     ("/t/", 16 * KB),  # the rating form
+    ("/sandbox/", 11 * 1024 * KB),  # a proof photo uploaded as a participant (10 MB)
 )
 DEFAULT_LIMIT = 64 * KB
 CLOSE = {"Connection": "close"}  # the rest of the body is not read: the connection cannot go on

@@ -16,31 +16,22 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault, Update
 
 from bot.telegram import keyboards
-from bot.telegram.middlewares import Identify, Refusals, Unreadable
+from bot.telegram.conversation import TelegramInfo
+from bot.telegram.middlewares import Identify, Refusals
 from bot.telegram.polling import Poller
 from bot.telegram.resend import Resend
-from bot.telegram.routers import common, customer, dispatcher, driver, fallback, owner
+from bot.telegram.routers import common, core
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
-from core.models import Role
+from core.models import Channel, Role
 from core.services.hub import Services
 from core.texts import catalog_language, t
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-
-
-def storage_for(redis_url: str | None) -> BaseStorage:
-    if redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
-
-        return RedisStorage.from_url(redis_url)
-    return MemoryStorage()
 
 
 class TelegramChannel:
@@ -55,15 +46,15 @@ class TelegramChannel:
         self.bot.session.middleware(Resend(services.db, holds, settings.reply_retry_s))
         redis_url = services.settings.redis.url
         self.updates = update_log(redis_url)
-        self.dp = Dispatcher(storage=storage_for(redis_url))
-        identify, unreadable, refusals = Identify(services), Unreadable(), Refusals()
+        self.dp = Dispatcher()  # conversation state is the core's (core.conversations.state)
+        identify, refusals = Identify(services), Refusals()
         for observer in (self.dp.message, self.dp.edited_message, self.dp.callback_query):
             observer.outer_middleware(identify)
-            observer.outer_middleware(unreadable)
             observer.outer_middleware(refusals)
         self.dp["svc"] = services
-        for routes in (common, owner, dispatcher, driver, customer, fallback):
+        for routes in (common, core):
             self.dp.include_router(routes.router.build())
+        services.conversations.register(Channel.TELEGRAM, TelegramInfo(self.bot, services))
         self.sender = Sender(Bot(token, session=AiohttpSession(api=api)), services, holds)
         self.poller = Poller(self.bot, self.process, ALLOWED_UPDATES)
         self._sending: asyncio.Task[None] | None = None

@@ -1,11 +1,10 @@
-"""Around every message and button press: find out who is writing; refuse text no database
-can keep; answer refusals."""
+"""Around every message and button press: find out who is writing; answer what fails outside
+the core (which answers its own refusals)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,18 +12,14 @@ from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
-from bot.telegram.replies import answer
 from core.db import unavailable
 from core.errors import DomainError
+from core.people.identities import Person, telegram_chat
 from core.services.hub import Services
-from core.services.members import Identity, TelegramUser, identify_telegram
 from core.texts import t
-from core.validation import unstorable
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-KNOWN_S = 30.0  # a member's roles are re-read at least this often (a location stream is busy)
-KNOWN_MAX = 50_000
 
 
 class Identify(BaseMiddleware):
@@ -32,11 +27,6 @@ class Identify(BaseMiddleware):
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.known: dict[int, tuple[float, int, Identity]] = {}  # user -> (until, chat, who)
-
-    def forget(self, user_id: int) -> None:
-        """Their roles changed (they joined): look them up afresh next time."""
-        self.known.pop(user_id, None)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -44,29 +34,11 @@ class Identify(BaseMiddleware):
         if user is None or user.is_bot:
             return None
         chat_id = chat.id if chat else user.id
-        now = time.monotonic()
-        until, known_chat, who = self.known.get(user.id, (0.0, 0, None))
-        if who is None or until < now or known_chat != chat_id:
-            person = TelegramUser(user.id, chat_id, user.full_name, user.language_code)
-            who = await identify_telegram(self.services.db, person)
-            if who.known:  # members are remembered briefly; a stranger may join any moment
-                if len(self.known) > KNOWN_MAX:
-                    self.known.clear()
-                self.known[user.id] = (now + KNOWN_S, chat_id, who)
+        who = await self.services.conversations.identify(
+            telegram_chat(user.id, chat_id), Person(user.full_name, user.language_code)
+        )
         data["who"] = who
-        data["identities"] = self
         data["lang"] = who.language
-        return await handler(event, data)
-
-
-class Unreadable(BaseMiddleware):
-    """A message whose text no database can keep (a NUL character, a lone surrogate) is
-    answered with a request to type it again, before any handler sees it."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Message) and unstorable(event.text or event.caption or ""):
-            await event.answer(t("error.unreadable", data.get("lang")))
-            return None
         return await handler(event, data)
 
 
@@ -89,7 +61,8 @@ class Refusals(BaseMiddleware):
         if isinstance(event, CallbackQuery):
             with contextlib.suppress(TelegramBadRequest):  # the handler may have answered it
                 await event.answer()
-            await answer(event, text)
+            if event.message is not None:
+                await event.bot.send_message(event.message.chat.id, text)  # type: ignore[union-attr]
         elif isinstance(event, Message):
             await event.answer(text)
         return None

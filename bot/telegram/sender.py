@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from aiogram import Bot
@@ -34,10 +34,10 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import SendMessage
-from aiogram.types import BufferedInputFile
 
-from bot.telegram import keyboards
+from bot.telegram.conversation import MissingFile, show
 from core import outbox
+from core.conversations.notices import notice_reply
 from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
 from core.services.hub import Services
@@ -73,10 +73,6 @@ class Pace:
 
     def pause(self, seconds: float) -> None:
         self.next = max(self.next, time.monotonic() + seconds)
-
-
-class MissingFile(Exception):
-    """A row names a file (a report's CSV) that is not under APP_DATA_DIR."""
 
 
 class Holds:
@@ -115,15 +111,7 @@ class Sender:
 
     async def run(self) -> None:
         self._stopping.clear()
-        while not self._stopping.is_set():
-            try:
-                busy = await self.drain_once()
-            except Exception:
-                log.exception("Telegram sender: could not read the outbox")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), IDLE_S)
+        await outbox.keep_delivering("Telegram sender", self.drain_once, self._stopping, IDLE_S)
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it; False when nothing was due."""
@@ -220,26 +208,13 @@ class Sender:
             extra = row.params.get("extra") or {}
             await self.bot(SendMessage(chat_id=chat_id, text=rendered.text, **extra))
             return
-        markup = keyboards.actions(rendered.actions, rendered.language)
+        reply = notice_reply(rendered)
         data_dir = Path(self.services.settings.app.data_dir)
-        if rendered.document_path is not None:
-            path = stored(data_dir, rendered.document_path)
-            if path is None:
-                raise MissingFile(f"file missing: {rendered.document_path}")
-            document = BufferedInputFile(await asyncio.to_thread(path.read_bytes), path.name)
-            caption = rendered.text or None
-            await self.bot.send_document(chat_id, document, caption=caption, reply_markup=markup)
-            return
-        photo = rendered.photo_file_id
-        if photo is None and rendered.photo_path is not None:
-            path = stored(data_dir, rendered.photo_path)
-            if path is not None:
-                content = await asyncio.to_thread(path.read_bytes)
-                photo = BufferedInputFile(content, filename=path.name)  # type: ignore[assignment]
-        if photo is not None:
-            await self.bot.send_photo(chat_id, photo, caption=rendered.text, reply_markup=markup)
-        else:
-            await self.bot.send_message(chat_id, rendered.text, reply_markup=markup)
+        file = reply.file
+        photo_gone = file is not None and file.kind == "photo" and file.file_ref is None
+        if photo_gone and (file.path is None or stored(data_dir, file.path) is None):  # type: ignore[union-attr]
+            reply = replace(reply, file=None)  # the photo is gone: the words still go
+        await show(self.bot, chat_id, reply, rendered.language, data_dir, None)
 
     async def _unreachable(self, row: OutboxMessage, reason: str) -> None:
         assert row.id is not None

@@ -2,6 +2,7 @@
 
 from core.models.access import ApiIdempotencyKey, ApiKey, GeocodeCacheEntry, Invite
 from core.models.alerts import OpenAlert
+from core.models.chats import ChatIdentity, ConversationState
 from core.models.enums import (
     Channel,
     JobOutcome,
@@ -38,6 +39,8 @@ __all__ = [
     "ApiKey",
     "AppendOnlyError",
     "Channel",
+    "ChatIdentity",
+    "ConversationState",
     "Customer",
     "Depot",
     "Driver",

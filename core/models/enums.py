@@ -13,6 +13,7 @@ class Role(StrEnum):
 class Channel(StrEnum):
     TELEGRAM = "telegram"
     WHATSAPP = "whatsapp"
+    SANDBOX = "sandbox"
 
 
 class ShiftState(StrEnum):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from core.clock import Clock, system_clock
 from core.config import Settings
@@ -19,6 +20,9 @@ from core.services.geocoding import Geocoder
 from core.services.links import Signer, secret_key
 from core.services.stops import Stops
 from core.services.tracking import Tracker
+
+if TYPE_CHECKING:
+    from core.conversations.engine import Conversations
 
 
 @dataclass
@@ -65,6 +69,15 @@ class Services:
         ttl = timedelta(minutes=app.proof_link_minutes)
         return Signer(secret_key(app), str(app.base_url), ttl)
 
+    @cached_property
+    def conversations(self) -> Conversations:
+        """Every chat conversation, for every channel (built on first use)."""
+        from core.conversations.engine import Conversations
+        from core.conversations.state import state_store
+
+        ttl = timedelta(minutes=self.settings.app.conversation_minutes)
+        return Conversations(self, state_store(self.db, self.settings.redis.url, ttl))
+
     @property
     def undo_window(self) -> timedelta:
         return timedelta(minutes=self.settings.tracking.undo_minutes)
@@ -73,3 +86,5 @@ class Services:
         await self.autopilot.stop()
         await self.tracker.drain()
         await self.geocoder.close()
+        if "conversations" in self.__dict__:
+            await self.conversations.close()

@@ -1,13 +1,13 @@
 """Who is talking: chat identities, roles, joining by invite, customers subscribing to an order.
 
-A chat adapter calls `identify` for each incoming update and gets an `Identity` it can check
-roles against; nothing is created for a stranger until they open an invite or a subscribe link.
+The conversation core calls `core.people.identities.identify` for each incoming event and gets
+an `Identity` it can check roles against; nothing is created for a stranger until they open an
+invite or a subscribe link.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -30,51 +30,12 @@ from core.models import (
     Role,
 )
 from core.notifications import Notice, dispatcher_members
+from core.people import identities
+from core.people.identities import ChatRef, Identity, Person
 from core.services.invites import token_hash
-from core.texts import DEFAULT_LANGUAGE, catalog_language, staff_language, t
-from core.validation import kept_as_text
+from core.texts import t
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Identity:
-    member_id: int | None
-    name: str
-    language: str
-    roles: frozenset[Role] = frozenset()
-    driver_id: int | None = None
-
-    @property
-    def known(self) -> bool:
-        return self.member_id is not None
-
-    def has(self, *roles: Role) -> bool:
-        return bool(self.roles.intersection(roles))
-
-
-@dataclass(frozen=True)
-class TelegramUser:
-    user_id: int
-    chat_id: int
-    name: str
-    language: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", kept_as_text(self.name))  # a name is not refused
-
-
-STAFF = frozenset({Role.OWNER, Role.DISPATCHER, Role.DRIVER})
-
-
-def language_of(code: str | None) -> str:
-    """The catalog language for a client's language code ("de-AT" → "de" when we have it)."""
-    return catalog_language(code) or DEFAULT_LANGUAGE
-
-
-def chat_language(language: str, roles: frozenset[Role]) -> str:
-    """Customers read their own language; staff one that words everything they see."""
-    return staff_language(language) if roles & STAFF else language
 
 
 def help_text(who: Identity) -> str:
@@ -93,53 +54,6 @@ def help_text(who: Identity) -> str:
     return "\n\n".join(parts)
 
 
-async def identify_telegram(db: Database, user: TelegramUser) -> Identity:
-    """The member behind a Telegram user, keeping their chat id current; a stranger otherwise."""
-    async with db.reads() as session:
-        row = (
-            await session.exec(
-                select(Member, Driver.id)
-                .outerjoin(Driver, Driver.member_id == Member.id)  # type: ignore[arg-type]
-                .where(Member.telegram_user_id == user.user_id)
-            )
-        ).first()
-        if row is None:
-            return Identity(None, user.name, language_of(user.language))
-        member, driver_id = row
-        held = select(MemberRole.role).where(MemberRole.member_id == member.id)
-        roles = frozenset(Role(role) for role in await session.exec(held))
-        needs_update = (
-            member.telegram_chat_id != user.chat_id or member.telegram_blocked_at is not None
-        )
-    if needs_update:  # they wrote to us, so the chat works (again)
-        async with db.transaction() as session:
-            fresh = await session.get(Member, member.id)
-            if fresh is not None:
-                fresh.telegram_chat_id = user.chat_id
-                fresh.telegram_blocked_at = None
-                session.add(fresh)
-    if not member.active:
-        return Identity(None, member.name, member.language)
-    return Identity(member.id, member.name, chat_language(member.language, roles), roles, driver_id)
-
-
-async def _member_for(session: AsyncSession, user: TelegramUser) -> Member:
-    found = (
-        await session.exec(select(Member).where(Member.telegram_user_id == user.user_id))
-    ).first()
-    if found is None:
-        found = Member(
-            name=user.name[:200] or "?",
-            language=language_of(user.language),
-            telegram_user_id=user.user_id,
-        )
-    found.telegram_chat_id = user.chat_id
-    found.telegram_blocked_at = None
-    session.add(found)
-    await session.flush()
-    return found
-
-
 async def grant(session: AsyncSession, member: Member, role: Role, by: int | None = None) -> None:
     assert member.id is not None
     if await session.get(MemberRole, (member.id, role)) is None:
@@ -152,7 +66,7 @@ async def grant(session: AsyncSession, member: Member, role: Role, by: int | Non
 
 
 async def redeem_invite(
-    db: Database, token: str, user: TelegramUser, *, now: datetime | None = None
+    db: Database, token: str, chat: ChatRef, person: Person, *, now: datetime | None = None
 ) -> Role | None:
     """Give the role of invite `token` to this user. None when `token` is not an invite;
     a DomainError when it is one that cannot be used (expired or used already)."""
@@ -169,7 +83,7 @@ async def redeem_invite(
             raise DomainError("invite.used")
         if invite.expires_at <= now:
             raise DomainError("invite.expired")
-        member = await _member_for(session, user)
+        member = await identities.member_for(session, chat, person)
         await grant(session, member, invite.role, invite.created_by)
         invite.used_at = now
         invite.used_by = member.id
@@ -178,7 +92,9 @@ async def redeem_invite(
         return invite.role
 
 
-async def subscribe(db: Database, tracking_token: str, user: TelegramUser) -> Order | None:
+async def subscribe(
+    db: Database, tracking_token: str, chat: ChatRef, person: Person
+) -> Order | None:
     """Link this chat to the customer of the order with `tracking_token`; None if no such order.
 
     Whoever opens the link receives the order's updates (the link is the secret)."""
@@ -188,7 +104,7 @@ async def subscribe(db: Database, tracking_token: str, user: TelegramUser) -> Or
         ).first()
         if order is None:
             return None
-        member = await _member_for(session, user)
+        member = await identities.member_for(session, chat, person)
         await grant(session, member, Role.CUSTOMER)
         customer = await session.get(Customer, order.customer_id)
         assert customer is not None
@@ -230,19 +146,13 @@ async def chat_unreachable(
             await outbox.add(session, notice, key, order_id)
 
 
-async def telegram_chat_changed(db: Database, telegram_user_id: int, *, blocked: bool) -> None:
-    """Telegram says a user blocked (or unblocked) the bot."""
-    async with db.reads() as session:
-        member = (
-            await session.exec(select(Member).where(Member.telegram_user_id == telegram_user_id))
-        ).first()
-    if member is None or member.id is None:
-        return
-    if blocked:
-        await chat_unreachable(db, member.id, reason="blocked the bot")
+async def chat_changed(db: Database, chat: ChatRef, *, blocked: bool) -> None:
+    """A channel says a person blocked (or unblocked) us in this chat."""
+    if blocked and chat.channel is Channel.TELEGRAM:
+        async with db.reads() as session:
+            member_id = await identities.member_id_of(session, chat)
+        if member_id is not None:
+            await chat_unreachable(db, member_id, reason="blocked the bot")
         return
     async with db.transaction() as session:
-        fresh = await session.get(Member, member.id)
-        if fresh is not None:
-            fresh.telegram_blocked_at = None
-            session.add(fresh)
+        await identities.set_blocked(session, chat, blocked, db.now())

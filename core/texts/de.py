@@ -134,6 +134,9 @@ TEXTS = {
     "customer.rate_after_delivery": "Sie können Bestellung {order} nach der Zustellung bewerten.",
     "customer.rated": "Danke für Ihre Bewertung mit {stars}★!",
     "fallback.unknown": "Das habe ich nicht verstanden.",
+    "conversation.expired": (
+        "Dieses Gespräch ist abgelaufen, daher habe ich das nicht übernommen. Bitte neu beginnen."
+    ),
     "finish_first": "Bitte erst beenden, was wir begonnen haben, oder /cancel.",
     "cancelled": "OK, abgebrochen. Nichts wurde geändert.",
     "error.generic": (

@@ -175,4 +175,21 @@ TEXTS = {
     "link.bad": "This link is not valid: it was changed or cut short.",
     "link.expired": "This link has expired; ask for a new one.",
     "link.no_photo": "There is no photo behind this link (any more).",
+    # the sandbox page (/sandbox)
+    "sandbox.off": (
+        "The sandbox is off: start the service with SANDBOX=true (or run lastmile demo)."
+    ),
+    "sandbox.not_loopback": (
+        "The sandbox answers only on this machine (127.0.0.1) unless SANDBOX_TOKEN is set "
+        "and given as ?token= or the X-Sandbox-Token header."
+    ),
+    "sandbox.unknown_participant": "Nobody in the sandbox is called {key!r}; reload the page.",
+    "sandbox.empty_text": "Type a message first.",
+    "sandbox.text_too_long": "A message has at most {limit} characters.",
+    "sandbox.bad_button": "That is not a button of this chat (at most {limit} bytes of data).",
+    "sandbox.bad_location": (
+        "A pin needs a latitude from -90 to 90 and a longitude from -180 to 180, as numbers "
+        "(like 41.3874 and 2.1686)."
+    ),
+    "sandbox.no_file": "That file is no longer kept here (the sandbox keeps the latest ones).",
 }

@@ -341,6 +341,9 @@ TEXTS = {
     "neworder.window_past": "{text!r} is over already; give a time window in the future.",
     "neworder.bad_size": "{text!r} is not a weight. Write a number of kg like 3.5.",
     "neworder.bad_text": "Please answer with text.",
+    "conversation.expired": (
+        "That conversation has expired, so I did not keep this. Please start it again."
+    ),
     "finish_first": "First finish what we started, or /cancel it.",
     "neworder.invalid": "The order is not complete: {problems}. Tap “Start over”.",
     "neworder.too_long": "That is too long ({limit} characters at most).",

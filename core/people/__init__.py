@@ -1,0 +1,1 @@
+"""People: chat identities (one neutral type for every channel)."""
