@@ -77,11 +77,12 @@ def event_of(message: Message, bot: Bot, *, edited: bool = False) -> Event | Non
     """The inbound event in a message (None: nothing the core reads, e.g. a sticker)."""
     if message.location is not None:
         location = message.location
-        live = location.live_period is not None
+        period = location.live_period
+        live = period is not None
         at = message.date
         if edited and message.edit_date:
             at = datetime.fromtimestamp(message.edit_date, UTC)
-        until = message.date + timedelta(seconds=location.live_period) if live else None
+        until = message.date + timedelta(seconds=period) if period is not None else None
         return Location(
             location.latitude,
             location.longitude,

@@ -127,7 +127,9 @@ def stop_reply(turn: Turn, stop: StopView, text: str | None = None) -> Reply:
         url = f"https://www.google.com/maps/dir/?api=1&destination={stop.lat},{stop.lon}"
         link = Link(t("button.navigate", lang), url)
     if stop.kind is StopKind.PICKUP:
-        row = (Button(t("button.picked_up", lang), buttons.StopOp("pickup", order).pack()),)
+        row: tuple[Button, ...] = (
+            Button(t("button.picked_up", lang), buttons.StopOp("pickup", order).pack()),
+        )
     else:
         ops = (
             ("arrive", "button.arrived"),

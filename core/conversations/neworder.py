@@ -124,7 +124,7 @@ async def _address(turn: Turn, text: str) -> None:
     found = [{"label": p.label, "lat": p.lat, "lon": p.lon} for p in places[:3]]
     await turn.goto(f"{STEP}choose", places=found, typed=text)
     rows = tuple(
-        Button(p["label"][:60], buttons.DraftOp("place", i).pack()) for i, p in enumerate(found)
+        Button(p.label[:60], buttons.DraftOp("place", i).pack()) for i, p in enumerate(places[:3])
     )
     turn.say(t("neworder.choose", turn.lang), choices=Choices(rows))
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from core.db import Database
 from core.models import ConversationState
@@ -56,7 +57,7 @@ class DatabaseStates:
                 )
             row.step, row.data, row.expires_at = step.name, dict(step.data), now + self.ttl
             session.add(row)
-            forgotten = ConversationState.expires_at < now - KEEP_EXPIRED  # type: ignore[operator]
+            forgotten = col(ConversationState.expires_at) < now - KEEP_EXPIRED
             await session.exec(sa.delete(ConversationState).where(forgotten))  # long gone
 
     async def clear(self, chat: ChatRef) -> None:

@@ -175,7 +175,10 @@ async def identify(db: Database, chat: ChatRef, person: Person) -> Identity:
             await session.exec(select(Driver.id).where(Driver.member_id == member.id))
         ).first()
         roles = frozenset(
-            await session.exec(select(MemberRole.role).where(MemberRole.member_id == member.id))
+            Role(role)
+            for role in await session.exec(
+                select(MemberRole.role).where(MemberRole.member_id == member.id)
+            )
         )
         current = await _current(session, member, chat)
     if not current:  # they wrote to us, so the chat works (again)
