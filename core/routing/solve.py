@@ -111,7 +111,8 @@ def _better(problem: Problem, plan: Plan, current: dict[str, list[str]]) -> Plan
     before, violations = evaluate(problem, kept, reasons, engine="current")
     if violations:
         return plan
-    if (_left_out(problem, before), before.cost) < (_left_out(problem, plan), plan.cost):
+    kept_rank = (left_out_weight(problem, before), before.cost)
+    if kept_rank < (left_out_weight(problem, plan), plan.cost):
         log.info("the current plan beats the re-plan (%d vs %d left out)",
                  len(before.unassigned), len(plan.unassigned))  # fmt: skip
         return before
@@ -129,7 +130,7 @@ def _fill(problem: Problem, plan: Plan, impossible: dict[str, str], deadline: fl
     return repair(problem, sequences, {**impossible, **reasons}, plan.engine)
 
 
-def _left_out(problem: Problem, plan: Plan) -> int:
+def left_out_weight(problem: Problem, plan: Plan) -> int:
     """How bad the left-out stops are: each counts 1 + its priority."""
     return sum(1 + problem.stop_by_id[s].priority for s in plan.unassigned)
 

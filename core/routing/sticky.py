@@ -152,7 +152,7 @@ def _least_late(
         candidate = [*sequence[:at], *unit, *sequence[at:]]
         route, violations = simulate(problem, vehicle, candidate)
         seconds = sum(
-            max(0, visit.start - problem.windows(problem.stop_by_id[visit.stop])[-1].end)
+            max(0, visit.start - _deadline(problem, problem.stop_by_id[visit.stop]))
             for visit in route.visits
         )
         rank = (len({v.stop for v in violations}) * LATE_STOP_S + seconds, route.duration)

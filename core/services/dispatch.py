@@ -33,8 +33,8 @@ from core.routing.check import evaluate, simulate
 from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
 from core.routing.problem import Problem, Window
-from core.routing.solve import solve_async
-from core.routing.sticky import sticky_plan
+from core.routing.solve import left_out_weight, solve_async
+from core.routing.sticky import StickyPlan, sticky_plan
 from core.routing.travel import Point, TravelProvider, haversine_m
 from core.services.plan_writes import lock, orders_of, version, write_routes
 from core.services.stops import delivery_eta, driver_names, first_name, ref_of
@@ -179,19 +179,7 @@ class Dispatcher:
         less: a solve cut short by its time limit can leave out or make late stops that the
         routes in force keep."""
         waiting = [s.id for s in world.problem.stops if order_of(s.id) in arriving]
-        loop = asyncio.get_running_loop()
-        sticky = await loop.run_in_executor(
-            self.executor,
-            lambda: sticky_plan(
-                world.problem,
-                world.sequences,
-                waiting=waiting,
-                locked=world.locked,
-                min_saving=BIG,
-                min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
-                placing_only=True,
-            ),
-        )
+        sticky = await self.sticky(world, waiting, BIG, placing_only=True)
         one_by_one = evaluate(world.problem, sticky.sequences, sticky.unplaced, engine="insertion")
 
         def rank(checked: tuple[Plan, list]) -> tuple[int, int]:
@@ -199,8 +187,7 @@ class Dispatcher:
             plan leaves out stays with its driver, late), then cost."""
             plan, violations = checked
             late = {v.stop for v in violations}
-            left_out = sum(1 + world.problem.stop_by_id[s].priority for s in plan.unassigned)
-            return len(late) + left_out, plan.cost
+            return len(late) + left_out_weight(world.problem, plan), plan.cost
 
         batch = evaluate(world.problem, solved.sequences, solved.unassigned, engine=solved.engine)
         if rank(one_by_one) < rank(batch):
@@ -208,6 +195,24 @@ class Dispatcher:
                      rank(one_by_one), rank(batch))  # fmt: skip
             return one_by_one[0]
         return solved
+
+    async def sticky(
+        self, world: World, waiting: list[str], min_saving: int, *, placing_only: bool = False
+    ) -> StickyPlan:
+        """The sticky re-plan (`core.routing.sticky`) of this world, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor,
+            lambda: sticky_plan(
+                world.problem,
+                world.sequences,
+                waiting=waiting,
+                locked=world.locked,
+                min_saving=min_saving,
+                min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
+                placing_only=placing_only,
+            ),
+        )
 
     async def insert_order(self, order_id: int, actor: Actor, *, note: bool = True) -> Insertion:
         """Put a new order at its cheapest feasible place among the drivers on shift. `note`:

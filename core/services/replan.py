@@ -20,7 +20,6 @@ it twice; the order events of the change send the drivers nothing else. With not
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -33,12 +32,11 @@ from core.lifecycle import Actor
 from core.models import Driver
 from core.notifications import ROUTE_MESSAGE, Notice
 from core.routing.check import simulate
-from core.routing.sticky import RouteChange, StickyPlan, changes, sticky_plan
+from core.routing.sticky import RouteChange, changes
 from core.services.dispatch import Dispatcher
 from core.services.plan_writes import lock, orders_of, write_routes
 from core.services.stops import ref_of
 from core.services.world import (
-    REORDER_MIN_MINUTES,
     WAITING,
     World,
     delivery_id,
@@ -78,18 +76,7 @@ async def reoptimize(
         for stop in (pickup_id(order_id), delivery_id(order_id))
         if stop in world.problem.stop_by_id
     ]
-    loop = asyncio.get_running_loop()
-    plan: StickyPlan = await loop.run_in_executor(
-        dispatcher.executor,
-        lambda: sticky_plan(
-            world.problem,
-            world.sequences,
-            waiting=waiting,
-            locked=world.locked,
-            min_saving=world.cost_of_minutes(min_saving_minutes),
-            min_reorder=world.cost_of_minutes(REORDER_MIN_MINUTES),
-        ),
-    )
+    plan = await dispatcher.sticky(world, waiting, world.cost_of_minutes(min_saving_minutes))
     report = ReplanReport(unplaced={order_of(s): why for s, why in plan.unplaced.items()})
     before = {v: list(world.sequences.get(v, [])) for v in plan.sequences}
     changed = {v: stops for v, stops in plan.sequences.items() if stops != before[v]}
