@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 from sqlmodel import col, select
 
+from core.clock import system_clock
 from core.db import Database
 from core.models import (
     Customer,
@@ -262,7 +263,11 @@ async def test_a_row_names_its_file_under_the_data_dir_or_is_not_sent(db: Databa
                     idempotency_key=f"files:{key}",
                 )
             )
-    async with running_bot(db, tmp_path, app={"data_dir": data}) as bot:
+    # Tomorrow morning, after these rows were stamped: from 20:00 to 4 h after it (on the wall
+    # clock, with no clock given) the daily report job ran at start and the owner got that
+    # day's report besides these rows.
+    morning = (system_clock() + timedelta(days=1)).replace(hour=9, minute=0)
+    async with running_bot(db, tmp_path, app={"data_dir": data}, clock=lambda: morning) as bot:
         settled = {r.idempotency_key: r for r in await bot.outbox_settled()}
         sent = bot.fake.sent_to(OWNER)
     assert [(c.method, c.file_names.get("document")) for c in sent] == [
