@@ -96,6 +96,11 @@ async def running(
         async with httpx.AsyncClient() as client:
             await asyncio.gather(*(wait_healthy(each, client) for each in instances))
         yield instances
+    except BaseException:  # what each instance logged goes with the failure
+        for each in instances:
+            print(f"----- {each.name}{' (killed)' if each.killed else ''} -----")
+            print(each.output()[-30_000:])
+        raise
     finally:
         await asyncio.gather(*(asyncio.to_thread(stop, each) for each in instances))
     for each in instances:

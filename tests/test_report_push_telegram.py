@@ -212,7 +212,11 @@ async def test_at_the_configured_time_the_owner_gets_text_chart_and_csv(
 async def test_owners_switch_reports_off_and_on_in_chat(db: Database, tmp_path: Path):
     owner, _ = await add_person(db, OWNER, "Olga Owner", [Role.OWNER])
     dispatcher, _ = await add_person(db, DISPATCHER, "Dora Dispatcher", [Role.DISPATCHER])
-    async with running_bot(db, tmp_path, dispatch={"mode": "manual"}) as bot:
+    # the default report time, on a morning clock: the report itself is not due meanwhile
+    morning = system_clock().replace(hour=10, minute=0)
+    async with running_bot(
+        db, tmp_path, dispatch={"mode": "manual"}, reports={}, clock=lambda: morning
+    ) as bot:
         await bot.send(tu.command(owner, "/reports"))
         assert bot.last(OWNER).text == (
             "You get the day's report every day at 20:00 (on Mondays the last week's too). "
