@@ -30,14 +30,14 @@ import numpy as np
 from sqlmodel import col, func, select
 
 from bench.common import databases, percentile, write_json
+from core.bootstrap import Services
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.lifecycle import SYSTEM, Window
 from core.migrations import upgrade
 from core.models import Driver, Member, MemberRole, Order, OrderStatus, Role, ShiftState
-from core.services.hub import Services
-from core.services.orders import OrderDraft, add_order, add_orders
+from core.orders.lifecycle import SYSTEM, Window
+from core.orders.orders import OrderDraft, add_order, add_orders
 
 CENTER = (52.52, 13.405)
 PLACED = (OrderStatus.ASSIGNED, OrderStatus.OUT_FOR_DELIVERY)  # her first stop starts itself

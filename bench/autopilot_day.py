@@ -56,7 +56,10 @@ from bench.dispatch import DAY_START, HOUR, build_day, city_points, naive
 from bench.known_day import known_day, line, measure
 from core.config import Settings
 from core.db import Database
-from core.lifecycle import SYSTEM
+from core.drivers import shifts
+from core.drivers.stops import OPEN, route_of
+from core.drivers.tracking import Fix
+from core.merchants.apikeys import create_key
 from core.migrations import upgrade
 from core.models import (
     Depot,
@@ -71,13 +74,10 @@ from core.models import (
 )
 from core.models.enums import StopKind
 from core.models.routes import open_stop
+from core.orders.lifecycle import SYSTEM
 from core.routing.check import evaluate
 from core.routing.problem import Problem
 from core.routing.solve import solve
-from core.services import shifts
-from core.services.apikeys import create_key
-from core.services.stops import OPEN, route_of
-from core.services.tracking import Fix
 from web.app import create_app
 
 RESULTS = Path(__file__).parent / "results" / "autopilot-day.json"

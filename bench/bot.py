@@ -50,12 +50,12 @@ from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
 from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
-from core import outbox
 from core.db import Database
 from core.migrations import upgrade
 from core.models import Driver, LocationPing, Member, OutboxMessage, OutboxStatus, Role, ShiftState
-from core.notifications import Notice
-from core.services import members
+from core.notify import outbox
+from core.notify.notifications import Notice
+from core.people import members
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_updates import location, user
 
@@ -343,7 +343,7 @@ SPY_FRAMES = {  # label → the frame (function and file) whose stacks it counts
     "Dispatcher.feed_update": "Dispatcher.feed_update (aiogram/",
     "Identify → identify": "identify (core/people/identities.py)",
     "driver flow: _location": "_location (core/conversations/driver.py)",
-    "tracking.record": "record (core/services/tracking.py)",
+    "tracking.record": "record (core/drivers/tracking.py)",
     "pool pre-ping (PostgreSQL)": "AsyncAdapt_asyncpg_connection._async_ping (sqlalchemy/",
     "socket writes (asyncio transport)": "_SelectorSocketTransport.write (asyncio/",
 }
@@ -534,10 +534,10 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
     from aiogram.types import Update
 
     from bot.telegram.app import TelegramChannel
+    from core.bootstrap import Services
     from core.config import Settings
+    from core.drivers import tracking
     from core.people.identities import Person, identify, telegram_chat
-    from core.services import tracking
-    from core.services.hub import Services
 
     await seed_drivers(url, args.drivers)
     warmup, stream = build_updates(args.drivers, args.updates)
@@ -630,8 +630,8 @@ async def measure_notify(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from aiogram.client.telegram import TelegramAPIServer
 
     from bot.telegram.sender import Sender
+    from core.bootstrap import Services
     from core.config import Settings
-    from core.services.hub import Services
 
     await upgrade(url)
     db = Database(url)

@@ -40,6 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.dispatch import HOUR, RUSH, build_day
+from core.geo.traffic import parse_factors
 from core.routing import cost
 from core.routing.check import evaluate
 from core.routing.engines import pyvrp as pyvrp_engine
@@ -47,7 +48,6 @@ from core.routing.plan import Plan
 from core.routing.problem import Breaks, Objective, Problem, Traffic
 from core.routing.solve import solve
 from core.routing.timing import for_engine
-from core.traffic import parse_factors
 
 PER_HOUR, PER_KM = 20.0, 0.30
 BREAKS = Breaks(after=int(4.5 * HOUR), length=30 * 60)

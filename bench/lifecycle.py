@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import scratch_postgres
-from core import outbox
 from core.config import normalize_database_url
 from core.db import Database
-from core.lifecycle import SYSTEM, Change, Window
 from core.migrations import upgrade
 from core.models import Channel, Driver, Member, MemberRole, OrderStatus, ProofKind, Role
-from core.services import orders
-from core.services.imports import import_orders
-from core.services.orders import OrderDraft
+from core.notify import outbox
+from core.orders import orders
+from core.orders.imports import import_orders
+from core.orders.lifecycle import SYSTEM, Change, Window
+from core.orders.orders import OrderDraft
 
 S = OrderStatus
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

@@ -49,8 +49,8 @@ from core.models import (
     Route,
     Shift,
 )
-from core.services import report_rows, reports
-from core.services.metrics import compute
+from core.reports import report_rows, reports
+from core.reports.metrics import compute
 
 S = OrderStatus
 ZONE = ZoneInfo("Europe/Berlin")

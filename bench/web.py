@@ -20,7 +20,7 @@ connections: with aiohttp from this process and/or with wrk (a Lua script picks 
 
 `sse` opens `--sse-orders` × `--sse-pages` SSE streams on /t/{token}/events (all orders of the
 SSE driver), waits for every initial `data:` event, then writes ONE position of that driver with
-`core.services.tracking.record` from this process (the database is the bus, as in production) and
+`core.drivers.tracking.record` from this process (the database is the bus, as in production) and
 measures, per stream, the time from the write's commit to the next `data:` event showing the new
 position. `--rounds` times.
 
@@ -57,11 +57,13 @@ from sqlmodel import select
 from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM, Change
+from core.drivers import tracking
 from core.migrations import upgrade
 from core.models import Driver, Member, OrderStatus, Role
-from core.services import members, orders, tracking
-from core.services.orders import OrderDraft
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Change
+from core.orders.orders import OrderDraft
+from core.people import members
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = "APP DATABASE REDIS TELEGRAM WHATSAPP OSRM ROUTING GEOCODING ORDERS TRACKING"
@@ -265,13 +267,13 @@ SPY_FRAMES = {  # label → a frame (function and file) whose stacks it counts
     "starlette/fastapi routing+middleware": "(starlette/",
     "route tracking_json": "tracking_json (web/routes/tracking.py)",
     "SSE stream()": "stream (web/routes/tracking.py)",
-    "live.Views._read (batched view reads)": "_read (core/services/live.py)",
-    "public.read_views (one statement)": "read_views (core/services/public.py)",
-    "LiveFeed.changes": "changes (core/services/live.py)",
+    "live.Views._read (batched view reads)": "_read (core/tracking/live.py)",
+    "public.read_views (one statement)": "read_views (core/tracking/public.py)",
+    "LiveFeed.changes": "changes (core/tracking/live.py)",
     "SQLAlchemy ORM (sessions, loading)": "(sqlalchemy/orm/",
     "SQLAlchemy SQL compile": "compile (sqlalchemy/",
     "aiosqlite / asyncpg await": "(aiosqlite/",
-    "TrackingView.body (JSON encoding)": "body (core/services/public.py)",
+    "TrackingView.body (JSON encoding)": "body (core/tracking/public.py)",
 }
 
 

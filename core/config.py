@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from core.traffic import parse_factors
+from core.geo.traffic import parse_factors
 from core.validation import describe
 
 
@@ -227,7 +227,7 @@ class NotifySettings(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        from core.quiet_hours import QuietHours
+        from core.notify.quiet_hours import QuietHours
 
         QuietHours.parse(value, "UTC")  # raises ValueError with a readable message
         return value

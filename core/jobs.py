@@ -2,15 +2,15 @@
 
 What runs on its own:
 - `tracking.stale_locations`, every minute: drivers on shift whose position went stale are asked
-  to share again, and dispatchers told (core.services.tracking.Tracker.check_stale).
+  to share again, and dispatchers told (core.drivers.tracking.Tracker.check_stale).
 - `dispatch.plan_day` (daily at DISPATCH_PLAN_AT, local) and `dispatch.reoptimize` (every
   DISPATCH_REOPTIMIZE_MINUTES, none when 0), only when DISPATCH_MODE=auto: `dispatch_jobs`
   builds them from the callables that plan and re-plan (the composition root passes them).
 - `reports.daily` (daily at REPORTS_DAILY_AT, local) pushes the day's report to every owner who
   has not switched reports off, and `reports.weekly` (Mondays at the same time) the previous
-  Monday–Sunday week's (core.services.report_push), after that day's report (which it queues
+  Monday–Sunday week's (core.reports.report_push), after that day's report (which it queues
   itself if the daily job has not yet). Both run up to REPORT_GRACE late.
-- `alerts.check`, every minute: exception alerts to dispatchers (core.services.alerts).
+- `alerts.check`, every minute: exception alerts to dispatchers (core.notify.alerts).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from core.bootstrap import Services
 from core.config import Settings
+from core.reports import report_push, reports
 from core.scheduler import Job, daily, every, weekly
-from core.services import report_push, reports
-from core.services.hub import Services
 
 log = logging.getLogger(__name__)
 STALE_CHECK = timedelta(minutes=1)

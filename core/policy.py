@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
 from core.db import Database
-from core.quiet_hours import QuietHours
+from core.notify.quiet_hours import QuietHours
 
 SESSION_KEY = "lastmile_policy"
 

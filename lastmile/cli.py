@@ -14,14 +14,15 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from core import webhooks
 from core.config import Settings, SettingsProblem, load_settings
 from core.db import Database
 from core.errors import DomainError
-from core.lifecycle import Actor
+from core.merchants import apikeys, webhooks
 from core.migrations import pending, upgrade
 from core.models import Role
-from core.services import apikeys, imports, invites
+from core.orders import imports
+from core.orders.lifecycle import Actor
+from core.people import invites
 from core.texts import t
 
 T = TypeVar("T")
@@ -272,9 +273,9 @@ def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) ->
 )
 def jobs(runs: int) -> None:
     """The scheduled jobs, their next fire time and their last runs."""
+    from core.bootstrap import Services
     from core.jobs import service_jobs
     from core.scheduler import local, next_fire, recent_runs, state_of
-    from core.services.hub import Services
 
     config = settings()
     zone = config.app.timezone
@@ -364,7 +365,7 @@ def report(day: str | None, week: str | None, out: Path) -> None:
     from zoneinfo import ZoneInfo
 
     from core.clock import Clock, system_clock
-    from core.services import reports
+    from core.reports import reports
 
     config = settings()
     clock: Clock = system_clock  # the command's composition root: the wall clock

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlmodel import func, select
 
 from core.db import Database
-from core.lifecycle import SYSTEM, Actor, Change, Window
 from core.models import (
     Customer,
     Driver,
@@ -22,8 +21,9 @@ from core.models import (
     ProofKind,
     Role,
 )
-from core.services import orders
-from core.services.orders import OrderDraft
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Actor, Change, Window
+from core.orders.orders import OrderDraft
 
 S = OrderStatus
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

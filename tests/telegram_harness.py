@@ -20,7 +20,7 @@ from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
 from core.models import Member, MemberRole, OutboxMessage, OutboxStatus, Placement, Role
-from core.services.members import grant
+from core.people.members import grant
 from tests.conftest import free_port, serve
 from tests.fakes import telegram_updates as tu
 from tests.fakes.nominatim import FakeNominatim

@@ -1,4 +1,4 @@
-"""Exception alerts to dispatchers (core.services.alerts) on a real database with a fake clock:
+"""Exception alerts to dispatchers (core.notify.alerts) on a real database with a fake clock:
 each condition is told once, cleared when it clears, and told again when it comes back."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlmodel import col, select
 from core.config import AlertsSettings, Settings
 from core.db import Database
 from core.models import Driver, JobRun, OpenAlert, OrderStatus, OutboxMessage, Role, ShiftState
-from core.services.alerts import IDLE, UNASSIGNED, Alerts
-from core.services.messages import render
+from core.notify.alerts import IDLE, UNASSIGNED, Alerts
+from core.notify.messages import render
 from tests.factories import DAY, add_driver, add_member, move, new_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot
@@ -170,7 +170,7 @@ async def test_the_alert_reaches_dispatchers_in_telegram_with_an_assign_button(
 
 
 async def test_an_unreachable_chat_is_told_once_per_spell(db: Database, tmp_path: Path):
-    """(The third alert exists in core.services.members.chat_unreachable.) Blocked: told once,
+    """(The third alert exists in core.people.members.chat_unreachable.) Blocked: told once,
     however many messages fail; the person writes again: cleared; blocked again: told again."""
     kim, _ = await add_person(db, 930, "Kim", [Role.CUSTOMER])
     await add_person(db, 931, "Boss", [Role.DISPATCHER])

@@ -16,8 +16,8 @@ from sqlmodel import select
 from core.clock import system_clock
 from core.config import Settings, normalize_database_url
 from core.db import Database
+from core.merchants import apikeys
 from core.models import ApiKey, Customer, Order, OrderStatus
-from core.services import apikeys
 from tests.conftest import POSTGRES_URL, scratch_postgres, serve, sqlite_url
 from tests.factories import add_driver, count, move, new_order
 from tests.test_settings import lastmile

@@ -12,8 +12,8 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Customer, Order, OutboxMessage
+from core.people import members
 from core.people.identities import Person, telegram_chat
-from core.services import members
 from tests.factories import count
 from tests.test_api import ORDER
 from tests.test_api import api as api  # the fixture

@@ -26,8 +26,8 @@ from schemathesis.checks import (
 
 from core.config import Settings
 from core.db import Database
+from core.merchants import apikeys
 from core.models import OrderStatus
-from core.services import apikeys
 from tests.conftest import free_port, serve, sqlite_url
 from tests.factories import add_driver, move, new_order
 from web.app import create_app

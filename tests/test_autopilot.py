@@ -12,14 +12,15 @@ from sqlmodel import col, select
 
 from core.config import Settings
 from core.db import Database
-from core.lifecycle import SYSTEM, Change, Window
+from core.dispatch.autopilot import Autopilot
+from core.dispatch.dispatch import Dispatcher
+from core.drivers import shifts
+from core.drivers.stops import Stops
 from core.models import Driver, Order, OrderEvent, OrderStatus, OutboxMessage, Placement, Role
+from core.orders import imports, orders
+from core.orders.lifecycle import SYSTEM, Change, Window
+from core.orders.orders import OrderDraft
 from core.routing.travel import StraightLine
-from core.services import imports, orders, shifts
-from core.services.autopilot import Autopilot
-from core.services.dispatch import Dispatcher
-from core.services.orders import OrderDraft
-from core.services.stops import Stops
 from tests.factories import add_member, move
 from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at
 

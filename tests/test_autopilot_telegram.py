@@ -18,10 +18,10 @@ from sqlmodel import select
 
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM
+from core.merchants import apikeys
 from core.models import Customer, Driver, Order, OrderStatus, Role
-from core.services import apikeys
-from core.services.orders import OrderDraft, create_order
+from core.orders.lifecycle import SYSTEM
+from core.orders.orders import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import Bot, add_person, running_bot
 

@@ -11,10 +11,11 @@ import pytest
 from sqlmodel import col, select
 
 from core.db import Database
-from core.lifecycle import SYSTEM
 from core.models import Customer, Member, Order, OrderEvent, OrderStatus, Role
-from core.services import imports, invites
-from core.services.orders import OrderDraft
+from core.orders import imports
+from core.orders.lifecycle import SYSTEM
+from core.orders.orders import OrderDraft
+from core.people import invites
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot
 from tests.test_telegram_driver import assign, driver_of, new_order, status

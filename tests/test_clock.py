@@ -16,9 +16,9 @@ from sqlmodel import col, select
 from core.clock import FixedClock, SimClock, system_clock
 from core.config import Settings
 from core.db import Database
+from core.merchants import apikeys
 from core.models import Customer, Order, OrderEvent, OutboxMessage, Role, WebhookDelivery
 from core.scheduler import Scheduler, every
-from core.services import apikeys
 from tests.conftest import serve
 from tests.factories import add_member, link_customer
 from web.app import create_app

@@ -16,7 +16,7 @@ from PIL import Image
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisDown
 
-from core import outbox
+from core.bootstrap import Services
 from core.config import Settings
 from core.conversations import (
     ChatRef,
@@ -33,13 +33,13 @@ from core.conversations import (
 from core.conversations.notices import action_buttons
 from core.conversations.state import DatabaseStates, RedisStates, Step
 from core.db import Database
-from core.lifecycle import SYSTEM, Change
 from core.models import Channel, Member, OrderStatus, OutboxStatus, ProofKind, Role
-from core.notifications import Notice
+from core.notify import outbox
+from core.notify.notifications import Notice
+from core.orders import orders as order_service
+from core.orders.lifecycle import SYSTEM, Change
 from core.people import identities
-from core.services import orders as order_service
-from core.services.hub import Services
-from core.services.members import grant
+from core.people.members import grant
 from core.texts import t
 from tests.factories import add_member, link_customer, new_order, snapshot
 

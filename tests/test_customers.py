@@ -16,14 +16,15 @@ from sqlmodel import select
 
 from core.config import normalize_database_url
 from core.db import Database
-from core.lifecycle import SYSTEM
+from core.merchants import apikeys
 from core.migrations import upgrade
 from core.models import Customer, Order
 from core.models.types import JSON, UTCDateTime
-from core.services import apikeys, orders
-from core.services.customers import find_or_add_customer
-from core.services.imports import import_orders
-from core.services.orders import OrderDraft
+from core.orders import orders
+from core.orders.imports import import_orders
+from core.orders.lifecycle import SYSTEM
+from core.orders.orders import OrderDraft
+from core.people.customers import find_or_add_customer
 from tests.conftest import BACKENDS, POSTGRES_URL, scratch_postgres, sqlite_url
 from tests.factories import count
 

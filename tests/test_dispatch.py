@@ -10,12 +10,12 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
-from core.lifecycle import SYSTEM, Actor, Window
+from core.dispatch.dispatch import Dispatcher
 from core.models import Depot, Driver, Order, OrderStatus, OutboxMessage, Role, RouteStop
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Actor, Window
+from core.orders.orders import OrderDraft
 from core.routing.travel import StraightLine
-from core.services import orders
-from core.services.dispatch import Dispatcher
-from core.services.orders import OrderDraft
 from tests.factories import add_driver, add_member, move
 
 S = OrderStatus

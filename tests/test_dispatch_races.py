@@ -18,12 +18,12 @@ from sqlmodel import col, select
 
 from core.config import RoutingSettings
 from core.db import Database
+from core.dispatch.dispatch import Dispatcher
+from core.drivers.stops import delivery_eta
 from core.errors import DomainError
-from core.lifecycle import Actor
 from core.models import Order, OrderEvent, Route, RouteStop, StopKind
+from core.orders.lifecycle import Actor
 from core.routing.travel import Matrix, Point, StraightLine
-from core.services.dispatch import Dispatcher
-from core.services.stops import delivery_eta
 from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at
 
 SOLVE_S = 0.5

@@ -14,14 +14,14 @@ from sqlmodel import select
 from core.config import GeocodingSettings
 from core.db import Database
 from core.errors import DomainError
-from core.models import GeocodeCacheEntry
-from core.services.geocoding import (
+from core.geo.geocoding import (
     MAX_LABEL_CHARS,
     Geocoder,
     Place,
     parse_pin,
     short_label,
 )
+from core.models import GeocodeCacheEntry
 from tests.conftest import serve
 from tests.fakes.nominatim import FakeNominatim
 
@@ -211,7 +211,7 @@ async def test_provider_503_is_unavailable_and_not_cached(
     geocoder = make_geocoder()
 
     with (
-        caplog.at_level(logging.WARNING, logger="core.services.geocoding"),
+        caplog.at_level(logging.WARNING, logger="core.geo.geocoding"),
         pytest.raises(DomainError) as error,
     ):
         await geocoder.search("Unter den Linden 10")

@@ -10,9 +10,9 @@ from sqlmodel import select
 from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
-from core.lifecycle import Actor
 from core.models import Customer, Order, OrderEvent, OrderKind, OrderWindow, StopKind
-from core.services.imports import decode, import_orders
+from core.orders.imports import decode, import_orders
+from core.orders.lifecycle import Actor
 from tests.conftest import FIXTURES
 from tests.factories import count
 

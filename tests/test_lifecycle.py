@@ -11,7 +11,6 @@ from sqlmodel import select
 from core.config import OrdersSettings
 from core.db import Database
 from core.errors import NotFound
-from core.lifecycle import SYSTEM, Actor, Change, TransitionRefused, Window
 from core.models import (
     AppendOnlyError,
     Order,
@@ -21,12 +20,13 @@ from core.models import (
     Proof,
     ProofKind,
 )
-from core.services import orders
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Actor, Change, TransitionRefused, Window
 from tests.factories import DAY, S, add_driver, change_for, move, new_order, snapshot
 
 ALL = list(OrderStatus)
 
-# Written out from the issue, independently of core.lifecycle.TRANSITIONS.
+# Written out from the issue, independently of core.orders.lifecycle.TRANSITIONS.
 EXPECTED_DELIVERY = {
     S.NEW: {S.ASSIGNED, S.CANCELLED},
     S.ASSIGNED: {S.ASSIGNED, S.NEW, S.OUT_FOR_DELIVERY, S.CANCELLED},

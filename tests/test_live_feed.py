@@ -13,12 +13,13 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database, is_sqlite
-from core.lifecycle import SYSTEM, Change
+from core.drivers import tracking
 from core.models import Driver, LocationPing, Member, OrderEvent, OrderStatus, Role
-from core.services import orders, tracking
-from core.services.live import LiveFeed
-from core.services.members import grant
-from core.services.orders import OrderDraft
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Change
+from core.orders.orders import OrderDraft
+from core.people.members import grant
+from core.tracking.live import LiveFeed
 
 S = OrderStatus
 

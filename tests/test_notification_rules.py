@@ -8,11 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
-from core import lifecycle, outbox
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.lifecycle import SYSTEM, Change, Window
 from core.models import (
     Channel,
     Customer,
@@ -22,12 +20,14 @@ from core.models import (
     OutboxStatus,
     Role,
 )
+from core.notify import outbox
+from core.notify.messages import render
+from core.notify.quiet_hours import QuietHours
+from core.orders import lifecycle, orders
+from core.orders.lifecycle import SYSTEM, Change, Window
+from core.orders.orders import OrderDraft
+from core.people.members import grant
 from core.policy import Policy
-from core.quiet_hours import QuietHours
-from core.services import orders
-from core.services.members import grant
-from core.services.messages import render
-from core.services.orders import OrderDraft
 
 S = orders.OrderStatus
 

@@ -13,8 +13,12 @@ from sqlmodel import select
 
 from core.config import RoutingSettings
 from core.db import Database
-from core.lifecycle import SYSTEM, Window
+from core.dispatch.dispatch import Dispatcher
+from core.dispatch.world import delivery_id
 from core.models import Order, OrderStatus, Route, RouteStop
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Window
+from core.orders.orders import OrderDraft
 from core.routing.check import check
 from core.routing.engines.pyvrp import odd_stops
 from core.routing.insert import cheapest_insertion
@@ -23,10 +27,6 @@ from core.routing.problem import ON_BOARD, Depot, Objective, Pair, Problem, Stop
 from core.routing.problem import Window as Span
 from core.routing.solve import solve, without
 from core.routing.travel import Point, StraightLine, haversine_m
-from core.services import orders
-from core.services.dispatch import Dispatcher
-from core.services.orders import OrderDraft
-from core.services.world import delivery_id
 from core.texts import t
 from tests.test_dispatch import DISPATCHER, NOW, driver_of, on_shift, order_at
 

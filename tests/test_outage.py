@@ -11,7 +11,7 @@ import pytest
 
 from core.config import Settings
 from core.db import Database
-from core.services import apikeys
+from core.merchants import apikeys
 from tests.conftest import POSTGRES_URL, serve
 from tests.fakes.tcp_proxy import Proxy, proxy_for
 from tests.test_api import ORDER

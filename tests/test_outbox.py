@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from core import leases, notifications, outbox
+from core import leases
 from core.clock import system_clock
 from core.db import Database, is_sqlite
 from core.errors import DomainError
-from core.lifecycle import Actor
 from core.models import (
     Channel,
     Customer,
@@ -24,8 +23,10 @@ from core.models import (
     OutboxStatus,
     Role,
 )
-from core.notifications import Notice
-from core.services import orders
+from core.notify import notifications, outbox
+from core.notify.notifications import Notice
+from core.orders import orders
+from core.orders.lifecycle import Actor
 from tests.factories import S, add_driver, add_member, count, link_customer, move, new_order
 
 

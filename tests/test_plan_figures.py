@@ -10,10 +10,10 @@ import pytest
 
 from core.config import Settings
 from core.db import Database
+from core.dispatch.dispatch import Dispatcher
+from core.dispatch.plan_figures import plan_figures
+from core.merchants import apikeys
 from core.routing.travel import StraightLine, TrafficProfile
-from core.services import apikeys
-from core.services.dispatch import Dispatcher
-from core.services.plan_figures import plan_figures
 from tests.conftest import serve
 from tests.test_dispatch import DISPATCHER, NOW, on_shift, order_at
 from web.app import create_app

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from core import webhooks
+from core.bootstrap import Services
 from core.config import Settings
 from core.db import Database
+from core.merchants import apikeys, webhooks
 from core.models import WebhookDelivery
-from core.services import apikeys
-from core.services.hub import Services
 from tests.factories import new_order
 
 

@@ -22,9 +22,10 @@ import pytest
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
+from core.drivers import proofs
+from core.merchants import apikeys
 from core.models import Driver, OrderStatus, Proof
-from core.services import apikeys, proofs
-from core.services.links import KEY_FILE, Signer
+from core.tracking.links import KEY_FILE, Signer
 from tests.conftest import free_port, serve
 from tests.factories import add_driver, move
 from tests.telegram_harness import jpeg

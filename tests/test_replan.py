@@ -9,6 +9,11 @@ import pytest
 from sqlmodel import col, select
 
 from core.db import Database
+from core.dispatch.plan_writes import lock, orders_of, write_routes
+from core.dispatch.replan import reoptimize
+from core.dispatch.world import delivery_id, order_of
+from core.drivers.loading import check_departure, load_route
+from core.drivers.tracking import Fix, Tracker
 from core.models import (
     Depot,
     Driver,
@@ -19,13 +24,8 @@ from core.models import (
     Route,
     RouteStop,
 )
+from core.notify.messages import route_change_lines
 from core.routing.check import evaluate, simulate
-from core.services.loading import check_departure, load_route
-from core.services.messages import route_change_lines
-from core.services.plan_writes import lock, orders_of, write_routes
-from core.services.replan import reoptimize
-from core.services.tracking import Fix, Tracker
-from core.services.world import delivery_id, order_of
 from core.texts import t
 from tests.factories import move
 from tests.telegram_harness import running_bot

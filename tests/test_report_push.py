@@ -1,4 +1,4 @@
-"""Reports pushed to owners by the scheduler (core.jobs.report_jobs, core.services.report_push)
+"""Reports pushed to owners by the scheduler (core.jobs.report_jobs, core.reports.report_push)
 on a real database with a fake clock: the day's report once at REPORTS_DAILY_AT (local), never
 again after a restart, once after a missed run within the grace, the last week's on Mondays,
 nothing for an owner who switched reports off."""
@@ -13,14 +13,14 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from core.bootstrap import Services
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.jobs import report_jobs
 from core.models import Member, OutboxMessage, OutboxStatus, Role
+from core.reports import report_push
 from core.scheduler import Scheduler
-from core.services import report_push
-from core.services.hub import Services
 from tests.factories import add_member
 
 BERLIN = ZoneInfo("Europe/Berlin")

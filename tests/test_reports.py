@@ -21,9 +21,9 @@ from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.models import Order, OrderEvent, OrderStatus, Role
+from core.reports import report_rows, reports
+from core.reports.metrics import compared, compute
 from core.routing.travel import EARTH_RADIUS_M
-from core.services import report_rows, reports
-from core.services.metrics import compared, compute
 from tests.fakes import telegram_updates as tu
 from tests.report_day import BERLIN, DAY, at, write_day
 from tests.telegram_harness import add_person, running_bot

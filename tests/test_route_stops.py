@@ -13,11 +13,11 @@ from alembic.script import ScriptDirectory
 from sqlmodel import col, select
 
 from core.db import Database
-from core.lifecycle import Actor, Change, Window
+from core.drivers.stops import Stops, delivery_eta
 from core.migrations import alembic_config
 from core.models import Order, OrderStatus, Route, RouteStop
-from core.services import orders
-from core.services.stops import Stops, delivery_eta
+from core.orders import orders
+from core.orders.lifecycle import Actor, Change, Window
 from tests.factories import move
 from tests.test_dispatch import EAST, NOW, WEST, dispatcher, near, on_shift, order_at
 

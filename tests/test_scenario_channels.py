@@ -17,7 +17,7 @@ from bot.sandbox.channel import photo_upload
 from core.conversations.events import Command, Location, Press, Text
 from core.db import Database
 from core.models import Customer, Member, Order, OrderStatus, Proof, Role
-from core.services.members import grant
+from core.people.members import grant
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import Bot, add_person, jpeg, running_bot
 

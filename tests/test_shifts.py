@@ -10,7 +10,9 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM, Actor
+from core.dispatch.dispatch import Dispatcher
+from core.drivers.loading import load_route
+from core.drivers.shifts import ShiftEnd, end_shift, start_shift
 from core.models import (
     Driver,
     Order,
@@ -22,11 +24,9 @@ from core.models import (
     ShiftState,
     open_stop,
 )
+from core.orders.lifecycle import SYSTEM, Actor
+from core.orders.orders import OrderDraft, create_order
 from core.routing.travel import StraightLine
-from core.services.dispatch import Dispatcher
-from core.services.loading import load_route
-from core.services.orders import OrderDraft, create_order
-from core.services.shifts import ShiftEnd, end_shift, start_shift
 from tests.factories import add_driver, add_member, move, snapshot
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot

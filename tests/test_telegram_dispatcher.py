@@ -10,7 +10,6 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM, Change
 from core.models import (
     Driver,
     Invite,
@@ -24,8 +23,9 @@ from core.models import (
     ShiftState,
     open_stop,
 )
-from core.services import orders as order_service
-from core.services.orders import OrderDraft, create_order
+from core.orders import orders as order_service
+from core.orders.lifecycle import SYSTEM, Change
+from core.orders.orders import OrderDraft, create_order
 from tests.conftest import FIXTURES
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot

@@ -13,7 +13,6 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM, Actor, Change
 from core.models import (
     Driver,
     LocationPing,
@@ -25,8 +24,9 @@ from core.models import (
     Role,
     ShiftState,
 )
-from core.services import orders as order_service
-from core.services.orders import OrderDraft, create_order
+from core.orders import orders as order_service
+from core.orders.lifecycle import SYSTEM, Actor, Change
+from core.orders.orders import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, jpeg, running_bot
 
@@ -269,7 +269,7 @@ async def test_customer_messages_are_held_back_when_the_driver_undoes(db: Databa
     await link(db, order, fay.id)
     await assign(db, order.id, driver.id)
     services_actor = Actor.member(member.id)
-    from core.services.stops import Stops
+    from core.drivers.stops import Stops
 
     stops = Stops(db)
     await stops.arrive(driver.id, order.id, services_actor)

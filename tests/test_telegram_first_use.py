@@ -13,11 +13,11 @@ from sqlmodel import select
 from core.clock import system_clock
 from core.conversations.buttons import Act
 from core.db import Database
-from core.lifecycle import SYSTEM, Actor, Change, Window
+from core.drivers.stops import Stops
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role
-from core.services import orders as order_service
-from core.services.orders import OrderDraft, create_order
-from core.services.stops import Stops
+from core.orders import orders as order_service
+from core.orders.lifecycle import SYSTEM, Actor, Change, Window
+from core.orders.orders import OrderDraft, create_order
 from core.texts import CATALOGS
 from tests.conftest import ROOT
 from tests.fakes import telegram_updates as tu

@@ -16,10 +16,10 @@ from sqlmodel import select
 
 from core.clock import system_clock
 from core.db import Database
-from core.lifecycle import SYSTEM
 from core.models import Customer, Invite, Member, Role
-from core.services import invites
-from core.services.orders import OrderDraft, create_order
+from core.orders.lifecycle import SYSTEM
+from core.orders.orders import OrderDraft, create_order
+from core.people import invites
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import SECRET, add_person, roles_of, running_bot
 

@@ -13,12 +13,12 @@ from aiogram.client.telegram import TelegramAPIServer
 from sqlmodel import col, select
 
 from bot.telegram.sender import Sender
-from core import outbox
+from core.bootstrap import Services
 from core.config import Settings
 from core.db import Database
 from core.models import Member, OutboxMessage, OutboxStatus, Role
-from core.notifications import Notice
-from core.services.hub import Services
+from core.notify import outbox
+from core.notify.notifications import Notice
 from tests.fakes.telegram_api import FakeTelegram
 from tests.telegram_harness import add_person
 

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime
 import pytest
 
 from core.conversations.commands import COMMANDS
+from core.drivers.stops import FAIL_REASONS
+from core.merchants.webhooks import EVENT_TYPES
 from core.models import OrderStatus, ProofKind, Role
-from core.services import public
-from core.services.customers import asks_where
-from core.services.stops import FAIL_REASONS
+from core.people.customers import asks_where
 from core.texts import (
     CATALOGS,
     CUSTOMER_KEYS,
@@ -26,7 +26,7 @@ from core.texts import (
     staff_language,
     t,
 )
-from core.webhooks import EVENT_TYPES
+from core.tracking import public
 from tests.conftest import ROOT
 
 ENGLISH = CATALOGS[DEFAULT_LANGUAGE]

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
+from core.bootstrap import Services
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.lifecycle import SYSTEM, Change, Window
+from core.drivers.tracking import Fix
 from core.models import (
     Customer,
     Driver,
@@ -19,11 +20,10 @@ from core.models import (
     Role,
     ShiftState,
 )
-from core.services import orders
-from core.services.hub import Services
-from core.services.members import grant
-from core.services.orders import OrderDraft
-from core.services.tracking import Fix
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Change, Window
+from core.orders.orders import OrderDraft
+from core.people.members import grant
 
 S = OrderStatus
 

@@ -18,14 +18,15 @@ from sqlmodel import select
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
+from core.drivers import tracking
 from core.errors import NotFound
-from core.lifecycle import SYSTEM, Change
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role, ShiftState
-from core.services import orders, tracking
-from core.services.live import Views
-from core.services.members import grant
-from core.services.orders import OrderDraft
-from core.services.public import Expired
+from core.orders import orders
+from core.orders.lifecycle import SYSTEM, Change
+from core.orders.orders import OrderDraft
+from core.people.members import grant
+from core.tracking.live import Views
+from core.tracking.public import Expired
 from tests.conftest import serve
 
 S = OrderStatus
@@ -373,7 +374,7 @@ async def test_without_the_map_library_the_page_still_shows_status_and_eta(
 
 
 async def test_the_proof_photo_is_served_only_once_delivered(db: Database, tmp_path: Path):
-    from core.services import proofs
+    from core.drivers import proofs
     from tests.telegram_harness import jpeg
 
     mine, driver, _ = await day(db)

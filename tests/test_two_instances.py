@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from core import outbox
 from core.db import Database
+from core.merchants import apikeys
 from core.models import Member, OutboxMessage, OutboxStatus, Role, WebhookDelivery
-from core.notifications import Notice
-from core.services import apikeys
+from core.notify import outbox
+from core.notify.notifications import Notice
 from tests.conftest import serve
 from tests.fakes.telegram_api import FakeTelegram
 from tests.instances import running

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import event
 
 from core.db import Database
+from core.merchants import apikeys
 from core.models import Order
-from core.services import apikeys
 from tests.factories import count
 from tests.telegram_harness import SECRET, running_bot
 from tests.test_api import ORDER

@@ -11,15 +11,15 @@ import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from core.bootstrap import Services
 from core.channels import channel_states
 from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.jobs import service_jobs
+from core.merchants.webhook_sender import WebhookSender
 from core.scheduler import Scheduler
-from core.services.hub import Services
-from core.services.live import LiveFeed
-from core.services.webhook_sender import WebhookSender
+from core.tracking.live import LiveFeed
 from web import errors, limits
 from web.routes import api, health, home, proofs, sandbox, tracking, webhooks
 

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 from bot.sandbox.chats import Chats, Participant, Shown, ShownFile
 from bot.sandbox.sender import SandboxSender
+from core.bootstrap import Services
 from core.conversations.events import Command, Contact, Event, Location, Press, Text, Upload
 from core.conversations.replies import Reply
 from core.errors import DomainError
 from core.models import Channel
 from core.people.identities import ChatRef, Person, attach
-from core.services.hub import Services
 
 KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 

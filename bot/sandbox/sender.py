@@ -1,6 +1,6 @@
 """Delivers the outbox rows of sandbox chats: claimed, leased and marked exactly as the Telegram
-sender does (core.outbox, core.leases), rendered once by the core (`render_notice`) and added to
-the recipient's chat. No rate limits: the chats are in this process.
+sender does (core.notify.outbox, core.leases), rendered once by the core (`render_notice`) and
+added to the recipient's chat. No rate limits: the chats are in this process.
 
 A row whose recipient has no sandbox chat in this process (the service restarted since she
 joined: chats live in memory) is marked failed for good, with that reason."""
@@ -11,11 +11,11 @@ import asyncio
 import logging
 
 from bot.sandbox.chats import Chats
-from core import outbox
+from core.bootstrap import Services
 from core.conversations import render_notice
 from core.leases import Leases
 from core.models import Channel, OutboxMessage
-from core.services.hub import Services
+from core.notify import outbox
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.2

@@ -26,8 +26,8 @@ from bot.telegram.resend import Resend
 from bot.telegram.routers import common, core
 from bot.telegram.sender import Holds, Sender
 from bot.telegram.updates import process_once, update_log
+from core.bootstrap import Services
 from core.models import Channel, Role
-from core.services.hub import Services
 from core.texts import catalog_language, t
 
 log = logging.getLogger(__name__)

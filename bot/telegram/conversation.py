@@ -25,6 +25,7 @@ from aiogram.types import (
     User,
 )
 
+from core.bootstrap import Services
 from core.conversations import (
     ChatRef,
     Command,
@@ -36,10 +37,9 @@ from core.conversations import (
     Text,
     Upload,
 )
+from core.notify.messages import stored
+from core.people import invites
 from core.people.identities import Identity, telegram_chat
-from core.services import invites
-from core.services.hub import Services
-from core.services.messages import stored
 from core.texts import t
 
 log = logging.getLogger(__name__)

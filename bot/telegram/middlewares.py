@@ -12,10 +12,10 @@ from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
+from core.bootstrap import Services
 from core.db import unavailable
 from core.errors import DomainError
 from core.people.identities import Person, telegram_chat
-from core.services.hub import Services
 from core.texts import t
 
 log = logging.getLogger(__name__)

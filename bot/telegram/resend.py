@@ -32,8 +32,8 @@ from aiogram.types import Chat, Message
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.telegram.sender import Holds, sleep_until
-from core import outbox
 from core.db import Database
+from core.notify import outbox
 
 log = logging.getLogger(__name__)
 BACKOFF = BackoffConfig(min_delay=0.5, max_delay=8.0, factor=2.0, jitter=0.1)

@@ -3,7 +3,7 @@
 - at most TELEGRAM_RATE_PER_S messages a second overall and TELEGRAM_CHAT_RATE_PER_S per chat;
 - 429: everything waits `retry_after`, the message is tried again and the wait is not counted
   as a failed attempt;
-- network and server errors: retried with backoff (core.outbox);
+- network and server errors: retried with backoff (core.notify.outbox);
 - a row may carry a file it names under APP_DATA_DIR: a photo (sent with its text as caption)
   or a document (sendDocument); a document that is not there fails the row for good;
 - 403 (bot blocked) or a chat that no longer exists: the message is dead, the member's Telegram
@@ -36,13 +36,13 @@ from aiogram.exceptions import (
 from aiogram.methods import SendMessage
 
 from bot.telegram.conversation import MissingFile, show
-from core import outbox
+from core.bootstrap import Services
 from core.conversations.notices import notice_reply
 from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
-from core.services.hub import Services
-from core.services.members import chat_unreachable
-from core.services.messages import Rendered, render, stored
+from core.notify import outbox
+from core.notify.messages import Rendered, render, stored
+from core.people.members import chat_unreachable
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.5

@@ -26,7 +26,7 @@ from core.conversations.replies import Button, Choices, Link, OutFile, Reply
 from core.conversations.turn import Send
 
 if TYPE_CHECKING:
-    from core.services.hub import Services
+    from core.bootstrap import Services
 
 __all__ = [
     "Button",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from core.lifecycle import Window
+from core.orders.lifecycle import Window
 from core.validation import MAX_ID
 
 MAX_BYTES = 64
@@ -35,7 +35,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Act(Data):
-    """An action carried by a notification (see core.notifications)."""
+    """An action carried by a notification (see core.notify.notifications)."""
 
     prefix = "a"
     name: str

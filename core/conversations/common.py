@@ -8,9 +8,9 @@ from core.conversations.engine import Flow
 from core.conversations.events import Command, Event
 from core.conversations.turn import Turn
 from core.conversations.wording import status_line
-from core.services import customers, members
-from core.services.members import help_text
-from core.services.stops import ref_of
+from core.drivers.stops import ref_of
+from core.people import customers, members
+from core.people.members import help_text
 from core.texts import t
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from core.conversations.events import Event, Press, Text
 from core.conversations.turn import Turn
 from core.conversations.wording import slot_choices, status_line, window
 from core.models import Role
-from core.services import customers
+from core.people import customers
 from core.texts import t
 
 INSTRUCTIONS = "instructions.text"

@@ -8,9 +8,11 @@ from core.conversations.events import Command, Event, Press
 from core.conversations.replies import Button, Choices
 from core.conversations.turn import Turn
 from core.conversations.wording import slot_choices, when, window
-from core.lifecycle import Change, Window
+from core.dispatch import board
+from core.drivers import tracking
 from core.models import OrderStatus, Role
-from core.services import board, orders, tracking
+from core.orders import orders
+from core.orders.lifecycle import Change, Window
 from core.texts import t
 
 ALIASES = {"open": None, "waiting": OrderStatus.NEW, "out": OrderStatus.OUT_FOR_DELIVERY}

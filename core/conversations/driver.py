@@ -8,9 +8,9 @@ from core.conversations.events import Command, Event, Location, Press, Text, Upl
 from core.conversations.replies import Button, Link, Reply
 from core.conversations.turn import Turn
 from core.conversations.wording import when, window
+from core.drivers import loading, shifts, stops, tracking
+from core.drivers.stops import StopView
 from core.models import OrderStatus, Role, StopKind
-from core.services import loading, shifts, stops, tracking
-from core.services.stops import StopView
 from core.texts import t
 
 ROUTE_MESSAGES = 10  # stops sent as their own message with buttons; the rest are listed

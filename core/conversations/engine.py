@@ -29,7 +29,7 @@ from core.texts import t
 from core.validation import unstorable
 
 if TYPE_CHECKING:
-    from core.services.hub import Services
+    from core.bootstrap import Services
 
 log = logging.getLogger(__name__)
 KNOWN_S = 30.0  # a member's roles are re-read at least this often (a location stream is busy)

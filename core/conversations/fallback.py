@@ -8,7 +8,7 @@ import logging
 from core.conversations.commands import roles_for
 from core.conversations.events import Command, Event, Location, Press
 from core.conversations.turn import Turn
-from core.services.members import help_text
+from core.people.members import help_text
 from core.texts import t
 
 log = logging.getLogger(__name__)

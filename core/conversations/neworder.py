@@ -1,4 +1,4 @@
-"""/neworder: a guided conversation that ends in core.services.orders.create_order.
+"""/neworder: a guided conversation that ends in core.orders.orders.create_order.
 
 name → phone (/skip) → address (text, geocoded; or a pin) → [pick one of ≤3] → window (/skip)
 → weight (/skip) → notes (/skip) → confirm, start over, or cancel. Every answer is checked as it
@@ -17,13 +17,14 @@ from core.conversations.events import Command, Event, Location, Press, Text
 from core.conversations.replies import Button, Choices, OutFile
 from core.conversations.turn import Turn
 from core.conversations.wording import window
+from core.drivers.stops import ref_of
 from core.errors import DomainError
-from core.lifecycle import Window
+from core.geo.geocoding import parse_pin
 from core.models import Role
-from core.services import invites, orders
-from core.services.geocoding import parse_pin
-from core.services.messages import tracking_link
-from core.services.stops import ref_of
+from core.notify.messages import tracking_link
+from core.orders import orders
+from core.orders.lifecycle import Window
+from core.people import invites
 from core.texts import t
 from core.validation import describe
 

@@ -11,7 +11,7 @@ from core.conversations import buttons
 from core.conversations.replies import MAX_BUTTONS, Button, Choices, OutFile, Reply
 from core.db import Database
 from core.models import OutboxMessage
-from core.services.messages import Rendered, render
+from core.notify.messages import Rendered, render
 from core.texts import t
 
 

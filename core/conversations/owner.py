@@ -8,7 +8,7 @@ from core.conversations.engine import Flow
 from core.conversations.events import Command, Event, Press
 from core.conversations.turn import Turn
 from core.models import Role
-from core.services import report_push
+from core.reports import report_push
 from core.texts import t
 
 

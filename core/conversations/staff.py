@@ -9,12 +9,15 @@ from typing import TypeVar
 from core.conversations.events import Event, Location, Upload
 from core.conversations.replies import OutFile
 from core.conversations.turn import Turn
+from core.dispatch import board
+from core.dispatch.dispatch import DispatchReport
+from core.dispatch.plan_figures import plan_figures
 from core.errors import DomainError
 from core.models import Role
-from core.services import board, imports, invites, reports
-from core.services.dispatch import DispatchReport
-from core.services.messages import tracking_link
-from core.services.plan_figures import plan_figures
+from core.notify.messages import tracking_link
+from core.orders import imports
+from core.people import invites
+from core.reports import reports
 from core.texts import t
 
 PROGRESS_EVERY_S = 1.0

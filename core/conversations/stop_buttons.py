@@ -9,10 +9,10 @@ from core.conversations import buttons
 from core.conversations.events import Upload
 from core.conversations.replies import Button, Choices
 from core.conversations.turn import Turn
+from core.drivers import proofs, stops
+from core.drivers.stops import FAIL_REASONS
 from core.errors import DomainError
 from core.models import ProofKind
-from core.services import proofs, stops
-from core.services.stops import FAIL_REASONS
 from core.texts import t
 
 log = logging.getLogger(__name__)

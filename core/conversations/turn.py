@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 from core.conversations.replies import Reply
 from core.conversations.state import StateStore, Step
-from core.lifecycle import Actor
+from core.orders.lifecycle import Actor
 from core.people.identities import ChatRef, Identity, Person
 
 if TYPE_CHECKING:
-    from core.services.hub import Services
+    from core.bootstrap import Services
 
 Send = Callable[[Reply], Awaitable[None]]
 

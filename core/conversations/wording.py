@@ -7,8 +7,8 @@ from datetime import datetime
 from core.conversations import buttons
 from core.conversations.replies import Button, Choices
 from core.conversations.turn import Turn
-from core.services.customers import OrderStatusView, new_slots
-from core.services.messages import clock, span, tracking_link
+from core.notify.messages import clock, span, tracking_link
+from core.people.customers import OrderStatusView, new_slots
 from core.texts import t
 
 

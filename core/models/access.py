@@ -45,7 +45,7 @@ class ApiKey(SQLModel, table=True):
 
 class ApiIdempotencyKey(SQLModel, table=True):
     """An `Idempotency-Key` an API client sent with a new order: the same key again answers
-    with the same order. Kept a day (`core.services.apikeys.IDEMPOTENCY_TTL`)."""
+    with the same order. Kept a day (`core.merchants.apikeys.IDEMPOTENCY_TTL`)."""
 
     __tablename__ = "api_idempotency_keys"
     __table_args__ = (sa.UniqueConstraint("api_key_id", "key", name="uq_api_idempotency_key"),)

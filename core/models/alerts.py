@@ -1,5 +1,5 @@
 """Exception alerts to dispatchers that are open: one row per condition (kind + subject) while it
-holds (core.services.alerts). The row is the "told once": it is written with the alert and
+holds (core.notify.alerts). The row is the "told once": it is written with the alert and
 deleted when the condition clears, so a condition that comes back is told again."""
 
 from __future__ import annotations

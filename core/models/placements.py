@@ -1,4 +1,4 @@
-"""Orders waiting to be placed on a route by the autopilot (core.services.autopilot).
+"""Orders waiting to be placed on a route by the autopilot (core.dispatch.autopilot).
 
 A row exists while its order waits for a driver (new or rescheduled): it is written in the same
 transaction as the order change that made the order wait, and removed in the one that moves the

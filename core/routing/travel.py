@@ -23,7 +23,7 @@ import numpy as np
 
 from core.config import RoutingSettings
 from core.errors import DomainError
-from core.traffic import parse_factors
+from core.geo.traffic import parse_factors
 
 EARTH_RADIUS_M = 6_371_008.8
 UNREACHABLE_S = 24 * 3600  # what OSRM's null (no route) becomes: a day, never chosen

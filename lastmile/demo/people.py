@@ -24,9 +24,9 @@ from bot.sandbox.channel import SandboxChannel, photo_upload
 from bot.sandbox.chats import Shown
 from core.conversations import buttons
 from core.conversations.events import Command, Event, Location, Press
+from core.drivers.stops import StopView, route_of
 from core.models import StopKind
 from core.routing.travel import Point
-from core.services.stops import StopView, route_of
 
 log = logging.getLogger(__name__)
 PING_EVERY = timedelta(minutes=2)

@@ -24,13 +24,13 @@ import uvicorn
 from fastapi import FastAPI
 from sqlmodel import col, select
 
+from core.bootstrap import Services
 from core.clock import SimClock
 from core.config import Settings
 from core.migrations import upgrade
 from core.models import Order, OrderStatus, OutboxMessage, OutboxStatus
-from core.services import reports
-from core.services.hub import Services
-from core.services.report_push import REPORTS_DIR
+from core.reports import reports
+from core.reports.report_push import REPORTS_DIR
 from lastmile.demo import summary
 from lastmile.demo.city import CITIES
 from lastmile.demo.day import DayPlan, plan_day

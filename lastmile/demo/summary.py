@@ -1,5 +1,5 @@
 """What the demo's day came to, read from the database when it is over (the same metrics as the
-owner's report: core.services.metrics), and what naive dispatch would have driven for the same
+owner's report: core.reports.metrics), and what naive dispatch would have driven for the same
 orders: each order, as it arrives, to the driver whose last queued stop is nearest, served in
 the order received (the baseline of bench/dispatch.py, on the demo's own travel model)."""
 
@@ -14,10 +14,10 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Order, OrderStatus, OutboxMessage
+from core.reports import report_rows
+from core.reports.metrics import compute
+from core.reports.reports import Period
 from core.routing.travel import Point, TravelProvider
-from core.services import report_rows
-from core.services.metrics import compute
-from core.services.reports import Period
 from lastmile.demo.day import DayPlan
 
 SERVICE_S = 4 * 60  # the simulated drivers' time at a door (lastmile.demo.people.SERVICE)

@@ -24,14 +24,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from core import webhooks
 from core.clock import system_clock
 from core.config import Settings, WebhooksSettings
 from core.db import Database
+from core.merchants import apikeys, webhooks
+from core.merchants.webhook_sender import WebhookSender
 from core.models import ApiKey, OrderEvent, OrderStatus
 from core.models import WebhookDelivery as Delivery
-from core.services import apikeys
-from core.services.webhook_sender import WebhookSender
 from tests.conftest import serve
 from web.app import create_app
 

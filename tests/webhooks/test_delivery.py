@@ -17,9 +17,10 @@ from sqlmodel import (
     select,
 )
 
-from core import lifecycle, webhooks
 from core.config import WebhooksSettings
 from core.db import Database
+from core.merchants import apikeys, webhooks
+from core.merchants.webhook_sender import WebhookSender
 from core.models import (
     OutboxStatus,
     WebhookAttempt,
@@ -27,9 +28,8 @@ from core.models import (
 from core.models import (
     WebhookDelivery as Delivery,
 )
-from core.services import apikeys
-from core.services.orders import OrderDraft
-from core.services.webhook_sender import WebhookSender
+from core.orders import lifecycle
+from core.orders.orders import OrderDraft
 from tests.conftest import (
     free_port,
     serve,

@@ -13,15 +13,11 @@ from sqlmodel import (
     select,
 )
 
-from core import lifecycle, webhooks
 from core.config import WebhooksSettings
 from core.db import Database
-from core.lifecycle import (
-    SYSTEM,
-    Actor,
-    Change,
-    TransitionRefused,
-)
+from core.drivers.stops import Stops
+from core.merchants import apikeys, webhook_queue, webhooks
+from core.merchants.webhook_sender import WebhookSender
 from core.models import (
     ApiKey,
     OutboxStatus,
@@ -30,10 +26,14 @@ from core.models import (
 from core.models import (
     WebhookDelivery as Delivery,
 )
-from core.services import apikeys, webhook_queue
-from core.services.orders import OrderDraft
-from core.services.stops import Stops
-from core.services.webhook_sender import WebhookSender
+from core.orders import lifecycle
+from core.orders.lifecycle import (
+    SYSTEM,
+    Actor,
+    Change,
+    TransitionRefused,
+)
+from core.orders.orders import OrderDraft
 from tests.conftest import serve
 from tests.factories import (
     DAY,

@@ -1,4 +1,4 @@
-"""Proof photos behind signed, expiring links (`core.services.links`): for dispatchers in chat
+"""Proof photos behind signed, expiring links (`core.tracking.links`): for dispatchers in chat
 and for API clients, with no login."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from core.services import links, proofs
+from core.drivers import proofs
 from core.texts import t
+from core.tracking import links
 
 router = APIRouter(include_in_schema=False)
 

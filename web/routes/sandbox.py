@@ -25,8 +25,8 @@ from fastapi.templating import Jinja2Templates
 from bot.sandbox.channel import SandboxChannel, UnknownParticipant, photo_upload
 from bot.sandbox.chats import Shown
 from core.conversations.events import Command, Event, Location, Press, Text
+from core.drivers.proofs import check_image
 from core.errors import DomainError
-from core.services.proofs import check_image
 from core.texts import t
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")

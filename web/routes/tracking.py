@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
+from core.drivers import proofs
 from core.errors import DomainError, NotFound
-from core.services import proofs, public
-from core.services.invites import deep_link, qr_png
-from core.services.messages import tracking_link
+from core.notify.messages import tracking_link
+from core.people.invites import deep_link, qr_png
 from core.texts import best_language, t
+from core.tracking import public
 from web.pages import templates
 
 router = APIRouter(include_in_schema=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiogram.types import ChatMemberUpdated
 
 from bot.telegram.routes import Routes
+from core.bootstrap import Services
+from core.people import members
 from core.people.identities import telegram_chat
-from core.services import members
-from core.services.hub import Services
 
 router = Routes("common")
 

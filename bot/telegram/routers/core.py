@@ -8,9 +8,9 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.conversation import answer, chat_of, event_of, person_of
 from bot.telegram.routes import Routes
+from core.bootstrap import Services
 from core.conversations import Press, Text
-from core.services.hub import Services
-from core.services.members import Identity
+from core.people.members import Identity
 
 router = Routes("core")
 

@@ -15,11 +15,11 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.bootstrap import Services
 from core.config import Settings
 from core.errors import DomainError, NotFound
+from core.merchants import apikeys
 from core.models import ApiKey
-from core.services import apikeys
-from core.services.hub import Services
 from core.texts import t
 from web.limits import CLOSE
 from web.routes.api.models import FieldError, Problem

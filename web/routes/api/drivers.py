@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from core.services import board
-from core.services.stops import first_name
+from core.dispatch import board
+from core.drivers.stops import first_name
 from web.deps import DB
 from web.routes.api.common import Key
 from web.routes.api.models import DriverOut

@@ -12,11 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from core.config import Settings
+from core.drivers import proofs
 from core.errors import DomainError
-from core.lifecycle import Change, Window
+from core.merchants import apikeys
 from core.models import OrderStatus
-from core.services import apikeys, order_views, proofs
-from core.services.orders import OrderDraft, change_status, normalize_phone
+from core.orders import order_views
+from core.orders.lifecycle import Change, Window
+from core.orders.orders import OrderDraft, change_status, normalize_phone
 from core.texts import t
 from core.validation import MAX_ID
 from web.deps import DB

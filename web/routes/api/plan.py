@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from core.dispatch.plan_figures import plan_figures
 from core.routing.cost import Figures
-from core.services.plan_figures import plan_figures
 from web.routes.api.common import Key, Svc
 from web.routes.api.models import DriverPlanOut, PlanFiguresOut, PlanOut
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import webhooks
 from core.errors import DomainError
+from core.merchants import webhooks
 from core.models import ApiKey, OutboxStatus
 from core.texts import t
 from core.validation import MAX_ID, Text
