@@ -37,7 +37,7 @@ from core.db import Database
 from core.migrations import upgrade
 from core.models import Driver, Member, MemberRole, Order, OrderStatus, Role, ShiftState
 from core.orders.lifecycle import SYSTEM, Window
-from core.orders.orders import OrderDraft, add_order, add_orders
+from core.orders.service import OrderDraft, add_order, add_orders
 
 CENTER = (52.52, 13.405)
 PLACED = (OrderStatus.ASSIGNED, OrderStatus.OUT_FOR_DELIVERY)  # her first stop starts itself

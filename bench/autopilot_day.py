@@ -57,8 +57,8 @@ from bench.known_day import known_day, line, measure
 from core.config import Settings
 from core.db import Database
 from core.drivers import shifts
+from core.drivers.positions import Fix
 from core.drivers.stops import OPEN, route_of
-from core.drivers.tracking import Fix
 from core.merchants.apikeys import create_key
 from core.migrations import upgrade
 from core.models import (

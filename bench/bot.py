@@ -54,7 +54,7 @@ from core.db import Database
 from core.migrations import upgrade
 from core.models import Driver, LocationPing, Member, OutboxMessage, OutboxStatus, Role, ShiftState
 from core.notify import outbox
-from core.notify.notifications import Notice
+from core.notify.rules import Notice
 from core.people import members
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_updates import location, user
@@ -343,7 +343,7 @@ SPY_FRAMES = {  # label → the frame (function and file) whose stacks it counts
     "Dispatcher.feed_update": "Dispatcher.feed_update (aiogram/",
     "Identify → identify": "identify (core/people/identities.py)",
     "driver flow: _location": "_location (core/conversations/driver.py)",
-    "tracking.record": "record (core/drivers/tracking.py)",
+    "tracking.record": "record (core/drivers/positions.py)",
     "pool pre-ping (PostgreSQL)": "AsyncAdapt_asyncpg_connection._async_ping (sqlalchemy/",
     "socket writes (asyncio transport)": "_SelectorSocketTransport.write (asyncio/",
 }
@@ -536,7 +536,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
     from bot.telegram.app import TelegramChannel
     from core.bootstrap import Services
     from core.config import Settings
-    from core.drivers import tracking
+    from core.drivers import positions
     from core.people.identities import Person, identify, telegram_chat
 
     await seed_drivers(url, args.drivers)
@@ -573,8 +573,8 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
             async def record(k: int) -> None:
                 loc = updates[k]["edited_message"]["location"]
                 at = datetime.fromtimestamp(updates[k]["edited_message"]["edit_date"], UTC)
-                fix = tracking.Fix(lat=loc["latitude"], lon=loc["longitude"], at=at, live=True)
-                await tracking.record(db, 1 + k % args.drivers, fix)
+                fix = positions.Fix(lat=loc["latitude"], lon=loc["longitude"], at=at, live=True)
+                await positions.record(db, 1 + k % args.drivers, fix)
 
             async def select_one(k: int) -> None:
                 async with db.sessions() as session:

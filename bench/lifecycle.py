@@ -23,10 +23,10 @@ from core.db import Database
 from core.migrations import upgrade
 from core.models import Channel, Driver, Member, MemberRole, OrderStatus, ProofKind, Role
 from core.notify import outbox
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.imports import import_orders
 from core.orders.lifecycle import SYSTEM, Change, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 
 S = OrderStatus
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

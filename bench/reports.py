@@ -49,7 +49,8 @@ from core.models import (
     Route,
     Shift,
 )
-from core.reports import report_rows, reports
+from core.reports import periods
+from core.reports import rows as report_rows
 from core.reports.metrics import compute
 
 S = OrderStatus
@@ -214,7 +215,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             await write_day(db, day, driver_ids, members[0].id or 0, counters, args)
         written = time.perf_counter() - began
         settings = Settings(app={"timezone": ZONE.key}, _env_file=None)  # type: ignore[call-arg]
-        period = reports.day(DAY, ZONE)
+        period = periods.day(DAY, ZONE)
         now = local(DAY, 30)
         metrics_s, build_s, sizes = [], [], {}
         for _ in range(args.runs):
@@ -223,7 +224,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             m = compute(rows, period.start, period.end, ZONE)
             metrics_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            files = await reports.build(db, settings, period, "en", now=now)
+            files = await periods.build(db, settings, period, "en", now=now)
             build_s.append(time.perf_counter() - t0)
             sizes = {"png_bytes": len(files.chart_png), "csv_rows": files.csv.count(b"\n") - 1}
         return {

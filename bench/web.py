@@ -20,7 +20,7 @@ connections: with aiohttp from this process and/or with wrk (a Lua script picks 
 
 `sse` opens `--sse-orders` × `--sse-pages` SSE streams on /t/{token}/events (all orders of the
 SSE driver), waits for every initial `data:` event, then writes ONE position of that driver with
-`core.drivers.tracking.record` from this process (the database is the bus, as in production) and
+`core.drivers.positions.record` from this process (the database is the bus, as in production) and
 measures, per stream, the time from the write's commit to the next `data:` event showing the new
 position. `--rounds` times.
 
@@ -57,12 +57,12 @@ from sqlmodel import select
 from bench.common import cpu_seconds, databases, free_port, percentile, spy_shares, write_json
 from core.clock import system_clock
 from core.db import Database
-from core.drivers import tracking
+from core.drivers import positions
 from core.migrations import upgrade
 from core.models import Driver, Member, OrderStatus, Role
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people import members
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,10 +150,10 @@ async def seed(url: str, args: argparse.Namespace) -> Seeded:
             driver_id = await add_driver(db, f"Driver {d}")
             n = args.orders // args.drivers + (d < args.orders % args.drivers)
             tokens += await out_for_delivery(db, driver_id, n, f"d{d}")
-            await tracking.record(db, driver_id, tracking.Fix(*ORIGIN, system_clock(), live=True))
+            await positions.record(db, driver_id, positions.Fix(*ORIGIN, system_clock(), live=True))
         sse_driver = await add_driver(db, "Sam Streamer")
         sse_tokens = await out_for_delivery(db, sse_driver, args.sse_orders, "sse")
-        await tracking.record(db, sse_driver, tracking.Fix(*ORIGIN, system_clock(), live=True))
+        await positions.record(db, sse_driver, positions.Fix(*ORIGIN, system_clock(), live=True))
     finally:
         await db.dispose()
     return Seeded(tokens, sse_driver, sse_tokens, time.perf_counter() - started)
@@ -584,7 +584,9 @@ async def sse_round(
     lon = round(ORIGIN[1] + 0.001 * (index + 1), 6)
     cpu_before = cpu_seconds(app.proc.pid)
     started = time.perf_counter()
-    await tracking.record(db, seeded.sse_driver, tracking.Fix(lat, lon, system_clock(), live=True))
+    await positions.record(
+        db, seeded.sse_driver, positions.Fix(lat, lon, system_clock(), live=True)
+    )
     committed = time.perf_counter()
     done = await wait_all(streams, counts, args.sse_timeout)
     cpu = cpu_delta(cpu_before, cpu_seconds(app.proc.pid))

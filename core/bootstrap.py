@@ -12,9 +12,9 @@ from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.dispatch.autopilot import Autopilot
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
+from core.drivers.positions import Tracker
 from core.drivers.stops import Stops
-from core.drivers.tracking import Tracker
 from core.geo.geocoding import Geocoder
 from core.notify.alerts import Alerts
 from core.policy import Policy
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class Services:
     settings: Settings
     db: Database
-    dispatcher: Dispatcher
+    planner: Planner
     tracker: Tracker
     stops: Stops
     geocoder: Geocoder
@@ -48,16 +48,16 @@ class Services:
         Policy.from_settings(settings).carried_by(db)
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
-        dispatcher = Dispatcher(db, travel, settings.routing, settings.orders, clock=clock)
+        planner = Planner(db, travel, settings.routing, settings.orders, clock=clock)
         stops = Stops(db, settings.orders)
         return cls(
             settings=settings,
             db=db,
-            dispatcher=dispatcher,
-            tracker=Tracker(db, dispatcher, settings.tracking, clock=clock),
+            planner=planner,
+            tracker=Tracker(db, planner, settings.tracking, clock=clock),
             stops=stops,
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
-            autopilot=Autopilot(db, dispatcher, stops, settings, clock=clock),
+            autopilot=Autopilot(db, planner, stops, settings, clock=clock),
             alerts=Alerts(db, settings.alerts, settings.app.timezone, clock=clock),
             clock=clock,
         )

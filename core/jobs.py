@@ -2,13 +2,13 @@
 
 What runs on its own:
 - `tracking.stale_locations`, every minute: drivers on shift whose position went stale are asked
-  to share again, and dispatchers told (core.drivers.tracking.Tracker.check_stale).
+  to share again, and dispatchers told (core.drivers.positions.Tracker.check_stale).
 - `dispatch.plan_day` (daily at DISPATCH_PLAN_AT, local) and `dispatch.reoptimize` (every
   DISPATCH_REOPTIMIZE_MINUTES, none when 0), only when DISPATCH_MODE=auto: `dispatch_jobs`
   builds them from the callables that plan and re-plan (the composition root passes them).
 - `reports.daily` (daily at REPORTS_DAILY_AT, local) pushes the day's report to every owner who
   has not switched reports off, and `reports.weekly` (Mondays at the same time) the previous
-  Monday–Sunday week's (core.reports.report_push), after that day's report (which it queues
+  Monday–Sunday week's (core.reports.push), after that day's report (which it queues
   itself if the daily job has not yet). Both run up to REPORT_GRACE late.
 - `alerts.check`, every minute: exception alerts to dispatchers (core.notify.alerts).
 """
@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from core.bootstrap import Services
 from core.config import Settings
-from core.reports import report_push, reports
+from core.reports import periods
+from core.reports import push as report_push
 from core.scheduler import Job, daily, every, weekly
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,14 @@ def report_jobs(services: Services) -> list[Job]:
     async def day_report() -> None:
         async with turns:
             now = services.clock()
-            period = reports.day(report_push.report_day(now, at, zone), zone)
+            period = periods.day(report_push.report_day(now, at, zone), zone)
             await report_push.push(services.db, settings, period, now)
 
     async def week_report() -> None:
         await day_report()  # the day's report comes first (a repeat queues nothing)
         async with turns:
             now = services.clock()
-            period = reports.week(report_push.report_week(now, at, zone), zone)
+            period = periods.week(report_push.report_week(now, at, zone), zone)
             await report_push.push(services.db, settings, period, now)
 
     return [

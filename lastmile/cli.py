@@ -17,7 +17,7 @@ import click
 from core.config import Settings, SettingsProblem, load_settings
 from core.db import Database
 from core.errors import DomainError
-from core.merchants import apikeys, webhooks
+from core.merchants import apikeys, deliveries
 from core.migrations import pending, upgrade
 from core.models import Role
 from core.orders import imports
@@ -245,7 +245,7 @@ def apikey_webhook(prefix: str, url: str | None, all_orders: bool, off: bool) ->
     async def work(database: Database) -> Any:
         key = await apikeys.by_prefix(database, prefix)
         assert key.id is not None
-        return await webhooks.set_url(
+        return await deliveries.set_url(
             database,
             key.id,
             None if off else url,
@@ -365,7 +365,7 @@ def report(day: str | None, week: str | None, out: Path) -> None:
     from zoneinfo import ZoneInfo
 
     from core.clock import Clock, system_clock
-    from core.reports import reports
+    from core.reports import periods
 
     config = settings()
     clock: Clock = system_clock  # the command's composition root: the wall clock
@@ -375,16 +375,16 @@ def report(day: str | None, week: str | None, out: Path) -> None:
             raise DomainError("report.date_or_week")
         zone = ZoneInfo(config.app.timezone)
         if week is not None:
-            period = reports.named_week(week, zone)
+            period = periods.named_week(week, zone)
         elif day is not None:
-            period = reports.named_day(day, now, zone)
+            period = periods.named_day(day, now, zone)
         else:
-            period = reports.named("today", now, zone)
+            period = periods.named("today", now, zone)
     except DomainError as exc:
         fail(str(exc), EXIT_USAGE)
 
-    async def work(database: Database) -> reports.ReportFiles:
-        return await reports.build(database, config, period, "en", now=now)
+    async def work(database: Database) -> periods.ReportFiles:
+        return await periods.build(database, config, period, "en", now=now)
 
     files = run_async(with_db(config, work))
     out.mkdir(parents=True, exist_ok=True)

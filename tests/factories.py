@@ -21,9 +21,9 @@ from core.models import (
     ProofKind,
     Role,
 )
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Actor, Change, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 
 S = OrderStatus
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

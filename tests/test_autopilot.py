@@ -13,13 +13,14 @@ from sqlmodel import col, select
 from core.config import Settings
 from core.db import Database
 from core.dispatch.autopilot import Autopilot
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.drivers import shifts
 from core.drivers.stops import Stops
 from core.models import Driver, Order, OrderEvent, OrderStatus, OutboxMessage, Placement, Role
-from core.orders import imports, orders
+from core.orders import imports
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.routing.travel import StraightLine
 from tests.factories import add_member, move
 from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at
@@ -42,7 +43,7 @@ def autopilot(
         app={"timezone": "Europe/Berlin"},
         _env_file=None,  # type: ignore[call-arg]
     )
-    dispatcher = Dispatcher(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
+    dispatcher = Planner(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
     return Autopilot(db, dispatcher, Stops(db), settings, clock=clock, poll_s=poll_s, lease=lease)
 
 
@@ -118,8 +119,8 @@ async def test_a_csv_of_200_orders_is_placed_by_one_batch_solve_moving_nobody(db
     pilot = autopilot(db)
     # orders already on routes, one given by hand: the batch must leave them with their drivers
     before = [await order_at(db, f"E{k}", near(WEST, k)) for k in range(4)]
-    await pilot.dispatcher.dispatch_day(SYSTEM)
-    await pilot.dispatcher.assign_manually(before[0].id, drivers[3].id, SYSTEM)
+    await pilot.planner.dispatch_day(SYSTEM)
+    await pilot.planner.assign_manually(before[0].id, drivers[3].id, SYSTEM)
     kept = await statuses(db, [o.id for o in before])
     assert all(status is S.ASSIGNED for status, _ in kept.values())
 
@@ -227,7 +228,7 @@ async def test_an_order_cancelled_or_assigned_by_hand_while_queued_is_left_alone
     mine = await order_at(db, "M", near(WEST, 2))
     claimed = await pilot._claim("token-1")
     await orders.change_status(db, gone.id, S.CANCELLED, SYSTEM)
-    await pilot.dispatcher.assign_manually(mine.id, east.id, SYSTEM)  # far from her: by hand
+    await pilot.planner.assign_manually(mine.id, east.id, SYSTEM)  # far from her: by hand
     await pilot._handle(claimed, "token-1")
     assert await statuses(db, [gone.id, mine.id]) == {
         gone.id: (S.CANCELLED, None),

@@ -21,7 +21,7 @@ from core.db import Database
 from core.merchants import apikeys
 from core.models import Customer, Driver, Order, OrderStatus, Role
 from core.orders.lifecycle import SYSTEM
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import Bot, add_person, running_bot
 

@@ -14,7 +14,7 @@ from core.db import Database
 from core.models import Customer, Member, Order, OrderEvent, OrderStatus, Role
 from core.orders import imports
 from core.orders.lifecycle import SYSTEM
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people import invites
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot

@@ -35,8 +35,8 @@ from core.conversations.state import DatabaseStates, RedisStates, Step
 from core.db import Database
 from core.models import Channel, Member, OrderStatus, OutboxStatus, ProofKind, Role
 from core.notify import outbox
-from core.notify.notifications import Notice
-from core.orders import orders as order_service
+from core.notify.rules import Notice
+from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Change
 from core.people import identities
 from core.people.members import grant

@@ -20,10 +20,10 @@ from core.merchants import apikeys
 from core.migrations import upgrade
 from core.models import Customer, Order
 from core.models.types import JSON, UTCDateTime
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.imports import import_orders
 from core.orders.lifecycle import SYSTEM
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people.customers import find_or_add_customer
 from tests.conftest import BACKENDS, POSTGRES_URL, scratch_postgres, sqlite_url
 from tests.factories import count

@@ -10,11 +10,11 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.models import Depot, Driver, Order, OrderStatus, OutboxMessage, Role, RouteStop
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Actor, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.routing.travel import StraightLine
 from tests.factories import add_driver, add_member, move
 
@@ -24,8 +24,8 @@ WEST, EAST = (52.52, 13.30), (52.52, 13.50)  # about 13.5 km apart
 DISPATCHER = Actor("test-dispatcher")
 
 
-def dispatcher(db: Database, clock=lambda: NOW) -> Dispatcher:
-    return Dispatcher(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
+def planner(db: Database, clock=lambda: NOW) -> Planner:
+    return Planner(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
 
 
 async def on_shift(db: Database, name: str, chat: int, at: tuple[float, float], **fields) -> Driver:
@@ -80,7 +80,7 @@ async def test_dispatch_day_assigns_everyone_and_saves_routes(db: Database):
     east = await on_shift(db, "Erik East", 2, EAST)
     west_orders = [await order_at(db, f"W{k}", near(WEST, k)) for k in range(1, 4)]
     east_orders = [await order_at(db, f"E{k}", near(EAST, k)) for k in range(1, 4)]
-    report = await dispatcher(db).dispatch_day(DISPATCHER)
+    report = await planner(db).dispatch_day(DISPATCHER)
     assert report.unassigned == {}
     assert sorted(a.order_id for a in report.assigned) == sorted(
         o.id for o in west_orders + east_orders
@@ -115,7 +115,7 @@ async def test_zones_capacity_and_skills(db: Database):
         db, OrderDraft(customer_name="No Pin", address="somewhere"), SYSTEM, source="test"
     )
     medium = await order_at(db, "M", near(WEST, 4), weight_kg=20)
-    report = await dispatcher(db).dispatch_day(DISPATCHER)
+    report = await planner(db).dispatch_day(DISPATCHER)
     assert await driver_of(db, zoned.id) == east.id  # west covers only the west zone
     assert await driver_of(db, cold.id) == east.id  # only Erik has a fridge
     assert await driver_of(db, medium.id) == east.id  # 20 kg: too much for Wanda's 10 kg
@@ -130,7 +130,7 @@ async def test_a_manual_assignment_wins_until_released(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     east = await on_shift(db, "Erik", 2, EAST)
     order = await order_at(db, "M", near(WEST, 1))
-    service = dispatcher(db)
+    service = planner(db)
     await service.assign_manually(order.id, east.id, DISPATCHER)
     await service.optimize(DISPATCHER)
     await service.dispatch_day(DISPATCHER)
@@ -147,7 +147,7 @@ async def test_insertion_explains_and_alerts_when_nobody_can(db: Database):
     await on_shift(db, "Erik", 2, EAST)
     boss = await add_member(db, "Dora", [Role.DISPATCHER], telegram_chat_id=99)
     first = await order_at(db, "A", near(WEST, 1))
-    service = dispatcher(db)
+    service = planner(db)
     await service.dispatch_day(DISPATCHER)
     new = await order_at(db, "B", near(WEST, 2))
     result = await service.insert_order(new.id, DISPATCHER)
@@ -178,7 +178,7 @@ async def test_insertion_explains_and_alerts_when_nobody_can(db: Database):
 
 async def test_bad_requests_change_nothing(db: Database):
     await on_shift(db, "Wanda", 1, WEST)
-    service = dispatcher(db)
+    service = planner(db)
     with pytest.raises(Exception, match="is not waiting for a driver"):
         await service.insert_order(999, DISPATCHER)
     with pytest.raises(Exception, match="not on shift"):
@@ -189,7 +189,7 @@ async def test_a_replan_never_moves_the_stop_she_is_driving_to(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     far = await order_at(db, "F", near(WEST, 8))
     close = [await order_at(db, f"N{k}", near(WEST, k)) for k in (1, 2)]
-    service = dispatcher(db)
+    service = planner(db)
     for order in (far, *close):
         await service.assign_manually(order.id, west.id, DISPATCHER)
     await move(db, far.id, S.OUT_FOR_DELIVERY)  # she set off to the far one first
@@ -206,7 +206,7 @@ async def test_etas_follow_the_moving_driver(db: Database):
     target = (52.52, 13.40)  # about 6.8 km east of her: ~11 min at 36 km/h
     order = await order_at(db, "T", target)
     clock = [NOW]
-    service = dispatcher(db, clock=lambda: clock[0])
+    service = planner(db, clock=lambda: clock[0])
     await service.assign_manually(order.id, west.id, DISPATCHER)
     first = (await service.refresh_etas(west.id))[order.id]
     assert timedelta(minutes=10) < first - NOW < timedelta(minutes=13)
@@ -230,7 +230,7 @@ async def test_optimize_reports_what_it_saves(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST, depot_id=None)
     points = [near(WEST, k) for k in (6, 1, 5, 2, 4, 3)]  # zig-zag as entered
     made = [await order_at(db, f"Z{k}", p) for k, p in enumerate(points)]
-    service = dispatcher(db)
+    service = planner(db)
     for order in made:
         await service.assign_manually(order.id, west.id, DISPATCHER)
     async with db.transaction() as session:  # the current plan: the order they came in
@@ -250,7 +250,7 @@ async def test_a_depot_start_is_used_without_a_live_position(db: Database):
         session.add(depot)
     driver = await on_shift(db, "Wanda", 1, WEST, depot_id=depot.id, last_seen_at=None)
     order = await order_at(db, "D", near(WEST, 2))
-    report = await dispatcher(db).dispatch_day(DISPATCHER)
+    report = await planner(db).dispatch_day(DISPATCHER)
     assert [a.order_id for a in report.assigned] == [order.id]
     assert await driver_of(db, order.id) == driver.id
 
@@ -269,7 +269,7 @@ async def test_no_database_lock_is_held_while_travel_times_are_fetched(db: Datab
                 session.add(Depot(name="written meanwhile", lat=52.5, lon=13.4))
             return await straight.matrix(sources, destinations, depart_at)
 
-    service = Dispatcher(db, WritesWhileAsked(), clock=lambda: NOW)
+    service = Planner(db, WritesWhileAsked(), clock=lambda: NOW)
     report = await asyncio.wait_for(service.dispatch_day(DISPATCHER), timeout=8)
     assert len(report.assigned) == 1
     async with db.sessions() as session:
@@ -281,7 +281,7 @@ async def test_a_ping_that_shows_a_delay_re_plans_the_route(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     relaxed = await order_at(db, "R", near(WEST, 2), hours=(9, 14))
     urgent = await order_at(db, "U", near(WEST, 3), hours=(9, 9.4))  # due by 09:24
-    service = dispatcher(db)
+    service = planner(db)
     for order in (relaxed, urgent):
         await service.assign_manually(order.id, west.id, DISPATCHER)
     async with db.transaction() as session:  # a plan gone stale: the urgent one second, late
@@ -302,7 +302,7 @@ async def test_a_stop_that_cannot_be_on_time_stays_on_the_route(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     relaxed = await order_at(db, "R", near(WEST, 2), hours=(9, 14))
     urgent = await order_at(db, "U", near(WEST, 3), hours=(9, 9.2))  # due by 09:12
-    service = dispatcher(db)
+    service = planner(db)
     for order in (relaxed, urgent):
         await service.assign_manually(order.id, west.id, DISPATCHER)
     await place_driver(db, west.id, (52.525, 13.485))  # 21 min away: 09:12 is lost anyway

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from core.config import RoutingSettings
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.drivers.stops import delivery_eta
 from core.errors import DomainError
 from core.models import Order, OrderEvent, Route, RouteStop, StopKind
@@ -53,11 +53,11 @@ class Meanwhile:
 
 
 @asynccontextmanager
-async def instance(url: str, travel: object | None = None) -> AsyncIterator[Dispatcher]:
+async def instance(url: str, travel: object | None = None) -> AsyncIterator[Planner]:
     """A second process's view: its own engine and connection pool on the same database."""
     database = Database(url)
     try:
-        yield Dispatcher(
+        yield Planner(
             database,
             travel or StraightLine(speed_kmh=36, detour=1.0),  # type: ignore[arg-type]
             RoutingSettings(time_limit_s=SOLVE_S),

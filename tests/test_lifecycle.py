@@ -20,7 +20,7 @@ from core.models import (
     Proof,
     ProofKind,
 )
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Actor, Change, TransitionRefused, Window
 from tests.factories import DAY, S, add_driver, change_for, move, new_order, snapshot
 

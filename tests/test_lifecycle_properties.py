@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from core.db import Database
 from core.models import Member, OrderEvent, OutboxMessage, Role
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change, TransitionRefused
 from tests.factories import S, add_driver, add_member, change_for, link_customer, new_order
 from tests.test_lifecycle import EXPECTED_DELIVERY, EXPECTED_PICKUP_DELIVERY

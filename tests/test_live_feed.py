@@ -13,11 +13,11 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database, is_sqlite
-from core.drivers import tracking
+from core.drivers import positions
 from core.models import Driver, LocationPing, Member, OrderEvent, OrderStatus, Role
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people.members import grant
 from core.tracking.live import LiveFeed
 
@@ -91,7 +91,7 @@ async def test_a_position_committed_after_a_later_one_is_still_reported(db: Data
     await feed.changes()
     async with db.engine.connect() as first:
         await first.execute(ping(driver))  # Ana's position: the lower id, not committed yet
-        await tracking.record(db, bo, tracking.Fix(52.53, 13.41, system_clock(), live=True))
+        await positions.record(db, bo, positions.Fix(52.53, 13.41, system_clock(), live=True))
         assert await feed.changes() == {b}
         await first.commit()
     assert await feed.changes() == {a}
@@ -139,8 +139,8 @@ async def test_a_change_wakes_the_pages_of_that_order_only(db: Database):
     feed = LiveFeed(db, every_s=0.05)
     try:
         async with feed.watch(a) as page_a, feed.watch(a) as also_a, feed.watch(b) as page_b:
-            fix = tracking.Fix(52.521, 13.405, system_clock(), live=True)
-            await tracking.record(db, driver, fix)
+            fix = positions.Fix(52.521, 13.405, system_clock(), live=True)
+            await positions.record(db, driver, fix)
             await asyncio.wait_for(page_a.get(), 10)  # a bound, not a measurement
             await asyncio.wait_for(also_a.get(), 10)
             assert page_b.empty()

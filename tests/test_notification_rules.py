@@ -23,9 +23,10 @@ from core.models import (
 from core.notify import outbox
 from core.notify.messages import render
 from core.notify.quiet_hours import QuietHours
-from core.orders import lifecycle, orders
+from core.orders import lifecycle
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people.members import grant
 from core.policy import Policy
 

@@ -13,12 +13,12 @@ from sqlmodel import select
 
 from core.config import RoutingSettings
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.dispatch.world import delivery_id
 from core.models import Order, OrderStatus, Route, RouteStop
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.routing.check import check
 from core.routing.engines.pyvrp import odd_stops
 from core.routing.insert import cheapest_insertion
@@ -146,12 +146,12 @@ def test_what_pyvrp_cannot_express_is_placed_after_it():
     assert_reasons_true(odd_day, plan)
 
 
-# -- through the database: Dispatcher.dispatch_day -----------------------------------------
+# -- through the database: Planner.dispatch_day --------------------------------------------
 
 
 async def test_dispatch_day_with_a_two_window_order_and_sixteen_locks(db: Database):
     rng = np.random.default_rng(5)
-    service = Dispatcher(
+    service = Planner(
         db,
         StraightLine(speed_kmh=25, detour=1.3),
         RoutingSettings(time_limit_s=0.5),

@@ -23,9 +23,9 @@ from core.models import (
     OutboxStatus,
     Role,
 )
-from core.notify import notifications, outbox
-from core.notify.notifications import Notice
-from core.orders import orders
+from core.notify import outbox, rules
+from core.notify.rules import Notice
+from core.orders import service as orders
 from core.orders.lifecycle import Actor
 from tests.factories import S, add_driver, add_member, count, link_customer, move, new_order
 
@@ -63,7 +63,7 @@ async def test_failed_creation_saves_nothing(db: Database, monkeypatch):
     async def broken_rules(*args, **kwargs):
         raise Injected("rules crashed")
 
-    monkeypatch.setattr(notifications, "for_event", broken_rules)
+    monkeypatch.setattr(rules, "for_event", broken_rules)
     with pytest.raises(Injected):
         await new_order(db, ref="A-1", phone="+4915112345678")
     for model in (Order, Customer, OrderEvent, OutboxMessage):
@@ -116,7 +116,7 @@ async def test_more_than_three_actions_are_refused(db: Database, monkeypatch):
         actions = tuple({"action": f"a{i}", "order_id": order.id} for i in range(4))
         return [Notice(member.id, "dispatcher.order_failed", {}, actions)]
 
-    monkeypatch.setattr(notifications, "for_event", chatty)
+    monkeypatch.setattr(rules, "for_event", chatty)
     with pytest.raises(DomainError, match="at most 3 buttons"):
         await move(db, order.id, S.CANCELLED)
     assert (await _order(db, order.id)).status is S.NEW

@@ -10,8 +10,8 @@ import pytest
 
 from core.config import Settings
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
 from core.dispatch.plan_figures import plan_figures
+from core.dispatch.planner import Planner
 from core.merchants import apikeys
 from core.routing.travel import StraightLine, TrafficProfile
 from tests.conftest import serve
@@ -26,7 +26,7 @@ START = (52.52, 13.40)
 async def test_the_figures_of_a_two_stop_plan_are_right(db: Database, hour: int, leg_s: int):
     now = NOW.replace(hour=hour, minute=30)
     traffic = TrafficProfile.parse("7-9:1.5")
-    service = Dispatcher(db, StraightLine(36, 1.0, traffic), clock=lambda: now)
+    service = Planner(db, StraightLine(36, 1.0, traffic), clock=lambda: now)
     driver = await on_shift(
         db,
         "Wanda West",
@@ -80,7 +80,7 @@ async def test_the_api_gives_the_plan_per_driver_and_in_total(db: Database, tmp_
         assert empty["total"] == {"drivers": 0, "stops": 0, "paid_hours": 0.0,
                                   "drive_hours": 0.0, "km": 0.0, "cost": 0.0}  # fmt: skip
         assert empty["drivers"] == []
-        report = await Dispatcher(db, StraightLine(36, 1.0), clock=lambda: NOW).dispatch_day(
+        report = await Planner(db, StraightLine(36, 1.0), clock=lambda: NOW).dispatch_day(
             DISPATCHER
         )
         assert len(report.assigned) == 2

@@ -11,7 +11,7 @@ from sqlmodel import select
 from core.bootstrap import Services
 from core.config import Settings
 from core.db import Database
-from core.merchants import apikeys, webhooks
+from core.merchants import apikeys, deliveries
 from core.models import WebhookDelivery
 from tests.factories import new_order
 
@@ -33,7 +33,7 @@ async def test_each_service_keeps_its_own_webhook_policy(database_url: str, tmp_
         key, _ = await apikeys.create_key(first_db, "shop")
         assert key.id is not None
         url, rules = "http://127.0.0.1:9/hook", first.settings.webhooks
-        await webhooks.set_url(first_db, key.id, url, all_orders=True, rules=rules)
+        await deliveries.set_url(first_db, key.id, url, all_orders=True, rules=rules)
 
         await new_order(first.db, ref="ONE")  # after `second` was built
         await new_order(second.db, ref="TWO")

@@ -13,7 +13,7 @@ from core.dispatch.plan_writes import lock, orders_of, write_routes
 from core.dispatch.replan import reoptimize
 from core.dispatch.world import delivery_id, order_of
 from core.drivers.loading import check_departure, load_route
-from core.drivers.tracking import Fix, Tracker
+from core.drivers.positions import Fix, Tracker
 from core.models import (
     Depot,
     Driver,

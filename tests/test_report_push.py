@@ -1,4 +1,4 @@
-"""Reports pushed to owners by the scheduler (core.jobs.report_jobs, core.reports.report_push)
+"""Reports pushed to owners by the scheduler (core.jobs.report_jobs, core.reports.push)
 on a real database with a fake clock: the day's report once at REPORTS_DAILY_AT (local), never
 again after a restart, once after a missed run within the grace, the last week's on Mondays,
 nothing for an owner who switched reports off."""
@@ -19,7 +19,7 @@ from core.db import Database
 from core.errors import DomainError
 from core.jobs import report_jobs
 from core.models import Member, OutboxMessage, OutboxStatus, Role
-from core.reports import report_push
+from core.reports import push as report_push
 from core.scheduler import Scheduler
 from tests.factories import add_member
 

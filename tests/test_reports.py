@@ -21,7 +21,8 @@ from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.models import Order, OrderEvent, OrderStatus, Role
-from core.reports import report_rows, reports
+from core.reports import periods
+from core.reports import rows as report_rows
 from core.reports.metrics import compared, compute
 from core.routing.travel import EARTH_RADIUS_M
 from tests.fakes import telegram_updates as tu
@@ -52,7 +53,7 @@ def east(degrees: float, lat: float) -> float:
 
 async def test_every_metric_of_the_known_day_by_hand(db: Database):
     await write_day(db)
-    period = reports.day(DAY, BERLIN)
+    period = periods.day(DAY, BERLIN)
     assert period.start == datetime(2026, 11, 23, 23, tzinfo=UTC)  # local midnight, UTC+1
     assert period.end == datetime(2026, 11, 24, 23, tzinfo=UTC)
     rows = await report_rows.load(db, period.start, period.end, NOW)
@@ -97,7 +98,7 @@ async def test_every_metric_of_the_known_day_by_hand(db: Database):
 
 async def test_the_report_text_against_the_7_days_before(db: Database, tmp_path: Path):
     await write_day(db)
-    files = await reports.build(db, settings(tmp_path), reports.day(DAY, BERLIN), "en", now=NOW)
+    files = await periods.build(db, settings(tmp_path), periods.day(DAY, BERLIN), "en", now=NOW)
     # the 7 days before: 7 deliveries on the 20th (on time, first attempt, rated 5, made an
     # hour before, by Anna on one 2-hour shift); on the 23rd Anna was on shift 10–12 and
     # 22–24 (2 shifts, 4 h) without a delivery. Averages over the days that have a value.
@@ -146,7 +147,7 @@ async def test_the_days_compared_with_are_counted_as_the_metrics_define(db: Data
             OrderEvent(order_id=a1, kind="status_undone", to_status=S.ARRIVED, actor="test",
                        data={"undone_event": event}, created_at=at(24, 11, 1))
         )  # fmt: skip
-    days = [reports.day(date(2026, 11, d), BERLIN) for d in range(18, 26)]
+    days = [periods.day(date(2026, 11, d), BERLIN) for d in range(18, 26)]
     counted = await report_rows.compared(db, [(p.start, p.end) for p in days], NOW)
     for p, figures in zip(days, counted, strict=True):
         rows = await report_rows.load(db, p.start, p.end, NOW)
@@ -168,13 +169,13 @@ async def test_the_chart_is_a_png_of_sensible_size_and_the_csv_has_each_order(
     db: Database, tmp_path: Path
 ):
     await write_day(db)
-    files = await reports.build(db, settings(tmp_path), reports.day(DAY, BERLIN), "en", now=NOW)
+    files = await periods.build(db, settings(tmp_path), periods.day(DAY, BERLIN), "en", now=NOW)
     width, height = png_size(files.chart_png)
     assert 800 <= width <= 2000 and 600 <= height <= 1600, (width, height)
     assert 10_000 < len(files.chart_png) < 1_000_000
 
     table = list(csv.reader(io.StringIO(files.csv.decode("utf-8"))))
-    assert table[0] == list(reports.CSV_HEADER)
+    assert table[0] == list(periods.CSV_HEADER)
     assert table[1:] == [
         ["A-1", "Carla", "delivered", "2026-11-24 10:00–12:00", "2026-11-24 11:00", "yes", "1",
          "Anna", "", "5"],
@@ -194,9 +195,9 @@ async def test_the_chart_is_a_png_of_sensible_size_and_the_csv_has_each_order(
 
 
 async def test_a_dst_day_has_23_hours_and_the_autumn_one_25(db: Database):
-    spring = reports.day(date(2026, 3, 29), BERLIN)
+    spring = periods.day(date(2026, 3, 29), BERLIN)
     assert spring.end.astimezone(UTC) - spring.start.astimezone(UTC) == timedelta(hours=23)
-    autumn = reports.day(date(2026, 10, 25), BERLIN)
+    autumn = periods.day(date(2026, 10, 25), BERLIN)
     assert autumn.end.astimezone(UTC) - autumn.start.astimezone(UTC) == timedelta(hours=25)
 
     w = await write_day(db)  # the people; the orders of November do not touch March
@@ -226,18 +227,18 @@ async def test_a_dst_day_has_23_hours_and_the_autumn_one_25(db: Database):
 
 def test_periods_people_can_name():
     now = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)  # already the 8th in Berlin
-    assert reports.named("today", now, BERLIN) == reports.day(date(2026, 12, 8), BERLIN)
-    assert reports.named(" Yesterday ", now, BERLIN) == reports.day(date(2026, 12, 7), BERLIN)
-    seven = reports.named("7d", now, BERLIN)
+    assert periods.named("today", now, BERLIN) == periods.day(date(2026, 12, 8), BERLIN)
+    assert periods.named(" Yesterday ", now, BERLIN) == periods.day(date(2026, 12, 7), BERLIN)
+    seven = periods.named("7d", now, BERLIN)
     assert (seven.kind, seven.start.date(), seven.end.date()) == (
         "days",
         date(2026, 12, 2),
         date(2026, 12, 9),
     )
-    assert reports.named("2026-03-29", now, BERLIN) == reports.day(date(2026, 3, 29), BERLIN)
-    week = reports.named("2026-W49", now, BERLIN)
+    assert periods.named("2026-03-29", now, BERLIN) == periods.day(date(2026, 3, 29), BERLIN)
+    week = periods.named("2026-W49", now, BERLIN)
     assert (
-        week == reports.week(date(2026, 11, 30), BERLIN) == reports.week(date(2026, 12, 3), BERLIN)
+        week == periods.week(date(2026, 11, 30), BERLIN) == periods.week(date(2026, 12, 3), BERLIN)
     )
     assert (week.kind, week.start.date(), week.end.date()) == (
         "week",
@@ -247,11 +248,11 @@ def test_periods_people_can_name():
     for bad in ("lastyear", "2026-02-30", "2026-13-01", "1999-12-31", "2026-W54", "7", "2026-1-5",
                 "today!", "x" * 500, "2026-12-07 2026-12-08"):  # fmt: skip
         with pytest.raises(DomainError) as caught:
-            reports.named(bad, now, BERLIN)
+            periods.named(bad, now, BERLIN)
         assert caught.value.key == "report.bad_period"
         assert "is not a period: use today, yesterday, 7d" in str(caught.value)
     with pytest.raises(DomainError) as caught:
-        reports.named("x" * 500, now, BERLIN)
+        periods.named("x" * 500, now, BERLIN)
     assert len(str(caught.value)) < 200
 
 

@@ -16,7 +16,7 @@ from core.db import Database
 from core.drivers.stops import Stops, delivery_eta
 from core.migrations import alembic_config
 from core.models import Order, OrderStatus, Route, RouteStop
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import Actor, Change, Window
 from tests.factories import move
 from tests.test_dispatch import EAST, NOW, WEST, dispatcher, near, on_shift, order_at

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from core.clock import system_clock
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.drivers.loading import load_route
 from core.drivers.shifts import ShiftEnd, end_shift, start_shift
 from core.models import (
@@ -25,7 +25,7 @@ from core.models import (
     open_stop,
 )
 from core.orders.lifecycle import SYSTEM, Actor
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from core.routing.travel import StraightLine
 from tests.factories import add_driver, add_member, move, snapshot
 from tests.fakes import telegram_updates as tu
@@ -85,8 +85,8 @@ async def parcels(db: Database, refs: list[str], *, pickup: bool = False) -> lis
     return made
 
 
-def planner(db: Database) -> Dispatcher:
-    return Dispatcher(db, StraightLine(speed_kmh=36, detour=1.0))
+def planner(db: Database) -> Planner:
+    return Planner(db, StraightLine(speed_kmh=36, detour=1.0))
 
 
 async def test_core_refuses_while_a_parcel_is_on_board_and_alerts_once(db: Database):

@@ -23,9 +23,9 @@ from core.models import (
     ShiftState,
     open_stop,
 )
-from core.orders import orders as order_service
+from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Change
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from tests.conftest import FIXTURES
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot

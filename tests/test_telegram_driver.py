@@ -24,9 +24,9 @@ from core.models import (
     Role,
     ShiftState,
 )
-from core.orders import orders as order_service
+from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Actor, Change
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, jpeg, running_bot
 

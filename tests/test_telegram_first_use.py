@@ -15,9 +15,9 @@ from core.conversations.buttons import Act
 from core.db import Database
 from core.drivers.stops import Stops
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role
-from core.orders import orders as order_service
+from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Actor, Change, Window
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from core.texts import CATALOGS
 from tests.conftest import ROOT
 from tests.fakes import telegram_updates as tu

@@ -18,7 +18,7 @@ from core.clock import system_clock
 from core.db import Database
 from core.models import Customer, Invite, Member, Role
 from core.orders.lifecycle import SYSTEM
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from core.people import invites
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import SECRET, add_person, roles_of, running_bot

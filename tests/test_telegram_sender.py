@@ -18,7 +18,7 @@ from core.config import Settings
 from core.db import Database
 from core.models import Member, OutboxMessage, OutboxStatus, Role
 from core.notify import outbox
-from core.notify.notifications import Notice
+from core.notify.rules import Notice
 from tests.fakes.telegram_api import FakeTelegram
 from tests.telegram_harness import add_person
 

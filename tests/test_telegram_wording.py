@@ -12,9 +12,9 @@ from sqlmodel import col, select
 from core.clock import system_clock
 from core.db import Database
 from core.models import Driver, Member, Order, OrderStatus, Role
-from core.orders import orders as order_service
+from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Change
-from core.orders.orders import OrderDraft, create_order
+from core.orders.service import OrderDraft, create_order
 from core.people import invites
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, running_bot

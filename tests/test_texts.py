@@ -13,7 +13,7 @@ import pytest
 
 from core.conversations.commands import COMMANDS
 from core.drivers.stops import FAIL_REASONS
-from core.merchants.webhooks import EVENT_TYPES
+from core.merchants.deliveries import EVENT_TYPES
 from core.models import OrderStatus, ProofKind, Role
 from core.people.customers import asks_where
 from core.texts import (

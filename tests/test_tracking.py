@@ -10,7 +10,7 @@ from core.bootstrap import Services
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.drivers.tracking import Fix
+from core.drivers.positions import Fix
 from core.models import (
     Customer,
     Driver,
@@ -20,9 +20,9 @@ from core.models import (
     Role,
     ShiftState,
 )
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change, Window
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people.members import grant
 
 S = OrderStatus
@@ -83,7 +83,7 @@ async def test_an_order_predicted_after_its_window_alerts_dispatchers_once(db: D
     await tracker.ping(driver.id, Fix(52.62, 13.40, system_clock(), live=True))  # ~11 km: too far
     await tracker.drain()
     assert (await templates(db)).count("dispatcher.order_at_risk") == 1
-    etas = await services.dispatcher.refresh_etas(driver.id)
+    etas = await services.planner.refresh_etas(driver.id)
     assert etas[order.id] > system_clock() + timedelta(minutes=1)
     assert await tracker.alert_at_risk(etas) == []  # once per attempt
     await services.close()

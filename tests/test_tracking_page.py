@@ -18,12 +18,12 @@ from sqlmodel import select
 from core.clock import system_clock
 from core.config import Settings
 from core.db import Database
-from core.drivers import tracking
+from core.drivers import positions
 from core.errors import NotFound
 from core.models import Customer, Driver, Member, Order, OrderStatus, Role, ShiftState
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from core.people.members import grant
 from core.tracking.live import Views
 from core.tracking.public import Expired
@@ -270,8 +270,8 @@ async def test_every_open_page_of_an_order_gets_each_update(db: Database, tmp_pa
         await until(lambda: all(pages.values()))
         assert pages["other"][0]["ref"] == f"#{other.id}"
 
-        fix = tracking.Fix(52.5210, 13.4050, system_clock(), live=True)
-        await tracking.record(db, driver.id, fix)
+        fix = positions.Fix(52.5210, 13.4050, system_clock(), live=True)
+        await positions.record(db, driver.id, fix)
         await until(lambda: all(p[-1]["driver_at"] == [52.521, 13.405] for p in mine_pages))
         assert all(p[-1]["distance_m"] == 111 for p in mine_pages)
 
@@ -328,8 +328,8 @@ async def test_the_page_updates_live_as_the_driver_moves_and_delivers(db: Databa
         await page.wait_for_selector("#map[data-ready='map']", timeout=5000)
 
         # she moves: the position reaches the open page within a second or so
-        fix = tracking.Fix(52.5210, 13.4050, system_clock(), live=True)
-        await tracking.record(db, driver.id, fix)
+        fix = positions.Fix(52.5210, 13.4050, system_clock(), live=True)
+        await positions.record(db, driver.id, fix)
         await page.wait_for_selector("#distance:has-text('111 m')", timeout=3000)
         assert await page.evaluate("window.markers[0].p") == [52.521, 13.405]  # the driver
 

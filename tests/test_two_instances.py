@@ -24,7 +24,7 @@ from core.db import Database
 from core.merchants import apikeys
 from core.models import Member, OutboxMessage, OutboxStatus, Role, WebhookDelivery
 from core.notify import outbox
-from core.notify.notifications import Notice
+from core.notify.rules import Notice
 from tests.conftest import serve
 from tests.fakes.telegram_api import FakeTelegram
 from tests.instances import running

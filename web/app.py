@@ -17,7 +17,7 @@ from core.clock import Clock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.jobs import service_jobs
-from core.merchants.webhook_sender import WebhookSender
+from core.merchants.sender import WebhookSender
 from core.scheduler import Scheduler
 from core.tracking.live import LiveFeed
 from web import errors, limits

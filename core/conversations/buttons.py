@@ -35,7 +35,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Act(Data):
-    """An action carried by a notification (see core.notify.notifications)."""
+    """An action carried by a notification (see core.notify.rules)."""
 
     prefix = "a"
     name: str

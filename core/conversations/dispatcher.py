@@ -9,9 +9,9 @@ from core.conversations.replies import Button, Choices
 from core.conversations.turn import Turn
 from core.conversations.wording import slot_choices, when, window
 from core.dispatch import board
-from core.drivers import tracking
+from core.drivers import positions
 from core.models import OrderStatus, Role
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import Change, Window
 from core.texts import t
 
@@ -128,7 +128,7 @@ async def _assign_command(turn: Turn, args: str) -> None:
 
 async def _assign(turn: Turn, order_id: int, driver_id: int) -> None:
     """Assign; say so naming the driver she chose (a refusal is raised, and answered, instead)."""
-    name = await turn.svc.dispatcher.assign_manually(order_id, driver_id, turn.actor)
+    name = await turn.svc.planner.assign_manually(order_id, driver_id, turn.actor)
     card = await board.order_card(turn.svc.db, order_id)
     turn.say(t("order.assigned", turn.lang, ref=card.ref, driver=name))
 
@@ -199,7 +199,7 @@ async def _press(turn: Turn, data: buttons.Data | None) -> bool:
         elif name == "order.return":
             await _change_status(turn, order_id, OrderStatus.RETURNED, "order.returned")
         elif name == "driver.ask_location":
-            await tracking.ask_location(turn.svc.db, order_id, by=turn.who.member_id)
+            await positions.ask_location(turn.svc.db, order_id, by=turn.who.member_id)
             turn.say("✓", alert=True)
         else:
             return False

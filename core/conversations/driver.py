@@ -8,7 +8,7 @@ from core.conversations.events import Command, Event, Location, Press, Text, Upl
 from core.conversations.replies import Button, Link, Reply
 from core.conversations.turn import Turn
 from core.conversations.wording import when, window
-from core.drivers import loading, shifts, stops, tracking
+from core.drivers import loading, positions, shifts, stops
 from core.drivers.stops import StopView
 from core.models import OrderStatus, Role, StopKind
 from core.texts import t
@@ -72,10 +72,10 @@ async def _location(turn: Turn, event: Location) -> None:
     svc, lang = turn.svc, turn.lang
     at = event.at or svc.clock()
     if event.ended:  # the final edit: she stopped sharing
-        await tracking.stop_sharing(svc.db, turn.driver_id, at)
+        await positions.stop_sharing(svc.db, turn.driver_id, at)
         turn.say(t("location.stopped", lang))
         return
-    fix = tracking.Fix(
+    fix = positions.Fix(
         lat=event.lat,
         lon=event.lon,
         at=at,

@@ -1,4 +1,4 @@
-"""/neworder: a guided conversation that ends in core.orders.orders.create_order.
+"""/neworder: a guided conversation that ends in core.orders.service.create_order.
 
 name → phone (/skip) → address (text, geocoded; or a pin) → [pick one of ≤3] → window (/skip)
 → weight (/skip) → notes (/skip) → confirm, start over, or cancel. Every answer is checked as it
@@ -22,7 +22,7 @@ from core.errors import DomainError
 from core.geo.geocoding import parse_pin
 from core.models import Role
 from core.notify.messages import tracking_link
-from core.orders import orders
+from core.orders import service as orders
 from core.orders.lifecycle import Window
 from core.people import invites
 from core.texts import t

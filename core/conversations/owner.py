@@ -8,7 +8,7 @@ from core.conversations.engine import Flow
 from core.conversations.events import Command, Event, Press
 from core.conversations.turn import Turn
 from core.models import Role
-from core.reports import report_push
+from core.reports import push
 from core.texts import t
 
 
@@ -25,7 +25,7 @@ async def run(turn: Turn, event: Event) -> bool:
 
 
 async def _switch(turn: Turn, word: str) -> None:
-    key = await report_push.switch(turn.svc.db, turn.member_id, word or "")
+    key = await push.switch(turn.svc.db, turn.member_id, word or "")
     turn.say(t(key, turn.lang, at=f"{turn.svc.settings.reports.daily_at:%H:%M}"))
 
 

@@ -10,14 +10,14 @@ from core.conversations.events import Event, Location, Upload
 from core.conversations.replies import OutFile
 from core.conversations.turn import Turn
 from core.dispatch import board
-from core.dispatch.dispatch import DispatchReport
 from core.dispatch.plan_figures import plan_figures
+from core.dispatch.planner import DispatchReport
 from core.errors import DomainError
 from core.models import Role
 from core.notify.messages import tracking_link
 from core.orders import imports
 from core.people import invites
-from core.reports import reports
+from core.reports import periods
 from core.texts import t
 
 PROGRESS_EVERY_S = 1.0
@@ -110,8 +110,8 @@ async def _invite(turn: Turn, word: str) -> None:
 async def _report(turn: Turn, args: str) -> None:
     svc = turn.svc
     now = svc.clock()
-    period = reports.named(args or "today", now, turn.zone)
-    files = await reports.build(svc.db, svc.settings, period, turn.lang, now=now)
+    period = periods.named(args or "today", now, turn.zone)
+    files = await periods.build(svc.db, svc.settings, period, turn.lang, now=now)
     turn.say(files.text)
     turn.say("", file=OutFile("photo", files.chart_name, content=files.chart_png))
     turn.say("", file=OutFile("document", files.csv_name, content=files.csv))
@@ -140,7 +140,7 @@ async def with_progress(turn: Turn, work: Awaitable[T]) -> T:
 
 async def dispatch(turn: Turn, args: str) -> None:
     lang, svc = turn.lang, turn.svc
-    report = await with_progress(turn, svc.dispatcher.dispatch_day(turn.actor))
+    report = await with_progress(turn, svc.planner.dispatch_day(turn.actor))
     if not report.assigned and not report.unassigned and not report.skipped:
         turn.say(t("dispatch.nothing", lang), edit=True)
         return
@@ -157,7 +157,7 @@ async def dispatch(turn: Turn, args: str) -> None:
 
 async def optimize(turn: Turn, args: str) -> None:
     lang = turn.lang
-    report = await with_progress(turn, turn.svc.dispatcher.optimize(turn.actor))
+    report = await with_progress(turn, turn.svc.planner.optimize(turn.actor))
     minutes, km = report.seconds_saved // 60, round(report.metres_saved / 1000, 1)
     if minutes <= 0 and km <= 0:
         text = t("optimize.no_gain", lang)
@@ -168,7 +168,7 @@ async def optimize(turn: Turn, args: str) -> None:
 
 async def _figures(turn: Turn) -> str:
     """One line: what the plan in force costs from now on."""
-    plan = await plan_figures(turn.svc.dispatcher)
+    plan = await plan_figures(turn.svc.planner)
     total = plan.total
     return t(
         "plan.figures",

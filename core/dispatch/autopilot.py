@@ -7,9 +7,9 @@ and also polls every `poll_s`, for orders written by other processes and for row
 a process that died. It claims due rows under a lease (a token and an expiry, as the senders do,
 `core/leases.py`), so two instances never place the same order, and then:
 
-- one order: cheapest insertion (`Dispatcher.insert_order`);
+- one order: cheapest insertion (`Planner.insert_order`);
 - several at once (a CSV, an API batch, orders waiting when a driver starts): one batch solve
-  (`Dispatcher.place`), every stop already on a route kept with its driver;
+  (`Planner.place`), every stop already on a route kept with its driver;
 - an order nobody can take stays new: the "unassignable" note with its reason, which alerts the
   dispatchers once (again only after the order changed), and the row is parked until a driver
   starts a shift or shares her location, or the day's planning time; while no driver is on
@@ -46,7 +46,7 @@ from core.clock import Clock
 from core.config import Settings
 from core.db import Database
 from core.dispatch import replan, world
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.drivers.stops import Stops
 from core.errors import DomainError
 from core.leases import new_token
@@ -85,7 +85,7 @@ class Autopilot:
     def __init__(
         self,
         db: Database,
-        dispatcher: Dispatcher,
+        planner: Planner,
         stops: Stops,
         settings: Settings,
         *,
@@ -94,7 +94,7 @@ class Autopilot:
         lease: timedelta = LEASE,
     ) -> None:
         self.db = db
-        self.dispatcher = dispatcher
+        self.planner = planner
         self.stops = stops
         self.settings = settings
         self.clock: Clock = clock or db.now
@@ -203,7 +203,7 @@ class Autopilot:
         async with self._pass:
             self.stats.replans += 1
             minutes = self.settings.dispatch.move_min_saving_minutes
-            return await replan.reoptimize(self.dispatcher, SYSTEM, min_saving_minutes=minutes)
+            return await replan.reoptimize(self.planner, SYSTEM, min_saving_minutes=minutes)
 
     async def driver_ready(self, driver_id: int) -> None:
         """A driver started her shift or shares her location: she may take today's waiting
@@ -299,7 +299,7 @@ class Autopilot:
             order_id = order_ids[0]
             self.stats.insertions += 1
             try:
-                insertion = await self.dispatcher.insert_order(order_id, SYSTEM, note=False)
+                insertion = await self.planner.insert_order(order_id, SYSTEM, note=False)
             except DomainError:  # no longer waiting: moved on meanwhile
                 return Outcome({}, {}, {order_id})
             if insertion.vehicle is not None:
@@ -308,7 +308,7 @@ class Autopilot:
                 return Outcome({}, {}, {order_id})
             return Outcome({}, {order_id: insertion.reason or t("dispatch.no_driver")}, set())
         self.stats.solves += 1
-        report = await self.dispatcher.place(order_ids, SYSTEM)
+        report = await self.planner.place(order_ids, SYSTEM)
         placed = {a.order_id: a.driver_id for a in report.assigned}
         asked = set(order_ids)
         retry = set(report.skipped) & asked

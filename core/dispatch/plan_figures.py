@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.routing.check import evaluate
 from core.routing.cost import Figures, figures
 
@@ -27,10 +27,10 @@ class PlanFigures:
     cost_per_km: float
 
 
-async def plan_figures(dispatcher: Dispatcher) -> PlanFigures:
+async def plan_figures(planner: Planner) -> PlanFigures:
     """The figures of every on-shift driver's open stops in their planned order, each leg
     timed at the hour it is driven, from her live position (or depot) now."""
-    world = await dispatcher.world(waiting=[])
+    world = await planner.world(waiting=[])
     sequences = {v: stops for v, stops in world.sequences.items() if stops}
     plan, _ = evaluate(world.problem, sequences)  # a late stop is still driven: count it
     total, each = figures(plan, world.problem.objective)
@@ -38,5 +38,5 @@ async def plan_figures(dispatcher: Dispatcher) -> PlanFigures:
         DriverFigures(int(vehicle), world.names.get(vehicle, vehicle), each[vehicle])
         for vehicle in sorted(each, key=int)
     ]
-    routing = dispatcher.routing
+    routing = planner.routing
     return PlanFigures(world.epoch, total, drivers, routing.cost_per_hour, routing.cost_per_km)

@@ -27,8 +27,8 @@ from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.dispatch.dispatch import Dispatcher
 from core.dispatch.plan_writes import lock, orders_of, write_routes
+from core.dispatch.planner import Planner
 from core.dispatch.world import (
     WAITING,
     World,
@@ -39,7 +39,7 @@ from core.dispatch.world import (
 from core.drivers.stops import ref_of
 from core.models import Driver
 from core.notify import outbox
-from core.notify.notifications import ROUTE_MESSAGE, Notice
+from core.notify.rules import ROUTE_MESSAGE, Notice
 from core.orders.lifecycle import Actor
 from core.routing.check import simulate
 from core.routing.sticky import RouteChange, changes
@@ -61,14 +61,14 @@ class ReplanReport:
 
 
 async def reoptimize(
-    dispatcher: Dispatcher,
+    planner: Planner,
     actor: Actor,
     *,
     min_saving_minutes: float,
     day: date | None = None,
 ) -> ReplanReport:
     """Re-plan today from where everyone is now, changing only what is worth changing."""
-    world = await dispatcher.world(day=day)
+    world = await planner.world(day=day)
     waiting = [
         stop
         for order_id, order in world.orders.items()
@@ -76,7 +76,7 @@ async def reoptimize(
         for stop in (pickup_id(order_id), delivery_id(order_id))
         if stop in world.problem.stop_by_id
     ]
-    plan = await dispatcher.sticky(world, waiting, world.cost_of_minutes(min_saving_minutes))
+    plan = await planner.sticky(world, waiting, world.cost_of_minutes(min_saving_minutes))
     report = ReplanReport(unplaced={order_of(s): why for s, why in plan.unplaced.items()})
     before = {v: list(world.sequences.get(v, [])) for v in plan.sequences}
     changed = {v: stops for v, stops in plan.sequences.items() if stops != before[v]}
@@ -91,12 +91,12 @@ async def reoptimize(
     for stop, target in plan.rescued.items():  # late where it was: to a driver on time for it
         source = next(v for v, stops in before.items() if stop in stops)
         report.moved[order_of(stop)] = (int(source), int(target))
-    async with dispatcher.db.transaction() as session:
+    async with planner.db.transaction() as session:
         drivers = [int(v) for v in changed]
         locked = await lock(session, drivers, orders_of(routes) + list(report.moved))
         written = await write_routes(
             session, world, routes, actor, locked,
-            max_attempts=dispatcher.orders.max_attempts, extra={ROUTE_MESSAGE: True},
+            max_attempts=planner.orders.max_attempts, extra={ROUTE_MESSAGE: True},
         )  # fmt: skip
         report.skipped = {**written.skipped, **written.refused}
         saved = written.saved

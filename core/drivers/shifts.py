@@ -21,7 +21,7 @@ from core.drivers.stops import ref_of
 from core.errors import DomainError
 from core.models import Driver, Order, OrderStatus, Shift, ShiftState
 from core.notify import outbox
-from core.notify.notifications import Notice, dispatcher_members
+from core.notify.rules import Notice, dispatcher_members
 from core.orders import lifecycle
 from core.orders.lifecycle import Actor
 

@@ -23,7 +23,7 @@ from core.db import Database, retrying
 from core.errors import DomainError, NotFound
 from core.models import ApiIdempotencyKey, ApiKey, session_time
 from core.orders.lifecycle import Actor
-from core.orders.orders import (
+from core.orders.service import (
     DuplicateRef,
     OrderDraft,
     Outcome,

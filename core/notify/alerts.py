@@ -39,7 +39,7 @@ from core.models import (
     StopKind,
 )
 from core.notify import outbox
-from core.notify.notifications import NOTE_ALERTS, Notice, dispatcher_members
+from core.notify.rules import NOTE_ALERTS, Notice, dispatcher_members
 
 UNASSIGNED = "order_unassigned"
 IDLE = "driver_idle"

@@ -34,7 +34,7 @@ from core.models import (
     session_clock,
     session_time,
 )
-from core.notify.notifications import MAX_ACTIONS, Notice
+from core.notify.rules import MAX_ACTIONS, Notice
 from core.policy import policy_of
 
 log = logging.getLogger(__name__)

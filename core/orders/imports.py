@@ -20,7 +20,7 @@ from core.db import Database, retrying
 from core.errors import DomainError
 from core.models import ProofKind, StopKind
 from core.orders.lifecycle import Actor, Window
-from core.orders.orders import OrderDraft, Outcome, add_orders, normalize_phone
+from core.orders.service import OrderDraft, Outcome, add_orders, normalize_phone
 from core.validation import describe
 
 REQUIRED = ("external_ref", "customer_name", "address")

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.drivers import visits
 from core.errors import DomainError, NotFound
-from core.merchants import webhooks
+from core.merchants import deliveries
 from core.models import (
     Driver,
     Member,
@@ -41,7 +41,7 @@ from core.models import (
     order_ref,
     session_time,
 )
-from core.notify import notifications, outbox
+from core.notify import outbox, rules
 from core.orders import placements
 from core.texts import t
 
@@ -311,7 +311,7 @@ async def revert(
     await visits.reopen(session, order_id, undone.to_status)
     session.add(event)
     await session.flush()
-    await webhooks.enqueue(session, order, event)  # the merchant must not keep the undone status
+    await deliveries.enqueue(session, order, event)  # the merchant must not keep the undone status
     return event
 
 
@@ -403,7 +403,7 @@ async def _record(
 ) -> OrderEvent:
     session.add(event)
     await session.flush()
-    notices = await notifications.for_event(session, order, event, previous_driver_id)
+    notices = await rules.for_event(session, order, event, previous_driver_id)
     await outbox.enqueue(session, event, notices)
-    await webhooks.enqueue(session, order, event)
+    await deliveries.enqueue(session, order, event)
     return event

@@ -29,7 +29,7 @@ from core.models import (
     Role,
 )
 from core.notify import outbox
-from core.notify.notifications import Notice, dispatcher_members
+from core.notify.rules import Notice, dispatcher_members
 from core.people import identities
 from core.people.identities import ChatRef, Identity, Person
 from core.people.invites import token_hash

@@ -383,7 +383,7 @@ TEXTS = {
         "We have a problem on our side right now. Your message is not lost: it will be handled"
         " as soon as it is fixed, no need to send it again."
     ),
-    # --- reports (core/reports/reports.py) ---
+    # --- reports (core/reports/periods.py) ---
     "report.title": "📊 Report for {period}",
     "report.compared.day": "(arrows: against the average of the 7 days before)",
     "report.compared.week": "(arrows: against the week before)",
@@ -416,7 +416,7 @@ TEXTS = {
     "report.bad_date": "{text!r} is not a day: write it like 2026-12-07, or today or yesterday.",
     "report.date_or_week": "Give --date or --week, not both.",
     # --- pushed reports and exception alerts (issue 12, push) ---
-    "msg.owner.report": "{text}",  # the report's text, worded by core.reports.reports
+    "msg.owner.report": "{text}",  # the report's text, worded by core.reports.periods
     "msg.owner.report_chart": "📊 {period}",
     "msg.owner.report_csv": "🗂 {period}: every order in a spreadsheet (CSV)",
     "action.reports.off": "Stop daily reports",

@@ -87,7 +87,7 @@ class People:
         self.sandbox = sandbox
         self.away = away  # order ids whose customer is out at the first attempt
         self.seed = seed
-        self.travel = sandbox.services.dispatcher.travel
+        self.travel = sandbox.services.planner.travel
         self.failed_once: set[int] = set()
         self.rated: set[int] = set()
         self.looked: dict[str, int] = {}  # customer key -> last message id read

@@ -29,8 +29,8 @@ from core.clock import SimClock
 from core.config import Settings
 from core.migrations import upgrade
 from core.models import Order, OrderStatus, OutboxMessage, OutboxStatus
-from core.reports import reports
-from core.reports.report_push import REPORTS_DIR
+from core.reports import periods
+from core.reports.push import REPORTS_DIR
 from lastmile.demo import summary
 from lastmile.demo.city import CITIES
 from lastmile.demo.day import DayPlan, plan_day
@@ -200,7 +200,7 @@ async def day_of(
         await asyncio.gather(*playing, return_exceptions=True)
     if server.should_exit:  # Ctrl-C (or SIGTERM): no summary of half a day
         raise Interrupted
-    period = reports.day(midnight.date(), zone)
+    period = periods.day(midnight.date(), zone)
     out = options.out / midnight.date().isoformat()
     await keep_report(services, Path(services.settings.app.data_dir) / REPORTS_DIR, out)
     driven = summary.Driven(
@@ -209,7 +209,7 @@ async def day_of(
         on_time=0,
         stops=sum(len(d.done) for d in drivers),
     )
-    naive = await summary.naive_dispatch(day, services.dispatcher.travel, midnight)
+    naive = await summary.naive_dispatch(day, services.planner.travel, midnight)
     result = await summary.read(services.db, period, clock(), zone, driven, naive, str(out))
     echo.progress(progress(clock(), zone, await status_counts(services), len(day.orders)))
     for line in result.lines():

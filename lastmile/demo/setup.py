@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.sandbox.channel import SandboxChannel
 from core.merchants.apikeys import create_key
 from core.models import Customer, Depot, Driver, Member, Role
-from core.orders.orders import normalize_phone
+from core.orders.service import normalize_phone
 from core.people.customers import find_or_add_customer
 from core.people.members import grant
 from lastmile.demo.day import DayPlan

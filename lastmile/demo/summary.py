@@ -14,9 +14,9 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Order, OrderStatus, OutboxMessage
-from core.reports import report_rows
+from core.reports import rows as report_rows
 from core.reports.metrics import compute
-from core.reports.reports import Period
+from core.reports.periods import Period
 from core.routing.travel import Point, TravelProvider
 from lastmile.demo.day import DayPlan
 

@@ -27,8 +27,8 @@ from starlette.routing import Route
 from core.clock import system_clock
 from core.config import Settings, WebhooksSettings
 from core.db import Database
-from core.merchants import apikeys, webhooks
-from core.merchants.webhook_sender import WebhookSender
+from core.merchants import apikeys, deliveries
+from core.merchants.sender import WebhookSender
 from core.models import ApiKey, OrderEvent, OrderStatus
 from core.models import WebhookDelivery as Delivery
 from tests.conftest import serve
@@ -233,10 +233,10 @@ def expected_signature(secret: str, body: bytes) -> str:
 
 def check_signed(hit: Hit, secret: str) -> None:
     assert hit.signature == expected_signature(secret, hit.body)
-    assert webhooks.verify(secret, hit.body, hit.signature)
-    assert not webhooks.verify(secret, hit.body + b" ", hit.signature)
-    assert not webhooks.verify(secret + "x", hit.body, hit.signature)
-    assert not webhooks.verify(secret, hit.body, None)
+    assert deliveries.verify(secret, hit.body, hit.signature)
+    assert not deliveries.verify(secret, hit.body + b" ", hit.signature)
+    assert not deliveries.verify(secret + "x", hit.body, hit.signature)
+    assert not deliveries.verify(secret, hit.body, None)
 
 
 async def events_of(db: Database, order_id: int) -> list[OrderEvent]:

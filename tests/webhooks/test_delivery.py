@@ -19,8 +19,8 @@ from sqlmodel import (
 
 from core.config import WebhooksSettings
 from core.db import Database
-from core.merchants import apikeys, webhooks
-from core.merchants.webhook_sender import WebhookSender
+from core.merchants import apikeys, deliveries
+from core.merchants.sender import WebhookSender
 from core.models import (
     OutboxStatus,
     WebhookAttempt,
@@ -29,7 +29,7 @@ from core.models import (
     WebhookDelivery as Delivery,
 )
 from core.orders import lifecycle
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from tests.conftest import (
     free_port,
     serve,
@@ -225,7 +225,7 @@ async def test_dropped_connections_and_errors_back_off_and_resend_the_same_reque
     assert key.id is not None
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook/shop"
-    listening = await webhooks.set_url(db, key.id, url, rules=LOOPBACK)
+    listening = await deliveries.set_url(db, key.id, url, rules=LOOPBACK)
     assert listening.webhook_secret is not None
     draft = OrderDraft(
         external_ref="H-1",
@@ -391,7 +391,7 @@ async def test_only_the_key_that_made_the_order_hears_of_it_unless_all_orders(st
             check_signed(hit, merchant.secret)
             for stranger in {shop, watcher, quiet} - {merchant}:
                 assert stranger.secret is not None
-                assert not webhooks.verify(stranger.secret, hit.body, hit.signature)
+                assert not deliveries.verify(stranger.secret, hit.body, hit.signature)
     # one key cannot filter the log to another key's order and see its deliveries
     assert await quiet.log(order_id=mine) == []
 
@@ -506,8 +506,8 @@ async def test_a_new_secret_signs_what_is_sent_after_it(stack: Stack):
     assert assigned_500.delivery == assigned_retry.delivery
     for hit in (created, assigned_500):
         check_signed(hit, old)
-        assert not webhooks.verify(new, hit.body, hit.signature)
+        assert not deliveries.verify(new, hit.body, hit.signature)
     for hit in (assigned_retry, out):
         check_signed(hit, new)
-        assert not webhooks.verify(old, hit.body, hit.signature)
+        assert not deliveries.verify(old, hit.body, hit.signature)
     assert out.json["data"]["status"] == "out_for_delivery"

@@ -16,8 +16,8 @@ from sqlmodel import (
 from core.config import WebhooksSettings
 from core.db import Database
 from core.drivers.stops import Stops
-from core.merchants import apikeys, webhook_queue, webhooks
-from core.merchants.webhook_sender import WebhookSender
+from core.merchants import apikeys, deliveries, queue
+from core.merchants.sender import WebhookSender
 from core.models import (
     ApiKey,
     OutboxStatus,
@@ -33,7 +33,7 @@ from core.orders.lifecycle import (
     Change,
     TransitionRefused,
 )
-from core.orders.orders import OrderDraft
+from core.orders.service import OrderDraft
 from tests.conftest import serve
 from tests.factories import (
     DAY,
@@ -166,13 +166,13 @@ async def test_redeliver_refusals(stack: Stack):
         "a retry waiting",
         lambda log: len(log) == 2 and (log[0]["status"], log[0]["attempts"]) == ("pending", 1),
     )
-    [leased] = await webhook_queue.claim(stack.db, now=stack.clock() + timedelta(hours=1))
+    [leased] = await queue.claim(stack.db, now=stack.clock() + timedelta(hours=1))
     busy = await shop.api.post(f"/webhook/deliveries/{leased.id}/redeliver")
     assert busy.status_code == 409
     assert (
         busy.json()["detail"] == f"Webhook delivery {leased.id} is being sent right now; try again."
     )
-    await webhook_queue.release(stack.db, [leased.id])
+    await queue.release(stack.db, [leased.id])
     await shop.log_when("both sent", sent(2))
 
 
@@ -287,7 +287,7 @@ async def test_a_url_httpx_cannot_use_is_logged_as_a_failed_attempt_and_gives_up
         row = await session.get(ApiKey, key.id)
         assert row is not None
         row.webhook_url = "https://shop.example.com:abc/hook"
-        row.webhook_secret = webhooks.new_secret()
+        row.webhook_secret = deliveries.new_secret()
         row.webhook_all_orders = True
         session.add(row)
     await new_order(db, ref="I-1")
@@ -316,7 +316,7 @@ async def test_an_answer_with_a_nul_byte_is_logged(db: Database, request: pytest
     sender = WebhookSender(db, WebhooksSettings(timeout_s=5, allow_private=True), clock=clock)
     try:
         async with serve(receiver.app) as hook:
-            await webhooks.set_url(db, key.id, f"{hook}/hook/shop", rules=LOOPBACK)
+            await deliveries.set_url(db, key.id, f"{hook}/hook/shop", rules=LOOPBACK)
             order_id, _ = await apikeys.create_order(
                 db,
                 key,
@@ -379,7 +379,7 @@ async def test_a_name_that_resolves_to_a_private_address_is_not_posted_to(db: Da
             row = await session.get(ApiKey, key.id)
             assert row is not None
             row.webhook_url = f"http://localhost:{port}/hook/shop"
-            row.webhook_secret = webhooks.new_secret()
+            row.webhook_secret = deliveries.new_secret()
             row.webhook_all_orders = True
             session.add(row)
         await new_order(db, ref="L-1")

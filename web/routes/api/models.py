@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from core.models import ProofKind, StopKind
-from core.orders.order_views import OrderView, WindowView
+from core.orders.views import OrderView, WindowView
 from core.validation import Text
 
 MAX_BATCH = 500

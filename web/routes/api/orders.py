@@ -16,9 +16,9 @@ from core.drivers import proofs
 from core.errors import DomainError
 from core.merchants import apikeys
 from core.models import OrderStatus
-from core.orders import order_views
+from core.orders import views
 from core.orders.lifecycle import Change, Window
-from core.orders.orders import OrderDraft, change_status, normalize_phone
+from core.orders.service import OrderDraft, change_status, normalize_phone
 from core.texts import t
 from core.validation import MAX_ID
 from web.deps import DB
@@ -52,12 +52,12 @@ router = APIRouter(tags=["orders"])
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The order's id.", examples=[42])]
 
 
-def _out(view: order_views.OrderView) -> OrderOut:
+def _out(view: views.OrderView) -> OrderOut:
     return OrderOut.model_validate(view, from_attributes=True)
 
 
 async def _order(db: DB, order_id: int, config: Settings) -> OrderOut:
-    view = await order_views.get_order(db, order_id, base_url(config))
+    view = await views.get_order(db, order_id, base_url(config))
     if view is None:
         raise HTTPException(404, t("error.order_not_found", order=order_id))
     return _out(view)
@@ -172,7 +172,7 @@ async def create_orders(body: BatchCreate, db: DB, key: Key, config: Config) -> 
             items[index] = BatchItem(index=index, result="error", errors=exc.errors)
     outcomes = await apikeys.create_orders(db, key, drafts, rules=config.orders)
     ids = [outcome[0] for outcome in outcomes.values() if isinstance(outcome, tuple)]
-    orders = await order_views.orders_by_id(db, ids, base_url(config))
+    orders = await views.orders_by_id(db, ids, base_url(config))
     for index, outcome in outcomes.items():
         if isinstance(outcome, str):
             error = FieldError(field="body", message=outcome)
@@ -237,7 +237,7 @@ async def list_orders(
         )
     if external_ref is not None and "\x00" in external_ref:
         return OrderPage(orders=[], next_cursor=None)
-    orders, next_id = await order_views.list_orders(
+    orders, next_id = await views.list_orders(
         db,
         base_url(config),
         status=status,

@@ -33,7 +33,7 @@ def _figures(figures: Figures) -> PlanFiguresOut:
     ),
 )
 async def get_plan(svc: Svc, key: Key) -> PlanOut:
-    plan = await plan_figures(svc.dispatcher)
+    plan = await plan_figures(svc.planner)
     return PlanOut(
         at=plan.at,
         cost_per_hour=plan.cost_per_hour,

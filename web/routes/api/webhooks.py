@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import DomainError
-from core.merchants import webhooks
+from core.merchants import deliveries as webhooks
 from core.models import ApiKey, OutboxStatus
 from core.texts import t
 from core.validation import MAX_ID, Text

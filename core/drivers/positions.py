@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from core.clock import Clock
 from core.config import TrackingSettings
 from core.db import Database
-from core.dispatch.dispatch import Dispatcher
+from core.dispatch.planner import Planner
 from core.drivers.loading import check_departure
 from core.errors import DomainError
 from core.models import (
@@ -34,7 +34,7 @@ from core.models import (
     StopKind,
 )
 from core.notify import outbox
-from core.notify.notifications import Notice, dispatcher_members
+from core.notify.rules import Notice, dispatcher_members
 from core.orders import lifecycle
 from core.orders.lifecycle import SYSTEM
 
@@ -115,13 +115,13 @@ class Tracker:
     def __init__(
         self,
         db: Database,
-        dispatcher: Dispatcher,
+        planner: Planner,
         settings: TrackingSettings | None = None,
         *,
         clock: Clock | None = None,
     ) -> None:
         self.db = db
-        self.dispatcher = dispatcher
+        self.planner = planner
         self.settings = settings or TrackingSettings()
         self.clock: Clock = clock or db.now
         self._last: dict[int, float] = {}
@@ -145,7 +145,7 @@ class Tracker:
     async def _after_ping(self, driver_id: int) -> None:
         try:
             await check_departure(self.db, driver_id, SYSTEM, now=self.clock())
-            etas = await self.dispatcher.on_location(driver_id, SYSTEM)
+            etas = await self.planner.on_location(driver_id, SYSTEM)
             await self.notify_nearby(driver_id)
             await self.alert_at_risk(etas)
         except Exception:  # a failed ETA refresh must not lose the ping or stop the loop
@@ -160,7 +160,7 @@ class Tracker:
             candidates = [(i, a) for i, a in await session.exec(statement) if i is not None]
         told = []
         for order_id, attempt in candidates:
-            near = await self.dispatcher.is_near(
+            near = await self.planner.is_near(
                 order_id, minutes=self.settings.nearby_minutes, metres=self.settings.nearby_metres
             )
             if near and await self._once(order_id, "driver_nearby", {"attempt": attempt}):

@@ -24,7 +24,7 @@ from core.clock import Clock
 from core.config import WebhooksSettings
 from core.db import Database
 from core.leases import LEASE, Leases
-from core.merchants import webhook_queue, webhooks
+from core.merchants import deliveries, queue
 from core.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class WebhookSender:
 
     async def drain_once(self) -> bool:
         """Claim one batch and try each delivery once; False when nothing was due."""
-        batch = await webhook_queue.claim(
+        batch = await queue.claim(
             self.db, limit=self.settings.concurrency, now=self.clock(), lease=self.leases.length
         )
         if not batch:
@@ -120,20 +120,20 @@ class WebhookSender:
             await asyncio.gather(*(self.deliver(item) for item in batch))
         return True
 
-    async def deliver(self, item: webhook_queue.Claimed) -> webhook_queue.Outcome:
+    async def deliver(self, item: queue.Claimed) -> queue.Outcome:
         if self._stopping.is_set():
-            await webhook_queue.release(self.db, [item.id], token=item.token, now=self.clock())
-            return webhook_queue.Outcome(item.url, error="not tried: the sender stopped")
+            await queue.release(self.db, [item.id], token=item.token, now=self.clock())
+            return queue.Outcome(item.url, error="not tried: the sender stopped")
         deadline = await self.leases.hold(item.id, item.token)
         if deadline is None:
             log.warning("webhook %s was taken over by another sender: not sending it", item.id)
-            return webhook_queue.Outcome(item.url, error="not tried: another sender has it")
+            return queue.Outcome(item.url, error="not tried: another sender has it")
         body = item.body.encode()
         headers = {
             "Content-Type": "application/json",
-            webhooks.SIGNATURE_HEADER: webhooks.sign(item.secret, body),
-            webhooks.EVENT_HEADER: item.event_type,
-            webhooks.DELIVERY_HEADER: str(item.id),
+            deliveries.SIGNATURE_HEADER: deliveries.sign(item.secret, body),
+            deliveries.EVENT_HEADER: item.event_type,
+            deliveries.DELIVERY_HEADER: str(item.id),
         }
         started = time.perf_counter()
         try:
@@ -146,7 +146,7 @@ class WebhookSender:
                     excerpt += chunk
                     if len(excerpt) >= EXCERPT:
                         break
-            outcome = webhook_queue.Outcome(
+            outcome = queue.Outcome(
                 item.url,
                 status_code=reply.status_code,
                 error=None if reply.is_success else f"HTTP {reply.status_code}",
@@ -156,13 +156,11 @@ class WebhookSender:
         except TimeoutError:
             half = self.leases.length.total_seconds() / 2
             error = f"TimeoutError: the request took longer than {half:g} s (OUTBOX_LEASE_S / 2)"
-            outcome = webhook_queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
+            outcome = queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
         except Exception as exc:  # whatever went wrong is a failed attempt, logged and retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            outcome = webhook_queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
-        status = await webhook_queue.record(
-            self.db, item.id, outcome, token=item.token, now=self.clock()
-        )
+            outcome = queue.Outcome(item.url, error=error, duration_ms=_ms_since(started))
+        status = await queue.record(self.db, item.id, outcome, token=item.token, now=self.clock())
         if not outcome.ok:
             log.info("webhook %s to %s: %s, now %s", item.id, item.url, outcome.error, status)
         return outcome

@@ -1,6 +1,6 @@
 """The sender's side of the webhook deliveries table: lease due deliveries, record each
 attempt, retry with backoff until the delivery's day is over, hand back what was not tried.
-(What is delivered, to whom and how it is signed: `core.merchants.webhooks`.)"""
+(What is delivered, to whom and how it is signed: `core.merchants.deliveries`.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from core import leases
 from core.db import Database
 from core.leases import LEASE
-from core.merchants.webhooks import MAX_URL
+from core.merchants.deliveries import MAX_URL
 from core.models import ApiKey, OutboxStatus, WebhookAttempt, WebhookDelivery
 
 BACKOFF_BASE_S = 30

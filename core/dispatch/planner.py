@@ -82,7 +82,7 @@ class DispatchReport:
         return (self.before.distance - self.after.distance) if self.before and self.after else 0
 
 
-class Dispatcher:
+class Planner:
     def __init__(
         self,
         db: Database,

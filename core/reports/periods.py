@@ -16,9 +16,10 @@ from core.config import Settings
 from core.db import Database
 from core.errors import DomainError
 from core.models import OrderStatus
-from core.reports import report_chart, report_rows
+from core.reports import chart as report_chart
+from core.reports import rows as report_rows
 from core.reports.metrics import COMPARED, Rows, compute, on_time, period_orders
-from core.reports.report_text import label, reason_words, text
+from core.reports.text import label, reason_words, text
 
 S = OrderStatus
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -1,7 +1,7 @@
 """Reports pushed to owners: the day's (daily at REPORTS_DAILY_AT, local) and, on Mondays, the
 previous Monday–Sunday week's, and each owner's switch to stop and restart them.
 
-A push builds the report once per language (core.reports.reports), keeps its chart and CSV
+A push builds the report once per language (core.reports.periods), keeps its chart and CSV
 under APP_DATA_DIR/reports/<period>/<language>/, and writes three outbox rows for every owner who
 gets it: the text (with a "Stop daily reports" button), the chart as a photo and the CSV as a
 document. Their idempotency keys name the owner, the period and the part, so a push run again
@@ -24,8 +24,9 @@ from core.db import Database
 from core.errors import DomainError
 from core.models import Member, MemberRole, OutboxMessage, Role
 from core.notify import outbox
-from core.notify.notifications import Notice
-from core.reports import report_text, reports
+from core.notify.rules import Notice
+from core.reports import periods
+from core.reports import text as report_text
 from core.texts import staff_language
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def report_week(now: datetime, at: time, zone: tzinfo) -> date:
     return day - timedelta(days=day.weekday() + 7)
 
 
-def period_key(period: reports.Period) -> str:
+def period_key(period: periods.Period) -> str:
     first = period.start.date().isoformat()
     return first if period.kind == "day" else f"{period.kind}-{first}"
 
@@ -82,7 +83,7 @@ def _keep(path: Path, content: bytes) -> None:
 
 
 async def push(
-    db: Database, settings: Settings, period: reports.Period, now: datetime | None = None
+    db: Database, settings: Settings, period: periods.Period, now: datetime | None = None
 ) -> int:
     """Queue the report of `period` for every subscribed owner; how many owners it was queued
     for now (a repeat queues nothing new)."""
@@ -99,7 +100,7 @@ async def push(
     data_dir = Path(settings.app.data_dir)
     parts: dict[str, tuple[str, str, str, str]] = {}  # language -> text, label, chart, CSV
     for lang in sorted({staff_language(owner.language) for owner in owners}):
-        files = await reports.build(db, settings, period, lang, now=now)
+        files = await periods.build(db, settings, period, lang, now=now)
         folder = Path(REPORTS_DIR) / key / lang
         chart, sheet = folder / files.chart_name, folder / files.csv_name
         await asyncio.to_thread(_keep, data_dir / chart, files.chart_png)

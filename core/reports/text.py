@@ -11,7 +11,7 @@ from core.reports.metrics import Metrics
 from core.texts import days, t
 
 if TYPE_CHECKING:
-    from core.reports.reports import Period
+    from core.reports.periods import Period
 
 COMPARED_WITH = {
     "day": "report.compared.day",
