@@ -34,11 +34,11 @@ from tests.test_dispatch import (
     EAST,
     NOW,
     WEST,
-    dispatcher,
     driver_of,
     near,
     on_shift,
     order_at,
+    planner,
 )
 
 S = OrderStatus
@@ -47,7 +47,7 @@ SAVING = 10.0  # DISPATCH_MOVE_MIN_SAVING_MINUTES
 
 
 async def replan(db: Database, saving: float = SAVING):
-    return await reoptimize(dispatcher(db), DISPATCHER, min_saving_minutes=saving)
+    return await reoptimize(planner(db), DISPATCHER, min_saving_minutes=saving)
 
 
 async def state(db: Database) -> tuple[list, list, list, list]:
@@ -97,7 +97,7 @@ async def test_a_replan_with_nothing_changed_writes_nothing(db: Database):
     for k in range(1, 4):
         await order_at(db, f"W{k}", near(WEST, k))
         await order_at(db, f"E{k}", near(EAST, k))
-    await dispatcher(db).dispatch_day(DISPATCHER)
+    await planner(db).dispatch_day(DISPATCHER)
     before = await state(db)
     report = await replan(db)
     assert not report.changed
@@ -112,7 +112,7 @@ async def test_a_waiting_order_is_placed_and_only_its_driver_is_told(db: Databas
     await on_shift(db, "Nora", 3, NORTH)
     for k, point in enumerate((WEST, EAST, NORTH), 1):
         await order_at(db, f"A{k}", near(point, 1))
-    await dispatcher(db).dispatch_day(DISPATCHER)
+    await planner(db).dispatch_day(DISPATCHER)
     new = await order_at(db, "NEW", near(WEST, 2))
     report = await replan(db)
     assert report.placed == {new.id: west.id}
@@ -131,7 +131,7 @@ async def test_a_stop_moves_only_when_it_saves_more_than_the_threshold(db: Datab
     east = await on_shift(db, "Erik", 2, EAST)
     north = await on_shift(db, "Nora", 3, NORTH)
     await assigned(db, "N1", near(NORTH, 1), north.id)
-    await dispatcher(db).dispatch_day(DISPATCHER)  # Nora's route is saved
+    await planner(db).dispatch_day(DISPATCHER)  # Nora's route is saved
     # Wanda saves ~20 min driving; counted as cost (time and km), that is worth ~30 minutes of
     # paid time at the default rates
     stray = await assigned(db, "S", near(WEST, 1), east.id)
@@ -168,11 +168,11 @@ async def test_a_manual_assignment_survives_even_when_moving_it_saves_a_lot(db: 
     west = await on_shift(db, "Wanda", 1, WEST)
     east = await on_shift(db, "Erik", 2, EAST)
     chosen = await order_at(db, "M", near(WEST, 1))
-    await dispatcher(db).assign_manually(chosen.id, east.id, DISPATCHER)
+    await planner(db).assign_manually(chosen.id, east.id, DISPATCHER)
     report = await replan(db, saving=0)
     assert await driver_of(db, chosen.id) == east.id  # the dispatcher said so
     assert not report.changed
-    await dispatcher(db).release(chosen.id, DISPATCHER)
+    await planner(db).release(chosen.id, DISPATCHER)
     report = await replan(db)
     assert report.moved == {chosen.id: (east.id, west.id)}  # what its lock was worth
 
@@ -192,7 +192,7 @@ async def test_an_on_board_parcel_is_resequenced_but_never_moved(db: Database):
     assert (await sequence_of(db, east.id))[0] == close.id  # the near one first now
     assert await sequence_of(db, west.id) == []
     # a dispatcher hands one over: it is the new driver's, and no longer on board
-    await dispatcher(db).assign_manually(far1.id, west.id, DISPATCHER)
+    await planner(db).assign_manually(far1.id, west.id, DISPATCHER)
     async with db.reads() as session:
         handed = await session.get(Order, far1.id)
     assert handed.driver_id == west.id and handed.loaded_at is None
@@ -203,7 +203,7 @@ async def test_the_stop_a_driver_is_heading_to_never_moves(db: Database):
     east = await on_shift(db, "Erik", 2, EAST)
     heading = await assigned(db, "X1", near(WEST, 1), east.id)
     close = await assigned(db, "E1", near(EAST, 1), east.id)
-    await dispatcher(db).replan_driver(east.id, DISPATCHER)
+    await planner(db).replan_driver(east.id, DISPATCHER)
     async with db.transaction() as session:  # her plan in force: the far one first
         for row in await session.exec(select(RouteStop)):
             row.sequence = 0 if row.order_id == heading.id else 1
@@ -227,7 +227,7 @@ async def test_a_parcel_picked_up_keeps_its_delivery_where_the_route_has_it(db: 
         db, "P3", near(EAST, 3), east.id,
         pickup_address="yard 1", pickup_lat=pickup[0], pickup_lon=pickup[1],
     )  # fmt: skip
-    await dispatcher(db).replan_driver(east.id, DISPATCHER)
+    await planner(db).replan_driver(east.id, DISPATCHER)
     await move(db, parcel.id, S.PICKED_UP)
     assert await sequence_of(db, east.id) == [first.id, second.id, parcel.id]
     before = await state(db)
@@ -249,7 +249,7 @@ async def test_leaving_the_depot_puts_the_route_on_board(db: Database, metres, o
         depot_id = depot.id
     east = await on_shift(db, "Erik", 2, EAST, depot_id=depot_id)
     order = await order_at(db, "E1", near(EAST, 3))
-    await dispatcher(db).dispatch_day(DISPATCHER)
+    await planner(db).dispatch_day(DISPATCHER)
     assert await check_departure(db, east.id, DISPATCHER, now=NOW) == []  # at the depot
     async with db.transaction() as session:
         driver = await session.get(Driver, east.id)
@@ -258,7 +258,7 @@ async def test_leaving_the_depot_puts_the_route_on_board(db: Database, metres, o
     marked = await check_departure(db, east.id, DISPATCHER, now=NOW)
     assert marked == ([order.id] if on_board else [])
     later = await order_at(db, "E2", near(EAST, 4))
-    await dispatcher(db).insert_order(later.id, DISPATCHER)
+    await planner(db).insert_order(later.id, DISPATCHER)
     assert await check_departure(db, east.id, DISPATCHER, now=NOW) == []  # left once only
     async with db.reads() as session:
         assert ((await session.get(Order, order.id)).loaded_at is not None) is on_board
@@ -269,7 +269,7 @@ async def test_a_route_running_late_is_reordered_and_its_driver_told(db: Databas
     east = await on_shift(db, "Erik", 2, EAST)
     close = await assigned(db, "E1", near(EAST, 1), east.id)
     urgent = await assigned(db, "U", near(EAST, 6), east.id, hours=(9, 9.1))
-    await dispatcher(db).replan_driver(east.id, DISPATCHER)
+    await planner(db).replan_driver(east.id, DISPATCHER)
     assert await sequence_of(db, east.id) == [urgent.id, close.id]
     async with db.transaction() as session:  # the plan in force: the urgent one second, late
         for row in await session.exec(select(RouteStop)):
@@ -291,7 +291,7 @@ async def test_a_live_position_away_from_the_depot_puts_the_route_on_board(db: D
         depot_id = depot.id
     east = await on_shift(db, "Erik", 2, EAST, depot_id=depot_id)
     order = await order_at(db, "E1", near(EAST, 3))
-    service = dispatcher(db)
+    service = planner(db)
     await service.dispatch_day(DISPATCHER)
     tracker = Tracker(db, service, clock=lambda: NOW)
     away = (EAST[0] + 0.01, EAST[1])  # about 1.1 km from the depot
@@ -324,7 +324,7 @@ async def test_a_route_planned_before_she_got_another_order_is_not_written(db: D
     write her route without it (it renumbered her other stops over the new one's place)."""
     east = await on_shift(db, "Erik", 2, EAST)
     far = [await assigned(db, f"E{k}", near(EAST, k), east.id) for k in (3, 4)]
-    d = dispatcher(db)
+    d = planner(db)
     await d.replan_driver(east.id, DISPATCHER)
     stale = await d.world(only_driver=east.id, waiting=[])  # a plan is being made from this …
     vehicle = stale.problem.vehicle_by_id[str(east.id)]
@@ -353,7 +353,7 @@ async def test_a_stop_whose_move_is_refused_keeps_its_place_on_the_route_it_stay
     west = await on_shift(db, "Wanda", 1, WEST)
     east = await on_shift(db, "Erik", 2, EAST)
     first, middle, last = [await assigned(db, f"W{k}", near(WEST, k), west.id) for k in (1, 2, 3)]
-    d = dispatcher(db)
+    d = planner(db)
     await d.replan_driver(west.id, DISPATCHER)
     assert await sequence_of(db, west.id) == [first.id, middle.id, last.id]
     stale = await d.world(waiting=[])  # a plan is made from this: the middle stop goes east
@@ -386,7 +386,7 @@ async def test_a_few_arrivals_are_placed_one_by_one_when_the_batch_solve_was_cut
     routes in force keep every stop, so they win over such a solve."""
     west = await on_shift(db, "Wanda", 1, WEST)
     ours = [await assigned(db, f"W{k}", near(WEST, k), west.id) for k in (1, 2, 3)]
-    d = dispatcher(db)
+    d = planner(db)
     await d.replan_driver(west.id, DISPATCHER)
     new = await order_at(db, "N1", near(WEST, 4))
     solve = d._solve

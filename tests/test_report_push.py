@@ -100,7 +100,7 @@ async def test_the_day_report_goes_once_at_the_local_time_and_not_again_after_a_
 
     # even a push run again by hand queues nothing twice
     services = Services.build(settings, db, clock=clock)
-    period = report_push.reports.day(datetime(2026, 12, 7).date(), BERLIN)
+    period = report_push.periods.day(datetime(2026, 12, 7).date(), BERLIN)
     assert await report_push.push(db, services.settings, period, clock.now) == 0
     assert len(await rows(db)) == 6
 

@@ -12,7 +12,7 @@ import pytest
 from core.db import Database
 from core.models import Depot, Order, OrderEvent, OrderStatus
 from core.routing.travel import Point, haversine_m
-from tests.test_dispatch import WEST, dispatcher, near, on_shift, order_at
+from tests.test_dispatch import WEST, near, on_shift, order_at, planner
 
 S = OrderStatus
 CLOSE = timedelta(seconds=2)
@@ -57,7 +57,7 @@ async def day_so_far(db: Database, b_arrives: datetime, c_opens: float = 12.0) -
 
 
 async def work_began(db: Database, driver_id: int) -> datetime:
-    world = await dispatcher(db, clock=lambda: at(12)).world()
+    world = await planner(db, clock=lambda: at(12)).world()
     vehicle = world.problem.vehicle_by_id[str(driver_id)]
     assert vehicle.start is not None and vehicle.rested is not None  # on the road, at work
     return world.epoch + timedelta(seconds=vehicle.rested)

@@ -19,7 +19,7 @@ from core.models import Order, OrderStatus, Route, RouteStop
 from core.orders import service as orders
 from core.orders.lifecycle import Actor, Change, Window
 from tests.factories import move
-from tests.test_dispatch import EAST, NOW, WEST, dispatcher, near, on_shift, order_at
+from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at, planner
 
 S = OrderStatus
 BOSS = Actor("test-dispatcher")
@@ -45,7 +45,7 @@ async def test_the_eta_is_the_open_stops_after_a_failed_visit(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     east = await on_shift(db, "Erik", 2, EAST)
     order = await order_at(db, "F", near(WEST, 1))
-    service, driver = dispatcher(db), Stops(db)
+    service, driver = planner(db), Stops(db)
     wanda = Actor.member(west.member_id)
     await service.assign_manually(order.id, west.id, BOSS)
     [first] = await stops_of(db, order.id)
@@ -67,7 +67,7 @@ async def test_the_eta_is_the_open_stops_after_a_failed_visit(db: Database):
 async def test_undo_opens_the_visit_again_and_leaving_her_takes_the_stop_off(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     order, other = await order_at(db, "U", near(WEST, 1)), await order_at(db, "V", near(WEST, 2))
-    service, driver = dispatcher(db), Stops(db)
+    service, driver = planner(db), Stops(db)
     wanda = Actor.member(west.member_id)
     for made in (order, other):
         await service.assign_manually(made.id, west.id, BOSS)

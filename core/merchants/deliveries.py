@@ -90,7 +90,7 @@ def check_url(url: str, rules: WebhooksSettings) -> str:
 
 def public_host(host: str) -> bool:
     """False for a name or address that is plainly not on the public internet; names are
-    checked again, resolved, when a webhook is sent (`webhook_sender.PublicOnly`)."""
+    checked again, resolved, when a webhook is sent (`sender.PublicOnly`)."""
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return False
     try:

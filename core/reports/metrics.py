@@ -1,4 +1,4 @@
-"""Delivery metrics: pure functions over the rows a period needs (`report_rows.load` reads them).
+"""Delivery metrics: pure functions over the rows a period needs (`rows.load` reads them).
 
 The definitions (the README's "## Reports" says the same, one sentence each):
 - an order **belongs** to a period when it was created in it, one of its delivery windows
@@ -78,7 +78,7 @@ class PingRow(NamedTuple):
 
 @dataclass
 class Rows:
-    """What the database holds about a stretch of time (see `report_rows.load`)."""
+    """What the database holds about a stretch of time (see `rows.load`)."""
 
     now: datetime
     orders: dict[int, OrderRow] = field(default_factory=dict)
@@ -154,7 +154,7 @@ class Metrics:
 
 
 class Tally(NamedTuple):
-    """A period's outcomes as the database counts them (`report_rows.tally`): what the days a
+    """A period's outcomes as the database counts them (`rows.tally`): what the days a
     report is compared with need, without reading their rows."""
 
     delivered: int
