@@ -7,15 +7,15 @@ over the day through the REST API of the real app, nobody typing a dispatch comm
 One simulated clock (injected into `create_app`) advances `--step` minutes at a time from 07:00
 to 19:30 (UTC is local; the day is tomorrow's date, so every window is in the future on the
 wall clock too). The app runs in-process (httpx.ASGITransport, its lifespan run: autopilot
-worker, scheduler, tracker). Each step:
+worker, scheduler, positions). Each step:
 
 - orders whose release time has come are POSTed: the ones known at 07:00 as one
   `POST /api/v1/orders/batch`, the pickup→delivery jobs of the day one `POST /api/v1/orders`
   each;
 - at 08:00 every driver starts her shift and shares her live location at her depot, as the
-  Telegram handlers do (`start_shift`, `Tracker.ping`, `autopilot.driver_ready`);
+  Telegram handlers do (`start_shift`, `Positions.ping`, `autopilot.driver_ready`);
 - each driver follows her saved route, re-read from the database every step: she is pinged
-  along the leg to the stop she is heading to (`Tracker.ping`), and when the clock reaches the
+  along the leg to the stop she is heading to (`Positions.ping`), and when the clock reaches the
   stop's planned arrival (and its window has opened) she taps Picked up, or Arrived and
   Delivered (`Stops`);
 - the scheduler's due jobs run (`Scheduler.run_due`: `dispatch.reoptimize` at each
@@ -234,7 +234,7 @@ async def run(url: str, town: City, args, clock: Clock, settings: Settings, midn
     started = time.perf_counter()
     async with app.router.lifespan_context(app):
         services = app.state.services
-        pilot, tracker = services.autopilot, services.tracker
+        pilot, positions = services.autopilot, services.positions
         stats_before = dataclasses.asdict(pilot.stats)
         scheduler = app.state.scheduler
         headers = {"Authorization": f"Bearer {secret}"}
@@ -265,7 +265,7 @@ async def run(url: str, town: City, args, clock: Clock, settings: Settings, midn
                 await scheduler.run_due()
                 while await pilot.run_once():
                     pass
-                await tracker.drain()
+                await positions.drain()
                 await asyncio.sleep(0)
                 late = await planned_late(db)
                 if late > late_before:  # what ran this step made a plan late: keep which
@@ -311,7 +311,7 @@ async def start_shifts(services, town: City, drivers: dict[str, int], clock: Clo
         point = town.points[problem.depot_by_id[vehicle.depot].location]  # type: ignore[index]
         await shifts.start_shift(services.db, driver_id, ends_at=ends, now=clock.now)
         fix = Fix(point.lat, point.lon, clock.now, live_until=ends + timedelta(hours=1), live=True)
-        await services.tracker.ping(driver_id, fix)
+        await services.positions.ping(driver_id, fix)
         vans[driver_id] = Van(vehicle.id, point.lat, point.lon, clock.now, (point.lat, point.lon))
     for vehicle in problem.vehicles:
         await services.autopilot.driver_ready(drivers[vehicle.id])
@@ -360,7 +360,7 @@ async def drive(services, town: City, driver_id: int, van: Van, clock: Clock, st
         opens = head.window[0] if head.window else eta
         if max(eta, opens) > now:
             lat, lon = van.here = position(van, head, now)
-            await services.tracker.ping(driver_id, Fix(lat, lon, now, live_until=ends, live=True))
+            await services.positions.ping(driver_id, Fix(lat, lon, now, live_until=ends, live=True))
             return
         if head.kind is StopKind.PICKUP:
             await services.stops.picked_up(driver_id, head.order_id, SYSTEM)
@@ -375,7 +375,7 @@ async def drive(services, town: City, driver_id: int, van: Van, clock: Clock, st
         van.heading = None
         service = town.problem.stop_by_id[van.done[-1]].service
         van.since = max(eta, opens) + timedelta(seconds=service)
-        await services.tracker.ping(
+        await services.positions.ping(
             driver_id, Fix(head.lat, head.lon, now, live_until=ends, live=True)
         )
 

@@ -555,7 +555,7 @@ async def measure_breakdown(url: str, args: argparse.Namespace) -> dict[str, flo
         try:
             for body in warmup:
                 await channel.feed(json.loads(body))
-            await services.tracker.drain()
+            await services.positions.drain()
 
             async def timed(name: str, step: Callable[[int], Awaitable[Any]]) -> None:
                 started = time.perf_counter()

@@ -13,7 +13,7 @@ from core.config import Settings
 from core.db import Database
 from core.dispatch.autopilot import Autopilot
 from core.dispatch.planner import Planner
-from core.drivers.positions import Tracker
+from core.drivers.positions import Positions
 from core.drivers.stops import Stops
 from core.geo.geocoding import Geocoder
 from core.notify.alerts import Alerts
@@ -30,7 +30,7 @@ class Services:
     settings: Settings
     db: Database
     planner: Planner
-    tracker: Tracker
+    positions: Positions
     stops: Stops
     geocoder: Geocoder
     autopilot: Autopilot
@@ -54,7 +54,7 @@ class Services:
             settings=settings,
             db=db,
             planner=planner,
-            tracker=Tracker(db, planner, settings.tracking, clock=clock),
+            positions=Positions(db, planner, settings.tracking, clock=clock),
             stops=stops,
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
             autopilot=Autopilot(db, planner, stops, settings, clock=clock),
@@ -84,7 +84,7 @@ class Services:
 
     async def close(self) -> None:
         await self.autopilot.stop()
-        await self.tracker.drain()
+        await self.positions.drain()
         await self.geocoder.close()
         if "conversations" in self.__dict__:
             await self.conversations.close()

@@ -2,7 +2,7 @@
 
 What runs on its own:
 - `tracking.stale_locations`, every minute: drivers on shift whose position went stale are asked
-  to share again, and dispatchers told (core.drivers.positions.Tracker.check_stale).
+  to share again, and dispatchers told (core.drivers.positions.Positions.check_stale).
 - `dispatch.plan_day` (daily at DISPATCH_PLAN_AT, local) and `dispatch.reoptimize` (every
   DISPATCH_REOPTIMIZE_MINUTES, none when 0), only when DISPATCH_MODE=auto: `dispatch_jobs`
   builds them from the callables that plan and re-plan (the composition root passes them).
@@ -38,7 +38,7 @@ Run = Callable[[], Awaitable[object]]
 
 def stale_locations(services: Services) -> Job:
     async def check() -> None:
-        stale = await services.tracker.check_stale()
+        stale = await services.positions.check_stale()
         if stale:
             log.info("drivers with a stale location: %s", stale)
 

@@ -99,7 +99,7 @@ async def test_a_scripted_day_gives_each_customer_exactly_these_messages(db: Dat
     cy_rows = await messages_of(db, cy)
     dee_rows = await messages_of(db, dee)
     # the customer was linked after creation: no "confirmed"; nearby/at-risk notes are
-    # deduplicated by the tracker (once per attempt), so here each fired once
+    # deduplicated by the positions service (once per attempt), so here each fired once
     assert [r.template for r in cy_rows] == [
         "customer.order_out_for_delivery",
         "customer.driver_nearby",

@@ -13,7 +13,7 @@ from core.dispatch.plan_writes import lock, orders_of, write_routes
 from core.dispatch.replan import reoptimize
 from core.dispatch.world import delivery_id, order_of
 from core.drivers.loading import check_departure, load_route
-from core.drivers.positions import Fix, Tracker
+from core.drivers.positions import Fix, Positions
 from core.models import (
     Depot,
     Driver,
@@ -293,10 +293,12 @@ async def test_a_live_position_away_from_the_depot_puts_the_route_on_board(db: D
     order = await order_at(db, "E1", near(EAST, 3))
     service = planner(db)
     await service.dispatch_day(DISPATCHER)
-    tracker = Tracker(db, service, clock=lambda: NOW)
+    positions = Positions(db, service, clock=lambda: NOW)
     away = (EAST[0] + 0.01, EAST[1])  # about 1.1 km from the depot
-    await tracker.ping(east.id, Fix(*away, at=NOW, live_until=NOW + timedelta(hours=1), live=True))
-    await tracker.drain()
+    await positions.ping(
+        east.id, Fix(*away, at=NOW, live_until=NOW + timedelta(hours=1), live=True)
+    )
+    await positions.drain()
     async with db.reads() as session:
         assert (await session.get(Order, order.id)).loaded_at == NOW
         route = (await session.exec(select(Route).where(Route.driver_id == east.id))).one()

@@ -101,8 +101,8 @@ async def test_live_location_session_start_updates_stop_and_expiry(db: Database,
 
         # Telegram sends nothing when sharing ends: the stale check notices, once
         now[0] = system_clock() + timedelta(minutes=2)
-        assert await bot.app.state.services.tracker.check_stale() == [driver.id]
-        assert await bot.app.state.services.tracker.check_stale() == []
+        assert await bot.app.state.services.positions.check_stale() == [driver.id]
+        assert await bot.app.state.services.positions.check_stale() == []
         await bot.outbox_settled()
         assert "share your live location again" in bot.texts(601)[-1]
         alert = bot.last(602)

@@ -84,7 +84,7 @@ async def _location(turn: Turn, event: Location) -> None:
         accuracy_m=event.accuracy,
         heading=event.heading,
     )
-    await svc.tracker.ping(turn.driver_id, fix)
+    await svc.positions.ping(turn.driver_id, fix)
     if event.update:
         return
     if not await shifts.on_shift(svc.db, turn.driver_id):

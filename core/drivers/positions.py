@@ -108,7 +108,7 @@ async def stop_sharing(db: Database, driver_id: int, at: datetime) -> None:
         )
 
 
-class Tracker:
+class Positions:
     """Pings in, ETAs and "nearby" notices out. ETA work runs in the background, at most one
     at a time per driver and at most every `ETA_EVERY_S`, so a ping is answered at once."""
 

@@ -64,26 +64,28 @@ async def templates(db: Database) -> list[str]:
 
 async def test_driver_nearby_is_told_once_per_attempt(db: Database):
     services, driver, _ = await setup(db, window_minutes=120)
-    tracker = services.tracker
-    await tracker.ping(driver.id, Fix(52.5300, 13.4050, system_clock(), live=True))  # ~1.1 km away
-    await tracker.drain()
+    positions = services.positions
+    await positions.ping(
+        driver.id, Fix(52.5300, 13.4050, system_clock(), live=True)
+    )  # ~1.1 km away
+    await positions.drain()
     assert "customer.driver_nearby" not in await templates(db)
-    assert await tracker.notify_nearby(driver.id) == []
+    assert await positions.notify_nearby(driver.id) == []
 
-    await tracker.ping(driver.id, Fix(52.5215, 13.4050, system_clock(), live=True))  # ~170 m
-    assert await tracker.notify_nearby(driver.id) != []
-    assert await tracker.notify_nearby(driver.id) == []  # not twice in one attempt
+    await positions.ping(driver.id, Fix(52.5215, 13.4050, system_clock(), live=True))  # ~170 m
+    assert await positions.notify_nearby(driver.id) != []
+    assert await positions.notify_nearby(driver.id) == []  # not twice in one attempt
     assert (await templates(db)).count("customer.driver_nearby") == 1
     await services.close()
 
 
 async def test_an_order_predicted_after_its_window_alerts_dispatchers_once(db: Database):
     services, driver, order = await setup(db, window_minutes=1)
-    tracker = services.tracker
-    await tracker.ping(driver.id, Fix(52.62, 13.40, system_clock(), live=True))  # ~11 km: too far
-    await tracker.drain()
+    positions = services.positions
+    await positions.ping(driver.id, Fix(52.62, 13.40, system_clock(), live=True))  # ~11 km: too far
+    await positions.drain()
     assert (await templates(db)).count("dispatcher.order_at_risk") == 1
     etas = await services.planner.refresh_etas(driver.id)
     assert etas[order.id] > system_clock() + timedelta(minutes=1)
-    assert await tracker.alert_at_risk(etas) == []  # once per attempt
+    assert await positions.alert_at_risk(etas) == []  # once per attempt
     await services.close()
