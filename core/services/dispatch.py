@@ -21,6 +21,7 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from core import lifecycle
 from core.clock import Clock
@@ -92,8 +93,10 @@ class Dispatcher:
         *,
         executor: Executor | None = None,
         clock: Clock | None = None,
+        zone: str = "UTC",
     ) -> None:
         self.db = db
+        self.zone = ZoneInfo(zone)
         self.travel = travel
         self.routing = routing or RoutingSettings()
         self.orders = orders or OrdersSettings()
@@ -102,7 +105,14 @@ class Dispatcher:
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
-            return await load_world(session, self.travel, self.routing, now=self.clock(), **options)  # type: ignore[arg-type]
+            return await load_world(
+                session,
+                self.travel,
+                self.routing,
+                now=self.clock(),
+                zone=self.zone,
+                **options,  # type: ignore[arg-type]
+            )
 
     # -- planning ----------------------------------------------------------------------
 
