@@ -65,15 +65,29 @@ async def templates(db: Database) -> list[str]:
 async def test_driver_nearby_is_told_once_per_attempt(db: Database):
     services, driver, _ = await setup(db, window_minutes=120)
     tracker = services.tracker
-    await tracker.ping(driver.id, Fix(52.5300, 13.4050, system_clock(), live=True))  # ~1.1 km away
+    await tracker.ping(driver.id, Fix(52.5500, 13.4050, system_clock(), live=True))  # ~3.3 km
     await tracker.drain()
     assert "customer.driver_nearby" not in await templates(db)
-    assert await tracker.notify_nearby(driver.id) == []
+    etas = await services.dispatcher.refresh_etas(driver.id)
+    assert await tracker.notify_nearby(etas) == []
 
     await tracker.ping(driver.id, Fix(52.5215, 13.4050, system_clock(), live=True))  # ~170 m
-    assert await tracker.notify_nearby(driver.id) != []
-    assert await tracker.notify_nearby(driver.id) == []  # not twice in one attempt
+    etas = await services.dispatcher.refresh_etas(driver.id)  # (the ping's own is throttled)
+    assert await tracker.notify_nearby(etas) != []
+    assert await tracker.notify_nearby(etas) == []  # not twice in one attempt
     assert (await templates(db)).count("customer.driver_nearby") == 1
+    await services.close()
+
+
+async def test_nearby_goes_by_the_eta_computed_for_the_ping_itself(db: Database):
+    """~1.1 km away is 3.4 minutes at the default travel model: within TRACKING_NEARBY_MINUTES
+    (5). Before, the tracker re-read the ETA from the order's saved route stop, which an order
+    sent out without a saved route has not, so only the 300 m straight-line rule could fire."""
+    services, driver, order = await setup(db, window_minutes=120)
+    await services.tracker.ping(driver.id, Fix(52.5300, 13.4050, system_clock(), live=True))
+    await services.tracker.drain()
+    assert (await templates(db)).count("customer.driver_nearby") == 1
+    assert await services.dispatcher.eta(order.id) is None  # no saved stop to read one from
     await services.close()
 
 
@@ -84,6 +98,6 @@ async def test_an_order_predicted_after_its_window_alerts_dispatchers_once(db: D
     await tracker.drain()
     assert (await templates(db)).count("dispatcher.order_at_risk") == 1
     etas = await services.dispatcher.refresh_etas(driver.id)
-    assert etas[order.id] > system_clock() + timedelta(minutes=1)
+    assert etas[order.id].at > system_clock() + timedelta(minutes=1)
     assert await tracker.alert_at_risk(etas) == []  # once per attempt
     await services.close()

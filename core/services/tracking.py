@@ -28,13 +28,10 @@ from core.models import (
     LocationPing,
     Order,
     OrderEvent,
-    OrderStatus,
-    OrderWindow,
     ShiftState,
-    StopKind,
 )
 from core.notifications import Notice, dispatcher_members
-from core.services.dispatch import Dispatcher
+from core.services.dispatch import Dispatcher, Eta
 from core.services.loading import check_departure
 
 log = logging.getLogger(__name__)
@@ -145,56 +142,30 @@ class Tracker:
         try:
             await check_departure(self.db, driver_id, SYSTEM, now=self.clock())
             etas = await self.dispatcher.on_location(driver_id, SYSTEM)
-            await self.notify_nearby(driver_id)
+            await self.notify_nearby(etas)
             await self.alert_at_risk(etas)
         except Exception:  # a failed ETA refresh must not lose the ping or stop the loop
             log.exception("ETA refresh for driver %s failed", driver_id)
 
-    async def notify_nearby(self, driver_id: int) -> list[int]:
-        """Tell each customer whose driver is close, once per delivery attempt."""
-        async with self.db.reads() as session:
-            statement = select(Order.id, Order.attempts).where(
-                Order.driver_id == driver_id, Order.status == OrderStatus.OUT_FOR_DELIVERY
-            )
-            candidates = [(i, a) for i, a in await session.exec(statement) if i is not None]
+    async def notify_nearby(self, etas: dict[int, Eta]) -> list[int]:
+        """Tell each customer whose driver, on her way to them, is close (by ETA or in a straight
+        line), once per delivery attempt."""
+        soon = timedelta(minutes=self.settings.nearby_minutes)
         told = []
-        for order_id, attempt in candidates:
-            near = await self.dispatcher.is_near(
-                order_id, minutes=self.settings.nearby_minutes, metres=self.settings.nearby_metres
-            )
-            if near and await self._once(order_id, "driver_nearby", {"attempt": attempt}):
+        for order_id, eta in etas.items():
+            metres = eta.metres is not None and eta.metres <= self.settings.nearby_metres
+            near = eta.heading and (eta.at - self.clock() <= soon or metres)
+            if near and await self._once(order_id, "driver_nearby", {"attempt": eta.attempt}):
                 told.append(order_id)
         return told
 
-    async def alert_at_risk(self, etas: dict[int, datetime]) -> list[int]:
+    async def alert_at_risk(self, etas: dict[int, Eta]) -> list[int]:
         """Tell the dispatchers, once per attempt, about orders now predicted after their window."""
-        if not etas:
-            return []
-        async with self.db.reads() as session:
-            ends = dict(
-                (
-                    await session.exec(
-                        select(OrderWindow.order_id, sa.func.max(OrderWindow.ends_at))
-                        .where(
-                            col(OrderWindow.order_id).in_(list(etas)),
-                            OrderWindow.stop == StopKind.DELIVERY,
-                        )
-                        .group_by(col(OrderWindow.order_id))
-                    )
-                ).all()
-            )
-            attempts = dict(
-                (
-                    await session.exec(
-                        select(Order.id, Order.attempts).where(col(Order.id).in_(list(ends)))
-                    )
-                ).all()
-            )
         late = []
-        for order_id, end in ends.items():
-            if etas[order_id] > end:
-                minutes = int((etas[order_id] - end).total_seconds() // 60) + 1
-                data = {"attempt": attempts.get(order_id, 0), "reason": f"+{minutes} min"}
+        for order_id, eta in etas.items():
+            if eta.window_end is not None and eta.at > eta.window_end:
+                minutes = int((eta.at - eta.window_end).total_seconds() // 60) + 1
+                data = {"attempt": eta.attempt, "reason": f"+{minutes} min"}
                 if await self._once(order_id, "at_risk", data):
                     late.append(order_id)
         return late

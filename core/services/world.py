@@ -88,6 +88,7 @@ class World:
     orders: dict[int, Order]
     sequences: dict[str, list[str]]  # current stop order per driver (open stops)
     locked: dict[str, int]  # leading stops that stay put (where she is driving to)
+    window_ends: dict[int, datetime] = dataclasses.field(default_factory=dict)  # deliveries'
 
     def at(self, seconds: int) -> datetime:
         return self.epoch + timedelta(seconds=seconds)
@@ -306,7 +307,12 @@ async def load_world(
     locked = {
         v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in HEADING
     }
-    return World(problem, epoch, by_id, names, orders, sequences, locked)
+    last_ends = {
+        order_id: max(row.ends_at for row in rows)
+        for (order_id, kind), rows in windows.items()
+        if kind is StopKind.DELIVERY and rows
+    }
+    return World(problem, epoch, by_id, names, orders, sequences, locked, last_ends)
 
 
 def _heads(
