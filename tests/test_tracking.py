@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from core.clock import system_clock
+from core.clock import FixedClock, system_clock
 from core.config import Settings
 from core.db import Database
 from core.lifecycle import SYSTEM, Change, Window
@@ -23,12 +23,12 @@ from core.services import orders
 from core.services.hub import Services
 from core.services.members import grant
 from core.services.orders import OrderDraft
-from core.services.tracking import Fix
+from core.services.tracking import ETA_EVERY_S, Fix
 
 S = OrderStatus
 
 
-async def setup(db: Database, *, window_minutes: int):
+async def setup(db: Database, *, window_minutes: int, clock: FixedClock | None = None):
     async with db.transaction() as session:
         people = {}
         for name, role in (("Ana", Role.DRIVER), ("Cy", Role.CUSTOMER), ("Bo", Role.DISPATCHER)):
@@ -52,7 +52,7 @@ async def setup(db: Database, *, window_minutes: int):
         session.add(customer)
     for target in (S.ASSIGNED, S.OUT_FOR_DELIVERY):
         await orders.change_status(db, order.id, target, SYSTEM, Change(driver_id=driver.id))
-    services = Services.build(Settings(_env_file=None), db)  # type: ignore[call-arg]
+    services = Services.build(Settings(_env_file=None), db, clock=clock)  # type: ignore[call-arg]
     return services, driver, order
 
 
@@ -75,6 +75,25 @@ async def test_driver_nearby_is_told_once_per_attempt(db: Database):
     etas = await services.dispatcher.refresh_etas(driver.id)  # (the ping's own is throttled)
     assert await tracker.notify_nearby(etas) != []
     assert await tracker.notify_nearby(etas) == []  # not twice in one attempt
+    assert (await templates(db)).count("customer.driver_nearby") == 1
+    await services.close()
+
+
+async def test_etas_follow_pings_on_the_service_clock_not_the_wall_clock(db: Database):
+    """ETAs are refreshed at most every ETA_EVERY_S of the service's time. Before, it was 30
+    real seconds: 90 simulated minutes on the demo's clock, so customers rarely heard "nearby"."""
+    clock = FixedClock(system_clock())
+    services, driver, _ = await setup(db, window_minutes=120, clock=clock)
+    tracker = services.tracker
+    await tracker.ping(driver.id, Fix(52.5500, 13.4050, clock(), live=True))  # ~3.3 km
+    await tracker.drain()
+    clock.advance(timedelta(seconds=ETA_EVERY_S / 3))
+    await tracker.ping(driver.id, Fix(52.5215, 13.4050, clock(), live=True))  # ~170 m, too soon
+    await tracker.drain()
+    assert "customer.driver_nearby" not in await templates(db)
+    clock.advance(timedelta(seconds=ETA_EVERY_S))
+    await tracker.ping(driver.id, Fix(52.5214, 13.4050, clock(), live=True))
+    await tracker.drain()
     assert (await templates(db)).count("customer.driver_nearby") == 1
     await services.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,7 +34,7 @@ from core.services.dispatch import Dispatcher, Eta
 from core.services.loading import check_departure
 
 log = logging.getLogger(__name__)
-ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often from pings
+ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often (service time)
 
 
 @dataclass(frozen=True)
@@ -120,16 +119,21 @@ class Tracker:
         self.dispatcher = dispatcher
         self.settings = settings or TrackingSettings()
         self.clock: Clock = clock or db.now
-        self._last: dict[int, float] = {}
+        self._last: dict[int, datetime] = {}
+        self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def ping(self, driver_id: int, fix: Fix) -> None:
         await record(self.db, driver_id, fix)
-        now = time.monotonic()
-        if now - self._last.get(driver_id, -ETA_EVERY_S) < ETA_EVERY_S:
+        now = self.clock()  # the service's time: on the demo's fast clock ETAs keep up
+        last = self._last.get(driver_id)
+        if last is not None and now - last < timedelta(seconds=ETA_EVERY_S):
             return
+        if (running := self._running.get(driver_id)) is not None and not running.done():
+            return  # one refresh per driver at a time; the next ping after it starts another
         self._last[driver_id] = now
         task = asyncio.create_task(self._after_ping(driver_id))
+        self._running[driver_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
