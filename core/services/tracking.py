@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,7 @@ from core.services.loading import check_departure
 
 log = logging.getLogger(__name__)
 ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often (service time)
+ETA_PACE_S = 1.0  # and at most once a real second (a fast clock must not swamp the service)
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,21 @@ class Tracker:
         self.dispatcher = dispatcher
         self.settings = settings or TrackingSettings()
         self.clock: Clock = clock or db.now
-        self._last: dict[int, datetime] = {}
+        self._last: dict[int, tuple[datetime, float]] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def ping(self, driver_id: int, fix: Fix) -> None:
         await record(self.db, driver_id, fix)
-        now = self.clock()  # the service's time: on the demo's fast clock ETAs keep up
+        now, real = self.clock(), time.monotonic()  # service time; real time paces the work
         last = self._last.get(driver_id)
-        if last is not None and now - last < timedelta(seconds=ETA_EVERY_S):
+        if last is not None and (
+            now - last[0] < timedelta(seconds=ETA_EVERY_S) or real - last[1] < ETA_PACE_S
+        ):
             return
         if (running := self._running.get(driver_id)) is not None and not running.done():
             return  # one refresh per driver at a time; the next ping after it starts another
-        self._last[driver_id] = now
+        self._last[driver_id] = (now, real)
         task = asyncio.create_task(self._after_ping(driver_id))
         self._running[driver_id] = task
         self._tasks.add(task)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -130,6 +131,12 @@ async def play(options: Options, echo: Terminal | None = None) -> summary.Summar
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                 lifespan="on", timeout_graceful_shutdown=2)  # fmt: skip
         server = uvicorn.Server(config)
+        # Ctrl-C and SIGTERM end the day here; uvicorn's own handlers would raise the signal
+        # again once it has stopped, a traceback on the way out
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
+        loop = asyncio.get_running_loop()
+        for sent in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sent, partial(setattr, server, "should_exit", True))
         serving = asyncio.create_task(server.serve())
         try:
             while not server.started:
