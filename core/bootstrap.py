@@ -48,7 +48,9 @@ class Services:
         Policy.from_settings(settings).carried_by(db)
         osrm = str(settings.osrm.url) if settings.osrm.url else None
         travel = provider_from_settings(settings.routing, osrm, settings.app.timezone)
-        planner = Planner(db, travel, settings.routing, settings.orders, clock=clock)
+        planner = Planner(
+            db, travel, settings.routing, settings.orders, clock=clock, zone=settings.app.timezone
+        )
         stops = Stops(db, settings.orders)
         return cls(
             settings=settings,

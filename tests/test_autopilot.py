@@ -43,8 +43,8 @@ def autopilot(
         app={"timezone": "Europe/Berlin"},
         _env_file=None,  # type: ignore[call-arg]
     )
-    dispatcher = Planner(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
-    return Autopilot(db, dispatcher, Stops(db), settings, clock=clock, poll_s=poll_s, lease=lease)
+    planner = Planner(db, StraightLine(speed_kmh=36, detour=1.0), clock=clock)
+    return Autopilot(db, planner, Stops(db), settings, clock=clock, poll_s=poll_s, lease=lease)
 
 
 async def statuses(db: Database, ids: list[int]) -> dict[int, tuple[OrderStatus, int | None]]:

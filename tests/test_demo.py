@@ -4,9 +4,11 @@ its database holds (read here with plain SQL from a copy the command leaves behi
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,3 +105,36 @@ def test_a_short_demo_day_ends_by_itself_and_prints_what_the_database_holds(
     assert "/sandbox" in printed and "/docs" in printed and "/t/" in printed
     files = sorted(p.suffix for p in out.rglob("*") if p.is_file())
     assert ".csv" in files and ".png" in files and ".txt" in files, files
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_the_demo_cleanly_without_a_summary(
+    tmp_path: Path, clean_env: dict[str, str], sent: signal.Signals
+):
+    """Ctrl-C (or SIGTERM) mid-day: the service stops, the temporary folder goes, exit 130, no
+    traceback and no summary of half a day."""
+    command = [sys.executable, "-m", "lastmile", "demo", "--orders", "15", "--drivers", "2",
+               "--speed", "60", "--out", str(tmp_path / "report")]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    ) as demo:  # fmt: skip
+        assert demo.stdout is not None
+        seen = []
+        deadline = time.monotonic() + LIMIT_S
+        while time.monotonic() < deadline:  # until the day is under way: its first links
+            line = demo.stdout.readline()
+            seen.append(line)
+            if "tracking:" in line or not line:
+                break
+        assert any("tracking:" in line for line in seen), "".join(seen)
+        demo.send_signal(sent)
+        try:
+            rest, errors = demo.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            pytest.fail(f"the demo did not stop within 30 s of {sent.name}")
+    printed = "".join(seen) + rest
+    assert demo.returncode == 130, printed + errors
+    assert "Traceback" not in errors, errors
+    assert "on time:" not in printed and "notifications sent" not in printed

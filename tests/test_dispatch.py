@@ -209,9 +209,11 @@ async def test_etas_follow_the_moving_driver(db: Database):
     service = planner(db, clock=lambda: clock[0])
     await service.assign_manually(order.id, west.id, DISPATCHER)
     first = (await service.refresh_etas(west.id))[order.id]
-    assert timedelta(minutes=10) < first - NOW < timedelta(minutes=13)
-    assert await service.eta(order.id) == first
-    assert not await service.is_near(order.id, minutes=5, metres=300)
+    assert timedelta(minutes=10) < first.at - NOW < timedelta(minutes=13)
+    assert await service.eta(order.id) == first.at  # saved on her open stop
+    assert first.metres is not None and 6_600 < first.metres < 7_000  # straight line
+    assert not first.heading and first.attempt == 0
+    assert first.window_end == NOW.replace(hour=14)
 
     clock[0] = NOW + timedelta(minutes=8)
     async with db.transaction() as session:
@@ -220,10 +222,8 @@ async def test_etas_follow_the_moving_driver(db: Database):
         driver.last_seen_at = clock[0]
         session.add(driver)
     second = (await service.refresh_etas(west.id))[order.id]
-    assert clock[0] < second < clock[0] + timedelta(minutes=1)
-    assert await service.is_near(order.id, minutes=5)
-    assert not await service.is_near(order.id, metres=300)
-    assert await service.is_near(order.id, metres=400)
+    assert clock[0] < second.at < clock[0] + timedelta(minutes=1)
+    assert second.metres is not None and 300 < second.metres < 400
 
 
 async def test_optimize_reports_what_it_saves(db: Database):
@@ -290,9 +290,9 @@ async def test_a_ping_that_shows_a_delay_re_plans_the_route(db: Database):
             session.add(stop)
     await place_driver(db, west.id, (52.525, 13.485))  # ~12.5 km out: ~21 min away
     before = await service.refresh_etas(west.id)
-    assert before[urgent.id] > NOW.replace(minute=24)  # late in this order
+    assert before[urgent.id].at > NOW.replace(minute=24)  # late in this order
     after = await service.on_location(west.id, DISPATCHER)
-    assert after[urgent.id] <= NOW.replace(minute=24) < after[relaxed.id]  # both on time now
+    assert after[urgent.id].at <= NOW.replace(minute=24) < after[relaxed.id].at  # on time now
     async with db.sessions() as session:
         stops = (await session.exec(select(RouteStop).order_by(RouteStop.sequence))).all()
     assert [s.order_id for s in stops] == [urgent.id, relaxed.id]
@@ -308,6 +308,6 @@ async def test_a_stop_that_cannot_be_on_time_stays_on_the_route(db: Database):
     await place_driver(db, west.id, (52.525, 13.485))  # 21 min away: 09:12 is lost anyway
     etas = await service.on_location(west.id, DISPATCHER)
     assert set(etas) == {relaxed.id, urgent.id}  # both still hers, both with an ETA
-    assert etas[relaxed.id] < etas[urgent.id]  # the one that can be on time goes first
+    assert etas[relaxed.id].at < etas[urgent.id].at  # the one that can be on time goes first
     async with db.sessions() as session:
         assert {(await session.get(Order, o.id)).driver_id for o in (relaxed, urgent)} == {west.id}

@@ -1,4 +1,5 @@
-"""Drivers: /shift, live location, /route, and the stop buttons with their proofs and reasons."""
+"""Drivers: /shift, /hours, live location, /route, and the stop buttons with their proofs and
+reasons."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from core.conversations.events import Command, Event, Location, Press, Text, Upl
 from core.conversations.replies import Button, Link, Reply
 from core.conversations.turn import Turn
 from core.conversations.wording import when, window
-from core.drivers import loading, positions, shifts, stops
+from core.drivers import hours, loading, positions, shifts, stops
 from core.drivers.stops import StopView
-from core.models import OrderStatus, Role, StopKind
+from core.models import Driver, OrderStatus, Role, StopKind
 from core.texts import t
 
 ROUTE_MESSAGES = 10  # stops sent as their own message with buttons; the rest are listed
@@ -22,6 +23,8 @@ async def run(turn: Turn, event: Event) -> bool:
             await _shift(turn)
         elif event.name == "route":
             await _route(turn)
+        elif event.name == "hours":
+            await _hours(turn, event.args.strip())
         else:
             return False
         return True
@@ -50,6 +53,27 @@ async def _shift(turn: Turn) -> None:
     await shifts.start_shift(svc.db, turn.driver_id, now=svc.clock())
     turn.say(t("shift.started", lang), ask_location=True)
     await svc.autopilot.driver_ready(turn.driver_id)  # waiting orders; off if she shares already
+
+
+async def _hours(turn: Turn, args: str) -> None:
+    """`/hours` shows her working hours, `/hours 08:00-16:00` sets them, `/hours off` drops them
+    (drivers/hours.py: the planner counts on her from their start, before her shift)."""
+    svc, lang = turn.svc, turn.lang
+    if args.lower() in ("off", "none", "-"):
+        await hours.set_hours(svc.db, turn.driver_id, None)
+        turn.say(t("hours.off", lang))
+        return
+    if args:
+        await hours.set_hours(svc.db, turn.driver_id, hours.parse(args))
+    async with svc.db.reads() as session:
+        driver = await session.get(Driver, turn.driver_id)
+    if driver is None or driver.hours_from is None or driver.hours_until is None:
+        turn.say(t("hours.none", lang))
+        return
+    starts, ends = (f"{h:%H:%M}" for h in (driver.hours_from, driver.hours_until))
+    turn.say(t("hours.set" if args else "hours.show", lang, starts=starts, ends=ends))
+    if args:
+        await svc.autopilot.driver_ready(turn.driver_id)  # she may be counted on from now
 
 
 async def _end_shift(turn: Turn) -> None:

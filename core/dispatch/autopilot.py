@@ -13,7 +13,8 @@ a process that died. It claims due rows under a lease (a token and an expiry, as
 - an order nobody can take stays new: the "unassignable" note with its reason, which alerts the
   dispatchers once (again only after the order changed), and the row is parked until a driver
   starts a shift or shares her location, or the day's planning time; while no driver is on
-  shift at all (before the day starts), today's orders wait so, without an alert each;
+  shift or expected by her working hours (`drivers/hours.py`) at all (before the day starts),
+  today's orders wait so, without an alert each;
 - an order for a later day waits for that day's planning time (`DISPATCH_PLAN_AT`, local), or a
   driver starting her shift on that day, whichever comes first.
 
@@ -47,6 +48,7 @@ from core.config import Settings
 from core.db import Database
 from core.dispatch import replan, world
 from core.dispatch.planner import Planner
+from core.drivers import hours
 from core.drivers.stops import Stops
 from core.errors import DomainError
 from core.leases import new_token
@@ -202,6 +204,12 @@ class Autopilot:
             return None
         async with self._pass:
             self.stats.replans += 1
+            back = await hours.release_absent(
+                self.db, SYSTEM, now=self.clock(), zone=self.zone,
+                max_attempts=self.settings.orders.max_attempts,
+            )  # fmt: skip
+            if back:
+                log.info("orders of drivers who did not start, placed again: %s", back)
             minutes = self.settings.dispatch.move_min_saving_minutes
             return await replan.reoptimize(self.planner, SYSTEM, min_saving_minutes=minutes)
 
@@ -265,7 +273,7 @@ class Autopilot:
                 .group_by(col(OrderWindow.order_id))
             )
             opens: dict[int, datetime] = dict((await session.exec(statement)).all())
-            nobody_on_shift = not await world.drivers_on_shift(session, None)
+            nobody_on_shift = not await world.drivers_planned(session, self.clock(), self.zone)
         today = self.today()
         later: dict[int, datetime] = {}
         unplaced: dict[int, str] = {}

@@ -45,13 +45,28 @@ def version(order: Order) -> tuple[OrderStatus, int | None, bool, datetime]:
 
 @dataclass
 class Locked:
-    on_shift: set[int]  # of the drivers asked for
+    drivers: dict[int, Driver]  # the drivers asked for, as they are now
     orders: dict[int, Order]
+
+    def planned(self, world: World, driver_id: int) -> bool:
+        """Whether a plan read as `world` may still give her stops: she is on shift, or she was
+        expected before her shift then (her working hours) and has neither started nor ended
+        one since."""
+        now = self.drivers.get(driver_id)
+        if now is None or now.shift_state is ShiftState.ON:
+            return now is not None
+        seen = world.drivers.get(str(driver_id))
+        return (
+            seen is not None
+            and seen.shift_state is ShiftState.OFF
+            and seen.shift_started_at == now.shift_started_at
+            and now.hours_from is not None
+        )
 
 
 async def lock(session: AsyncSession, drivers: Iterable[int], orders: Iterable[int]) -> Locked:
-    """Lock drivers, then orders, each in id order; return the drivers on shift and the orders."""
-    on_shift: set[int] = set()
+    """Lock drivers, then orders, each in id order; return them."""
+    driver_rows: dict[int, Driver] = {}
     if driver_ids := sorted(set(drivers)):
         statement = (
             select(Driver)
@@ -59,11 +74,7 @@ async def lock(session: AsyncSession, drivers: Iterable[int], orders: Iterable[i
             .order_by(col(Driver.id))
             .with_for_update(key_share=True)  # FOR NO KEY UPDATE: pings' inserts still pass
         )
-        on_shift = {
-            d.id
-            for d in await session.exec(statement)
-            if d.id is not None and d.shift_state is ShiftState.ON
-        }
+        driver_rows = {d.id: d for d in await session.exec(statement) if d.id is not None}
     locked: dict[int, Order] = {}
     if order_ids := sorted(set(orders)):
         order_rows = (
@@ -73,7 +84,7 @@ async def lock(session: AsyncSession, drivers: Iterable[int], orders: Iterable[i
             .with_for_update()
         )
         locked = {o.id: o for o in await session.exec(order_rows) if o.id is not None}
-    return Locked(on_shift, locked)
+    return Locked(driver_rows, locked)
 
 
 def orders_of(routes: Iterable[RoutePlan]) -> list[int]:
@@ -108,7 +119,7 @@ async def write_routes(
     kept: list[tuple[RoutePlan, set[int]]] = []
     for route in routes:
         driver_id = int(route.vehicle)
-        if driver_id not in locked.on_shift:
+        if not locked.planned(world, driver_id):
             name = world.names.get(route.vehicle, route.vehicle)
             for order_id in orders_of([route]):
                 written.skipped[order_id] = t("dispatch.off_shift", driver=name)

@@ -4,7 +4,8 @@
 - `optimize`: re-plan everything not yet in a van, and say what it saves against the current plan;
 - `insert_order`: put one new order at its cheapest feasible place, and say why there;
 - `replan_driver`: re-order one driver's remaining stops from where she is now;
-- `refresh_etas` / `eta` / `is_near`: arrival times from the live position;
+- `on_location` / `refresh_etas` / `eta`: arrival times from the live position, computed once
+  per ping with what the position notices need (`Eta`);
 - `assign_manually` / `release`: a dispatcher's choice wins until released.
 
 The stop a driver is on her way to, and stops already done, never move. Reading, solving and
@@ -20,7 +21,8 @@ import dataclasses
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from core.clock import Clock
 from core.config import OrdersSettings, RoutingSettings
@@ -28,7 +30,6 @@ from core.db import Database
 from core.dispatch.plan_writes import lock, orders_of, version, write_routes
 from core.dispatch.world import (
     BIG,
-    OPEN,
     REORDER_MIN_MINUTES,
     World,
     delivery_id,
@@ -39,7 +40,7 @@ from core.dispatch.world import (
 from core.drivers.stops import delivery_eta, driver_names, first_name, ref_of
 from core.drivers.visits import open_rows
 from core.errors import DomainError, NotFound
-from core.models import Driver, Order, OrderStatus, StopKind
+from core.models import Order, OrderStatus, StopKind
 from core.orders import lifecycle
 from core.orders.lifecycle import Actor, Change
 from core.routing.check import evaluate, simulate
@@ -62,6 +63,18 @@ class Assignment:
     driver_id: int
     driver: str  # first name
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Eta:
+    """A driver's open delivery as seen from where she is now: when she will be there, and
+    what the position notices need, from the same reading."""
+
+    at: datetime
+    heading: bool  # out for delivery: she is driving to it
+    attempt: int  # which delivery attempt (a notice is sent once per attempt)
+    window_end: datetime | None  # the end of its last delivery window
+    metres: float | None  # straight line from her last position to the door
 
 
 @dataclass
@@ -92,8 +105,10 @@ class Planner:
         *,
         executor: Executor | None = None,
         clock: Clock | None = None,
+        zone: str = "UTC",
     ) -> None:
         self.db = db
+        self.zone = ZoneInfo(zone)
         self.travel = travel
         self.routing = routing or RoutingSettings()
         self.orders = orders or OrdersSettings()
@@ -102,7 +117,14 @@ class Planner:
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
-            return await load_world(session, self.travel, self.routing, now=self.clock(), **options)  # type: ignore[arg-type]
+            return await load_world(
+                session,
+                self.travel,
+                self.routing,
+                now=self.clock(),
+                zone=self.zone,
+                **options,  # type: ignore[arg-type]
+            )
 
     # -- planning ----------------------------------------------------------------------
 
@@ -342,7 +364,7 @@ class Planner:
 
     # -- ETAs ----------------------------------------------------------------------------
 
-    async def on_location(self, driver_id: int, actor: Actor) -> dict[int, datetime]:
+    async def on_location(self, driver_id: int, actor: Actor) -> dict[int, Eta]:
         """What a location ping sets off: fresh ETAs, and when a stop is now predicted late,
         a re-plan of her remaining stops (the one she is heading to stays first)."""
         etas, late = await self._refresh(driver_id)
@@ -352,11 +374,11 @@ class Planner:
             etas, _ = await self._refresh(driver_id)
         return etas
 
-    async def refresh_etas(self, driver_id: int) -> dict[int, datetime]:
-        """Arrival times of a driver's open stops from where she is now."""
+    async def refresh_etas(self, driver_id: int) -> dict[int, Eta]:
+        """Arrival times of a driver's open deliveries from where she is now."""
         return (await self._refresh(driver_id))[0]
 
-    async def _refresh(self, driver_id: int) -> tuple[dict[int, datetime], list[str]]:
+    async def _refresh(self, driver_id: int) -> tuple[dict[int, Eta], list[str]]:
         world = await self.world(only_driver=driver_id, waiting=[])
         vehicle = world.problem.vehicle_by_id.get(str(driver_id))
         sequence = world.sequences.get(str(driver_id), [])
@@ -365,43 +387,28 @@ class Planner:
         from_now = dataclasses.replace(vehicle, shift=Window(0, vehicle.shift.end))
         route, violations = simulate(world.problem, from_now, sequence)  # late is still an ETA
         late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
-        etas: dict[int, datetime] = {}
+        driver = world.drivers[str(driver_id)]
+        here = None
+        if driver.last_lat is not None and driver.last_lon is not None:
+            here = Point(driver.last_lat, driver.last_lon)
+        etas: dict[int, Eta] = {}
         async with self.db.transaction() as session:
             orders = list({order_of(visit.stop) for visit in route.visits})
             rows = {(r.order_id, r.kind): r for r in await open_rows(session, orders)}
             for visit in route.visits:
                 order_id = order_of(visit.stop)
                 kind = StopKind.PICKUP if visit.stop.endswith("p") else StopKind.DELIVERY
-                eta = world.at(visit.arrival)
+                at = world.at(visit.arrival)
                 if row := rows.get((order_id, kind)):
-                    row.eta = eta
+                    row.eta = at
                     session.add(row)
                 if kind is StopKind.DELIVERY:
-                    etas[order_id] = eta
+                    etas[order_id] = _eta(world, order_id, at, here)
         return etas, late
 
     async def eta(self, order_id: int) -> datetime | None:
         async with self.db.reads() as session:
             return await delivery_eta(session, order_id)
-
-    async def is_near(
-        self, order_id: int, *, minutes: float | None = None, metres: float | None = None
-    ) -> bool:
-        """Is the order's driver within `minutes` (by ETA) or `metres` (straight line)?"""
-        async with self.db.reads() as session:
-            order = await session.get(Order, order_id)
-            if order is None or order.status not in OPEN or order.driver_id is None:
-                return False
-            driver = await session.get(Driver, order.driver_id)
-        if metres is not None and driver and driver.last_lat is not None and order.lat is not None:
-            here = Point(driver.last_lat, driver.last_lon)  # type: ignore[arg-type]
-            there = Point(order.lat, order.lon)  # type: ignore[arg-type]
-            if float(haversine_m([here], [there])[0, 0]) <= metres:
-                return True
-        if minutes is not None:
-            eta = await self.eta(order_id)
-            return eta is not None and eta - self.clock() <= timedelta(minutes=minutes)
-        return False
 
 
 def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
@@ -438,6 +445,15 @@ def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
         pairs=tuple(p for p in problem.pairs if p.pickup not in pinned),
     )
     return reduced, prefix
+
+
+def _eta(world: World, order_id: int, at: datetime, here: Point | None) -> Eta:
+    order = world.orders[order_id]
+    metres = None
+    if here is not None and order.lat is not None and order.lon is not None:
+        metres = float(haversine_m([here], [Point(order.lat, order.lon)])[0, 0])
+    heading = order.status is S.OUT_FOR_DELIVERY
+    return Eta(at, heading, order.attempts, world.window_ends.get(order_id), metres)
 
 
 def _unplaced(insertion: Insertion, why: str) -> Insertion:

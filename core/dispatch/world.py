@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import RoutingSettings
-from core.drivers import rests
+from core.drivers import hours, rests
 from core.models import (
     Depot,
     Driver,
@@ -45,6 +45,7 @@ DIMENSIONS = ("grams", "ml", "units")
 LIVE_FOR = timedelta(minutes=30)  # a position older than this no longer counts as "here"
 BIG = 10**12
 REORDER_MIN_MINUTES = 1.0  # re-ordering a route is free, but not for less than this
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def delivery_id(order_id: int) -> str:
@@ -87,6 +88,7 @@ class World:
     orders: dict[int, Order]
     sequences: dict[str, list[str]]  # current stop order per driver (open stops)
     locked: dict[str, int]  # leading stops that stay put (where she is driving to)
+    window_ends: dict[int, datetime] = dataclasses.field(default_factory=dict)  # deliveries'
 
     def at(self, seconds: int) -> datetime:
         return self.epoch + timedelta(seconds=seconds)
@@ -114,12 +116,19 @@ async def load_world(
     waiting: list[int] | None = None,
     only_driver: int | None = None,
     manual: int | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> World:
     """`manual`: an order a dispatcher is giving to `only_driver`, planned as hers (at the end of
-    her stops, for the caller to place) whoever has it now."""
+    her stops, for the caller to place) whoever has it now. Drivers are those on shift and those
+    expected before their shift by their working hours (`drivers/hours.py`, local to `zone`)."""
     epoch = now.replace(microsecond=0)
     day = day or epoch.date()
     drivers = await drivers_on_shift(session, only_driver)
+    expecting = {}  # off shift, but counted on by her working hours
+    for driver in await drivers_off_shift(session, only_driver):
+        if (span := hours.expected(driver, now, zone)) is not None:
+            expecting[driver.id] = span
+            drivers.append(driver)
     members = {
         m.id: m
         for m in await session.exec(
@@ -181,8 +190,11 @@ async def load_world(
         depot = depots.get(driver.depot_id) if driver.depot_id else None
         if not live and depot is None:
             continue  # nowhere to start from: not plannable until she shares her location
-        started = driver.shift_started_at or epoch
-        ends = driver.shift_ends_at or started + timedelta(hours=settings.shift_hours)
+        if (span := expecting.get(driver.id)) is not None:
+            started, ends = span.starts, span.ends  # from her depot (or where she is), later
+        else:
+            started = driver.shift_started_at or epoch
+            ends = driver.shift_ends_at or _hours_end(driver, started, zone, settings)
         capacity = (
             tuple(_scaled(v, scale) for v, scale in zip(
                 (driver.capacity_kg, driver.capacity_l, driver.capacity_units),
@@ -295,7 +307,12 @@ async def load_world(
     locked = {
         v: 1 for v, seq in sequences.items() if seq and orders[order_of(seq[0])].status in HEADING
     }
-    return World(problem, epoch, by_id, names, orders, sequences, locked)
+    last_ends = {
+        order_id: max(row.ends_at for row in rows)
+        for (order_id, kind), rows in windows.items()
+        if kind is StopKind.DELIVERY and rows
+    }
+    return World(problem, epoch, by_id, names, orders, sequences, locked, last_ends)
 
 
 def _heads(
@@ -337,16 +354,41 @@ def breaks(settings: RoutingSettings) -> rp.Breaks | None:
     return rp.Breaks(after, length) if after > 0 and length > 0 else None
 
 
-async def drivers_on_shift(session: AsyncSession, only: int | None) -> list[Driver]:
+async def drivers_on_shift(
+    session: AsyncSession, only: int | None, state: ShiftState = ShiftState.ON
+) -> list[Driver]:
     statement = (
         select(Driver)
         .join(Member, col(Member.id) == Driver.member_id)
-        .where(Driver.shift_state == ShiftState.ON, Member.active)
+        .where(Driver.shift_state == state, Member.active)
         .order_by(col(Driver.id))
     )
     if only is not None:
         statement = statement.where(Driver.id == only)
     return list(await session.exec(statement))
+
+
+async def drivers_off_shift(session: AsyncSession, only: int | None) -> list[Driver]:
+    """Active drivers off shift who have working hours (maybe expected today)."""
+    drivers = await drivers_on_shift(session, only, ShiftState.OFF)
+    return [d for d in drivers if d.hours_from is not None]
+
+
+async def drivers_planned(session: AsyncSession, now: datetime, zone: ZoneInfo) -> list[Driver]:
+    """Drivers the planner counts on now: on shift, or expected by their working hours."""
+    expected = [d for d in await drivers_off_shift(session, None) if hours.expected(d, now, zone)]
+    return [*await drivers_on_shift(session, None), *expected]
+
+
+def _hours_end(
+    driver: Driver, started: datetime, zone: ZoneInfo, settings: RoutingSettings
+) -> datetime:
+    """Where a route on shift ends without an end of its own: her hours' end that day, if she
+    has hours ending after she started, else `ROUTING_SHIFT_HOURS` after the start."""
+    span = hours.today(driver, started, zone)
+    if span is not None and span.ends > started:
+        return span.ends
+    return started + timedelta(hours=settings.shift_hours)
 
 
 async def _current_sequences(

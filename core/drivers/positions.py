@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from core.clock import Clock
 from core.config import TrackingSettings
 from core.db import Database
-from core.dispatch.planner import Planner
+from core.dispatch.planner import Eta, Planner
 from core.drivers.loading import check_departure
 from core.errors import DomainError
 from core.models import (
@@ -28,10 +28,7 @@ from core.models import (
     LocationPing,
     Order,
     OrderEvent,
-    OrderStatus,
-    OrderWindow,
     ShiftState,
-    StopKind,
 )
 from core.notify import outbox
 from core.notify.rules import Notice, dispatcher_members
@@ -39,7 +36,8 @@ from core.orders import lifecycle
 from core.orders.lifecycle import SYSTEM
 
 log = logging.getLogger(__name__)
-ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often from pings
+ETA_EVERY_S = 30.0  # a driver's ETAs are recomputed at most this often (service time)
+ETA_PACE_S = 1.0  # and at most once a real second (a fast clock must not swamp the service)
 
 
 @dataclass(frozen=True)
@@ -124,16 +122,23 @@ class Positions:
         self.planner = planner
         self.settings = settings or TrackingSettings()
         self.clock: Clock = clock or db.now
-        self._last: dict[int, float] = {}
+        self._last: dict[int, tuple[datetime, float]] = {}
+        self._running: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def ping(self, driver_id: int, fix: Fix) -> None:
         await record(self.db, driver_id, fix)
-        now = time.monotonic()
-        if now - self._last.get(driver_id, -ETA_EVERY_S) < ETA_EVERY_S:
+        now, real = self.clock(), time.monotonic()  # service time; real time paces the work
+        last = self._last.get(driver_id)
+        if last is not None and (
+            now - last[0] < timedelta(seconds=ETA_EVERY_S) or real - last[1] < ETA_PACE_S
+        ):
             return
-        self._last[driver_id] = now
+        if (running := self._running.get(driver_id)) is not None and not running.done():
+            return  # one refresh per driver at a time; the next ping after it starts another
+        self._last[driver_id] = (now, real)
         task = asyncio.create_task(self._after_ping(driver_id))
+        self._running[driver_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -146,56 +151,30 @@ class Positions:
         try:
             await check_departure(self.db, driver_id, SYSTEM, now=self.clock())
             etas = await self.planner.on_location(driver_id, SYSTEM)
-            await self.notify_nearby(driver_id)
+            await self.notify_nearby(etas)
             await self.alert_at_risk(etas)
         except Exception:  # a failed ETA refresh must not lose the ping or stop the loop
             log.exception("ETA refresh for driver %s failed", driver_id)
 
-    async def notify_nearby(self, driver_id: int) -> list[int]:
-        """Tell each customer whose driver is close, once per delivery attempt."""
-        async with self.db.reads() as session:
-            statement = select(Order.id, Order.attempts).where(
-                Order.driver_id == driver_id, Order.status == OrderStatus.OUT_FOR_DELIVERY
-            )
-            candidates = [(i, a) for i, a in await session.exec(statement) if i is not None]
+    async def notify_nearby(self, etas: dict[int, Eta]) -> list[int]:
+        """Tell each customer whose driver, on her way to them, is close (by ETA or in a straight
+        line), once per delivery attempt."""
+        soon = timedelta(minutes=self.settings.nearby_minutes)
         told = []
-        for order_id, attempt in candidates:
-            near = await self.planner.is_near(
-                order_id, minutes=self.settings.nearby_minutes, metres=self.settings.nearby_metres
-            )
-            if near and await self._once(order_id, "driver_nearby", {"attempt": attempt}):
+        for order_id, eta in etas.items():
+            metres = eta.metres is not None and eta.metres <= self.settings.nearby_metres
+            near = eta.heading and (eta.at - self.clock() <= soon or metres)
+            if near and await self._once(order_id, "driver_nearby", {"attempt": eta.attempt}):
                 told.append(order_id)
         return told
 
-    async def alert_at_risk(self, etas: dict[int, datetime]) -> list[int]:
+    async def alert_at_risk(self, etas: dict[int, Eta]) -> list[int]:
         """Tell the dispatchers, once per attempt, about orders now predicted after their window."""
-        if not etas:
-            return []
-        async with self.db.reads() as session:
-            ends = dict(
-                (
-                    await session.exec(
-                        select(OrderWindow.order_id, sa.func.max(OrderWindow.ends_at))
-                        .where(
-                            col(OrderWindow.order_id).in_(list(etas)),
-                            OrderWindow.stop == StopKind.DELIVERY,
-                        )
-                        .group_by(col(OrderWindow.order_id))
-                    )
-                ).all()
-            )
-            attempts = dict(
-                (
-                    await session.exec(
-                        select(Order.id, Order.attempts).where(col(Order.id).in_(list(ends)))
-                    )
-                ).all()
-            )
         late = []
-        for order_id, end in ends.items():
-            if etas[order_id] > end:
-                minutes = int((etas[order_id] - end).total_seconds() // 60) + 1
-                data = {"attempt": attempts.get(order_id, 0), "reason": f"+{minutes} min"}
+        for order_id, eta in etas.items():
+            if eta.window_end is not None and eta.at > eta.window_end:
+                minutes = int((eta.at - eta.window_end).total_seconds() // 60) + 1
+                data = {"attempt": eta.attempt, "reason": f"+{minutes} min"}
                 if await self._once(order_id, "at_risk", data):
                     late.append(order_id)
         return late

@@ -44,6 +44,7 @@ from core.config import GeocodingSettings
 from core.db import Database
 from core.errors import DomainError
 from core.models import GeocodeCacheEntry
+from core.routing.travel import Point, straight_m
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ FETCH_LIMIT = 10  # Nominatim's own default; we return at most this many
 HIT_TTL = timedelta(days=30)
 MISS_TTL = timedelta(days=1)
 SAME_POINT_M = 30.0
-EARTH_RADIUS_M = 6_371_008.8
 
 _NUMBER = r"([+-]?\d{1,3}(?:\.\d+)?)"
 _PIN = re.compile(rf"^\s*{_NUMBER}\s*(?:[,;]\s*|\s+){_NUMBER}\s*$")
@@ -113,14 +113,6 @@ def short_label(display_name: str, *, drop_country: bool = False) -> str:
     return label
 
 
-def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lat1, lon1), (lat2, lon2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
-
-
 def _places(locations: list[Location], *, drop_country: bool) -> list[Place]:
     """Provider answers as places, in the provider's order, without near-duplicates."""
     places: list[Place] = []
@@ -128,7 +120,7 @@ def _places(locations: list[Location], *, drop_country: bool) -> list[Place]:
         lat, lon = location.latitude, location.longitude
         if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90 and abs(lon) <= 180):
             continue
-        if any(distance_m((p.lat, p.lon), (lat, lon)) < SAME_POINT_M for p in places):
+        if any(straight_m(Point(p.lat, p.lon), Point(lat, lon)) < SAME_POINT_M for p in places):
             continue
         raw = location.raw if isinstance(location.raw, dict) else {}
         name = str(raw.get("display_name") or location.address or "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -70,6 +70,10 @@ class Driver(SQLModel, table=True):
     shift_state: ShiftState = Field(default=ShiftState.OFF, sa_type=str_enum(ShiftState))
     shift_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     shift_ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # her working hours, local, every day (`/hours`): before her shift starts the planner
+    # counts on her from `hours_from`, and her route ends by `hours_until`
+    hours_from: time | None = None
+    hours_until: time | None = None
     last_lat: float | None = None
     last_lon: float | None = None
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -36,7 +36,7 @@ import numpy as np
 
 from core.drivers.stops import FAIL_REASONS
 from core.models import OrderStatus
-from core.routing.travel import EARTH_RADIUS_M
+from core.routing.travel import great_circle_m
 
 S = OrderStatus
 OUTCOMES = (S.DELIVERED, S.FAILED, S.RETURNED, S.CANCELLED)
@@ -363,13 +363,9 @@ def driving(
         inside_shift = [p for p in pings.get(driver_id, []) if a <= p.at <= b]
         if len(inside_shift) > 1:
             seconds = np.diff([p.at.timestamp() for p in inside_shift])
-            lat = np.radians([p.lat for p in inside_shift])
-            lon = np.radians([p.lon for p in inside_shift])
-            h = (
-                np.sin(np.diff(lat) / 2) ** 2
-                + np.cos(lat[:-1]) * np.cos(lat[1:]) * np.sin(np.diff(lon) / 2) ** 2
-            )
-            steps = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, h)))
+            lat = np.array([p.lat for p in inside_shift])
+            lon = np.array([p.lon for p in inside_shift])
+            steps = great_circle_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
             moving = (seconds > 0) & (steps >= MOVING_MPS * seconds)
             m, s = m + float(steps[moving].sum()), s + float(seconds[moving].sum())
         done[driver_id] = (m, s)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
+from numpy.typing import ArrayLike
 
 from core.config import RoutingSettings
 from core.errors import DomainError
@@ -81,16 +82,29 @@ class TravelProvider(Protocol):
         ...
 
 
-def haversine_m(sources: Sequence[Point], destinations: Sequence[Point]) -> np.ndarray:
-    lat1 = np.radians([p.lat for p in sources])[:, None]
-    lon1 = np.radians([p.lon for p in sources])[:, None]
-    lat2 = np.radians([p.lat for p in destinations])[None, :]
-    lon2 = np.radians([p.lon for p in destinations])[None, :]
-    a = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
+def great_circle_m(
+    lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike
+) -> np.ndarray:
+    """Metres along the earth's surface between points given in degrees (haversine; numbers or
+    numpy arrays, broadcast): the one straight-line distance of the product."""
+    p1, l1, p2, l2 = (np.radians(v) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((l2 - l1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def haversine_m(sources: Sequence[Point], destinations: Sequence[Point]) -> np.ndarray:
+    """The straight-line metres from each source to each destination (a matrix)."""
+    return great_circle_m(
+        np.array([p.lat for p in sources])[:, None],
+        np.array([p.lon for p in sources])[:, None],
+        np.array([p.lat for p in destinations])[None, :],
+        np.array([p.lon for p in destinations])[None, :],
+    )
+
+
+def straight_m(a: Point, b: Point) -> float:
+    """The straight-line metres from `a` to `b`."""
+    return float(great_circle_m(a.lat, a.lon, b.lat, b.lon))
 
 
 @dataclass

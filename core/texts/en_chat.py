@@ -137,6 +137,7 @@ TEXTS = {
     ),
     "help.driver": (
         "/shift – start or end your shift\n/route – your stops in order, with navigation\n"
+        "/hours 08:00-16:00 – your working hours, so your route is ready when you start\n"
         "Share your live location during the shift so dispatch can plan around you."
     ),
     "help.dispatcher": (
@@ -153,6 +154,7 @@ TEXTS = {
     "command.help": "What I can do",
     "command.shift": "Start or end your shift",
     "command.route": "Your stops",
+    "command.hours": "Your working hours",
     "command.neworder": "Create an order",
     "command.orders": "List orders",
     "command.order": "Show one order",
@@ -177,6 +179,26 @@ TEXTS = {
     ),
     "shift.ask_end": "You are on shift. End it now?",
     "shift.end_button": "End shift",
+    "hours.show": (
+        "Your working hours: {starts}–{ends}, every day. /hours 08:00-16:00 changes them, "
+        "/hours off removes them."
+    ),
+    "hours.set": (
+        "Your working hours are now {starts}–{ends}, every day: from {starts} stops are planned "
+        "for you before you start your shift, and your route ends by {ends}. /hours off "
+        "removes them."
+    ),
+    "hours.none": (
+        "You have no working hours: stops are planned for you only while you are on shift. "
+        "Set them like /hours 08:00-16:00."
+    ),
+    "hours.off": (
+        "Your working hours are removed: stops are planned for you only while you are on shift."
+    ),
+    "hours.invalid": "“{text}” are not working hours: write them like /hours 08:00-16:00.",
+    "hours.backwards": (
+        "“{text}”: your hours must start before they end, within one day, like /hours 08:00-16:00."
+    ),
     "shift.not_started": "Start your shift with /shift first, then share your live location.",
     "location.live_started": "Thanks, I can see you. Live location until {until}.",
     "location.stopped": "You stopped sharing your location. Share it again to keep ETAs right.",

@@ -24,7 +24,6 @@ from core.db import READ_ONLY, Database
 from core.drivers.proofs import latest_photo
 from core.drivers.stops import first_name, ref_of
 from core.errors import DomainError, NotFound
-from core.geo.geocoding import distance_m
 from core.models import (
     Customer,
     Driver,
@@ -41,6 +40,7 @@ from core.models import (
     open_stop,
 )
 from core.orders.lifecycle import FINAL
+from core.routing.travel import Point, straight_m
 
 S = OrderStatus
 STEP_OF_STATUS = {
@@ -197,7 +197,7 @@ def _view(rows: list[Any], now: datetime) -> TrackingView:
     driving = order.driver_id is not None
     here = (order.last_lat, order.last_lon) if moving and driving and order.last_lat else None
     there = (order.lat, order.lon) if moving and order.lat is not None else None
-    distance = int(distance_m(here, there)) if here and there else None
+    distance = int(straight_m(Point(*here), Point(*there))) if here and there else None
     eta = order.eta if order.status in (S.ASSIGNED, S.PICKED_UP, S.OUT_FOR_DELIVERY) else None
     low, high = eta_range(eta, now) if eta else (None, None)
     shown = driving and order.status not in FINAL

@@ -13,13 +13,13 @@ from core.models import VehicleType
 from lastmile.demo.city import Grid, Place
 
 V = VehicleType
-DRIVERS = (  # name, vehicle, capacity kg, shift (local hours)
-    ("Ana García", V.VAN, 600.0, (8.0, 16.0)),
-    ("Bruno Martí", V.SCOOTER, 40.0, (8.0, 15.0)),
-    ("Carla Puig", V.CAR, 250.0, (9.0, 18.0)),
-    ("Dani Soler", V.BICYCLE, 20.0, (8.5, 14.5)),
-    ("Elena Vidal", V.CAR, 250.0, (10.0, 19.0)),
-    ("Farid Haddad", V.VAN, 600.0, (11.0, 19.5)),
+DRIVERS = (  # name, vehicle, capacity kg, working hours (local)
+    ("Ana García", V.VAN, 600.0, (8.0, 14.0)),
+    ("Bruno Martí", V.SCOOTER, 40.0, (8.0, 13.0)),
+    ("Carla Puig", V.CAR, 250.0, (9.0, 14.5)),
+    ("Dani Soler", V.BICYCLE, 20.0, (8.5, 12.5)),
+    ("Elena Vidal", V.CAR, 250.0, (9.5, 14.5)),
+    ("Farid Haddad", V.VAN, 600.0, (10.0, 14.5)),
 )
 FIRST = (
     "Laia",
@@ -45,11 +45,11 @@ FIRST = (
 )
 LAST = ("Ferrer", "Serra", "Vila", "Costa", "Roca", "Font", "Riera", "Pons", "Mas", "Camps",
         "Bosch", "Sala", "Prat", "Rius", "Casals")  # fmt: skip
-SLOT_HOURS = ((9, 11), (10, 12), (11, 13), (12, 14), (13, 15), (14, 16), (15, 17), (16, 18),
-              (17, 19))  # fmt: skip
+SLOT_HOURS = ((9, 11), (10, 12), (11, 13), (12, 14))  # delivery windows (local hours)
 KNOWN_AT = 7.0  # orders sent before the day starts arrive at 07:00
 PICKUP_SHARE = 1 / 16  # pickup→delivery jobs among the orders
 LATE_SHARE = 0.3  # orders that arrive during the day
+LAST_ARRIVAL = 12.0  # local hour: the shop's last order of the day
 AWAY_SHARE = 0.05  # customers not at home at the first attempt (at least one)
 NO_PROOF_SHARE = 0.25  # orders that need no proof photo
 
@@ -107,7 +107,7 @@ def plan_day(grid: Grid, n_orders: int, n_drivers: int, seed: int) -> DayPlan:
     pickups = max(1, round(n_orders * PICKUP_SHARE)) if n_orders >= 8 else 0
     for k in range(n_orders):
         late = rng.random() < LATE_SHARE
-        arrives = float(rng.uniform(first_start, 14.0)) if late else KNOWN_AT
+        arrives = float(rng.uniform(first_start, LAST_ARRIVAL)) if late else KNOWN_AT
         slots = [s for s in SLOT_HOURS if s[0] >= max(arrives + 1.0, first_start + 1.0)]
         window = slots[int(rng.integers(0, len(slots)))] if slots else SLOT_HOURS[-1]
         name = f"{FIRST[int(rng.integers(0, len(FIRST)))]} {LAST[int(rng.integers(0, len(LAST)))]}"

@@ -80,6 +80,17 @@ class Driving:
     driven_s: float = 0.0
     done: list[tuple[int, StopKind]] = field(default_factory=list)
     blind_presses: int = 0
+    idle_until: datetime | None = None  # nothing to do before then (None: she is busy)
+
+    def free_until(self, now: datetime) -> datetime | None:
+        """Until when she has nothing to do (not driving, not at a door): her shift's start,
+        a window opening while she waits at the door, her shift's end with no stops; None
+        while she is busy."""
+        if self.state == "done":
+            return datetime.max.replace(tzinfo=now.tzinfo)
+        if self.state == "off":
+            return self.starts
+        return self.idle_until
 
 
 class People:
@@ -139,12 +150,14 @@ class People:
             await self.share(d, now)  # her live location keeps coming, wherever she is
 
     async def follow_route(self, d: Driving, now: datetime, more_to_come: bool) -> None:
+        d.idle_until = None
         if d.busy_until is not None and now < d.busy_until:
             return
         route = await route_of(self.sandbox.services.db, d.driver_id)
         if not route:
             if now >= d.ends or not more_to_come:
                 await self.end_shift(d)
+            d.idle_until = d.ends  # unless an order comes
             return
         await self.follow(d, route[0], now)
 
@@ -176,6 +189,7 @@ class People:
             d.driven_s += (d.leg_end - d.leg_start).total_seconds()
             await self.share(d, now)
         if head.window is not None and now < head.window[0]:
+            d.idle_until = head.window[0]
             return  # early: she waits at the door
         await self.serve(d, head, now)
         d.done.append((head.order_id, head.kind))

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from core.bootstrap import Services
 from core.clock import SimClock
 from core.config import Settings
 from core.migrations import upgrade
-from core.models import Order, OrderStatus, OutboxMessage, OutboxStatus
+from core.models import Order, OrderStatus, OutboxMessage, OutboxStatus, Placement
 from core.reports import periods
 from core.reports.push import REPORTS_DIR
 from lastmile.demo import summary
@@ -43,9 +44,11 @@ log = logging.getLogger(__name__)
 DAY = date(2026, 12, 9)  # a Wednesday (no weekly report): the same seed plays the same day
 TICK_S = 0.2  # real seconds between the simulated people's turns
 SHOW_S = 0.5  # real seconds between progress lines
-START_HOUR = 6.95  # the day starts at 06:57, local
+START_HOUR = 7.9  # the day starts at 07:54, local
 REPORT_AT = 20.0  # local hour the owner's daily report is pushed
 OVERTIME_H = 1.5  # the day is cut off this long after the report, whatever is left
+SKIP_MIN = timedelta(minutes=2)  # idle stretches shorter than this play at the day's pace
+SKIP_MAX = timedelta(minutes=4)  # one jump at most (a driver's location comes every 2 minutes)
 OPEN = (OrderStatus.NEW, OrderStatus.ASSIGNED, OrderStatus.PICKED_UP,
         OrderStatus.OUT_FOR_DELIVERY, OrderStatus.ARRIVED, OrderStatus.FAILED)  # fmt: skip
 
@@ -128,6 +131,12 @@ async def play(options: Options, echo: Terminal | None = None) -> summary.Summar
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                 lifespan="on", timeout_graceful_shutdown=2)  # fmt: skip
         server = uvicorn.Server(config)
+        # Ctrl-C and SIGTERM end the day here; uvicorn's own handlers would raise the signal
+        # again once it has stopped, a traceback on the way out
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
+        loop = asyncio.get_running_loop()
+        for sent in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sent, partial(setattr, server, "should_exit", True))
         serving = asyncio.create_task(server.serve())
         try:
             while not server.started:
@@ -189,6 +198,8 @@ async def day_of(
                 echo.progress(progress(now, zone, await status_counts(services), len(day.orders)))
             if all(d.state == "done" for d in drivers) and now < report_at:
                 clock.advance(report_at - now)  # nothing left to do until the report
+            elif (skip := await idle_for(services, drivers, shop, now)) is not None:
+                clock.advance(skip)  # everyone waits: on to the next thing that happens
             if now >= report_at and await report_sent(services) and await settled(services):
                 break
             if now >= report_at + timedelta(hours=OVERTIME_H):
@@ -215,6 +226,34 @@ async def day_of(
     for line in result.lines():
         echo(line)
     return result
+
+
+async def idle_for(
+    services: Services, drivers: list[Driving], shop: Shop, now: datetime
+) -> timedelta | None:
+    """How far the clock may jump now: when no driver is driving or at work, the shop sends
+    nothing and the service has nothing in hand (orders to place, messages to send), up to the
+    next thing that happens, at most `SKIP_MAX` at a time (their live locations keep coming
+    between jumps, so nobody looks lost); None when the day must go on at its pace."""
+    until = [d.free_until(now) for d in drivers]
+    if any(u is None for u in until):
+        return None
+    if shop.waiting:
+        until.append(shop.midnight + timedelta(hours=shop.waiting[0].arrives))
+    gap = min(u for u in until if u is not None) - now
+    if gap < SKIP_MIN or not await settled(services) or await placing(services, now):
+        return None
+    return min(gap - SKIP_MIN / 2, SKIP_MAX)
+
+
+async def placing(services: Services, now: datetime) -> bool:
+    """The autopilot has orders to place now."""
+    async with services.db.reads() as session:
+        statement = select(Placement.order_id).where(
+            col(Placement.parked).is_(False),
+            col(Placement.due_at).is_(None) | (col(Placement.due_at) <= now),
+        )
+        return (await session.exec(statement.limit(1))).first() is not None
 
 
 async def settled(services: Services) -> bool:

@@ -1,6 +1,7 @@
 """The demo's organisation, as a shop setting up Lastmile would have it before the day: an owner
 and a dispatcher, a depot, the drivers with their vehicles, the customers (who follow the shop in
-chat), an API key for the shop's system; every person a sandbox participant."""
+chat), an API key for the shop's system; every person a sandbox participant, each driver having told
+her working hours (`/hours`) in her chat."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from bot.sandbox.channel import SandboxChannel
+from core.conversations.events import Command
 from core.merchants.apikeys import create_key
 from core.models import Customer, Depot, Driver, Member, Role
 from core.orders.service import normalize_phone
 from core.people.customers import find_or_add_customer
 from core.people.members import grant
-from lastmile.demo.day import DayPlan
+from lastmile.demo.day import DayPlan, hour
 
 OWNER = ("owner", "Olga Ribas")
 DISPATCHER = ("dispatcher", "Dídac Pujol")
@@ -72,5 +74,8 @@ async def set_up(sandbox: SandboxChannel, day: DayPlan) -> Organisation:
     for key, member_id, name, role_name in joining:
         await sandbox.join(key, member_id, name, role_name)
         members[key] = member_id
+    for plan in day.drivers:  # each tells her working hours, so the day is planned for them all
+        hours = f"{hour(plan.starts):%H:%M}-{hour(plan.ends):%H:%M}"
+        await sandbox.send(plan.key, Command("hours", hours))
     _, secret = await create_key(db, "Eixample shop")
     return Organisation(secret, depot.id, drivers, members)
