@@ -29,8 +29,8 @@ from core.models.orders import (
 from core.models.outbox import OutboxMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole, Shift
 from core.models.placements import Placement
+from core.models.road import LocationPing, Proof
 from core.models.routes import Route, RouteStop, open_stop
-from core.models.tracking import LocationPing, Proof
 from core.models.types import session_clock, session_time
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
