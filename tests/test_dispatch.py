@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
-from core.dispatch.planner import Planner
+from core.dispatch.planner import LATE_REPLAN_EVERY, Planner
 from core.models import Depot, Driver, Order, OrderStatus, OutboxMessage, Role, RouteStop
 from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Actor, Window
@@ -281,7 +281,8 @@ async def test_a_ping_that_shows_a_delay_re_plans_the_route(db: Database):
     west = await on_shift(db, "Wanda", 1, WEST)
     relaxed = await order_at(db, "R", near(WEST, 2), hours=(9, 14))
     urgent = await order_at(db, "U", near(WEST, 3), hours=(9, 9.4))  # due by 09:24
-    service = planner(db)
+    moment = [NOW]
+    service = planner(db, clock=lambda: moment[0])
     for order in (relaxed, urgent):
         await service.assign_manually(order.id, west.id, DISPATCHER)
     async with db.transaction() as session:  # a plan gone stale: the urgent one second, late
@@ -296,6 +297,18 @@ async def test_a_ping_that_shows_a_delay_re_plans_the_route(db: Database):
     async with db.sessions() as session:
         stops = (await session.exec(select(RouteStop).order_by(RouteStop.sequence))).all()
     assert [s.order_id for s in stops] == [urgent.id, relaxed.id]
+
+    # stale again at once: not re-planned before LATE_REPLAN_EVERY has passed on the clock
+    async with db.transaction() as session:
+        for stop in (await session.exec(select(RouteStop))).all():
+            stop.sequence = 0 if stop.order_id == relaxed.id else 1
+            session.add(stop)
+    again = await service.on_location(west.id, DISPATCHER)
+    assert again[urgent.id].at > NOW.replace(minute=24)  # left as it is, late
+    moment[0] = NOW + LATE_REPLAN_EVERY
+    await place_driver(db, west.id, (52.53, 13.385))  # ~6 km out: urgent first is on time
+    after = await service.on_location(west.id, DISPATCHER)
+    assert after[urgent.id].at <= NOW.replace(minute=24) < after[relaxed.id].at  # re-planned
 
 
 async def test_a_stop_that_cannot_be_on_time_stays_on_the_route(db: Database):

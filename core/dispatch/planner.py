@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.clock import Clock
@@ -54,6 +54,7 @@ from core.texts import t
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+LATE_REPLAN_EVERY = timedelta(minutes=10)  # a driver running late: re-planned at most so often
 FEW = 12  # arrivals up to this many: the batch solve is checked against placing them one by one
 
 
@@ -114,6 +115,7 @@ class Planner:
         self.orders = orders or OrdersSettings()
         self.executor = executor
         self.clock: Clock = clock or db.now
+        self._late_replans: dict[int, datetime] = {}  # driver -> when she was last re-planned
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
@@ -368,11 +370,21 @@ class Planner:
         """What a location ping sets off: fresh ETAs, and when a stop is now predicted late,
         a re-plan of her remaining stops (the one she is heading to stays first)."""
         etas, late = await self._refresh(driver_id)
-        if late:
+        if late and self._may_replan(driver_id):
             log.info("driver %s runs late for %s: re-planning", driver_id, ", ".join(late))
             await self.replan_driver(driver_id, actor)
             etas, _ = await self._refresh(driver_id)
         return etas
+
+    def _may_replan(self, driver_id: int) -> bool:
+        """A driver running late is re-planned at most every `LATE_REPLAN_EVERY` of the
+        service's time: a stop that cannot be on time stays late, and re-solving her route at
+        every ping only reshuffles it (and costs a solve each time)."""
+        now, last = self.clock(), self._late_replans.get(driver_id)
+        if last is not None and timedelta(0) <= now - last < LATE_REPLAN_EVERY:
+            return False
+        self._late_replans[driver_id] = now
+        return True
 
     async def refresh_etas(self, driver_id: int) -> dict[int, Eta]:
         """Arrival times of a driver's open deliveries from where she is now."""
