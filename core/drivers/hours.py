@@ -96,7 +96,7 @@ async def release_absent(
     parcel already loaded stay. Returns the orders sent back."""
     async with db.transaction() as session:
         statement = (
-            select(Order)
+            select(Order, Driver)
             .join(Driver, col(Driver.id) == Order.driver_id)
             .where(
                 Order.status == OrderStatus.ASSIGNED,
@@ -107,17 +107,9 @@ async def release_absent(
             )
             .order_by(col(Order.id))
         )
-        orders = list(await session.exec(statement))
-        if not orders:
-            return []
-        ids = {o.driver_id for o in orders}
-        drivers = {
-            d.id: d for d in await session.exec(select(Driver).where(col(Driver.id).in_(ids)))
-        }
         back = []
-        for order in orders:
-            driver = drivers.get(order.driver_id)
-            if driver is None or expected(driver, now, zone) is not None:
+        for order, driver in list(await session.exec(statement)):
+            if expected(driver, now, zone) is not None:
                 continue
             assert order.id is not None
             await lifecycle.transition(
