@@ -273,7 +273,8 @@ class Autopilot:
                 .group_by(col(OrderWindow.order_id))
             )
             opens: dict[int, datetime] = dict((await session.exec(statement)).all())
-            nobody_on_shift = not await world.drivers_planned(session, self.clock(), self.zone)
+            planned, _ = await world.drivers_planned(session, self.clock(), self.zone)
+            nobody_on_shift = not planned
         today = self.today()
         later: dict[int, datetime] = {}
         unplaced: dict[int, str] = {}

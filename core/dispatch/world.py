@@ -123,12 +123,7 @@ async def load_world(
     expected before their shift by their working hours (`drivers/hours.py`, local to `zone`)."""
     epoch = now.replace(microsecond=0)
     day = day or epoch.date()
-    drivers = await drivers_on_shift(session, only_driver)
-    expecting = {}  # off shift, but counted on by her working hours
-    for driver in await drivers_off_shift(session, only_driver):
-        if (span := hours.expected(driver, now, zone)) is not None:
-            expecting[driver.id] = span
-            drivers.append(driver)
+    drivers, expecting = await drivers_planned(session, now, zone, only_driver)
     members = {
         m.id: m
         for m in await session.exec(
@@ -368,16 +363,18 @@ async def drivers_on_shift(
     return list(await session.exec(statement))
 
 
-async def drivers_off_shift(session: AsyncSession, only: int | None) -> list[Driver]:
-    """Active drivers off shift who have working hours (maybe expected today)."""
-    drivers = await drivers_on_shift(session, only, ShiftState.OFF)
-    return [d for d in drivers if d.hours_from is not None]
-
-
-async def drivers_planned(session: AsyncSession, now: datetime, zone: ZoneInfo) -> list[Driver]:
-    """Drivers the planner counts on now: on shift, or expected by their working hours."""
-    expected = [d for d in await drivers_off_shift(session, None) if hours.expected(d, now, zone)]
-    return [*await drivers_on_shift(session, None), *expected]
+async def drivers_planned(
+    session: AsyncSession, now: datetime, zone: ZoneInfo, only: int | None = None
+) -> tuple[list[Driver], dict[int | None, hours.Span]]:
+    """Drivers the planner counts on now: on shift, or off shift but expected by their working
+    hours (those with the span of hours she is counted on for)."""
+    drivers = await drivers_on_shift(session, only)
+    expecting = {}
+    for driver in await drivers_on_shift(session, only, ShiftState.OFF):
+        if (span := hours.expected(driver, now, zone)) is not None:
+            expecting[driver.id] = span
+            drivers.append(driver)
+    return drivers, expecting
 
 
 def _hours_end(
