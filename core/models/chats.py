@@ -30,6 +30,8 @@ class ChatIdentity(SQLModel, table=True):
     chat_id: str = Field(max_length=128)
     member_id: int = Field(foreign_key="members.id", index=True, ondelete="CASCADE")
     blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # when the person last wrote to us here (WhatsApp: free-form messages only within 24 h of it)
+    last_inbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Stamped()
 
 
