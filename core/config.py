@@ -129,6 +129,23 @@ class WhatsAppSettings(BaseModel):
     verify_token: SecretStr | None = None
     api_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
     api_version: str = "v23.0"
+    # the business number in international form (+49 151 2345678): wa.me invite/subscribe links
+    phone_number: str | None = None
+
+    @field_validator("phone_number")
+    @classmethod
+    def _international(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        try:
+            number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_possible_number(number):
+            raise ValueError("is a phone number in international form, like +49 151 2345678")
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164.lstrip("+")  # digits only, as wa.me wants them
 
     @field_validator("phone_number_id", "app_secret")
     @classmethod

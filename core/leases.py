@@ -1,4 +1,5 @@
-"""Leases on the rows senders claim: outbox messages and merchant webhook deliveries.
+"""Leases on the rows senders claim: outbox messages, merchant webhook deliveries, and inbound
+webhook bodies (a chat channel's worker processing them).
 
 A claim leases each row it takes (`take`) under a new token, until `next_attempt_at`. Only the
 holder of a live lease sends a row, and it proves it still holds it right before each send:
@@ -30,11 +31,11 @@ from sqlmodel import col
 from core.clock import Clock
 from core.config import OutboxSettings
 from core.db import Database
-from core.models import OutboxMessage, OutboxStatus, WebhookDelivery
+from core.models import InboundBody, OutboxMessage, OutboxStatus, WebhookDelivery
 
 log = logging.getLogger(__name__)
 LEASE = OutboxSettings().lease  # the default OUTBOX_LEASE_S
-Leased = OutboxMessage | WebhookDelivery
+Leased = OutboxMessage | WebhookDelivery | InboundBody
 
 
 def new_token() -> str:

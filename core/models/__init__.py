@@ -16,6 +16,7 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
+from core.models.inbound import InboundBody, InboundSeen
 from core.models.jobs import JobRun
 from core.models.orders import (
     AppendOnlyError,
@@ -35,6 +36,8 @@ from core.models.types import session_clock, session_time
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
 __all__ = [
+    "InboundBody",
+    "InboundSeen",
     "ApiIdempotencyKey",
     "ApiKey",
     "AppendOnlyError",

@@ -395,6 +395,10 @@ TEXTS = {
     "page.proof": "Proof of delivery",
     "page.subscribe": "Get updates in Telegram",
     "fallback.unknown": "I did not understand that.",
+    "fallback.unsupported": (
+        "I cannot read this kind of message. Please write text, or send a photo, a document or"
+        " a location."
+    ),
     "cancelled": "OK, cancelled. Nothing was changed.",
     "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",
     "error.unreadable": (
