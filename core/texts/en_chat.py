@@ -96,6 +96,7 @@ TEXTS = {
     "button.abort": "Cancel",
     "button.yes_cancel": "Yes, cancel it",
     "button.share_location": "📍 Send my location",
+    "button.choose": "Choose",
     # --- joining ---
     "start.welcome": (
         "Hi! This is {bot}, a delivery assistant.\n"
