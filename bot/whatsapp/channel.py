@@ -11,6 +11,7 @@ queues for WhatsApp chats are sent by the outbox sender (bot.whatsapp.sender), s
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from bot.whatsapp import inbox, render
 from bot.whatsapp.client import GraphClient, GraphError
 from bot.whatsapp.inbound import event_of, quiet, whatsapp_chat
 from bot.whatsapp.payloads import Message, Status, parse
-from bot.whatsapp.sender import apply_status
 from core.bootstrap import Services
 from core.conversations.replies import Reply
 from core.db import unavailable
@@ -131,6 +131,12 @@ class WhatsAppChannel:
 
     async def _status(self, status: Status) -> None:
         at = status.at or self.services.clock()
+        # wa-out's bot.whatsapp.sender (not on this branch yet): looked up when a status comes
+        try:
+            apply_status = importlib.import_module("bot.whatsapp.sender").apply_status
+        except ModuleNotFoundError:
+            log.warning("WhatsApp status %s of %s not recorded", status.status, status.id)
+            return
         known = await apply_status(
             self.services.db, status.id, status.status, at, status.error_code, status.error_title
         )

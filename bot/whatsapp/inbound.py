@@ -63,9 +63,8 @@ def event_of(message: Message, who: Identity, client: GraphClient) -> Event | No
             return Location(message.lat, message.lon, at=message.at)
         case "image" | "document":
             assert message.media_id is not None
-            kind = "photo" if message.kind == "image" else "document"
             return Upload(
-                kind,
+                "photo" if message.kind == "image" else "document",
                 _download(client, message.media_id),
                 name=message.filename,
                 caption=message.text,

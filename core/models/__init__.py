@@ -36,8 +36,6 @@ from core.models.types import session_clock, session_time
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
 __all__ = [
-    "InboundBody",
-    "InboundSeen",
     "ApiIdempotencyKey",
     "ApiKey",
     "AppendOnlyError",
@@ -48,6 +46,8 @@ __all__ = [
     "Depot",
     "Driver",
     "GeocodeCacheEntry",
+    "InboundBody",
+    "InboundSeen",
     "Invite",
     "JobOutcome",
     "JobRun",

@@ -99,7 +99,7 @@ async def whatsapp_update(
 
 
 def signed(body: bytes, header: str | None, secret: str) -> bool:
-    """Whether `header` is `sha256=<hex>` of HMAC-SHA256(secret, body), compared in constant time."""
+    """Whether `header` is `sha256=<hex>` of HMAC-SHA256(secret, body) (constant time)."""
     if not header or not secret:
         return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
