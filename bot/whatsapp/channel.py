@@ -148,18 +148,19 @@ class WhatsAppChannel:
         if not await inbox.take(self.services.db, key, body_id):
             log.info("WhatsApp message %s processed already: skipped", message.id)
             return
-        replies = await self.answer(message)
+        replies, lang = await self.answer(message)
         await inbox.done(self.services.db, key)  # the core has acted: never again
         chat = whatsapp_chat(message)
         for reply in replies:
-            await self.reply(chat.chat_id, reply)
+            await self.reply(chat.chat_id, reply, lang)
         try:
             await self.client.mark_read(message.id)
         except GraphError as exc:
             log.info("could not mark WhatsApp message %s read: %s", message.id, exc)
 
-    async def answer(self, message: Message) -> list[Reply]:
-        """What the core answers to one message (the person's window noted first)."""
+    async def answer(self, message: Message) -> tuple[list[Reply], str]:
+        """What the core answers to one message, and in which language (the person's window
+        noted first)."""
         svc = self.services
         chat = whatsapp_chat(message)
         person = Person(message.name)
@@ -169,21 +170,23 @@ class WhatsAppChannel:
         if message.kind in quiet:
             log.info("WhatsApp %s message %s from %s: nothing to answer", message.type,
                      message.id, chat.external_id)  # fmt: skip
-            return []
+            return [], ""
         who = await svc.conversations.identify(chat, person)
         event = event_of(message, who, self.client)
         if event is None:
             log.info("WhatsApp %s message %s: answered with help", message.type, message.id)
-            return [Reply(f"{t('fallback.unsupported', who.language)}\n\n{help_text(who)}")]
+            help_reply = f"{t('fallback.unsupported', who.language)}\n\n{help_text(who)}"
+            return [Reply(help_reply)], who.language
         replies = await svc.conversations.handle(chat, person, event, who=who)
         if not who.known:  # a stranger who joined now: her window starts with this message
             await identities.wrote(svc.db, chat, at)
-        return replies
+            who = await svc.conversations.identify(chat, person)
+        return replies, who.language
 
-    async def reply(self, to: str, reply: Reply) -> None:
+    async def reply(self, to: str, reply: Reply, lang: str = "en") -> None:
         """Send one reply now (the person just wrote: inside her 24-hour window); a throttle,
         5xx or network error is tried again a few times, then logged."""
-        for body in await render.messages(reply, to, self.client, self.data_dir):
+        for body in await render.messages(reply, to, self.client, self.data_dir, lang):
             for attempt in range(REPLY_TRIES):
                 try:
                     await self.client.send(body)
