@@ -142,7 +142,7 @@ class WhatsAppSettings(BaseModel):
             number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
         except phonenumbers.NumberParseException:
             number = None
-        if number is None or not phonenumbers.is_possible_number(number):
+        if number is None or number.extension or not phonenumbers.is_possible_number(number):
             raise ValueError("is a phone number in international form, like +49 151 2345678")
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         return e164.lstrip("+")  # digits only, as wa.me wants them

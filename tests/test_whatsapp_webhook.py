@@ -254,7 +254,7 @@ async def test_a_body_stored_while_the_service_was_down_is_processed_at_start(
     assert await inbox.store(db, Channel.WHATSAPP, body)
     async with whatsapp_site(db, tmp_path) as (_, fake, _):
         fake.wrote(CARLA)
-        await until(lambda: fake.sent_to(CARLA))
+        await until(lambda: fake.sent_to(CARLA) and fake.reads)
         assert fake.reads == ["wamid.down"]
 
 
@@ -270,7 +270,7 @@ async def test_an_unknown_message_type_is_answered_with_help(db: Database, tmp_p
         message.update(type="audio", audio={"id": "123", "mime_type": "audio/ogg", "voice": True})
         raw = json.dumps(body).encode()
         assert (await post(base, raw, sign(raw, fake.app_secret))).status_code == 200
-        await until(lambda: fake.sent_to(CARLA))
+        await until(lambda: fake.sent_to(CARLA) and fake.reads)
         (reply,) = fake.sent_to(CARLA)
     assert "cannot read this kind of message" in reply.text
     assert "wamid.voice" in fake.reads

@@ -182,4 +182,5 @@ TEXTS = {
     "page.thanks": "Danke für Ihre Bewertung!",
     "page.proof": "Zustellnachweis",
     "page.subscribe": "Neuigkeiten in Telegram bekommen",
+    "page.subscribe_whatsapp": "Neuigkeiten in WhatsApp bekommen",
 }

@@ -395,6 +395,7 @@ TEXTS = {
     "page.thanks": "Thanks for your rating!",
     "page.proof": "Proof of delivery",
     "page.subscribe": "Get updates in Telegram",
+    "page.subscribe_whatsapp": "Get updates in WhatsApp",
     "fallback.unknown": "I did not understand that.",
     "fallback.unsupported": (
         "I cannot read this kind of message. Please write text, or send a photo, a document or"
