@@ -340,3 +340,17 @@ async def test_a_wrong_code_is_answered_and_changes_nothing(
         await fake.inbound(CARLA, text)
         await until(lambda: fake.sent_to(CARLA))
     assert await count(db, ChatIdentity) == 0 and await count(db, MemberRole) == 0
+
+
+async def test_bodies_processed_long_ago_are_pruned_and_others_kept(db: Database) -> None:
+    for n in range(3):
+        assert await inbox.store(db, Channel.WHATSAPP, b'{"n": %d}' % n)
+    first, second, _ = await inbox.claim(db, Channel.WHATSAPP, limit=5)
+    assert first.id is not None and second.id is not None and first.lease_token is not None
+    assert await inbox.take(db, "whatsapp:wamid.old", first.id)
+    await inbox.done(db, "whatsapp:wamid.old")
+    assert await inbox.finish(db, first.id, first.lease_token, db.now() - timedelta(days=9))
+    assert await inbox.finish(db, second.id, first.lease_token, db.now())
+    assert await inbox.prune(db, Channel.WHATSAPP, db.now() - timedelta(days=8)) == 1
+    assert await count(db, InboundBody) == 2 and await count(db, InboundSeen) == 0
+    assert not await inbox.store(db, Channel.WHATSAPP, b'{"n": 1}')  # kept: still a repeat

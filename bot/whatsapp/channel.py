@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,8 @@ IDLE_S = 0.5
 BATCH = 20
 REPLY_TRIES = 4  # a reply is sent again after a throttle / 5xx / network error, this often
 REPLY_PAUSE_MAX_S = 8.0
+KEEP = timedelta(days=8)  # processed bodies are kept this long (a repeat within it is dropped)
+PRUNE_EVERY_S = 3600.0
 
 
 class WhatsAppInfo:
@@ -68,6 +72,7 @@ class WhatsAppChannel:
         self._wake = asyncio.Event()
         self._working: asyncio.Task[None] | None = None
         self.processed = 0  # bodies processed by this process
+        self._prune_at = 0.0  # time.monotonic() of the next pruning
         services.conversations.register(Channel.WHATSAPP, WhatsAppInfo(services))
 
     async def accept(self, body: bytes) -> bool:
@@ -94,8 +99,13 @@ class WhatsAppChannel:
         await self.client.aclose()
 
     async def drain_once(self) -> bool:
-        """Claim stored bodies and process them, in order; False when none was due."""
+        """Claim stored bodies and process them, in order; False when none was due. Now and
+        then, bodies processed long ago are deleted (Meta stops sending a body again after a
+        week)."""
         db = self.services.db
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + PRUNE_EVERY_S
+            await inbox.prune(db, Channel.WHATSAPP, db.now() - KEEP)
         rows = await inbox.claim(db, Channel.WHATSAPP, limit=BATCH, lease=self.leases.length)
         if not rows:
             return False
@@ -152,7 +162,12 @@ class WhatsAppChannel:
         await inbox.done(self.services.db, key)  # the core has acted: never again
         chat = whatsapp_chat(message)
         for reply in replies:
-            await self.reply(chat.chat_id, reply, lang)
+            try:
+                await self.reply(chat.chat_id, reply, lang)
+            except Exception as exc:  # the core has acted; a reply that cannot go is logged
+                if unavailable(exc):
+                    raise
+                log.exception("WhatsApp reply to %s failed", chat.chat_id)
         try:
             await self.client.mark_read(message.id)
         except GraphError as exc:

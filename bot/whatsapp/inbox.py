@@ -126,3 +126,17 @@ async def done(db: Database, key: str) -> None:
         await session.exec(
             sa.update(InboundSeen).where(col(InboundSeen.key) == key).values(done=True)
         )
+
+
+async def prune(db: Database, channel: Channel, before: datetime) -> int:
+    """Delete bodies processed before `before` (and, with them, their messages' ids); how many.
+    Bodies given up on are kept for an operator."""
+    async with db.transaction() as session:
+        old = select(InboundBody.id).where(
+            col(InboundBody.channel) == channel,
+            col(InboundBody.status) == OutboxStatus.SENT,
+            col(InboundBody.processed_at) < before,
+        )
+        await session.exec(sa.delete(InboundSeen).where(col(InboundSeen.body_id).in_(old)))
+        result = await session.exec(sa.delete(InboundBody).where(col(InboundBody.id).in_(old)))
+        return int(result.rowcount)
