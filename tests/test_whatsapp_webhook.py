@@ -326,6 +326,9 @@ async def test_a_subscribe_link_opened_in_whatsapp_follows_the_order(
         await fake.inbound(CARLA, parse_qs(urlsplit(link).query)["text"][0])
         await until(lambda: fake.sent_to(CARLA))
         assert "W-1" in fake.sent_to(CARLA)[0].text
+        await fake.inbound(CARLA, "Wo ist meine Bestellung?")  # plain words, as a customer
+        await until(lambda: len(fake.sent_to(CARLA)) >= 2)
+        assert "W-1" in fake.sent_to(CARLA)[1].text
     async with db.reads() as session:
         customer = await session.get(Customer, order.customer_id)
         identity = (await session.exec(select(ChatIdentity))).one()
