@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from core import leases
 from core.db import Database
 from core.leases import LEASE
-from core.models import Channel, InboundBody, InboundSeen, OutboxStatus, session_clock
+from core.models import Channel, InboundBody, InboundSeen, OutboxStatus
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5
@@ -66,10 +66,7 @@ async def claim(
             .with_for_update(skip_locked=True)
         )
         rows = list((await session.exec(statement)).all())
-        token = leases.new_token()
-        for row in rows:
-            leases.take(row, token, now, session_clock(session).span(lease))
-            session.add(row)
+        leases.take_all(session, rows, now, lease)
         await session.flush()
         return rows
 
