@@ -12,14 +12,17 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from core.config import WhatsAppSettings
+from core.channels import channel_states
+from core.config import Settings, WhatsAppSettings
 from core.db import Database
 from core.models import OrderStatus
 from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM
+from tests.conftest import serve
 from tests.factories import new_order
 from tests.test_settings import lastmile
 from tests.test_whatsapp_webhook import whatsapp_site
+from web.app import create_app
 
 S = OrderStatus
 
@@ -76,3 +79,28 @@ async def test_the_tracking_page_offers_updates_in_whatsapp(db: Database, tmp_pa
             await orders.change_status(db, order.id, S.CANCELLED, SYSTEM)
             final = (await http.get(f"/t/{order.tracking_token}")).text
         assert 'id="subscribe-whatsapp"' not in final
+
+
+def test_the_channel_list_says_whatsapp_runs_and_where_links_go(tmp_path: Path) -> None:
+
+    whatsapp = {"access_token": "t", "phone_number_id": "1", "app_secret": "s"}
+    bare = Settings(app={"data_dir": tmp_path}, whatsapp=whatsapp, _env_file=None)  # type: ignore[call-arg]
+    linked = Settings(
+        app={"data_dir": tmp_path},
+        whatsapp=whatsapp | {"phone_number": "+15550783881"},
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    (state,) = [s for s in channel_states(bare) if s.name == "WhatsApp"]
+    assert state.running and "/webhooks/whatsapp" in state.detail
+    assert "WHATSAPP_PHONE_NUMBER" in state.detail
+    (state,) = [s for s in channel_states(linked) if s.name == "WhatsApp"]
+    assert "wa.me/15550783881" in state.detail
+
+
+async def test_without_whatsapp_its_webhook_is_not_there(db: Database, tmp_path: Path) -> None:
+
+    settings = Settings(app={"data_dir": tmp_path}, _env_file=None)  # type: ignore[call-arg]
+    async with serve(create_app(settings, db)) as base, httpx.AsyncClient(base_url=base) as http:
+        got = await http.get("/webhooks/whatsapp", params={"hub.mode": "subscribe"})
+        posted = await http.post("/webhooks/whatsapp", content=b"{}")
+    assert got.status_code == 404 and posted.status_code == 404
