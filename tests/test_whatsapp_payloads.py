@@ -101,7 +101,12 @@ def test_meta_text_example() -> None:
         ("message.json", "unsupported_with_type", "unknown", {}),
         ("message.json", "interactive_message_with_err", "unknown", {}),
         ("flow_completion.json", "completion", "unknown", {}),
-        ("system.json", "phone_number_change", "system", {"wa_id": "972987654321"}),
+        (
+            "system.json",
+            "phone_number_change",
+            "system",
+            {"wa_id": "972987654321", "data": "user_changed_number", "new_wa_id": "972912345678"},
+        ),
         ("edited_message.json", "image", "edit", {}),
         ("deleted_message.json", "revoke", "revoke", {}),
     ],

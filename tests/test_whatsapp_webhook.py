@@ -28,6 +28,7 @@ from core.models import (
     Channel,
     ChatIdentity,
     Customer,
+    Driver,
     InboundBody,
     InboundSeen,
     MemberRole,
@@ -35,8 +36,9 @@ from core.models import (
     Role,
 )
 from core.people import invites
+from core.people.identities import ChatRef, attach
 from tests.conftest import serve
-from tests.factories import count, new_order
+from tests.factories import add_member, count, new_order
 from tests.fakes.graph_api import FakeGraph, sign
 from web.app import create_app
 
@@ -357,3 +359,25 @@ async def test_bodies_processed_long_ago_are_pruned_and_others_kept(db: Database
     assert await inbox.prune(db, Channel.WHATSAPP, db.now() - timedelta(days=8)) == 1
     assert await count(db, InboundBody) == 2 and await count(db, InboundSeen) == 0
     assert not await inbox.store(db, Channel.WHATSAPP, b'{"n": 1}')  # kept: still a repeat
+
+
+async def test_a_person_who_changed_number_is_reached_at_the_new_one(
+    db: Database, tmp_path: Path
+) -> None:
+    system = json.loads((WA / "pywa-fixtures" / "system.json").read_bytes())["phone_number_change"]
+    old, new = "972987654321", "972912345678"
+    member = await add_member(db, "Dana", [Role.DRIVER])
+    assert member.id is not None
+    async with db.transaction() as session:
+        session.add(Driver(member_id=member.id))
+        await attach(session, member.id, ChatRef(Channel.WHATSAPP, old, old))
+    async with whatsapp_site(db, tmp_path) as (_, fake, _):
+        assert await fake.post_webhook(system) == 200
+        await until(lambda: processed(db, 1))
+        assert fake.sent == []  # a system notice is not answered
+        await fake.inbound(new, "route")  # a driver's command word, from the new number
+        await until(lambda: fake.sent_to(new))
+        assert "did not understand" not in fake.sent_to(new)[0].text
+    async with db.reads() as session:
+        (identity,) = (await session.exec(select(ChatIdentity))).all()
+    assert (identity.external_id, identity.member_id) == (new, member.id)

@@ -182,6 +182,11 @@ class WhatsAppChannel:
         now = svc.clock()
         at = min(message.at, now) if message.at is not None else now
         await identities.wrote(svc.db, chat, at)
+        if message.kind == "system" and message.data == "user_changed_number":
+            new = ChatRef(Channel.WHATSAPP, message.new_wa_id, message.new_wa_id)
+            if message.new_wa_id and await identities.moved(svc.db, chat, new):
+                svc.conversations.forget(chat)
+                log.info("WhatsApp user %s changed number to %s", chat.external_id, new.external_id)
         if message.kind in quiet:
             log.info("WhatsApp %s message %s from %s: nothing to answer", message.type,
                      message.id, chat.external_id)  # fmt: skip

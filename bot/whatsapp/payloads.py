@@ -56,6 +56,7 @@ class Message:
     filename: str = ""
     phones: tuple[str, ...] = ()  # shared contacts' numbers
     error_code: int | None = None  # an unsupported message's error
+    new_wa_id: str = ""  # a system message "user_changed_number": the person's new number
 
     @property
     def sender(self) -> str:
@@ -216,7 +217,12 @@ def _content(kind_type: str, raw: dict[str, Any]) -> dict[str, Any]:
     if kind_type == "order":
         return {"kind": "order", "text": _str(part.get("text"))}
     if kind_type == "system":
-        return {"kind": "system", "text": _str(part.get("body"))}
+        return {
+            "kind": "system",
+            "text": _str(part.get("body")),
+            "data": _str(part.get("type")) or None,
+            "new_wa_id": _str(part.get("wa_id")),
+        }
     if kind_type in ("edit", "revoke"):
         return {"kind": kind_type}
     return {"kind": "unknown"}

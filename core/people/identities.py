@@ -143,6 +143,18 @@ async def wrote(db: Database, chat: ChatRef, at: datetime) -> None:
             session.add(row)
 
 
+async def moved(db: Database, old: ChatRef, new: ChatRef) -> bool:
+    """The person of chat `old` is now reached at `new` (a WhatsApp user changed number): her
+    chat identity moves, unless `new` belongs to someone already. Whether it moved."""
+    async with db.transaction() as session:
+        row = await _identity_row(session, old)
+        if row is None or await _identity_row(session, new) is not None:
+            return False
+        row.external_id, row.chat_id = new.external_id, new.chat_id
+        session.add(row)
+    return True
+
+
 async def member_id_of(session: AsyncSession, chat: ChatRef) -> int | None:
     member = await _find(session, chat)
     return member.id if member is not None else None
