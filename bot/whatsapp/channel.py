@@ -41,8 +41,6 @@ REPLY_TRIES = 4  # a reply is sent again after a throttle / 5xx / network error,
 REPLY_PAUSE_MAX_S = 8.0
 KEEP = timedelta(days=8)  # processed bodies are kept this long (a repeat within it is dropped)
 PRUNE_EVERY_S = 3600.0
-REPLIED_MAX = 50_000
-EARLY = timedelta(minutes=2)  # a status of a message not recorded yet is tried again this long
 
 
 class WhatsAppInfo:
@@ -75,7 +73,6 @@ class WhatsAppChannel:
         self._working: asyncio.Task[None] | None = None
         self.processed = 0  # bodies processed by this process
         self._prune_at = 0.0  # time.monotonic() of the next pruning
-        self.replied: dict[str, None] = {}  # wamids of direct replies, oldest first
         services.conversations.register(Channel.WHATSAPP, WhatsAppInfo(services))
 
     async def accept(self, body: bytes) -> bool:
@@ -132,10 +129,8 @@ class WhatsAppChannel:
                 log.info("WhatsApp body %s: %s parts not about messages", row.id, batch.skipped)
             for message in batch.messages:
                 await self._message(row.id, message)
-            early = [status for status in batch.statuses if not await self._status(status)]
-            if early:  # its send's answer may not be recorded yet: the body is tried again
-                await inbox.failed(db, row, token, f"status of unknown message {early[0].id}")
-                return
+            for status in batch.statuses:
+                await self._status(status)
         except Exception as exc:
             if not unavailable(exc):
                 log.exception("WhatsApp body %s could not be processed", row.id)
@@ -144,33 +139,19 @@ class WhatsAppChannel:
         if await inbox.finish(db, row.id, token, db.now()):
             self.processed += 1
 
-    def _replied(self, wamid: str) -> None:
-        """A direct reply went out as `wamid` (its statuses have no outbox row to go on)."""
-        if len(self.replied) >= REPLIED_MAX:
-            self.replied.pop(next(iter(self.replied)))  # the oldest
-        self.replied[wamid] = None
-
-    async def _status(self, status: Status) -> bool:
-        """Record a delivery status; False only when it is about a message we do not know (yet)
-        and arrived in the last EARLY minutes: a status can come before the send's own answer
-        is recorded, so the body is tried again a little later (a few times, with backoff)."""
-        now = self.services.clock()
-        at = status.at or now
+    async def _status(self, status: Status) -> None:
+        at = status.at or self.services.clock()
         # wa-out's bot.whatsapp.sender (not on this branch yet): looked up when a status comes
         try:
             apply_status = importlib.import_module("bot.whatsapp.sender").apply_status
         except ModuleNotFoundError:
             log.warning("WhatsApp status %s of %s not recorded", status.status, status.id)
-            return True
+            return
         known = await apply_status(
             self.services.db, status.id, status.status, at, status.error_code, status.error_title
         )
-        if known or status.id in self.replied:
-            return True
-        if status.at is not None and now - status.at < EARLY:
-            return False
-        log.info("WhatsApp status %s for an unknown message %s", status.status, status.id)
-        return True
+        if not known:
+            log.info("WhatsApp status %s for an unknown message %s", status.status, status.id)
 
     async def _message(self, body_id: int, message: Message) -> None:
         key = f"{Channel.WHATSAPP.value}:{message.id}"
@@ -228,7 +209,7 @@ class WhatsAppChannel:
         for body in await render.messages(reply, to, self.client, self.data_dir, lang):
             for attempt in range(REPLY_TRIES):
                 try:
-                    self._replied(await self.client.send(body))
+                    await self.client.send(body)
                     break
                 except GraphError as exc:
                     if exc.outcome != "retry" or attempt == REPLY_TRIES - 1:
