@@ -35,13 +35,14 @@ def channel_states(settings: Settings) -> list[ChannelState]:
             )
         ]
     if settings.whatsapp.enabled:
-        states.append(
-            ChannelState(
-                "WhatsApp",
-                False,
-                "WHATSAPP_ACCESS_TOKEN is set, but this build has no channel for it",
-            )
+        whatsapp = settings.whatsapp
+        links = (
+            f"; invite and subscribe links open wa.me/{whatsapp.phone_number}"
+            if whatsapp.phone_number
+            else "; set WHATSAPP_PHONE_NUMBER for wa.me invite and subscribe links"
         )
+        detail = f"on; Meta posts updates to /webhooks/whatsapp{links}"
+        states.append(ChannelState("WhatsApp", True, detail))
     else:
         states.append(
             ChannelState(

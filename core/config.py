@@ -175,6 +175,24 @@ class WhatsAppSettings(BaseModel):
             raise ValueError(f'needs a "{DEFAULT_TEMPLATE}" entry: the template for other notices')
         return value
 
+    # the business number in international form (+49 151 2345678): wa.me invite/subscribe links
+    phone_number: str | None = None
+
+    @field_validator("phone_number")
+    @classmethod
+    def _international(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        try:
+            number = phonenumbers.parse(text if text.startswith("+") else f"+{text}", None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or number.extension or not phonenumbers.is_possible_number(number):
+            raise ValueError("is a phone number in international form, like +49 151 2345678")
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164.lstrip("+")  # digits only, as wa.me wants them
+
     @field_validator("phone_number_id", "app_secret")
     @classmethod
     def _needed_with_token(cls, value: Any, info: ValidationInfo) -> Any:

@@ -1,4 +1,5 @@
-"""Leases on the rows senders claim: outbox messages and merchant webhook deliveries.
+"""Leases on the rows senders claim: outbox messages, merchant webhook deliveries, and inbound
+webhook bodies (a chat channel's worker processing them).
 
 A claim leases each row it takes (`take`) under a new token, until `next_attempt_at`. Only the
 holder of a live lease sends a row, and it proves it still holds it right before each send:
@@ -26,15 +27,22 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.clock import Clock
 from core.config import OutboxSettings
 from core.db import Database
-from core.models import OutboxMessage, OutboxStatus, WebhookDelivery
+from core.models import (
+    InboundBody,
+    OutboxMessage,
+    OutboxStatus,
+    WebhookDelivery,
+    session_clock,
+)
 
 log = logging.getLogger(__name__)
 LEASE = OutboxSettings().lease  # the default OUTBOX_LEASE_S
-Leased = OutboxMessage | WebhookDelivery
+Leased = OutboxMessage | WebhookDelivery | InboundBody
 
 
 def new_token() -> str:
@@ -48,6 +56,17 @@ def take(row: Leased, token: str, now: datetime, length: timedelta = LEASE) -> N
     row.attempts += 1
     row.lease_token = token
     row.next_attempt_at = now + length
+
+
+def take_all(
+    session: AsyncSession, rows: Sequence[Leased], now: datetime, length: timedelta
+) -> str:
+    """Lease claimed rows to one new token (in the claim's transaction); the token."""
+    token = new_token()
+    for row in rows:
+        take(row, token, now, session_clock(session).span(length))
+        session.add(row)
+    return token
 
 
 def lost(row: Leased, token: str | None) -> bool:

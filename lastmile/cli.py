@@ -170,10 +170,11 @@ def db_upgrade(revision: str) -> None:
     help="Where to write the QR code PNG (default: APP_DATA_DIR/invites/).",
 )
 def invite(role: str, expires: str, qr_path: Path | None) -> None:
-    """Create a single-use invite link and its QR code."""
+    """Create a single-use invite link and its QR code (a Telegram link, a WhatsApp link, or
+    both: the same invite, used once on either)."""
     config = settings()
-    username = config.telegram.bot_username
-    if not username:
+    username, number = config.telegram.bot_username, config.whatsapp.phone_number
+    if not username and not number:
         fail(
             "TELEGRAM_BOT_USERNAME is not set: invite links open your bot, so put its "
             "username (without @) in .env",
@@ -188,14 +189,18 @@ def invite(role: str, expires: str, qr_path: Path | None) -> None:
         return await invites.create_invite(database, Role(role), valid_for)
 
     record, token = run_async(with_db(config, work))
-    link = invites.deep_link(username, token)
     path = qr_path or config.app.data_dir / "invites" / f"invite-{record.id}-{role}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(invites.qr_png(link))
     until = f"{record.expires_at:%Y-%m-%d %H:%M} UTC"
     click.echo(t("cli.invite_created", id=record.id, role=t(f"role.a.{role}"), until=until))
-    click.echo(link)
-    click.echo(f"QR code: {path}")
+    links = [invites.deep_link(username, token)] if username else []
+    if number:
+        links.append(invites.whatsapp_link(number, token))
+    for index, link in enumerate(links):
+        qr = path if index == 0 else path.with_name(f"{path.stem}-whatsapp{path.suffix}")
+        qr.write_bytes(invites.qr_png(link))
+        click.echo(link)
+        click.echo(f"QR code: {qr}")
 
 
 @main.group()

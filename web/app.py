@@ -32,10 +32,12 @@ def create_app(
     *,
     clock: Clock | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    whatsapp_http: httpx.AsyncClient | None = None,
 ) -> FastAPI:
     """Build the app; the database, core services, chat channels and scheduler start with it.
     `webhook_transport` replaces the network for merchant webhooks (tests whose receivers'
-    URLs are made up)."""
+    URLs are made up); `whatsapp_http`: the HTTP client the WhatsApp channel talks to the Graph
+    API with (default: its own)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +50,7 @@ def create_app(
         app.state.live = LiveFeed(database)
         app.state.telegram = None
         app.state.sandbox = None
+        app.state.whatsapp = None
         app.state.webhooks = WebhookSender(
             database,
             settings.webhooks,
@@ -64,6 +67,11 @@ def create_app(
 
                 app.state.telegram = TelegramChannel(services)
                 await app.state.telegram.start()
+            if settings.whatsapp.enabled:
+                from bot.whatsapp.channel import WhatsAppChannel
+
+                app.state.whatsapp = WhatsAppChannel(services, http=whatsapp_http)
+                app.state.whatsapp.start()
             if settings.sandbox:
                 from bot.sandbox.channel import SandboxChannel
 
@@ -82,6 +90,8 @@ def create_app(
             await app.state.webhooks.stop()
             if app.state.sandbox is not None:
                 await app.state.sandbox.stop()
+            if app.state.whatsapp is not None:
+                await app.state.whatsapp.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
             await app.state.live.close()

@@ -2,7 +2,7 @@
 accepted for a row (WhatsApp's wamid) with its receipts
 
 Revision ID: b8d5f2c0e3a7
-Revises: f0b3d7a1c5e2
+Revises: a7c4e1b9d2f6
 Create Date: 2026-12-08 01:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b8d5f2c0e3a7"
-down_revision: str | None = "f0b3d7a1c5e2"
+down_revision: str | None = "a7c4e1b9d2f6"  # after wa-in's inbound_bodies
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -16,6 +16,7 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
+from core.models.inbound import InboundBody, InboundSeen
 from core.models.jobs import JobRun
 from core.models.orders import (
     AppendOnlyError,
@@ -45,6 +46,8 @@ __all__ = [
     "Depot",
     "Driver",
     "GeocodeCacheEntry",
+    "InboundBody",
+    "InboundSeen",
     "Invite",
     "JobOutcome",
     "JobRun",

@@ -31,7 +31,6 @@ from core.models import (
     OrderEvent,
     OutboxMessage,
     OutboxStatus,
-    session_clock,
     session_time,
 )
 from core.notify.rules import MAX_ACTIONS, Notice
@@ -198,10 +197,7 @@ async def claim_in(
         .with_for_update(skip_locked=True)
     )
     rows = list((await session.exec(statement)).all())
-    token = leases.new_token()
-    for row in rows:
-        leases.take(row, token, now, session_clock(session).span(lease))
-        session.add(row)
+    leases.take_all(session, rows, now, lease)
     await session.flush()
     return rows
 

@@ -130,6 +130,31 @@ async def attach(session: AsyncSession, member_id: int, chat: ChatRef) -> None:
     await session.flush()
 
 
+async def wrote(db: Database, chat: ChatRef, at: datetime) -> None:
+    """The person wrote to us in `chat` at `at` (kept as `last_inbound_at`, never moved back:
+    WhatsApp allows free-form messages only within 24 hours of it). Nothing for a chat no member
+    has (a stranger) or a Telegram chat."""
+    if chat.channel is Channel.TELEGRAM:
+        return
+    async with db.transaction() as session:
+        row = await _identity_row(session, chat)
+        if row is not None and (row.last_inbound_at is None or row.last_inbound_at < at):
+            row.last_inbound_at = at
+            session.add(row)
+
+
+async def moved(db: Database, old: ChatRef, new: ChatRef) -> bool:
+    """The person of chat `old` is now reached at `new` (a WhatsApp user changed number): her
+    chat identity moves, unless `new` belongs to someone already. Whether it moved."""
+    async with db.transaction() as session:
+        row = await _identity_row(session, old)
+        if row is None or await _identity_row(session, new) is not None:
+            return False
+        row.external_id, row.chat_id = new.external_id, new.chat_id
+        session.add(row)
+    return True
+
+
 async def member_id_of(session: AsyncSession, chat: ChatRef) -> int | None:
     member = await _find(session, chat)
     return member.id if member is not None else None

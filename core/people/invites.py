@@ -1,4 +1,5 @@
-"""Invite links: a single-use token that grants a role, as a Telegram deep link and a QR code."""
+"""Invite links: a single-use token that grants a role, as a Telegram deep link or a wa.me link
+that opens a WhatsApp chat with the code typed in, and a QR code."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import re
 import secrets
 from datetime import timedelta
+from urllib.parse import quote
 
 import qrcode
 from qrcode.image.pil import PilImage
@@ -39,6 +41,11 @@ def token_hash(token: str) -> str:
 
 def deep_link(bot_username: str, token: str) -> str:
     return f"https://t.me/{bot_username}?start={token}"
+
+
+def whatsapp_link(phone_number: str, token: str) -> str:
+    """A link that opens a WhatsApp chat with our number, `start <token>` typed in already."""
+    return f"https://wa.me/{phone_number}?text={quote(f'start {token}')}"
 
 
 def qr_png(text: str) -> bytes:

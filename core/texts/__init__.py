@@ -53,6 +53,7 @@ CUSTOMER_KEYS = (  # what a customer (or a stranger) can see: every catalog word
     "denied",
     "customer.",
     "fallback.unknown",
+    "fallback.unsupported",
     "finish_first",
     "conversation.expired",
     "cancelled",

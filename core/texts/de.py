@@ -134,6 +134,10 @@ TEXTS = {
     "customer.rate_after_delivery": "Sie können Bestellung {order} nach der Zustellung bewerten.",
     "customer.rated": "Danke für Ihre Bewertung mit {stars}★!",
     "fallback.unknown": "Das habe ich nicht verstanden.",
+    "fallback.unsupported": (
+        "Diese Art von Nachricht kann ich nicht lesen. Bitte schreiben Sie Text oder senden Sie"
+        " ein Foto, ein Dokument oder einen Standort."
+    ),
     "conversation.expired": (
         "Dieses Gespräch ist abgelaufen, daher habe ich das nicht übernommen. Bitte neu beginnen."
     ),
@@ -178,4 +182,5 @@ TEXTS = {
     "page.thanks": "Danke für Ihre Bewertung!",
     "page.proof": "Zustellnachweis",
     "page.subscribe": "Neuigkeiten in Telegram bekommen",
+    "page.subscribe_whatsapp": "Neuigkeiten in WhatsApp bekommen",
 }

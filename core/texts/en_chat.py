@@ -395,7 +395,12 @@ TEXTS = {
     "page.thanks": "Thanks for your rating!",
     "page.proof": "Proof of delivery",
     "page.subscribe": "Get updates in Telegram",
+    "page.subscribe_whatsapp": "Get updates in WhatsApp",
     "fallback.unknown": "I did not understand that.",
+    "fallback.unsupported": (
+        "I cannot read this kind of message. Please write text, or send a photo, a document or"
+        " a location."
+    ),
     "cancelled": "OK, cancelled. Nothing was changed.",
     "error.generic": "Something went wrong on our side; nothing was changed. Please try again.",
     "error.unreadable": (

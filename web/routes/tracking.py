@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from core.drivers import proofs
 from core.errors import DomainError, NotFound
 from core.notify.messages import tracking_link
-from core.people.invites import deep_link, qr_png
+from core.people.invites import deep_link, qr_png, whatsapp_link
 from core.texts import best_language, t
 from core.tracking import public
 from web.pages import templates
@@ -69,12 +69,19 @@ async def tracking_page(request: Request, token: str) -> Response:
     except DomainError as exc:
         return _refusal(request, exc)
     lang = _language(request, view)
-    username = request.app.state.settings.telegram.bot_username
+    settings = request.app.state.settings
+    username, number = settings.telegram.bot_username, settings.whatsapp.phone_number
     context = {
         "token": token,
         "view": view,
         # the tracking token is also the link that brings the order's updates to Telegram
         "subscribe": deep_link(username, token) if username and not view.final else None,
+        # … or to WhatsApp (when WhatsApp runs)
+        "subscribe_whatsapp": (
+            whatsapp_link(number, token)
+            if number and settings.whatsapp.enabled and not view.final
+            else None
+        ),
         "data": view.body.decode().replace("<", "\\u003c"),  # no "</script>" inside <script>
         "tracking": request.app.state.settings.tracking,
         "lang": lang,
