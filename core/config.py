@@ -122,6 +122,38 @@ class TelegramSettings(BaseModel):
         return self.bot_token is not None and bool(self.bot_token.get_secret_value())
 
 
+class WhatsAppTemplate(BaseModel):
+    """An approved message template: its name, the languages it is approved in (the first is
+    used when the recipient's is not among them) and its body parameters in order: `text` (the
+    message as it would be written, on one line), `tracking_link`, or a notice's parameter
+    (`order_id`, `reason`, …)."""
+
+    name: str = Field(min_length=1, max_length=512)
+    languages: list[str] = Field(default=["en"], min_length=1)
+    params: list[str] = []
+
+
+DEFAULT_TEMPLATE = "*"  # the key of the template for notices that have none of their own
+
+
+def default_templates() -> dict[str, WhatsAppTemplate]:
+    """The documented default set (README, "WhatsApp templates"): a few customer updates with
+    their own template, every other notice as `lastmile_update` carrying its text."""
+    order, link = ["order_id", "tracking_link"], ["order_id"]
+    languages = ["en", "de"]
+    specs = {
+        DEFAULT_TEMPLATE: ("lastmile_update", ["text"]),
+        "customer.order_confirmed": ("lastmile_order_confirmed", order),
+        "customer.order_out_for_delivery": ("lastmile_order_on_its_way", order),
+        "customer.order_delivered": ("lastmile_order_delivered", link),
+        "customer.order_failed": ("lastmile_order_failed", link),
+    }
+    return {
+        key: WhatsAppTemplate(name=name, languages=languages, params=params)
+        for key, (name, params) in specs.items()
+    }
+
+
 class WhatsAppSettings(BaseModel):
     access_token: SecretStr | None = None
     phone_number_id: str | None = Field(default=None, validate_default=True)
@@ -129,6 +161,20 @@ class WhatsAppSettings(BaseModel):
     verify_token: SecretStr | None = None
     api_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
     api_version: str = "v23.0"
+    # sending limits of the business number, overall and per person (Meta: 80 messages a
+    # second per number by default; a few a minute to one person before 131056)
+    rate_per_s: float = Field(default=20.0, gt=0, le=1000)
+    chat_rate_per_s: float = Field(default=1.0, gt=0, le=100)
+    # notice template (or "*") -> approved template; JSON in WHATSAPP_TEMPLATES
+    templates: dict[str, WhatsAppTemplate] = Field(default_factory=default_templates)
+
+    @field_validator("templates")
+    @classmethod
+    def _has_default(cls, value: dict[str, WhatsAppTemplate]) -> dict[str, WhatsAppTemplate]:
+        if DEFAULT_TEMPLATE not in value:
+            raise ValueError(f'needs a "{DEFAULT_TEMPLATE}" entry: the template for other notices')
+        return value
+
     # the business number in international form (+49 151 2345678): wa.me invite/subscribe links
     phone_number: str | None = None
 

@@ -18,6 +18,7 @@ from tests.conftest import FIXTURES
 from tests.fakes.graph_api import FakeGraph, GraphFault, sign
 
 SEND = FIXTURES / "whatsapp" / "send"
+CONSTRUCTED = FIXTURES / "whatsapp" / "constructed"
 TO = "16505551234"
 ROW = "interactive.action.sections.0.rows.0"
 SAME_ID = "<UNIQUE_BUTTON_ID_1>"
@@ -36,7 +37,8 @@ def settings_for(fake: FakeGraph, **changes: Any) -> WhatsAppSettings:
 
 
 def example(name: str) -> dict[str, Any]:
-    body = json.loads((SEND / name).read_text())
+    folder = CONSTRUCTED if name.startswith("send.") else SEND
+    body = json.loads((folder / name).read_text())
     body.pop("messaging_product", None)
     body["to"] = TO
     return body
@@ -117,7 +119,7 @@ async def test_an_unreachable_server_is_a_network_error_to_retry():
 def test_meta_error_envelopes_are_read():
     for name, code, subcode in [
         ("graph-api-error-schema-example.json", 100, 33),
-        ("graph.error.131030.json", 131030, None),
+        ("../constructed/graph.error.131030.json", 131030, None),
     ]:
         raw = (SEND / name).read_bytes()
         error = error_of(httpx.Response(400, content=raw))
@@ -345,6 +347,8 @@ def test_split_and_shorten_edges():
 
 
 def test_signature_helper_matches_metas_test_vector():
-    vector = json.loads((FIXTURES / "whatsapp" / "signature.testvector.json").read_text())
-    body = (FIXTURES / "whatsapp" / "text-message.json").read_bytes()
+    vector = json.loads((CONSTRUCTED / "signature.testvector.json").read_text())
+    body = (
+        FIXTURES / "whatsapp" / "meta-openapi-v23" / "webhooks" / "text-message.json"
+    ).read_bytes()
     assert sign(body, vector["app_secret"]) == vector["x_hub_signature_256"]

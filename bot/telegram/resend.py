@@ -31,7 +31,8 @@ from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from aiogram.types import Chat, Message
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
-from bot.telegram.sender import Holds, sleep_until
+from bot.pacing import sleep_until
+from bot.telegram.sender import Holds
 from core.db import Database
 from core.notify import outbox
 

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 
+from bot.pacing import MARGIN, Pace, sleep_until
 from bot.telegram.conversation import MissingFile, show
 from core.bootstrap import Services
 from core.conversations.notices import notice_reply
@@ -47,32 +47,7 @@ from core.people.members import chat_unreachable
 log = logging.getLogger(__name__)
 IDLE_S = 0.5
 BATCH = 100
-MARGIN = 1.03  # stay a little under the limits: Telegram counts in sliding windows
 GONE = ("chat not found", "user is deactivated", "bot was kicked", "PEER_ID_INVALID")
-
-
-async def sleep_until(deadline: Callable[[], float]) -> None:
-    """Sleep until the monotonic time `deadline()`, which may move later while we sleep."""
-    while (delay := deadline() - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
-        await asyncio.sleep(delay)
-
-
-class Pace:
-    """Lets callers through one at a time, at least `1/rate` seconds apart (measured when each
-    is let through, with a small margin for timer jitter); `pause` holds everyone back."""
-
-    def __init__(self, rate: float) -> None:
-        self.gap = MARGIN / rate
-        self.next = 0.0
-        self.lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self.lock:
-            await sleep_until(lambda: self.next)  # a pause may move `next` on meanwhile
-            self.next = time.monotonic() + self.gap
-
-    def pause(self, seconds: float) -> None:
-        self.next = max(self.next, time.monotonic() + seconds)
 
 
 class Holds:

@@ -11,7 +11,6 @@ queues for WhatsApp chats are sent by the outbox sender (bot.whatsapp.sender), s
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from datetime import timedelta
@@ -23,6 +22,7 @@ from bot.whatsapp import inbox, render
 from bot.whatsapp.client import GraphClient, GraphError
 from bot.whatsapp.inbound import event_of, quiet, whatsapp_chat
 from bot.whatsapp.payloads import Message, Status, parse
+from bot.whatsapp.sender import WhatsAppSender, apply_status
 from core.bootstrap import Services
 from core.conversations.replies import Reply
 from core.db import unavailable
@@ -71,6 +71,8 @@ class WhatsAppChannel:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._working: asyncio.Task[None] | None = None
+        self.sender = WhatsAppSender(services, self.client)  # the outbox's WhatsApp rows
+        self._sending: asyncio.Task[None] | None = None
         self.processed = 0  # bodies processed by this process
         self._prune_at = 0.0  # time.monotonic() of the next pruning
         services.conversations.register(Channel.WHATSAPP, WhatsAppInfo(services))
@@ -89,13 +91,18 @@ class WhatsAppChannel:
                 "WhatsApp inbound", self.drain_once, self._stopping, IDLE_S, self._wake
             )
         )
+        self._sending = asyncio.create_task(self.sender.run())
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        self.sender.stop()
         if self._working is not None:
             await self._working
             self._working = None
+        if self._sending is not None:
+            await self._sending
+            self._sending = None
         await self.client.aclose()
 
     async def drain_once(self) -> bool:
@@ -141,17 +148,13 @@ class WhatsAppChannel:
 
     async def _status(self, status: Status) -> None:
         at = status.at or self.services.clock()
-        # wa-out's bot.whatsapp.sender (not on this branch yet): looked up when a status comes
-        try:
-            apply_status = importlib.import_module("bot.whatsapp.sender").apply_status
-        except ModuleNotFoundError:
-            log.warning("WhatsApp status %s of %s not recorded", status.status, status.id)
-            return
         known = await apply_status(
             self.services.db, status.id, status.status, at, status.error_code, status.error_title
         )
         if not known:
             log.info("WhatsApp status %s for an unknown message %s", status.status, status.id)
+        elif status.status == "failed":
+            self.sender.wake()  # a closed window: the message goes again as its template
 
     async def _message(self, body_id: int, message: Message) -> None:
         key = f"{Channel.WHATSAPP.value}:{message.id}"

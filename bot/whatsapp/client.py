@@ -82,7 +82,7 @@ def error_of(response: httpx.Response) -> GraphError:
     details = data.get("details") if isinstance(data, dict) else None
     message = re.sub(r"^\(#\d+\)\s*", "", str(error.get("message") or ""))
     title = str(error.get("error_user_title") or message or response.reason_phrase)
-    if details:
+    if details and details != title:
         title = f"{title}: {details}"
     subcode = error.get("error_subcode")
     return GraphError(

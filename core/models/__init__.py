@@ -27,7 +27,7 @@ from core.models.orders import (
     order_ref,
     tracking_url,
 )
-from core.models.outbox import OutboxMessage
+from core.models.outbox import OutboxMessage, SentMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole, Shift
 from core.models.placements import Placement
 from core.models.road import LocationPing, Proof
@@ -69,6 +69,7 @@ __all__ = [
     "Route",
     "RouteStatus",
     "RouteStop",
+    "SentMessage",
     "Shift",
     "ShiftState",
     "StopKind",

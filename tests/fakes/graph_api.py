@@ -24,7 +24,7 @@ template is accepted whenever.
 
 Statuses: with `webhook_url` set, each accepted message gets signed (`X-Hub-Signature-256`,
 HMAC-SHA256 of the raw body with the app secret) status webhooks: `sent` then `delivered`
-(`auto_statuses`), `failed` for a closed window; `status_first` makes the `sent` status arrive
+(`auto_statuses`), `failed` for a closed window; `status_first` makes the first of them arrive
 before the send's own response. `send_status` posts any status by hand.
 
 Faults: `fail_next` (any code and HTTP status, e.g. 130429 throttling or a 500),
@@ -198,7 +198,10 @@ class FakeGraph:
         self.auto_statuses: tuple[str, ...] = ("sent", "delivered")
         self.status_first = False
         self.webhooks: list[tuple[dict[str, Any], int]] = []  # bodies posted, HTTP status got
-        self._faults: list[GraphFault] = []
+        self._faults: list[tuple[str | None, GraphFault]] = []  # (only to whom, fault)
+        self.stalled = 0  # sends left unanswered so far
+        self._stalls: dict[str, int] = {}  # message type -> sends to leave unanswered
+        self._release = asyncio.Event()
         self._rate: float | None = None
         self._recent: list[float] = []
         self._not_allowed: set[str] = set()
@@ -225,6 +228,7 @@ class FakeGraph:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
         await self.settle()
         if self._http is not None:
             await self._http.close()
@@ -254,10 +258,17 @@ class FakeGraph:
         times: int = 1,
         status: int | None = None,
         retry_after: float | None = None,
+        to: str | None = None,
     ) -> None:
-        """The next `times` sends are refused with Graph error `code`."""
+        """The next `times` sends (to `to` only, when given) are refused with Graph error `code`."""
         for _ in range(times):
-            self._faults.append(GraphFault(code, status=status, retry_after=retry_after))
+            self._faults.append((to, GraphFault(code, status=status, retry_after=retry_after)))
+
+    def stall_next(self, kind: str, times: int = 1) -> None:
+        """The next `times` sends of messages of type `kind` get no answer until the fake
+        closes (then a 503), and are not sent: a sender killed while waiting for them must
+        send them again."""
+        self._stalls[kind] = self._stalls.get(kind, 0) + times
 
     def rate_limit(self, per_second: float | None) -> None:
         """Refuse sends past `per_second` in any second with 130429 (None: no limit)."""
@@ -371,13 +382,6 @@ class FakeGraph:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _statuses(self, wamid: str, to: str, window_open: bool) -> None:
-        if not window_open:
-            await self.send_status(wamid, "failed", to, error=131047)
-            return
-        for status in self.auto_statuses:
-            await self.send_status(wamid, status, to)
-
     # -- handlers ---------------------------------------------------------------------------
 
     def _check_auth(self, request: web.Request, *, version: bool = True) -> None:
@@ -418,14 +422,21 @@ class FakeGraph:
             return fault.response()
 
     async def _send(self, body: dict[str, Any]) -> web.StreamResponse:
+        if self._stalls.get(kind := str(body.get("type", "text")), 0):
+            self._stalls[kind] -= 1
+            self.stalled += 1
+            await self._release.wait()
+            raise GraphFault(2)
         to = body.get("to")
         record = Sent(str(to or ""), body, time.monotonic())
         self.sent.append(record)
         try:
             _text(to, "to", 32)
             self.check_message(body)
-            if self._faults:
-                raise self._faults.pop(0)
+            for index, (only, fault) in enumerate(self._faults):
+                if only is None or only == record.to:
+                    del self._faults[index]
+                    raise fault
             now = time.monotonic()
             self._recent = [at for at in self._recent if at > now - 1]
             if self._rate is not None and len(self._recent) >= self._rate:
@@ -443,12 +454,11 @@ class FakeGraph:
             last is not None and self.clock() - last < WINDOW
         )
         if self.webhook_url is not None:
-            if self.status_first and window_open and "sent" in self.auto_statuses:
-                await self.send_status(wamid, "sent", record.to)
-                rest = tuple(s for s in self.auto_statuses if s != "sent")
-                self._later(self._each(wamid, record.to, rest))
-            else:
-                self._later(self._statuses(wamid, record.to, window_open))
+            statuses = self.auto_statuses if window_open else ("failed",)
+            if self.status_first and statuses:
+                await self._each(wamid, record.to, statuses[:1])
+                statuses = statuses[1:]
+            self._later(self._each(wamid, record.to, statuses))
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
@@ -458,8 +468,8 @@ class FakeGraph:
         )
 
     async def _each(self, wamid: str, to: str, statuses: tuple[str, ...]) -> None:
-        for status in statuses:
-            await self.send_status(wamid, status, to)
+        for status in statuses:  # a failed one: the window was closed
+            await self.send_status(wamid, status, to, error=131047 if status == "failed" else None)
 
     def check_message(self, body: dict[str, Any]) -> None:
         """Meta's rules for a message body; raises GraphFault as Graph would."""
