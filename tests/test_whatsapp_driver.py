@@ -1,6 +1,7 @@
 """A driver on WhatsApp, end to end through the fake Graph API: bare command words, a location
-pin (it starts her route: WhatsApp has no live location), reply buttons pressed by their ids, and a proof photo downloaded from the Graph API (media id
--> URL -> bytes with the bearer token) only when the flow asks for it."""
+pin (it starts her route: WhatsApp has no live location), reply buttons pressed by their ids,
+and a proof photo downloaded from the Graph API (media id -> URL -> bytes with the bearer token)
+only when the flow asks for it."""
 
 from __future__ import annotations
 
