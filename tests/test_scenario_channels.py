@@ -24,6 +24,7 @@ from core.people.members import grant
 from tests.fakes import telegram_updates as tu
 from tests.fakes.graph_api import FakeGraph
 from tests.telegram_harness import Bot, add_person, jpeg, running_bot
+from tests.test_whatsapp_webhook import graph_settings
 
 PEOPLE = {"boss": ("Bo Boss", Role.DISPATCHER), "ana": ("Ana Driver", Role.DRIVER),
           "lena": ("Lena Meyer", Role.CUSTOMER)}  # fmt: skip
@@ -78,6 +79,15 @@ async def customer_with_phone(db: Database, member: Member) -> None:
     """Lena follows the shop in chat already: her phone number is known as hers."""
     async with db.transaction() as session:
         session.add(Customer(name="Lena Meyer", phone="+4915123456789", member_id=member.id))
+
+
+async def new_member(db: Database, name: str, role: Role) -> Member:
+    async with db.transaction() as session:
+        member = Member(name=name)
+        session.add(member)
+        await session.flush()
+        await grant(session, member, role)
+    return member
 
 
 class TelegramChats:
@@ -211,12 +221,7 @@ async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, 
             tmp_path,
             sandbox=True,
             dispatch={"mode": "manual"},
-            whatsapp={
-                "access_token": graph.token,
-                "phone_number_id": graph.phone_number_id,
-                "app_secret": graph.app_secret,
-                "api_url": graph.url,
-            },
+            whatsapp=graph_settings(graph),
         ) as bot,
     ):
         graph.webhook_url = f"{bot.base_url}/webhooks/whatsapp"
@@ -232,13 +237,10 @@ async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, 
         elif channel == "whatsapp":
             numbers = {who: f"49151000000{k}" for k, who in enumerate(PEOPLE)}
             for who, (name, role) in PEOPLE.items():
+                member = await new_member(db, name, role)
+                chat = ChatRef(Channel.WHATSAPP, numbers[who], numbers[who])
                 async with db.transaction() as session:
-                    member = Member(name=name)
-                    session.add(member)
-                    await session.flush()
-                    await grant(session, member, role)
-                    chat = ChatRef(Channel.WHATSAPP, numbers[who], numbers[who])
-                    await attach(session, member.id, chat)
+                    await attach(session, member.id, chat)  # type: ignore[arg-type]
                 await identities.wrote(db, chat, db.now())  # each has written to us lately
                 graph.wrote(numbers[who])
                 if role is Role.CUSTOMER:
@@ -246,11 +248,7 @@ async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, 
             chats = WhatsAppChats(bot, graph, numbers)
         else:
             for who, (name, role) in PEOPLE.items():
-                async with db.transaction() as session:
-                    member = Member(name=name)
-                    session.add(member)
-                    await session.flush()
-                    await grant(session, member, role)
+                member = await new_member(db, name, role)
                 if role is Role.CUSTOMER:
                     await customer_with_phone(db, member)
                 await bot.app.state.sandbox.join(who, member.id, name, role.value)

@@ -10,16 +10,16 @@ from pathlib import Path
 from sqlmodel import select
 
 from core.db import Database
-from core.models import Channel, Customer, Driver, Member, Order, OrderStatus, ProofKind, Role
+from core.models import Channel, Customer, Driver, Order, OrderStatus, ProofKind, Role
 from core.orders import service as order_service
 from core.orders.lifecycle import SYSTEM, Change
 from core.people import identities
 from core.people.identities import ChatRef, attach
-from core.people.members import grant
 from tests.factories import new_order
 from tests.fakes.graph_api import FakeGraph
 from tests.telegram_harness import add_person, jpeg, running_bot
-from tests.test_scenario_channels import TelegramChats, WhatsAppChats
+from tests.test_scenario_channels import TelegramChats, WhatsAppChats, new_member
+from tests.test_whatsapp_webhook import graph_settings
 
 S = OrderStatus
 LENA = "4915111112222"
@@ -35,22 +35,14 @@ async def test_a_whatsapp_and_a_telegram_customer_follow_one_telegram_driver(
     db: Database, tmp_path: Path
 ) -> None:
     async with FakeGraph() as graph:
-        whatsapp = {
-            "access_token": graph.token,
-            "phone_number_id": graph.phone_number_id,
-            "app_secret": graph.app_secret,
-            "api_url": graph.url,
-        }
+        whatsapp = graph_settings(graph)
         async with running_bot(db, tmp_path, dispatch={"mode": "manual"}, whatsapp=whatsapp) as bot:
             graph.webhook_url = f"{bot.base_url}/webhooks/whatsapp"
             ana_user, _ = await add_person(db, 951, "Ana Driver", [Role.DRIVER])
             tom_user, tom = await add_person(db, 952, "Tom Kunde", [Role.CUSTOMER])
+            lena = await new_member(db, "Lena Meyer", Role.CUSTOMER)
+            chat = ChatRef(Channel.WHATSAPP, LENA, LENA)
             async with db.transaction() as session:
-                lena = Member(name="Lena Meyer")
-                session.add(lena)
-                await session.flush()
-                await grant(session, lena, Role.CUSTOMER)
-                chat = ChatRef(Channel.WHATSAPP, LENA, LENA)
                 await attach(session, lena.id, chat)  # type: ignore[arg-type]
             await identities.wrote(db, chat, db.now())  # she wrote to the shop lately
             graph.wrote(LENA)

@@ -49,13 +49,19 @@ HANDSHAKE = json.loads((WA / "constructed" / "verification.handshake.json").read
 CARLA = "4915112345678"
 
 
-def settings_for(tmp_path: Path, fake: FakeGraph, **whatsapp: Any) -> Settings:
-    values: dict[str, Any] = {
+def graph_settings(fake: FakeGraph) -> dict[str, Any]:
+    """The WHATSAPP_* settings that point the service at the fake Graph API."""
+    return {
         "access_token": fake.token,
         "phone_number_id": fake.phone_number_id,
         "app_secret": fake.app_secret,
-        "verify_token": "my-verify-token",
         "api_url": fake.url,
+    }
+
+
+def settings_for(tmp_path: Path, fake: FakeGraph, **whatsapp: Any) -> Settings:
+    values = graph_settings(fake) | {
+        "verify_token": "my-verify-token",
         "phone_number": "+1 555 078 3881",
     }
     return Settings(
