@@ -15,13 +15,15 @@ from pydantic import ValidationError
 from core.channels import channel_states
 from core.config import Settings, WhatsAppSettings
 from core.db import Database
-from core.models import OrderStatus
+from core.models import Channel, Member, OrderStatus, Role
+from core.notify.outbox import preferred_channel
 from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM
+from core.people.identities import ChatRef, attach, set_blocked
 from tests.conftest import serve
-from tests.factories import new_order
+from tests.factories import add_member, count, new_order
 from tests.test_settings import lastmile
-from tests.test_whatsapp_webhook import whatsapp_site
+from tests.test_whatsapp_webhook import until, whatsapp_site
 from web.app import create_app
 
 S = OrderStatus
@@ -104,3 +106,38 @@ async def test_without_whatsapp_its_webhook_is_not_there(db: Database, tmp_path:
         got = await http.get("/webhooks/whatsapp", params={"hub.mode": "subscribe"})
         posted = await http.post("/webhooks/whatsapp", content=b"{}")
     assert got.status_code == 404 and posted.status_code == 404
+
+
+async def reached_on(db: Database, member_id: int) -> Channel | None:
+    async with db.reads() as session:
+        member = await session.get(Member, member_id)
+        assert member is not None
+        return await preferred_channel(session, member)
+
+
+async def test_a_person_with_both_chats_chooses_where_to_be_reached(
+    db: Database, tmp_path: Path
+) -> None:
+    number = "4915122223333"
+    member = await add_member(db, "Tom", [Role.CUSTOMER], telegram_chat_id=4242)
+    assert member.id is not None
+    chat = ChatRef(Channel.WHATSAPP, number, number)
+    async with db.transaction() as session:
+        await attach(session, member.id, chat)
+    assert await reached_on(db, member.id) is Channel.TELEGRAM  # by default
+    async with whatsapp_site(db, tmp_path) as (_, fake, _):
+        await fake.inbound(number, "here")
+        await until(lambda: fake.sent_to(number))
+        assert fake.sent_to(number)[0].text == "OK: your updates come to this chat from now on."
+    assert await reached_on(db, member.id) is Channel.WHATSAPP
+    async with db.transaction() as session:
+        await set_blocked(session, chat, True, db.now())  # she blocked us there
+    assert await reached_on(db, member.id) is Channel.TELEGRAM
+
+
+async def test_here_from_a_stranger_changes_nothing(db: Database, tmp_path: Path) -> None:
+    async with whatsapp_site(db, tmp_path) as (_, fake, _):
+        await fake.inbound("4915144445555", "/here")
+        await until(lambda: fake.sent_to("4915144445555"))
+        assert "OK: your updates" not in fake.sent_to("4915144445555")[0].text
+    assert await count(db, Member) == 0

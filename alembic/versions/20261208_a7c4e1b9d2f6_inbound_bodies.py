@@ -1,5 +1,5 @@
 """inbound_bodies and inbound_seen: WhatsApp webhook bodies stored before they are answered,
-processed once under a lease
+processed once under a lease; members.reach_channel: where a person with several chats is reached
 
 Revision ID: a7c4e1b9d2f6
 Revises: f0b3d7a1c5e2
@@ -50,9 +50,13 @@ def upgrade() -> None:
         sa.Column("created_at", STAMP, nullable=False),
     )
     op.create_index("ix_inbound_seen_body_id", "inbound_seen", ["body_id"])
+    with op.batch_alter_table("members") as batch:
+        batch.add_column(sa.Column("reach_channel", sa.String(length=24), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("members") as batch:
+        batch.drop_column("reach_channel")
     op.drop_index("ix_inbound_seen_body_id", table_name="inbound_seen")
     op.drop_table("inbound_seen")
     op.drop_index("ix_inbound_bodies_due", table_name="inbound_bodies")

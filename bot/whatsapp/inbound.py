@@ -1,12 +1,12 @@
 """A WhatsApp message as the conversation core's event.
 
 Text: `/name args`, or a bare command word of the person's roles (`orders`, `shift`, …; `start`,
-`help`, `cancel` and `skip` for everyone), is a Command; anything else is Text. A reply button
-or list row is a Press of the id the core put on it; a location a Location; an image an Upload
-of a photo and a document an Upload of a document, whose bytes are downloaded from the Graph API
-only when a flow asks for them; a shared contact a Contact. Reactions, edits, deletions and
-system notices are noted and not answered; anything else (audio, video, stickers, catalogue
-orders, unsupported or unknown types) is answered with help (`event_of` gives None)."""
+`help`, `cancel`, `skip` and `here` for everyone), is a Command; anything else is Text. A reply
+button or list row is a Press of the id the core put on it; a location a Location; an image an
+Upload of a photo and a document an Upload of a document, whose bytes are downloaded from the
+Graph API only when a flow asks for them; a shared contact a Contact. Reactions, edits,
+deletions and system notices are noted and not answered; anything else (audio, video, stickers,
+catalogue orders, unsupported or unknown types) is answered with help (`event_of` gives None)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from core.models import Channel
 from core.people.identities import ChatRef, Identity
 
 quiet = frozenset({"reaction", "edit", "revoke", "system"})  # noted, not answered
-EVERYONE = frozenset({"start", "help", "cancel", "skip"})
+EVERYONE = frozenset({"start", "help", "cancel", "skip", "here"})
 MAX_COMMAND = 32
 
 

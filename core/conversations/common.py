@@ -1,4 +1,6 @@
-"""For everyone: /start (plain, an invite link, an order's subscribe link), /cancel and /help."""
+"""For everyone: /start (plain, an invite link, an order's subscribe link), /cancel, /help, and
+/here (a person with several chats, e.g. Telegram and WhatsApp, is reached in this one; opening a
+link in a chat chooses it too)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from core.conversations.events import Command, Event
 from core.conversations.turn import Turn
 from core.conversations.wording import status_line
 from core.drivers.stops import ref_of
-from core.people import customers, members
+from core.people import customers, identities, members
 from core.people.members import help_text
 from core.texts import t
 
@@ -35,6 +37,12 @@ async def run(turn: Turn, event: Event) -> bool:
     if event.name == "help":
         turn.say(help_text(turn.who))
         return True
+    if event.name == "here":
+        if await identities.reach_here(turn.svc.db, turn.chat):
+            turn.say(t("here.done", turn.lang))
+        else:
+            turn.say(help_text(turn.who))
+        return True
     return False
 
 
@@ -46,6 +54,7 @@ async def start_link(turn: Turn, token: str) -> None:
     if role is not None:
         fresh = await conversations.identify(turn.chat, turn.person)
         lang = fresh.language  # staff now, so the staff language
+        await identities.reach_here(db, turn.chat)  # she opened the link here
         turn.say(t("start.joined", lang, name=turn.person.name, role=t(f"role.a.{role}", lang)))
         turn.say(help_text(fresh))
         await _menu(turn, fresh)
@@ -56,6 +65,7 @@ async def start_link(turn: Turn, token: str) -> None:
         turn.say(t("start.unknown_link", turn.lang))
         return
     conversations.forget(turn.chat)
+    await identities.reach_here(db, turn.chat)  # she opened the link here
     fresh = await conversations.identify(turn.chat, turn.person)
     assert fresh.member_id is not None
     views = [v for v in await customers.orders_of(db, fresh.member_id) if v.order_id == order.id]

@@ -7,7 +7,7 @@ from datetime import datetime, time
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from core.models.enums import Role, ShiftState, VehicleType
+from core.models.enums import Channel, Role, ShiftState, VehicleType
 from core.models.types import JSON, Stamped, UTCDateTime, str_enum
 
 
@@ -26,6 +26,9 @@ class Member(SQLModel, table=True):
     whatsapp_wa_id: str | None = Field(default=None, max_length=32, unique=True)
     whatsapp_user_id: str | None = Field(default=None, max_length=64, unique=True)
     telegram_blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # where she chose to be reached when she has several chats (`/here`, or the chat she opened
+    # a link in last); None: Telegram, else WhatsApp, else another (core.notify.outbox)
+    reach_channel: Channel | None = Field(default=None, sa_type=str_enum(Channel))
     active: bool = True
     reports_off: bool = False  # an owner who switched the pushed reports off (/reports off)
     created_at: datetime = Stamped()

@@ -45,7 +45,17 @@ REPLY = "chat.reply"  # a direct reply handed over: its text as it is, and the c
 
 
 async def preferred_channel(session: AsyncSession, member: Member) -> Channel | None:
-    """Telegram, else WhatsApp, else another channel's chat (the sandbox), else none."""
+    """The channel she chose (`reach_channel`) while she has a usable chat there; else
+    Telegram, else WhatsApp, else another channel's chat (the sandbox), else none."""
+    chosen = member.reach_channel
+    if chosen is not None and chosen is not Channel.TELEGRAM:
+        usable = select(ChatIdentity.id).where(
+            ChatIdentity.member_id == member.id,
+            ChatIdentity.channel == chosen,
+            col(ChatIdentity.blocked_at).is_(None),
+        )
+        if (await session.exec(usable)).first() is not None:
+            return chosen
     if member.telegram_chat_id is not None and member.telegram_blocked_at is None:
         return Channel.TELEGRAM
     if member.whatsapp_wa_id or member.whatsapp_user_id or member.whatsapp_phone:

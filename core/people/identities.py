@@ -155,6 +155,18 @@ async def moved(db: Database, old: ChatRef, new: ChatRef) -> bool:
     return True
 
 
+async def reach_here(db: Database, chat: ChatRef) -> bool:
+    """The member behind `chat` wants to be reached in it (where she has several chats);
+    False for a stranger."""
+    async with db.transaction() as session:
+        member = await _find(session, chat)
+        if member is None:
+            return False
+        member.reach_channel = chat.channel
+        session.add(member)
+    return True
+
+
 async def member_id_of(session: AsyncSession, chat: ChatRef) -> int | None:
     member = await _find(session, chat)
     return member.id if member is not None else None

@@ -54,6 +54,7 @@ CUSTOMER_KEYS = (  # what a customer (or a stranger) can see: every catalog word
     "customer.",
     "fallback.unknown",
     "fallback.unsupported",
+    "here.done",
     "finish_first",
     "conversation.expired",
     "cancelled",

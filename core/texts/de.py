@@ -134,6 +134,7 @@ TEXTS = {
     "customer.rate_after_delivery": "Sie können Bestellung {order} nach der Zustellung bewerten.",
     "customer.rated": "Danke für Ihre Bewertung mit {stars}★!",
     "fallback.unknown": "Das habe ich nicht verstanden.",
+    "here.done": "Alles klar: Ihre Neuigkeiten kommen ab jetzt in diesen Chat.",
     "fallback.unsupported": (
         "Diese Art von Nachricht kann ich nicht lesen. Bitte schreiben Sie Text oder senden Sie"
         " ein Foto, ein Dokument oder einen Standort."

@@ -398,6 +398,7 @@ TEXTS = {
     "page.subscribe": "Get updates in Telegram",
     "page.subscribe_whatsapp": "Get updates in WhatsApp",
     "fallback.unknown": "I did not understand that.",
+    "here.done": "OK: your updates come to this chat from now on.",
     "fallback.unsupported": (
         "I cannot read this kind of message. Please write text, or send a photo, a document or"
         " a location."
