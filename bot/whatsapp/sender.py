@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot.delivery import SenderLoop, in_order
 from bot.pacing import MARGIN, Pace, sleep_until
 from bot.whatsapp import render as whatsapp
 from bot.whatsapp.client import WINDOW_CLOSED, GraphClient, GraphError
@@ -121,8 +122,12 @@ def _later(a: datetime | None, b: datetime | None) -> bool:
     return a is not None and (b is None or a > b)
 
 
-class WhatsAppSender:
+class WhatsAppSender(SenderLoop):
+    name = "WhatsApp sender"
+    idle_s = IDLE_S
+
     def __init__(self, services: Services, client: GraphClient) -> None:
+        super().__init__()
         self.services = services
         self.client = client
         settings = services.settings.whatsapp
@@ -130,23 +135,7 @@ class WhatsAppSender:
         self.chat_gap = MARGIN / settings.chat_rate_per_s
         self.chats: dict[str, float] = {}  # WhatsApp id -> when she may get her next message
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
         self.sent = 0  # messages Graph accepted
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        """Look at the outbox now instead of after the idle pause."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        self._stopping.clear()
-        await outbox.keep_delivering(
-            "WhatsApp sender", self.drain_once, self._stopping, IDLE_S, self._wake
-        )
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it; False when nothing was due."""
@@ -170,20 +159,13 @@ class WhatsAppSender:
 
     async def _deliver_chat(self, chat: Chat | None, rows: list[OutboxMessage]) -> None:
         """A person's messages in order; when one must wait, the later ones wait behind it."""
-        db, token = self.services.db, rows[0].lease_token
-        for index, row in enumerate(rows):
-            assert row.id is not None
-            if self._stopping.is_set():
-                await outbox.release(db, [r.id for r in rows[index:] if r.id], token=token)
-                return
-            if chat is None:
-                await outbox.mark_failed(
-                    db, row.id, "no WhatsApp chat", permanent=True, token=token
-                )
-                continue
-            if not await self._deliver(chat, row):
-                await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
-                return
+
+        async def deliver(row: OutboxMessage) -> bool:
+            assert chat is not None
+            return await self._deliver(chat, row)
+
+        no_chat = "no WhatsApp chat" if chat is None else None
+        await in_order(self.services.db, rows, self._stopping, deliver, no_chat=no_chat)
 
     async def _bodies(
         self, chat: Chat, row: OutboxMessage, rendered: Rendered
