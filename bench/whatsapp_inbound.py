@@ -32,6 +32,7 @@ from core.db import Database
 from core.migrations import upgrade
 from core.models import InboundBody, OutboxStatus
 from tests.fakes.graph_api import FakeGraph, sign
+from tests.test_whatsapp_webhook import graph_settings
 from web.app import create_app
 
 RESULTS = Path(__file__).parent / "results" / "whatsapp.json"
@@ -68,12 +69,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings(
             app={"data_dir": Path(args.data_dir), "secret_key": "k" * 32},
             dispatch={"mode": "manual"},
-            whatsapp={
-                "access_token": fake.token,
-                "phone_number_id": fake.phone_number_id,
-                "app_secret": fake.app_secret,
-                "api_url": fake.url,
-            },
+            whatsapp=graph_settings(fake),
             _env_file=None,
         )  # type: ignore[call-arg]
         app = create_app(settings, db)

@@ -160,6 +160,7 @@ async def running_bot(
     app: dict[str, Any] | None = None,
     reports: dict[str, Any] | None = None,
     sandbox: bool = False,
+    whatsapp: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -192,6 +193,7 @@ async def running_bot(
             reports=reports,
             redis={"url": redis_url},
             sandbox=sandbox,
+            whatsapp=whatsapp or {},
             _env_file=None,  # type: ignore[call-arg]
         )
         web_app = create_app(settings, db, clock=clock)

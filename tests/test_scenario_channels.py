@@ -1,11 +1,12 @@
 """One scenario, written once, played through each chat channel: a dispatcher creates an order
 with /neworder and assigns it, a driver starts her shift, shares her location and delivers it
 with a photo, the customer rates it. Telegram runs against the fake Bot API
-(tests/telegram_harness.py), the sandbox through its own channel (bot/sandbox), both in the same
-running service."""
+(tests/telegram_harness.py), the sandbox through its own channel (bot/sandbox), WhatsApp against
+the fake Graph API (signed webhooks in, the Graph API out), all in the same running service."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,10 +17,14 @@ from sqlmodel import select
 from bot.sandbox.channel import photo_upload
 from core.conversations.events import Command, Location, Press, Text
 from core.db import Database
-from core.models import Customer, Member, Order, OrderStatus, Proof, Role
+from core.models import Channel, Customer, Member, Order, OrderStatus, Proof, Role
+from core.people import identities
+from core.people.identities import ChatRef, attach
 from core.people.members import grant
 from tests.fakes import telegram_updates as tu
+from tests.fakes.graph_api import FakeGraph
 from tests.telegram_harness import Bot, add_person, jpeg, running_bot
+from tests.test_whatsapp_webhook import graph_settings
 
 PEOPLE = {"boss": ("Bo Boss", Role.DISPATCHER), "ana": ("Ana Driver", Role.DRIVER),
           "lena": ("Lena Meyer", Role.CUSTOMER)}  # fmt: skip
@@ -76,6 +81,15 @@ async def customer_with_phone(db: Database, member: Member) -> None:
         session.add(Customer(name="Lena Meyer", phone="+4915123456789", member_id=member.id))
 
 
+async def new_member(db: Database, name: str, role: Role) -> Member:
+    async with db.transaction() as session:
+        member = Member(name=name)
+        session.add(member)
+        await session.flush()
+        await grant(session, member, role)
+    return member
+
+
 class TelegramChats:
     def __init__(self, bot: Bot, users: dict[str, dict[str, Any]]) -> None:
         self.bot, self.users = bot, users
@@ -102,6 +116,64 @@ class TelegramChats:
 
     def texts(self, who: str) -> list[str]:
         return self.bot.texts(self.chat(who))
+
+    async def settled(self) -> None:
+        await self.bot.outbox_settled()
+
+
+class WhatsAppChats:
+    """People writing from WhatsApp: each message a signed webhook the fake Graph API posts."""
+
+    def __init__(self, bot: Bot, fake: FakeGraph, numbers: dict[str, str]) -> None:
+        self.bot, self.fake, self.numbers = bot, fake, numbers
+        self.count = 0
+
+    async def _post(self, who: str, kind: str, part: dict[str, Any]) -> None:
+        self.count += 1
+        wamid = f"wamid.scenario.{self.count}"
+        number = self.numbers[who]
+        message = {"from": number, "id": wamid, "type": kind, kind: part,
+                   "timestamp": str(int(self.fake.clock().timestamp()))}  # fmt: skip
+        contacts = [{"profile": {"name": who}, "wa_id": number}]
+        self.fake.wrote(number)
+        body = self.fake._envelope({"contacts": contacts, "messages": [message]})
+        assert await self.fake.post_webhook(body) == 200
+        for _ in range(400):  # at most 20 s: answered and marked read
+            if wamid in self.fake.reads:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{who}'s message {kind} was not processed")
+
+    async def say(self, who: str, text: str) -> None:
+        await self._post(who, "text", {"body": text})
+
+    async def tap(self, who: str, label: str) -> None:
+        for sent in reversed(self.fake.sent_to(self.numbers[who])):
+            action = sent.body.get("interactive", {}).get("action", {})
+            for button in action.get("buttons", []):
+                if label in button["reply"]["title"]:
+                    reply = {"id": button["reply"]["id"], "title": button["reply"]["title"]}
+                    await self._post(who, "interactive", {"type": "button_reply",
+                                                          "button_reply": reply})  # fmt: skip
+                    return
+            for section in action.get("sections", []):
+                for row in section["rows"]:
+                    if label in row["title"]:
+                        reply = {"id": row["id"], "title": row["title"]}
+                        await self._post(who, "interactive", {"type": "list_reply",
+                                                              "list_reply": reply})  # fmt: skip
+                        return
+        raise AssertionError(f"no {label!r} button in {who}'s chat: {self.texts(who)}")
+
+    async def photo(self, who: str, content: bytes) -> None:
+        media_id = self.fake.add_media(content, "image/jpeg")
+        await self._post(who, "image", {"id": media_id, "mime_type": "image/jpeg"})
+
+    async def location(self, who: str, lat: float, lon: float) -> None:
+        await self._post(who, "location", {"latitude": lat, "longitude": lon})
+
+    def texts(self, who: str) -> list[str]:
+        return [sent.text for sent in self.fake.sent_to(self.numbers[who])]
 
     async def settled(self) -> None:
         await self.bot.outbox_settled()
@@ -140,9 +212,19 @@ class SandboxChats:
         await self.bot.outbox_settled()
 
 
-@pytest.mark.parametrize("channel", ["telegram", "sandbox"])
+@pytest.mark.parametrize("channel", ["telegram", "sandbox", "whatsapp"])
 async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, channel: str):
-    async with running_bot(db, tmp_path, sandbox=True, dispatch={"mode": "manual"}) as bot:
+    async with (
+        FakeGraph() as graph,
+        running_bot(
+            db,
+            tmp_path,
+            sandbox=True,
+            dispatch={"mode": "manual"},
+            whatsapp=graph_settings(graph),
+        ) as bot,
+    ):
+        graph.webhook_url = f"{bot.base_url}/webhooks/whatsapp"
         bot.nominatim.add("Hauptstr 5", ("Hauptstraße 5, Berlin, Germany", 52.521, 13.401))
         chats: Chats
         if channel == "telegram":
@@ -152,13 +234,21 @@ async def test_one_scenario_through_every_channel(db: Database, tmp_path: Path, 
                 if role is Role.CUSTOMER:
                     await customer_with_phone(db, member)
             chats = TelegramChats(bot, users)
+        elif channel == "whatsapp":
+            numbers = {who: f"49151000000{k}" for k, who in enumerate(PEOPLE)}
+            for who, (name, role) in PEOPLE.items():
+                member = await new_member(db, name, role)
+                chat = ChatRef(Channel.WHATSAPP, numbers[who], numbers[who])
+                async with db.transaction() as session:
+                    await attach(session, member.id, chat)  # type: ignore[arg-type]
+                await identities.wrote(db, chat, db.now())  # each has written to us lately
+                graph.wrote(numbers[who])
+                if role is Role.CUSTOMER:
+                    await customer_with_phone(db, member)
+            chats = WhatsAppChats(bot, graph, numbers)
         else:
             for who, (name, role) in PEOPLE.items():
-                async with db.transaction() as session:
-                    member = Member(name=name)
-                    session.add(member)
-                    await session.flush()
-                    await grant(session, member, role)
+                member = await new_member(db, name, role)
                 if role is Role.CUSTOMER:
                     await customer_with_phone(db, member)
                 await bot.app.state.sandbox.join(who, member.id, name, role.value)

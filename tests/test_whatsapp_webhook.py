@@ -37,9 +37,10 @@ from core.models import (
 )
 from core.people import invites
 from core.people.identities import ChatRef, attach
-from tests.conftest import serve
+from tests.conftest import POSTGRES_URL, serve
 from tests.factories import add_member, count, new_order
 from tests.fakes.graph_api import FakeGraph, sign
+from tests.fakes.tcp_proxy import proxy_for
 from web.app import create_app
 
 WA = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -48,13 +49,19 @@ HANDSHAKE = json.loads((WA / "constructed" / "verification.handshake.json").read
 CARLA = "4915112345678"
 
 
-def settings_for(tmp_path: Path, fake: FakeGraph, **whatsapp: Any) -> Settings:
-    values: dict[str, Any] = {
+def graph_settings(fake: FakeGraph) -> dict[str, Any]:
+    """The WHATSAPP_* settings that point the service at the fake Graph API."""
+    return {
         "access_token": fake.token,
         "phone_number_id": fake.phone_number_id,
         "app_secret": fake.app_secret,
-        "verify_token": "my-verify-token",
         "api_url": fake.url,
+    }
+
+
+def settings_for(tmp_path: Path, fake: FakeGraph, **whatsapp: Any) -> Settings:
+    values = graph_settings(fake) | {
+        "verify_token": "my-verify-token",
         "phone_number": "+1 555 078 3881",
     }
     return Settings(
@@ -381,3 +388,32 @@ async def test_a_person_who_changed_number_is_reached_at_the_new_one(
     async with db.reads() as session:
         (identity,) = (await session.exec(select(ChatIdentity))).all()
     assert (identity.external_id, identity.member_id) == (new, member.id)
+
+
+@pytest.mark.skipif(
+    not POSTGRES_URL, reason="SQLite is a file in this process: there is no connection to cut"
+)
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_with_the_database_unreachable_meta_gets_503_and_its_retry_is_processed_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Nothing stored, nothing answered while the database is cut off (a TCP proxy the test
+    controls); Meta's retry after it is back is stored and answered once."""
+    async with proxy_for(database_url) as proxy:
+        db = Database(proxy.url(database_url))
+        try:
+            async with whatsapp_site(db, tmp_path) as (base, fake, _):
+                fake.wrote(CARLA)
+                body = text_body(fake, CARLA, "hello", "wamid.outage")
+                proxy.cut()
+                refused = await post(base, body, sign(body, fake.app_secret))
+                assert refused.status_code == 503
+                proxy.restore()
+                for _ in range(2):  # Meta's retry, and one more
+                    answer = await post(base, body, sign(body, fake.app_secret))
+                    assert answer.status_code == 200
+                await until(lambda: fake.sent_to(CARLA) and fake.reads)
+                await asyncio.sleep(0.3)
+                assert len(fake.sent_to(CARLA)) == 1 and fake.reads == ["wamid.outage"]
+        finally:
+            await db.dispose()

@@ -235,6 +235,8 @@ async def answer(
 class TelegramInfo:
     """What the conversations need to know about this bot."""
 
+    live_location = True
+
     def __init__(self, bot: Bot, svc: Services) -> None:
         self.bot, self.svc = bot, svc
 

@@ -45,7 +45,10 @@ PRUNE_EVERY_S = 3600.0
 
 class WhatsAppInfo:
     """What the conversations need to know about WhatsApp: links open a chat with our number,
-    the code typed in already (`start <token>`)."""
+    the code typed in already (`start <token>`). WhatsApp gives businesses no live locations:
+    drivers send a pin (asked for by location request messages)."""
+
+    live_location = False
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc

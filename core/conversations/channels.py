@@ -8,6 +8,10 @@ from core.people.identities import ChatRef, Identity
 
 
 class ChannelInfo(Protocol):
+    # whether people can share a live location here (Telegram); where they cannot (WhatsApp), a
+    # driver's location pin counts as her position now and starts her route as a live share does
+    live_location: bool
+
     async def display_name(self) -> str:
         """How the service is called in this channel (a Telegram bot's name)."""
         ...
@@ -24,6 +28,8 @@ class ChannelInfo(Protocol):
 
 class PlainChannel:
     """A channel with no links and no menus (the default)."""
+
+    live_location = True
 
     def __init__(self, name: str = "Lastmile") -> None:
         self.name = name

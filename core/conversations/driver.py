@@ -114,11 +114,13 @@ async def _location(turn: Turn, event: Location) -> None:
     if not await shifts.on_shift(svc.db, turn.driver_id):
         turn.say(t("shift.not_started", lang))
         return
-    if event.live:
-        turn.say(
-            t("location.live_started", lang, until=when(turn, event.live_until)),
-            close_keyboard=True,
-        )
+    pins_only = not svc.conversations.channel(turn.chat).live_location  # (WhatsApp)
+    if event.live or pins_only:
+        if event.live:
+            until = when(turn, event.live_until)
+            turn.say(t("location.live_started", lang, until=until), close_keyboard=True)
+        else:
+            turn.say(t("location.pin", lang))
         await svc.stops.start_next(turn.driver_id, turn.actor)
         await svc.autopilot.driver_ready(turn.driver_id)  # she may take waiting orders now
     else:

@@ -204,6 +204,7 @@ TEXTS = {
     "location.live_started": "Thanks, I can see you. Live location until {until}.",
     "location.stopped": "You stopped sharing your location. Share it again to keep ETAs right.",
     "location.static": "Got your location. Please share a *live* location during your shift.",
+    "location.pin": "Got your location. Send it again (📎 → Location) when you reach each stop.",
     "route.empty": "You have no stops right now.",
     "route.loaded_button": "📦 Loaded",
     "route.loaded.one": "📦 1 parcel is on board: it stays on your route.",
