@@ -15,6 +15,7 @@ from core.db import Database
 from core.dispatch.autopilot import Autopilot
 from core.dispatch.planner import Planner
 from core.drivers import shifts
+from core.drivers.positions import Fix, Positions
 from core.drivers.stops import Stops
 from core.models import Driver, Order, OrderEvent, OrderStatus, OutboxMessage, Placement, Role
 from core.orders import imports
@@ -404,3 +405,30 @@ async def test_a_driver_ready_during_a_pass_is_not_lost_when_the_pass_parks_its_
     assert not (await queued(db))[order.id].parked
     await pilot.run_once()
     assert (await statuses(db, [order.id]))[order.id][0] is S.ASSIGNED
+
+
+async def test_a_driver_running_late_has_the_stop_given_to_a_driver_on_time_for_it(db: Database):
+    """Her ping shows a stop she can no longer reach in its window; re-ordering her own route
+    cannot save it, so the autopilot re-plans the day (nobody typed anything) and the stop
+    goes to the driver who is on time for it."""
+    west = await on_shift(db, "Wanda West", 1, WEST)
+    east = await on_shift(db, "Erik East", 2, EAST)
+    urgent = await order_at(db, "U", near(EAST, 1), hours=(9, 9.25))  # due by 09:15
+    await move(db, urgent.id, S.ASSIGNED, west.id)  # an earlier plan's choice, not a dispatcher's
+    pilot = autopilot(db)
+    await pilot.planner.replan_driver(west.id, SYSTEM)  # her route: U, ~23 min away
+    positions = Positions(db, pilot.planner, clock=lambda: NOW)
+    pilot.start()
+    try:
+        fix = Fix(*WEST, at=NOW, live_until=NOW + timedelta(hours=1), live=True)
+        await positions.ping(west.id, fix)
+        await positions.drain()
+        await until_assigned(db, [urgent.id], wait_s=10.0)
+        for _ in range(100):  # bounded: the re-plan runs on the autopilot's worker
+            if (await statuses(db, [urgent.id]))[urgent.id][1] == east.id:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await pilot.stop()
+    assert pilot.stats.replans == 1
+    assert (await statuses(db, [urgent.id]))[urgent.id] == (S.ASSIGNED, east.id)

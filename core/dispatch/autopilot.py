@@ -124,6 +124,7 @@ class Autopilot:
         self.db.on_commit(placements.TOPIC, lambda _: self.wake())
         self.db.on_commit(placements.ASSIGNED_TOPIC, self._assigned)
         self.db.on_commit(placements.REPLAN_TOPIC, lambda _: self._want_replan())
+        self.planner.on_late = lambda _driver: self._want_replan()
         self._task = asyncio.create_task(self._run(), name="autopilot")
 
     def _assigned(self, info: dict[str, Any]) -> None:
@@ -140,6 +141,7 @@ class Autopilot:
             log.exception("could not start the route of driver %s", driver_id)
 
     async def stop(self) -> None:
+        self.planner.on_late = None
         while self._starts:
             await asyncio.gather(*list(self._starts), return_exceptions=True)
         if self._task is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -116,6 +117,8 @@ class Planner:
         self.executor = executor
         self.clock: Clock = clock or db.now
         self._late_replans: dict[int, datetime] = {}  # driver -> when she was last re-planned
+        # who re-plans a late driver instead of `replan_driver` (the autopilot, in auto mode)
+        self.on_late: Callable[[int], None] | None = None
 
     async def world(self, **options: object) -> World:
         async with self.db.reads() as session:
@@ -368,10 +371,15 @@ class Planner:
 
     async def on_location(self, driver_id: int, actor: Actor) -> dict[int, Eta]:
         """What a location ping sets off: fresh ETAs, and when a stop is now predicted late,
-        a re-plan of her remaining stops (the one she is heading to stays first)."""
+        a re-plan: asked of `on_late` when someone listens (the autopilot's re-plan of the
+        day, which may give a late stop to a driver on time for it), else her remaining stops
+        re-ordered here (the one she is heading to stays first)."""
         etas, late = await self._refresh(driver_id)
         if late and self._may_replan(driver_id):
             log.info("driver %s runs late for %s: re-planning", driver_id, ", ".join(late))
+            if self.on_late is not None:
+                self.on_late(driver_id)
+                return etas
             await self.replan_driver(driver_id, actor)
             etas, _ = await self._refresh(driver_id)
         return etas
