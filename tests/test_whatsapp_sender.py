@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bot.whatsapp.sender import apply_status
 from core.db import Database
-from core.models import Member, OutboxStatus
+from core.models import Customer, Member, OutboxStatus, Role
+from tests.factories import add_member, new_order
 from tests.fakes.graph_api import FakeGraph
 from tests.whatsapp_harness import (
     make_sender,
@@ -282,3 +283,33 @@ async def test_one_persons_messages_are_paced(db: Database, tmp_path: Path):
         times = [s.at for s in fake.sent_to("491701010101")]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 4 and min(gaps) >= 0.45  # 2 a second: 0.5 s apart (timer slack)
+
+
+async def test_a_number_on_the_member_record_gets_the_template(db: Database, tmp_path: Path):
+    member = await add_member(db, "Ola", [Role.CUSTOMER], whatsapp_phone="+49 170 1212121")
+    await notify(db, member, "a")
+    async with FakeGraph() as fake:
+        fake.approve("lastmile_update", "en", 1)
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491701212121")  # she never wrote: no window
+    assert sent.type == "template"
+
+
+async def test_the_default_template_of_a_confirmation_has_the_tracking_link(
+    db: Database, tmp_path: Path
+):
+    lena = await whatsapp_member(db, "491703434343", "Lena", wrote_ago=None)
+    async with db.transaction() as session:
+        session.add(Customer(name="Lena", phone="+491703434343", member_id=lena.id))
+    order = await new_order(db, phone="+491703434343")
+    async with FakeGraph() as fake:
+        fake.approve("lastmile_order_confirmed", "en", 2)
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491703434343")
+    template = sent.body["template"]
+    assert template["name"] == "lastmile_order_confirmed"
+    first, link = template["components"][0]["parameters"]
+    assert first["text"] == str(order.id)
+    assert link["text"].endswith(f"/t/{order.tracking_token}")
