@@ -313,3 +313,23 @@ async def test_the_default_template_of_a_confirmation_has_the_tracking_link(
     first, link = template["components"][0]["parameters"]
     assert first["text"] == str(order.id)
     assert link["text"].endswith(f"/t/{order.tracking_token}")
+
+
+async def test_two_senders_on_one_database_send_each_notice_once(db: Database, tmp_path: Path):
+    people = [
+        await whatsapp_member(db, f"4917050000{i:02}", f"Q{i}", wrote_ago=HOUR) for i in range(8)
+    ]
+    for round_ in range(5):
+        for person in people:
+            await notify(db, person, f"{person.id}:{round_}")
+    async with FakeGraph() as fake:
+        for i in range(8):
+            fake.wrote(f"4917050000{i:02}")
+        one = make_sender(fake, db, tmp_path, chat_rate_per_s=20)
+        two = make_sender(fake, db, tmp_path, chat_rate_per_s=20)
+        async with running(one), running(two):
+            await until(lambda: all_sent(db, 40), "all 40 sent")
+        accepted = [s for s in fake.sent if s.ok]
+    assert len(accepted) == 40 and one.sent + two.sent == 40
+    per_person = Counter(s.to for s in accepted)
+    assert per_person == {f"4917050000{i:02}": 5 for i in range(8)}
