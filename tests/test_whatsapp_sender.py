@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bot.whatsapp.sender import apply_status
 from core.db import Database
-from core.models import Customer, Member, OutboxStatus, Role
+from core.models import Channel, Customer, Member, OutboxStatus, Role
+from core.notify import receipts
 from tests.factories import add_member, new_order
 from tests.fakes.graph_api import FakeGraph
 from tests.whatsapp_harness import (
@@ -333,3 +334,18 @@ async def test_two_senders_on_one_database_send_each_notice_once(db: Database, t
     assert len(accepted) == 40 and one.sent + two.sent == 40
     per_person = Counter(s.to for s in accepted)
     assert per_person == {f"4917050000{i:02}": 5 for i in range(8)}
+
+
+async def test_receipts_of_messages_no_row_sent_are_forgotten_later(db: Database, tmp_path: Path):
+    kim = await whatsapp_member(db, "491706060606", wrote_ago=HOUR)
+    await notify(db, kim, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491706060606")
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491706060606")
+    now = db.now()
+    assert not await apply_status(db, "wamid.a-direct-reply", "delivered", now)
+    assert await receipts.prune(db, Channel.WHATSAPP, now - timedelta(days=2)) == 0  # too new
+    assert await receipts.prune(db, Channel.WHATSAPP, now + timedelta(minutes=1)) == 1
+    assert [m.external_id for m in await sent_messages(db)] == [sent.wamid]  # the row's stays

@@ -55,6 +55,8 @@ WINDOW_MARGIN = timedelta(minutes=5)  # a message takes a moment to arrive: don'
 THROTTLE_WAIT_S = 5.0  # when Graph asks us to slow down without saying for how long
 PAIR_LIMITED = 131056  # too many messages to one person: only her messages wait
 TEMPLATE_CODES = frozenset({WINDOW_CLOSED})
+KEEP_UNMATCHED = timedelta(days=2)  # receipts of messages no outbox row sent (direct replies)
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,15 @@ class WhatsAppSender(SenderLoop):
         self.chats: dict[str, float] = {}  # WhatsApp id -> when she may get her next message
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
         self.sent = 0  # messages Graph accepted
+        self._prune_at = 0.0  # time.monotonic() of the next pruning
 
     async def drain_once(self) -> bool:
-        """Claim one batch and deliver it; False when nothing was due."""
+        """Claim one batch and deliver it; False when nothing was due. Now and then, receipts
+        kept for messages no outbox row sent are forgotten."""
         db, lease = self.services.db, self.leases.length
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + PRUNE_EVERY_S
+            await receipts.prune(db, Channel.WHATSAPP, self.services.clock() - KEEP_UNMATCHED)
         rows = await outbox.claim(db, Channel.WHATSAPP, limit=BATCH, lease=lease)
         if not rows:
             return False

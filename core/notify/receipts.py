@@ -23,7 +23,7 @@ from enum import Enum
 from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import leases
@@ -149,6 +149,20 @@ async def apply(
             return True
 
     return await _twice(once)
+
+
+async def prune(db: Database, channel: Channel, before: datetime) -> int:
+    """Forget receipts kept since before `before` for messages no outbox row sent (replies sent
+    directly, or a send that never came back); how many. Meta stops retrying within days."""
+    async with db.transaction() as session:
+        result = await session.exec(
+            sa.delete(SentMessage).where(
+                col(SentMessage.channel) == channel,
+                col(SentMessage.outbox_id).is_(None),
+                col(SentMessage.created_at) < before,
+            )
+        )
+        return int(result.rowcount)
 
 
 async def _twice(work: Callable[[], Awaitable[T]]) -> T:
