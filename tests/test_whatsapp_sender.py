@@ -13,6 +13,8 @@ from bot.whatsapp.sender import apply_status
 from core.db import Database
 from core.models import Channel, Customer, Member, OutboxStatus, Role
 from core.notify import receipts
+from core.people import identities
+from core.people.identities import ChatRef
 from tests.factories import add_member, new_order
 from tests.fakes.graph_api import FakeGraph
 from tests.whatsapp_harness import (
@@ -349,3 +351,50 @@ async def test_receipts_of_messages_no_row_sent_are_forgotten_later(db: Database
     assert await receipts.prune(db, Channel.WHATSAPP, now - timedelta(days=2)) == 0  # too new
     assert await receipts.prune(db, Channel.WHATSAPP, now + timedelta(minutes=1)) == 1
     assert [m.external_id for m in await sent_messages(db)] == [sent.wamid]  # the row's stays
+
+
+async def dispatcher_alerts(db: Database) -> list[dict]:
+    return [r.params for r in await rows(db) if r.template == "dispatcher.chat_unreachable"]
+
+
+async def test_an_undeliverable_number_stops_her_chat_and_tells_dispatchers_once(
+    db: Database, tmp_path: Path
+):
+    await add_member(db, "Boss", [Role.DISPATCHER], telegram_chat_id=9001)
+    ana = await whatsapp_member(db, "491707070707", "Ana", wrote_ago=HOUR)
+    await notify(db, ana, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491707070707")
+        fake.fail_next(131026, to="491707070707")
+        async with running(make_sender(fake, db, tmp_path)):
+
+            async def dead() -> bool:
+                return (await rows(db))[0].status is OutboxStatus.DEAD
+
+            await until(dead, "her message given up")
+    [alert] = await dispatcher_alerts(db)
+    assert alert["name"] == "Ana" and alert["channel"] == "WhatsApp"
+    await notify(db, ana, "b")  # her chat is not used any more
+    assert (await rows(db))[-1].status is OutboxStatus.SKIPPED
+    await identities.wrote(db, ChatRef(Channel.WHATSAPP, "491707070707", "491707070707"), db.now())
+    await notify(db, ana, "c")  # she wrote again: reachable
+    assert (await rows(db))[-1].channel is Channel.WHATSAPP
+    assert (await rows(db))[-1].status is OutboxStatus.PENDING
+
+
+async def test_a_failed_status_131026_tells_dispatchers_once(db: Database, tmp_path: Path):
+    await add_member(db, "Boss", [Role.DISPATCHER], telegram_chat_id=9002)
+    ana = await whatsapp_member(db, "491708080808", "Ana", wrote_ago=HOUR)
+    await notify(db, ana, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491708080808")
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491708080808")
+    assert sent.wamid is not None
+    for _ in range(2):  # Meta repeats webhooks
+        assert await apply_status(
+            db, sent.wamid, "failed", db.now(), 131026, "Message Undeliverable"
+        )
+    assert len(await dispatcher_alerts(db)) == 1
+    assert (await rows(db))[0].delivery_status == "failed"

@@ -46,6 +46,7 @@ from core.leases import Leases
 from core.models import Channel, ChatIdentity, Member, OutboxMessage
 from core.notify import outbox, receipts
 from core.notify.messages import Rendered, render, stored
+from core.people.members import chat_unreachable
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.5
@@ -55,6 +56,7 @@ WINDOW_MARGIN = timedelta(minutes=5)  # a message takes a moment to arrive: don'
 THROTTLE_WAIT_S = 5.0  # when Graph asks us to slow down without saying for how long
 PAIR_LIMITED = 131056  # too many messages to one person: only her messages wait
 TEMPLATE_CODES = frozenset({WINDOW_CLOSED})
+UNDELIVERABLE = frozenset({131026})  # not on WhatsApp (or her app cannot take it): tell staff
 KEEP_UNMATCHED = timedelta(days=2)  # receipts of messages no outbox row sent (direct replies)
 PRUNE_EVERY_S = 3600.0
 
@@ -81,8 +83,9 @@ async def apply_status(
 ) -> bool:
     """A status webhook on the outbox row whose send returned `message_id` (core.notify.receipts:
     once per (message_id, status), never backwards, a failed 131047 re-sends the row as its
-    template once). False when no send returned that id (yet: the status is kept for it)."""
-    return await receipts.apply(
+    template once; one with 131026 stops using her chat and tells the dispatchers). False when
+    no send returned that id (yet: the status is kept for it)."""
+    known = await receipts.apply(
         db,
         Channel.WHATSAPP,
         message_id,
@@ -91,6 +94,18 @@ async def apply_status(
         error_code=error_code,
         error_title=error_title,
         template_codes=TEMPLATE_CODES,
+    )
+    if known and status == "failed" and error_code in UNDELIVERABLE:
+        row = await receipts.row_of(db, Channel.WHATSAPP, message_id)
+        if row is not None:
+            await unreachable(db, row, error_title or str(error_code))
+    return known
+
+
+async def unreachable(db: Database, row: OutboxMessage, reason: str) -> None:
+    log.info("member %s cannot be reached on WhatsApp: %s", row.recipient_member_id, reason)
+    await chat_unreachable(
+        db, row.recipient_member_id, reason=reason, order_id=row.order_id, channel=Channel.WHATSAPP
     )
 
 
@@ -265,4 +280,6 @@ class WhatsAppSender(SenderLoop):
             return False
         log.error("Graph refused message %s (%s): %s", row.id, row.template, exc)
         await outbox.mark_failed(db, row.id, f"refused: {exc}", permanent=True, token=token)
+        if exc.code in UNDELIVERABLE:
+            await unreachable(db, row, exc.title)
         return True

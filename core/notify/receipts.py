@@ -151,6 +151,17 @@ async def apply(
     return await _twice(once)
 
 
+async def row_of(db: Database, channel: Channel, external_id: str) -> OutboxMessage | None:
+    """The outbox row whose send returned message `external_id`, if one did."""
+    async with db.reads() as session:
+        statement = (
+            select(OutboxMessage)
+            .join(SentMessage, col(SentMessage.outbox_id) == OutboxMessage.id)
+            .where(SentMessage.channel == channel, SentMessage.external_id == external_id)
+        )
+        return (await session.exec(statement)).first()
+
+
 async def prune(db: Database, channel: Channel, before: datetime) -> int:
     """Forget receipts kept since before `before` for messages no outbox row sent (replies sent
     directly, or a send that never came back); how many. Meta stops retrying within days."""
