@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICE_STAMP := $(VENV)/.installed-service
 
-.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-whatsapp-inbound bench-web bench-reports clean
+.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports clean
 
 # The service alone (`make run`, `make demo`): its dependencies, not compiled ahead (about 50 s
 # on a warm package cache); the development tools come with `make install` / `make test`.
@@ -80,6 +80,11 @@ bench-bot: $(STAMP)
 # WhatsApp webhook bodies: time to the 200, and processed per second (SQLite and PostgreSQL)
 bench-whatsapp-inbound: $(STAMP)
 	$(BIN)/python -m bench.whatsapp_inbound --postgres $(BENCH_POSTGRES) --skip-unreachable
+
+# WhatsApp notifications: 1,000 to 100 people through the fake Graph API with throttling and 5xx
+# injected: messages per second, nothing lost, nothing doubled (SQLite and PostgreSQL)
+bench-whatsapp-outbound: $(STAMP)
+	$(BIN)/python -m bench.whatsapp_outbound --postgres $(BENCH_POSTGRES) --skip-unreachable
 
 # Tracking pages: GET /t/{token}.json throughput (aiohttp and wrk when installed) and SSE
 # fan-out latency of one position to 500 open pages; SQLite, then PostgreSQL at BENCH_POSTGRES.

@@ -6,9 +6,10 @@ Environment names are `<GROUP>_<FIELD>` in capitals: `DATABASE_URL`, `TELEGRAM_B
 
 from __future__ import annotations
 
+import json
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -22,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from core.geo.traffic import parse_factors
 from core.validation import describe
@@ -166,7 +167,21 @@ class WhatsAppSettings(BaseModel):
     rate_per_s: float = Field(default=20.0, gt=0, le=1000)
     chat_rate_per_s: float = Field(default=1.0, gt=0, le=100)
     # notice template (or "*") -> approved template; JSON in WHATSAPP_TEMPLATES
-    templates: dict[str, WhatsAppTemplate] = Field(default_factory=default_templates)
+    templates: Annotated[dict[str, WhatsAppTemplate], NoDecode] = Field(
+        default_factory=default_templates
+    )
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'is not JSON like {"*": {"name": "lastmile_update", "params": ["text"]}}'
+            ) from None
 
     @field_validator("templates")
     @classmethod

@@ -70,6 +70,9 @@ def test_env_example_values_are_valid_defaults(tmp_path: Path, clean_env, monkey
         ({"DISPATCH_PLAN_AT": "6.30"}, "DISPATCH_PLAN_AT is not a time of day like 20:00"),
         ({"ALERTS_UNASSIGNED_MINUTES": "0"}, "ALERTS_UNASSIGNED_MINUTES must be at least 1"),
         ({"ALERTS_UNASSIGNED_MINUTES": "soon"}, "ALERTS_UNASSIGNED_MINUTES is not a number"),
+        ({"WHATSAPP_TEMPLATES": '{"a": {"name": "x"}}'}, 'WHATSAPP_TEMPLATES needs a "*" entry'),
+        ({"WHATSAPP_TEMPLATES": "lastmile_update"}, "WHATSAPP_TEMPLATES is not JSON like"),
+        ({"WHATSAPP_RATE_PER_S": "0"}, "WHATSAPP_RATE_PER_S must be more than 0"),
         (
             {"WEBHOOKS_TIMEOUT_S": "40"},
             "WEBHOOKS_TIMEOUT_S must be at most half of OUTBOX_LEASE_S (30)",

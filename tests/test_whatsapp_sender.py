@@ -11,7 +11,11 @@ from pathlib import Path
 
 from bot.whatsapp.sender import apply_status
 from core.db import Database
-from core.models import Member, OutboxStatus
+from core.models import Channel, Customer, Member, OutboxStatus, Role
+from core.notify import receipts
+from core.people import identities
+from core.people.identities import ChatRef
+from tests.factories import add_member, new_order
 from tests.fakes.graph_api import FakeGraph
 from tests.whatsapp_harness import (
     make_sender,
@@ -282,3 +286,115 @@ async def test_one_persons_messages_are_paced(db: Database, tmp_path: Path):
         times = [s.at for s in fake.sent_to("491701010101")]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 4 and min(gaps) >= 0.45  # 2 a second: 0.5 s apart (timer slack)
+
+
+async def test_a_number_on_the_member_record_gets_the_template(db: Database, tmp_path: Path):
+    member = await add_member(db, "Ola", [Role.CUSTOMER], whatsapp_phone="+49 170 1212121")
+    await notify(db, member, "a")
+    async with FakeGraph() as fake:
+        fake.approve("lastmile_update", "en", 1)
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491701212121")  # she never wrote: no window
+    assert sent.type == "template"
+
+
+async def test_the_default_template_of_a_confirmation_has_the_tracking_link(
+    db: Database, tmp_path: Path
+):
+    lena = await whatsapp_member(db, "491703434343", "Lena", wrote_ago=None)
+    async with db.transaction() as session:
+        session.add(Customer(name="Lena", phone="+491703434343", member_id=lena.id))
+    order = await new_order(db, phone="+491703434343")
+    async with FakeGraph() as fake:
+        fake.approve("lastmile_order_confirmed", "en", 2)
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491703434343")
+    template = sent.body["template"]
+    assert template["name"] == "lastmile_order_confirmed"
+    first, link = template["components"][0]["parameters"]
+    assert first["text"] == str(order.id)
+    assert link["text"].endswith(f"/t/{order.tracking_token}")
+
+
+async def test_two_senders_on_one_database_send_each_notice_once(db: Database, tmp_path: Path):
+    people = [
+        await whatsapp_member(db, f"4917050000{i:02}", f"Q{i}", wrote_ago=HOUR) for i in range(8)
+    ]
+    for round_ in range(5):
+        for person in people:
+            await notify(db, person, f"{person.id}:{round_}")
+    async with FakeGraph() as fake:
+        for i in range(8):
+            fake.wrote(f"4917050000{i:02}")
+        one = make_sender(fake, db, tmp_path, chat_rate_per_s=20)
+        two = make_sender(fake, db, tmp_path, chat_rate_per_s=20)
+        async with running(one), running(two):
+            await until(lambda: all_sent(db, 40), "all 40 sent")
+        accepted = [s for s in fake.sent if s.ok]
+    assert len(accepted) == 40 and one.sent + two.sent == 40
+    per_person = Counter(s.to for s in accepted)
+    assert per_person == {f"4917050000{i:02}": 5 for i in range(8)}
+
+
+async def test_receipts_of_messages_no_row_sent_are_forgotten_later(db: Database, tmp_path: Path):
+    kim = await whatsapp_member(db, "491706060606", wrote_ago=HOUR)
+    await notify(db, kim, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491706060606")
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491706060606")
+    now = db.now()
+    assert not await apply_status(db, "wamid.a-direct-reply", "delivered", now)
+    assert await receipts.prune(db, Channel.WHATSAPP, now - timedelta(days=2)) == 0  # too new
+    assert await receipts.prune(db, Channel.WHATSAPP, now + timedelta(minutes=1)) == 1
+    assert [m.external_id for m in await sent_messages(db)] == [sent.wamid]  # the row's stays
+
+
+async def dispatcher_alerts(db: Database) -> list[dict]:
+    return [r.params for r in await rows(db) if r.template == "dispatcher.chat_unreachable"]
+
+
+async def test_an_undeliverable_number_stops_her_chat_and_tells_dispatchers_once(
+    db: Database, tmp_path: Path
+):
+    await add_member(db, "Boss", [Role.DISPATCHER], telegram_chat_id=9001)
+    ana = await whatsapp_member(db, "491707070707", "Ana", wrote_ago=HOUR)
+    await notify(db, ana, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491707070707")
+        fake.fail_next(131026, to="491707070707")
+        async with running(make_sender(fake, db, tmp_path)):
+
+            async def dead() -> bool:
+                return (await rows(db))[0].status is OutboxStatus.DEAD
+
+            await until(dead, "her message given up")
+    [alert] = await dispatcher_alerts(db)
+    assert alert["name"] == "Ana" and alert["channel"] == "WhatsApp"
+    await notify(db, ana, "b")  # her chat is not used any more
+    assert (await rows(db))[-1].status is OutboxStatus.SKIPPED
+    await identities.wrote(db, ChatRef(Channel.WHATSAPP, "491707070707", "491707070707"), db.now())
+    await notify(db, ana, "c")  # she wrote again: reachable
+    assert (await rows(db))[-1].channel is Channel.WHATSAPP
+    assert (await rows(db))[-1].status is OutboxStatus.PENDING
+
+
+async def test_a_failed_status_131026_tells_dispatchers_once(db: Database, tmp_path: Path):
+    await add_member(db, "Boss", [Role.DISPATCHER], telegram_chat_id=9002)
+    ana = await whatsapp_member(db, "491708080808", "Ana", wrote_ago=HOUR)
+    await notify(db, ana, "a")
+    async with FakeGraph() as fake:
+        fake.wrote("491708080808")
+        async with running(make_sender(fake, db, tmp_path)):
+            await until(lambda: all_sent(db, 1), "sent")
+        [sent] = fake.sent_to("491708080808")
+    assert sent.wamid is not None
+    for _ in range(2):  # Meta repeats webhooks
+        assert await apply_status(
+            db, sent.wamid, "failed", db.now(), 131026, "Message Undeliverable"
+        )
+    assert len(await dispatcher_alerts(db)) == 1
+    assert (await rows(db))[0].delivery_status == "failed"

@@ -7,9 +7,9 @@ joined: chats live in memory) is marked failed for good, with that reason."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from bot.delivery import SenderLoop
 from bot.sandbox.chats import Chats
 from core.bootstrap import Services
 from core.conversations import render_notice
@@ -23,28 +23,16 @@ BATCH = 100
 NO_CHAT = "no sandbox chat in this process"
 
 
-class SandboxSender:
+class SandboxSender(SenderLoop):
+    name = "sandbox sender"
+    idle_s = IDLE_S
+
     def __init__(self, services: Services, chats: Chats) -> None:
+        super().__init__()
         self.services = services
         self.chats = chats
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
         self.sent = 0
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        """Look at the outbox now instead of after the idle pause."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        self._stopping.clear()
-        await outbox.keep_delivering(
-            "sandbox sender", self.drain_once, self._stopping, IDLE_S, self._wake
-        )
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it, in order; False when nothing was due."""

@@ -34,6 +34,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 
+from bot.delivery import SenderLoop, in_order
 from bot.pacing import MARGIN, Pace, sleep_until
 from bot.telegram.conversation import MissingFile, show
 from core.bootstrap import Services
@@ -69,8 +70,12 @@ class Holds:
         return until
 
 
-class Sender:
+class Sender(SenderLoop):
+    name = "Telegram sender"
+    idle_s = IDLE_S
+
     def __init__(self, bot: Bot, services: Services, holds: Holds | None = None) -> None:
+        super().__init__()
         self.bot = bot
         self.services = services
         settings = services.settings.telegram
@@ -79,14 +84,6 @@ class Sender:
         self.chats: dict[int, float] = {}  # chat -> when it may get its next message
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
         self.holds = holds or Holds()
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        self._stopping.clear()
-        await outbox.keep_delivering("Telegram sender", self.drain_once, self._stopping, IDLE_S)
 
     async def drain_once(self) -> bool:
         """Claim one batch and deliver it; False when nothing was due."""
@@ -117,23 +114,16 @@ class Sender:
 
     async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
         """A chat's messages in order; when one must wait, the later ones wait behind it."""
-        db, token = self.services.db, rows[0].lease_token
-        for index, row in enumerate(rows):
-            assert row.id is not None
-            if self._stopping.is_set():
-                await outbox.release(db, [r.id for r in rows[index:] if r.id], token=token)
-                return
-            if chat_id is None:
-                await outbox.mark_failed(
-                    db, row.id, "no Telegram chat", permanent=True, token=token
-                )
-                continue
+
+        async def paced(row: OutboxMessage) -> bool:
+            assert chat_id is not None
             await sleep_until(lambda: max(self.chats.get(chat_id, 0.0), self.holds.end(chat_id)))
             await self.overall.wait()
             self.chats[chat_id] = time.monotonic() + self.chat_gap
-            if not await self._deliver(chat_id, row):
-                await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
-                return
+            return await self._deliver(chat_id, row)
+
+        no_chat = "no Telegram chat" if chat_id is None else None
+        await in_order(self.services.db, rows, self._stopping, paced, no_chat=no_chat)
 
     async def _deliver(self, chat_id: int, row: OutboxMessage) -> bool:
         """Send one message; False when it has to be tried again later, or another sender has

@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot.delivery import SenderLoop, in_order
 from bot.pacing import MARGIN, Pace, sleep_until
 from bot.whatsapp import render as whatsapp
 from bot.whatsapp.client import WINDOW_CLOSED, GraphClient, GraphError
@@ -45,6 +46,7 @@ from core.leases import Leases
 from core.models import Channel, ChatIdentity, Member, OutboxMessage
 from core.notify import outbox, receipts
 from core.notify.messages import Rendered, render, stored
+from core.people.members import chat_unreachable
 
 log = logging.getLogger(__name__)
 IDLE_S = 0.5
@@ -54,6 +56,9 @@ WINDOW_MARGIN = timedelta(minutes=5)  # a message takes a moment to arrive: don'
 THROTTLE_WAIT_S = 5.0  # when Graph asks us to slow down without saying for how long
 PAIR_LIMITED = 131056  # too many messages to one person: only her messages wait
 TEMPLATE_CODES = frozenset({WINDOW_CLOSED})
+UNDELIVERABLE = frozenset({131026})  # not on WhatsApp (or her app cannot take it): tell staff
+KEEP_UNMATCHED = timedelta(days=2)  # receipts of messages no outbox row sent (direct replies)
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,9 @@ async def apply_status(
 ) -> bool:
     """A status webhook on the outbox row whose send returned `message_id` (core.notify.receipts:
     once per (message_id, status), never backwards, a failed 131047 re-sends the row as its
-    template once). False when no send returned that id (yet: the status is kept for it)."""
-    return await receipts.apply(
+    template once; one with 131026 stops using her chat and tells the dispatchers). False when
+    no send returned that id (yet: the status is kept for it)."""
+    known = await receipts.apply(
         db,
         Channel.WHATSAPP,
         message_id,
@@ -88,6 +94,18 @@ async def apply_status(
         error_code=error_code,
         error_title=error_title,
         template_codes=TEMPLATE_CODES,
+    )
+    if known and status == "failed" and error_code in UNDELIVERABLE:
+        row = await receipts.row_of(db, Channel.WHATSAPP, message_id)
+        if row is not None:
+            await unreachable(db, row, error_title or str(error_code))
+    return known
+
+
+async def unreachable(db: Database, row: OutboxMessage, reason: str) -> None:
+    log.info("member %s cannot be reached on WhatsApp: %s", row.recipient_member_id, reason)
+    await chat_unreachable(
+        db, row.recipient_member_id, reason=reason, order_id=row.order_id, channel=Channel.WHATSAPP
     )
 
 
@@ -121,8 +139,12 @@ def _later(a: datetime | None, b: datetime | None) -> bool:
     return a is not None and (b is None or a > b)
 
 
-class WhatsAppSender:
+class WhatsAppSender(SenderLoop):
+    name = "WhatsApp sender"
+    idle_s = IDLE_S
+
     def __init__(self, services: Services, client: GraphClient) -> None:
+        super().__init__()
         self.services = services
         self.client = client
         settings = services.settings.whatsapp
@@ -130,27 +152,16 @@ class WhatsAppSender:
         self.chat_gap = MARGIN / settings.chat_rate_per_s
         self.chats: dict[str, float] = {}  # WhatsApp id -> when she may get her next message
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
         self.sent = 0  # messages Graph accepted
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        """Look at the outbox now instead of after the idle pause."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        self._stopping.clear()
-        await outbox.keep_delivering(
-            "WhatsApp sender", self.drain_once, self._stopping, IDLE_S, self._wake
-        )
+        self._prune_at = 0.0  # time.monotonic() of the next pruning
 
     async def drain_once(self) -> bool:
-        """Claim one batch and deliver it; False when nothing was due."""
+        """Claim one batch and deliver it; False when nothing was due. Now and then, receipts
+        kept for messages no outbox row sent are forgotten."""
         db, lease = self.services.db, self.leases.length
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + PRUNE_EVERY_S
+            await receipts.prune(db, Channel.WHATSAPP, self.services.clock() - KEEP_UNMATCHED)
         rows = await outbox.claim(db, Channel.WHATSAPP, limit=BATCH, lease=lease)
         if not rows:
             return False
@@ -170,20 +181,13 @@ class WhatsAppSender:
 
     async def _deliver_chat(self, chat: Chat | None, rows: list[OutboxMessage]) -> None:
         """A person's messages in order; when one must wait, the later ones wait behind it."""
-        db, token = self.services.db, rows[0].lease_token
-        for index, row in enumerate(rows):
-            assert row.id is not None
-            if self._stopping.is_set():
-                await outbox.release(db, [r.id for r in rows[index:] if r.id], token=token)
-                return
-            if chat is None:
-                await outbox.mark_failed(
-                    db, row.id, "no WhatsApp chat", permanent=True, token=token
-                )
-                continue
-            if not await self._deliver(chat, row):
-                await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
-                return
+
+        async def deliver(row: OutboxMessage) -> bool:
+            assert chat is not None
+            return await self._deliver(chat, row)
+
+        no_chat = "no WhatsApp chat" if chat is None else None
+        await in_order(self.services.db, rows, self._stopping, deliver, no_chat=no_chat)
 
     async def _bodies(
         self, chat: Chat, row: OutboxMessage, rendered: Rendered
@@ -276,4 +280,6 @@ class WhatsAppSender:
             return False
         log.error("Graph refused message %s (%s): %s", row.id, row.template, exc)
         await outbox.mark_failed(db, row.id, f"refused: {exc}", permanent=True, token=token)
+        if exc.code in UNDELIVERABLE:
+            await unreachable(db, row, exc.title)
         return True

@@ -127,7 +127,7 @@ async def render(db: Database, row: OutboxMessage, settings: Settings) -> Render
         params["position"] = positions.get(order.id, "?") if order.id is not None else "?"
     if row.template == "driver.route_changed":
         params["changes"] = route_change_lines(params, lang)
-    if row.template == "dispatcher.chat_undeliverable":
+    if row.template in ("dispatcher.chat_undeliverable", "dispatcher.chat_unreachable"):
         params["about"] = t("msg.about_order", lang, ref=params.get("ref", "")) if order else ""
     if photo_path is None and params.get("photo_path"):  # a file we made (a report's chart)
         photo_path = Path(params["photo_path"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
@@ -140,6 +141,7 @@ async def wrote(db: Database, chat: ChatRef, at: datetime) -> None:
         row = await _identity_row(session, chat)
         if row is not None and (row.last_inbound_at is None or row.last_inbound_at < at):
             row.last_inbound_at = at
+            row.blocked_at = None  # she wrote: the chat reaches her again
             session.add(row)
 
 
@@ -170,6 +172,20 @@ async def reach_here(db: Database, chat: ChatRef) -> bool:
 async def member_id_of(session: AsyncSession, chat: ChatRef) -> int | None:
     member = await _find(session, chat)
     return member.id if member is not None else None
+
+
+async def block_all(session: AsyncSession, member_id: int, channel: Channel, now: datetime) -> int:
+    """Mark the member's usable chats on `channel` (not Telegram) blocked; how many were."""
+    result = await session.exec(
+        sa.update(ChatIdentity)
+        .where(
+            col(ChatIdentity.member_id) == member_id,
+            col(ChatIdentity.channel) == channel,
+            col(ChatIdentity.blocked_at).is_(None),
+        )
+        .values(blocked_at=now)
+    )
+    return int(result.rowcount)
 
 
 async def set_blocked(

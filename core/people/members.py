@@ -116,32 +116,51 @@ async def subscribe(
         return order
 
 
+CHANNEL_NAMES = {Channel.WHATSAPP: "WhatsApp", Channel.SANDBOX: "the sandbox"}
+
+
 async def chat_unreachable(
-    db: Database, member_id: int, *, reason: str, order_id: int | None = None
+    db: Database,
+    member_id: int,
+    *,
+    reason: str,
+    order_id: int | None = None,
+    channel: Channel = Channel.TELEGRAM,
 ) -> None:
-    """A member's Telegram chat refuses our messages (they blocked the bot): stop using it,
-    give up their other waiting Telegram messages, and tell the dispatchers once."""
+    """A member's chat on `channel` refuses our messages (they blocked the bot; WhatsApp cannot
+    deliver to the number): stop using it, give up their other waiting messages there, and tell
+    the dispatchers once. Writing to us again makes the chat usable again."""
     async with db.transaction() as session:
         member = await session.get(Member, member_id, with_for_update=True)
-        if member is None or member.telegram_blocked_at is not None:
+        if member is None:
             return
-        member.telegram_blocked_at = blocked_at = db.now()
-        session.add(member)
+        blocked_at = db.now()
+        if channel is Channel.TELEGRAM:
+            if member.telegram_blocked_at is not None:
+                return
+            member.telegram_blocked_at = blocked_at
+            session.add(member)
+        elif not await identities.block_all(session, member_id, channel, blocked_at):
+            return  # blocked already (or no chat there): told already
         await session.exec(
             sa.update(OutboxMessage)
             .where(
                 OutboxMessage.recipient_member_id == member_id,  # type: ignore[arg-type]
-                OutboxMessage.channel == Channel.TELEGRAM,  # type: ignore[arg-type]
+                OutboxMessage.channel == channel,  # type: ignore[arg-type]
                 OutboxMessage.status == OutboxStatus.PENDING,  # type: ignore[arg-type]
             )
             .values(status=OutboxStatus.DEAD, last_error=f"undeliverable: {reason}"[:1000])
         )
         params = {"name": member.name, "reason": reason, "order_id": order_id}
+        template = "dispatcher.chat_undeliverable"  # Telegram: they blocked the bot
+        if channel is not Channel.TELEGRAM:
+            template = "dispatcher.chat_unreachable"
+            params["channel"] = CHANNEL_NAMES.get(channel, channel.value)
         actions = ({"action": "order.open", "order_id": order_id},) if order_id else ()
         for recipient in await dispatcher_members(session):
             if recipient == member_id:
                 continue
-            notice = Notice(recipient, "dispatcher.chat_undeliverable", params, actions)
+            notice = Notice(recipient, template, params, actions)
             key = f"undeliverable:{member_id}:{blocked_at.isoformat()}:{recipient}"
             await outbox.add(session, notice, key, order_id)
 

@@ -56,6 +56,10 @@ TEXTS = {
     "msg.dispatcher.chat_undeliverable": (
         "⚠️ {name} blocked the bot, so they no longer get messages{about}."
     ),
+    "msg.dispatcher.chat_unreachable": (
+        "⚠️ {name} cannot be reached on {channel} ({reason}), so they no longer get messages"
+        " there{about}. Writing to us again reconnects them."
+    ),
     "msg.dispatcher.shift_end_on_board": (
         "⚠️ {driver} asked to end the shift with parcels on board: {refs}. The shift goes on "
         "until they are delivered or marked failed."
