@@ -29,10 +29,13 @@ def at(hour: float) -> datetime:
     return datetime(2026, 11, 24, tzinfo=UTC) + timedelta(hours=hour)
 
 
-async def day_so_far(db: Database, b_arrives: datetime, c_opens: float = 12.0) -> int:
+async def day_so_far(
+    db: Database, b_arrives: datetime, c_opens: float = 12.0, tapped: timedelta = FIVE
+) -> int:
     """A driver on shift since 07:00 from a depot at WEST: stop A (near 1) done 07:30–07:35, stop
-    B (near 2) from `b_arrives` for 5 minutes; now, 12:00, she stands at stop C (near 3), whose
-    window opens at `c_opens`. Her driver id."""
+    B (near 2) from `b_arrives` for 5 minutes (each stop's service time); she taps Delivered
+    `tapped` after Arrived; now, 12:00, she stands at stop C (near 3), whose window opens at
+    `c_opens`. Her driver id."""
     async with db.transaction() as session:
         depot = Depot(name="West", lat=WEST[0], lon=WEST[1])
         session.add(depot)
@@ -45,7 +48,7 @@ async def day_so_far(db: Database, b_arrives: datetime, c_opens: float = 12.0) -
             row = await session.get(Order, order.id)
             row.status, row.driver_id = S.DELIVERED, driver.id
             session.add(row)
-            for status, when in ((S.ARRIVED, arrived), (S.DELIVERED, arrived + FIVE)):
+            for status, when in ((S.ARRIVED, arrived), (S.DELIVERED, arrived + tapped)):
                 session.add(OrderEvent(order_id=order.id, kind="status_changed", to_status=status,
                                        actor="test", created_at=when))  # fmt: skip
     head = await order_at(db, "C", near(WEST, 3), hours=(c_opens, 18))
@@ -74,6 +77,18 @@ async def work_began(db: Database, driver_id: int) -> datetime:
 async def test_a_gap_between_two_stops_as_long_as_the_rest_is_one(db, b_arrives, began):
     driver_id = await day_so_far(db, b_arrives)
     assert abs(await work_began(db, driver_id) - began) <= CLOSE
+
+
+async def test_the_service_time_of_a_stop_is_no_rest_when_she_taps_delivered_on_arrival(
+    db: Database,
+):
+    """She taps Arrived and Delivered at once, then spends the stop's 5 minutes of service
+    there: from A's taps to B, 29 minutes beyond the drive and the service are no rest (counted
+    as one, her break was never planned and the checker, which times the service, found her
+    half an hour late after 4.5 h of work)."""
+    b_arrives = at(7.5) + FIVE + leg(1, 2) + timedelta(minutes=29)
+    driver_id = await day_so_far(db, b_arrives, tapped=timedelta(0))
+    assert abs(await work_began(db, driver_id) - at(7)) <= CLOSE
 
 
 async def test_a_wait_at_her_next_stop_long_enough_before_it_opens_is_a_rest(db: Database):

@@ -3,8 +3,11 @@ day puts her rest where it is due (after ROUTING_BREAK_AFTER_HOURS of work), not
 the re-plan.
 
 Her stretch began at her shift start, or where she last rested: a gap between two stops of hers
-(from her last event at one to her first at the next: picked up, arrived, delivered, failed),
+(from when she left one to her first event at the next: picked up, arrived, delivered, failed),
 less the drive between them at the traffic of that hour, at least ROUTING_BREAK_MINUTES long.
+She left a stop at her last event there, and not before its service time had passed since her
+first (a driver who taps Delivered on arrival still spends the service time there: counted as
+rest, her break would never be planned, and the plan would run half an hour late after it).
 That is the checker's own rule: a wait at least as long as the rest counts as one. She is taken
 to have set off again one drive before the next stop. A wait still under way counts too: at her
 next stop before its window opens, having got there long enough before it.
@@ -33,6 +36,12 @@ class Visit:
     point: Point
     arrived: datetime
     left: datetime
+    service: timedelta  # the stop's service time: she leaves no earlier than that after arriving
+
+    @property
+    def gone(self) -> datetime:
+        """When she left: her last event there, and not before its service time was over."""
+        return max(self.left, self.arrived + self.service)
 
 
 @dataclass
@@ -87,7 +96,8 @@ async def days(
         if day.visits and day.visits[-1].stop == stop:
             day.visits[-1].left = at
         else:
-            day.visits.append(Visit(stop, Point(lat, lon), at, at))
+            service = timedelta(minutes=order.service_minutes)
+            day.visits.append(Visit(stop, Point(lat, lon), at, at, service))
     return out
 
 
@@ -145,7 +155,7 @@ async def work_began(
                 leg = drive(where, visit.point, left)
                 if visit.arrived - left - leg >= rest:
                     began = max(began, visit.arrived - leg)
-            where, left = visit.point, visit.left
+            where, left = visit.point, visit.gone
         head = heads.get(driver)
         if head is not None and head.opens is not None and now is not None and head.opens > now:
             there = float(haversine_m([head.here], [head.stop])[0, 0]) <= AT_THE_STOP_M
