@@ -17,7 +17,9 @@ worker, scheduler, positions). Each step:
 - each driver follows her saved route, re-read from the database every step: she is pinged
   along the leg to the stop she is heading to (`Positions.ping`), and when the clock reaches the
   stop's planned arrival (and its window has opened) she taps Picked up, or Arrived and
-  Delivered (`Stops`);
+  Delivered (`Stops`), with the clock set back to that moment for her taps (tapped at the
+  step's end, up to a step late, the product read her rests and her next legs from times the
+  van never kept: see `drive`);
 - the scheduler's due jobs run (`Scheduler.run_due`: `dispatch.reoptimize` at each
   DISPATCH_REOPTIMIZE_MINUTES mark); the real loop sleeps on real time and cannot follow a
   fast clock, so the step drives it;
@@ -106,6 +108,11 @@ class Clock:
     def advance(self, step: timedelta) -> None:
         self.now += step
         self._traveller.move_to(self.now)
+
+    def set(self, moment: datetime) -> None:
+        """Within a step: a driver's tap at the moment it is due (never past the step's end)."""
+        self.now = moment
+        self._traveller.move_to(moment)
 
 
 @dataclasses.dataclass
@@ -200,6 +207,7 @@ class Van:
     at: list[int] = dataclasses.field(default_factory=list)  # when each began, s from midnight
     heading: tuple[int, StopKind] | None = None  # the stop of her current leg
     arrives: datetime | None = None  # its planned arrival when she set off for it
+    tapped: datetime | None = None  # her last tap at a stop
 
 
 async def simulate(url: str, town: City, args: argparse.Namespace) -> dict[str, Any]:
@@ -342,8 +350,19 @@ def stop_id(ref: str, kind: StopKind) -> str:
 
 
 async def drive(services, town: City, driver_id: int, van: Van, clock: Clock, step) -> None:
-    """One step of a driver on her saved route (re-read now: a re-plan may have changed it)."""
+    """One step of a driver on her saved route (re-read now: a re-plan may have changed it).
+    A stop whose planned arrival came during the step is tapped at that moment (the clock is
+    set back to it, then forward to the step's end): tapped at the step's end instead, the
+    product re-timed the rest of her route from a driver up to a step late at every stop, and
+    the van fell behind the plan that the checker judges."""
     now = clock.now
+    try:
+        await _drive(services, town, driver_id, van, clock, now)
+    finally:
+        clock.set(now)
+
+
+async def _drive(services, town: City, driver_id: int, van: Van, clock: Clock, now) -> None:
     ends = now.replace(hour=19, minute=0) + timedelta(hours=1)
     for _ in range(20):  # stops whose planned arrival has come, within this step
         route = await route_of(services.db, driver_id)
@@ -362,6 +381,9 @@ async def drive(services, town: City, driver_id: int, van: Van, clock: Clock, st
             lat, lon = van.here = position(van, head, now)
             await services.positions.ping(driver_id, Fix(lat, lon, now, live_until=ends, live=True))
             return
+        due = max(eta, opens, van.tapped or eta)
+        clock.set(due)  # her tap, when the stop was due
+        van.tapped = due
         if head.kind is StopKind.PICKUP:
             await services.stops.picked_up(driver_id, head.order_id, SYSTEM)
         else:
@@ -376,8 +398,9 @@ async def drive(services, town: City, driver_id: int, van: Van, clock: Clock, st
         service = town.problem.stop_by_id[van.done[-1]].service
         van.since = max(eta, opens) + timedelta(seconds=service)
         await services.positions.ping(
-            driver_id, Fix(head.lat, head.lon, now, live_until=ends, live=True)
+            driver_id, Fix(head.lat, head.lon, clock.now, live_until=ends, live=True)
         )
+        clock.set(now)
 
 
 def violations(problem: Problem, sequences: dict[str, list[str]]) -> list[str]:
