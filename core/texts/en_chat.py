@@ -232,6 +232,16 @@ TEXTS = {
     "driver.picked_up": "Picked up {ref}.",
     "driver.send_photo": "Send a photo of the delivered parcel for order {ref}.",
     "driver.send_name": "Type the name of the person who took order {ref}.",
+    "driver.sign": (
+        "Order {ref} needs the recipient's signature: open the pad and hand them the phone "
+        "(or type their name here)."
+    ),
+    "driver.sign_after_photo": (
+        "Photo saved. Order {ref} also needs the recipient's signature: open the pad and hand "
+        "them the phone."
+    ),
+    "driver.sign_expected": "Order {ref} waits for the recipient's signature on the pad.",
+    "button.sign": "Signature pad",
     "driver.send_pin": "Ask the customer for their PIN for order {ref} and type it.",
     "driver.delivered": "Order {ref} delivered. ✅{next}",
     "driver.next_stop": "\nNext: {ref}, {address}.",
