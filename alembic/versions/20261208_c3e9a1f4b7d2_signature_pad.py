@@ -2,7 +2,7 @@
 App initData already acted on), proofs' SVG hash and the pad's idempotency key
 
 Revision ID: c3e9a1f4b7d2
-Revises: f0b3d7a1c5e2
+Revises: b8d5f2c0e3a7
 Create Date: 2026-12-08 01:40:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3e9a1f4b7d2"
-down_revision: str | None = "f0b3d7a1c5e2"
+down_revision: str | None = "b8d5f2c0e3a7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -119,7 +119,7 @@ async def save_signature(
         if (existing := (await session.exec(statement)).first()) is not None:
             return existing, False
         if order.status in DONE:
-            raise DomainError("sign.closed", order=ref_of(order))
+            raise DomainError("sign.closed", ref=ref_of(order))
         if init_data is not None:
             await initdata.use_once(session, init_data, now)
         driver = await session.get(Driver, driver_id)
@@ -144,6 +144,13 @@ async def save_signature(
         session.add(proof)
         await session.flush()
         return proof, True
+
+
+async def by_key(db: Database, order_id: int, key: str) -> Proof | None:
+    """The proof a pad submitted under idempotency `key`, if it was kept."""
+    async with db.reads() as session:
+        statement = select(Proof).where(Proof.order_id == order_id, Proof.idempotency_key == key)
+        return (await session.exec(statement)).first()
 
 
 async def save_recipient(db: Database, order_id: int, driver_id: int, name: str) -> Proof:

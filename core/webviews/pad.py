@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy.exc
 from sqlmodel import select
 
 from core.drivers import proofs, signatures, stops
 from core.models import Driver, Order, OrderStatus, Proof, ProofKind
-from core.orders.lifecycle import Actor
+from core.orders.lifecycle import Actor, TransitionRefused
 from core.webviews import initdata, links
 from core.webviews.initdata import InitData
 
@@ -85,17 +86,24 @@ async def submit(
         if checked.user_id != telegram_user_id:
             raise initdata.BadInitData("webapp.bad")
     assert order.id is not None
-    proof, _ = await proofs.save_signature(
-        svc.db,
-        svc.settings.app.data_dir,
-        order.id,
-        driver_id,
-        signatures.drawing(drawing),
-        name,
-        key,
-        init_data=checked,
-        now=now,
-    )
-    if order.proof_required in SIGNED_BY_PAD and order.status is not OrderStatus.DELIVERED:
-        await svc.stops.deliver(driver_id, order.id, Actor.member(member_id))
+    sign = signatures.drawing(drawing)
+    data_dir = svc.settings.app.data_dir
+    try:
+        proof, _ = await proofs.save_signature(
+            svc.db, data_dir, order.id, driver_id, sign, name, key, init_data=checked, now=now
+        )
+    except (initdata.InitDataReplayed, sqlalchemy.exc.IntegrityError):
+        # the same submit sent twice at once: the other one kept it
+        kept = await proofs.by_key(svc.db, order.id, key)
+        if kept is None:
+            raise
+        proof = kept
+    if order.proof_required in SIGNED_BY_PAD:
+        try:
+            await svc.stops.deliver(driver_id, order.id, Actor.member(member_id))
+        except TransitionRefused:
+            async with svc.db.reads() as session:  # delivered by the same submit sent twice?
+                now_order = await session.get(Order, order.id)
+            if now_order is None or now_order.status is not OrderStatus.DELIVERED:
+                raise
     return proof

@@ -4,10 +4,10 @@ be JSON from our own origin, so another site cannot post one (CSRF)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from core.errors import DomainError, NotFound
@@ -66,9 +66,7 @@ def _same_origin(request: Request) -> bool:
 
 
 @router.post("/sign/{token}")
-async def pad_submit(
-    request: Request, token: str, body: Annotated[dict[str, Any], Body()]
-) -> Response:
+async def pad_submit(request: Request, token: str) -> Response:
     lang = _lang(request)
     if not request.headers.get("content-type", "").startswith("application/json"):
         return JSONResponse({"error": t("sign.bad_drawing", lang)}, 415, headers=NO_STORE)
@@ -76,6 +74,12 @@ async def pad_submit(
         return JSONResponse({"error": t("webapp.bad", lang)}, 403, headers=NO_STORE)
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         return JSONResponse({"error": t("sign.too_big", lang)}, 413, headers=NO_STORE)
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": t("sign.bad_drawing", lang)}, 422, headers=NO_STORE)
     try:
         proof = await pad.submit(
             request.app.state.services,
