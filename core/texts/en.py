@@ -130,7 +130,6 @@ TEXTS = {
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",
     "proof.photo+signature": "a photo and a signature",
-    "proof.none": "no proof",
     # geocoding
     "geocoding.empty": "Send an address or drop a location pin; this message has no address.",
     "geocoding.too_long": (
