@@ -396,3 +396,49 @@ async def test_another_site_cannot_post_a_signature(db: Database, tmp_path: Path
             assert (await http.get(url)).status_code == 410
     async with db.reads() as session:
         assert not (await session.exec(select(Proof))).all()
+
+
+async def test_the_signature_reaches_the_api_and_the_merchants_webhook(
+    db: Database, tmp_path: Path
+):
+    from core.merchants import apikeys
+    from core.models import ApiKey, WebhookDelivery
+
+    today = await day(db)
+    key, secret = await apikeys.create_key(db, "shop")
+    async with db.transaction() as session:
+        row = await session.get(ApiKey, key.id)
+        row.webhook_url, row.webhook_all_orders = "https://shop.example/hook", True
+        session.add(row)
+    picture = jpeg()
+    await proofs.save_photo(db, tmp_path, today.order.id, today.driver.id, picture, max_bytes=10**7)
+    drawing = {"width": 300, "height": 200, "strokes": [[[10, 10], [50, 60], [80, 20]], [[5, 5]]]}
+    body = {"drawing": drawing, "name": "Cy Young", "key": "e5" * 10, "init_data": ""}
+    async with site(db, tmp_path) as (base, svc):
+        async with httpx.AsyncClient(headers={"Origin": base}) as http:
+            signed = await http.post(await pad_url(svc, base, today), json=body)
+            assert signed.status_code == 200, signed.text
+        auth = {"Authorization": f"Bearer {secret}"}
+        async with httpx.AsyncClient(base_url=f"{base}/api/v1", headers=auth) as api:
+            got = (await api.get(f"/orders/{today.order.id}/proof")).json()
+        sign = signatures.drawing(drawing)
+        assert got["kind"] == "photo" and got["signature"]["recipient_name"] == "Cy Young"
+        assert got["signature"]["svg_sha256"] == hashlib.sha256(signatures.svg(sign)).hexdigest()
+        async with httpx.AsyncClient() as http:
+            for url, content in (
+                (got["photo_url"], picture),
+                (got["signature"]["png_url"], signatures.png(sign)),
+                (got["signature"]["svg_url"], signatures.svg(sign)),
+            ):
+                fetched = await http.get(base + url.removeprefix(svc.signer.base_url))
+                assert fetched.status_code == 200 and fetched.content == content
+    async with db.reads() as session:
+        sent = (await session.exec(select(WebhookDelivery))).all()
+    bodies = [json.loads(d.body) for d in sent]
+    [delivered] = [b for b in bodies if b["data"]["status"] == "delivered"]
+    assert all("proof" not in b["data"] for b in bodies if b is not delivered)
+    proof = delivered["data"]["proof"]
+    assert proof["kinds"] == ["photo", "signature"] and proof["recipient_name"] == "Cy Young"
+    assert proof["photo_sha256"] == hashlib.sha256(picture).hexdigest()
+    assert proof["signature"]["png_sha256"] == got["signature"]["png_sha256"]
+    assert (proof["signature"]["lat"], proof["signature"]["lon"]) == (52.52, 13.405)
