@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import httpx
 from sqlmodel import select
 
 from core.db import Database
@@ -39,6 +41,7 @@ async def test_photo_and_signature_delivered_through_telegram_and_the_mini_app(
 ):
     ana, member = await add_person(db, 621, "Ana", [Role.DRIVER])
     _cara, cara_member = await add_person(db, 622, "Cara", [Role.CUSTOMER])
+    dora, _ = await add_person(db, 623, "Dora", [Role.DISPATCHER])
     driver = await driver_of(db, member.id)
     order = await new_order(db, "Cara", 52.53, 13.41, proof_required="photo+signature")
     await link(db, order, cara_member.id)
@@ -72,11 +75,32 @@ async def test_photo_and_signature_delivered_through_telegram_and_the_mini_app(
         async with browser_page() as page:
             await page.set_viewport_size({"width": 390, "height": 844})
             drawn = await sign_on_page(page, f"{url}#tgWebAppData={launch}", draw_with_mouse)
-        assert drawn["overflow"] <= 0
-        assert await status(db, order.id) is S.DELIVERED
-        async with db.sessions() as session:
-            kept = list(await session.exec(select(Proof).where(Proof.order_id == order.id)))
-        assert sorted(p.kind for p in kept) == [ProofKind.PHOTO, ProofKind.SIGNATURE]
+            assert drawn["overflow"] <= 0
+            assert await status(db, order.id) is S.DELIVERED
+            async with db.sessions() as session:
+                kept = list(await session.exec(select(Proof).where(Proof.order_id == order.id)))
+            assert sorted(p.kind for p in kept) == [ProofKind.PHOTO, ProofKind.SIGNATURE]
+            [drawn_proof] = [p for p in kept if p.kind is ProofKind.SIGNATURE]
+            png = (tmp_path / drawn_proof.stored_path).read_bytes()
+
+            # the customer's tracking page shows the signature once delivered
+            await page.goto(f"{bot.base_url}/t/{order.tracking_token}")
+            await page.wait_for_selector("#signature-card:not([hidden])", timeout=10_000)
+            assert await page.evaluate(
+                "document.getElementById('signature').naturalWidth > 0"
+                " || new Promise(r => document.getElementById('signature').onload = () => r(true))"
+            )
+        async with httpx.AsyncClient() as http:
+            shown = await http.get(f"{bot.base_url}/t/{order.tracking_token}/signature.png")
+            assert shown.status_code == 200 and shown.content == png
+
+            # the dispatcher's order card links it, signed
+            await bot.send(tu.command(dora, f"/order {order.id}"))
+            card = bot.texts(623)[-1]
+            found = re.search(r"Signed by Cy Young \(link valid until [^)]+\): (\S+)", card)
+            assert found, card
+            fetched = await http.get(found.group(1))
+            assert fetched.status_code == 200 and fetched.content == png
         await bot.outbox_settled()
         delivered = [c for c in bot.fake.sent_to(622) if c.method == "sendPhoto"]
         assert len(delivered) == 1 and delivered[0].params["photo"] == file_id

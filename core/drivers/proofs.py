@@ -200,15 +200,20 @@ async def latest(db: Database, order_id: int) -> Proof | None:
         return (await session.exec(statement)).first()
 
 
+async def latest_drawn(session: AsyncSession, order_id: int) -> Proof | None:
+    """The order's most recent signature drawn on the pad, in the caller's session."""
+    statement = (
+        select(Proof)
+        .where(Proof.order_id == order_id, col(Proof.signature_sha256).is_not(None))
+        .order_by(col(Proof.id).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
 async def latest_signature(db: Database, order_id: int) -> Proof | None:
     """The order's most recent signature drawn on the pad, if any."""
     async with db.reads() as session:
-        statement = (
-            select(Proof)
-            .where(Proof.order_id == order_id, col(Proof.signature_sha256).is_not(None))
-            .order_by(col(Proof.id).desc())
-        )
-        return (await session.exec(statement)).first()
+        return await latest_drawn(session, order_id)
 
 
 async def stored_photo(db: Database, proof_id: int) -> Proof | None:

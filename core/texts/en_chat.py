@@ -304,6 +304,7 @@ TEXTS = {
     "order.card_eta": "ETA: {eta}\n",
     "order.card_notes": "\nNotes: {notes}",
     "order.proof_link": "\nProof photo (link valid until {until}): {url}",
+    "order.signature_link": "\nSigned by {name} (link valid until {until}): {url}",
     "order.unlocated": " (no map point yet)",
     "order.usage": (
         "Write /order and the order's reference, like /order A-1001 (or #12 for its number)."
@@ -409,6 +410,7 @@ TEXTS = {
     "page.send": "Send",
     "page.thanks": "Thanks for your rating!",
     "page.proof": "Proof of delivery",
+    "page.signature": "Signature",
     "page.subscribe": "Get updates in Telegram",
     "page.subscribe_whatsapp": "Get updates in WhatsApp",
     "fallback.unknown": "I did not understand that.",

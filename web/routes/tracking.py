@@ -138,6 +138,18 @@ async def tracking_photo(request: Request, token: str) -> Response:
     return FileResponse(full, headers={"Cache-Control": "private, max-age=3600"})
 
 
+@router.get("/t/{token}/signature.png")
+async def tracking_signature(request: Request, token: str) -> Response:
+    try:
+        proof = await public.signature(request.app.state.db, token, keep_days=_days(request))
+    except DomainError:
+        raise HTTPException(404) from None
+    full = proofs.stored_file(Path(request.app.state.settings.app.data_dir), proof)
+    if full is None:
+        raise HTTPException(404)
+    return FileResponse(full, headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.post("/t/{token}/rating", response_class=HTMLResponse)
 async def tracking_rating(
     request: Request,
