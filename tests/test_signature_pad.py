@@ -442,3 +442,36 @@ async def test_the_signature_reaches_the_api_and_the_merchants_webhook(
     assert proof["photo_sha256"] == hashlib.sha256(picture).hexdigest()
     assert proof["signature"]["png_sha256"] == got["signature"]["png_sha256"]
     assert (proof["signature"]["lat"], proof["signature"]["lon"]) == (52.52, 13.405)
+
+
+async def test_on_a_chat_without_mini_apps_the_pad_is_a_plain_link(db: Database, tmp_path: Path):
+    """The sandbox (as WhatsApp): Delivered, the photo, then the pad as a link; a text meanwhile
+    offers it again and delivers nothing; signing on it delivers."""
+    from core.conversations import Person, Press, Text, Upload, buttons, handle
+    from core.people import identities
+    from tests.test_conversations import participant, upload
+
+    chat, _ = await participant(db, "Dana", [Role.DRIVER])
+    who = await identities.identify(db, chat, Person("Dana"))
+    draft = OrderDraft(customer_name="Cy Young", address="Door 1", lat=52.52, lon=13.405,
+                       proof_required="photo+signature")  # fmt: skip
+    order = await orders.create_order(db, draft, SYSTEM, source="test")
+    await orders.change_status(db, order.id, S.ASSIGNED, SYSTEM, Change(driver_id=who.driver_id))
+    async with site(db, tmp_path) as (base, svc):
+        dana = Person("Dana")
+        await handle(svc, chat, dana, Press(buttons.StopOp("deliver", order.id).pack()))
+        photo: Upload = upload("photo", jpeg(), "image/jpeg")
+        [offer] = await handle(svc, chat, dana, photo)
+        assert offer.link is not None and not offer.link.web_app
+        assert offer.text.startswith("Photo saved.") and "/sign/" in offer.link.url
+        [again] = await handle(svc, chat, dana, Text("Cy Young"))  # a name alone is not enough
+        assert "waits for the recipient's signature" in again.text and again.link is not None
+        async with db.reads() as session:
+            assert (await session.get(Order, order.id)).status is not S.DELIVERED
+        url = base + offer.link.url.removeprefix(svc.signer.base_url)
+        body = {"drawing": {"width": 300, "height": 200, "strokes": [[[1, 1], [90, 90]]]},
+                "name": "Cy Young", "key": "f6" * 10, "init_data": ""}  # fmt: skip
+        async with httpx.AsyncClient(headers={"Origin": base}) as http:
+            assert (await http.post(url, json=body)).status_code == 200
+    async with db.reads() as session:
+        assert (await session.get(Order, order.id)).status is S.DELIVERED

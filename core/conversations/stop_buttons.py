@@ -134,6 +134,9 @@ async def text(turn: Turn, text: str) -> bool:
         ref = await _ref(turn, turn.data["order"])
         turn.say(t("driver.photo_expected", turn.lang, ref=ref))
     elif turn.at(PAD):
+        if await proofs.latest_signature(turn.svc.db, turn.data["order"]) is not None:
+            await turn.finish()  # signed on the pad meanwhile: this text is something new
+            return False
         await _offer_pad(turn, turn.data["order"], "driver.sign_expected")
     elif turn.at("proof.name"):
         order_id = turn.data["order"]
