@@ -473,5 +473,7 @@ async def test_on_a_chat_without_mini_apps_the_pad_is_a_plain_link(db: Database,
                 "name": "Cy Young", "key": "f6" * 10, "init_data": ""}  # fmt: skip
         async with httpx.AsyncClient(headers={"Origin": base}) as http:
             assert (await http.post(url, json=body)).status_code == 200
+        later = await handle(svc, chat, dana, Text("Cy Young"))
+        assert all(reply.link is None for reply in later)  # the pad step is over
     async with db.reads() as session:
         assert (await session.get(Order, order.id)).status is S.DELIVERED
