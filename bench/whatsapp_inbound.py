@@ -6,17 +6,21 @@ processed by the channel's worker (the core answers each text through the fake G
 
 Measures, per database: the time to the 200 (p50/p99/max) and bodies answered per second, and
 the bodies processed per second from the first post until every reply was sent; then checks that
-nothing was lost or doubled (each message answered once, each marked read once). The app, the
-fake Graph API and the clients share this one process (and its 2 cores), so the figures are a
-floor. Prints a table and merges the results into bench/results/whatsapp.json.
+nothing was lost or doubled (each message answered once, each marked read once). The service
+runs alone in its own process (uvicorn, its lifespan run: the WhatsApp worker and sender), as in
+production; Meta's side (the posting clients and the fake Graph API) runs in this one, so the two
+share the machine's cores. Prints a table and merges the results into
+bench/results/whatsapp.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import multiprocessing
 import time
 from collections import Counter
 from pathlib import Path
@@ -61,26 +65,43 @@ async def processed(db: Database) -> int:
         return int((await session.exec(query)).one())
 
 
+def serve(url: str, values: dict[str, Any], port: int) -> None:
+    """The service alone in its own process (the child of `run`)."""
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings(**values, _env_file=None)  # type: ignore[call-arg]
+    uvicorn.run(
+        create_app(settings, Database(url)), host="127.0.0.1", port=port, log_level="warning"
+    )
+
+
+async def until_up(port: int) -> None:
+    """Wait (bounded) until the service in its own process answers."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the service did not start within 30 s")
+
+
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     await upgrade(url)
     db = Database(url)
     async with FakeGraph() as fake:
         fake.auto_statuses = ()
-        settings = Settings(
-            app={"data_dir": Path(args.data_dir), "secret_key": "k" * 32},
-            dispatch={"mode": "manual"},
-            whatsapp=graph_settings(fake),
-            _env_file=None,
-        )  # type: ignore[call-arg]
-        app = create_app(settings, db)
+        values = {
+            "app": {"data_dir": Path(args.data_dir), "secret_key": "k" * 32},
+            "dispatch": {"mode": "manual"},
+            "whatsapp": graph_settings(fake),
+        }
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
+        service = multiprocessing.get_context("spawn").Process(
+            target=serve, args=(url, values, port), daemon=True
+        )
+        service.start()
+        await until_up(port)
         todo = bodies(fake, args.bodies, args.people)
         for wa_id, _ in todo:
             fake.wrote(wa_id)
@@ -117,8 +138,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.1)
         total = time.perf_counter() - began
         done = await processed(db)
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        service.terminate()  # SIGTERM: uvicorn's graceful stop
+        service.join(30)
     await db.dispose()
     replies = Counter(s.to for s in fake.sent if s.ok)
     reads = Counter(fake.reads)

@@ -22,6 +22,7 @@ import pytest
 from sqlmodel import select
 
 from bot.whatsapp import inbox
+from bot.whatsapp.channel import REPLY_TRIES
 from core.config import Settings
 from core.db import Database
 from core.models import (
@@ -32,15 +33,18 @@ from core.models import (
     InboundBody,
     InboundSeen,
     MemberRole,
+    OutboxMessage,
     OutboxStatus,
     Role,
 )
+from core.notify.outbox import REPLY
 from core.people import invites
 from core.people.identities import ChatRef, attach
 from tests.conftest import POSTGRES_URL, serve
 from tests.factories import add_member, count, new_order
 from tests.fakes.graph_api import FakeGraph, sign
 from tests.fakes.tcp_proxy import proxy_for
+from tests.whatsapp_harness import whatsapp_member
 from web.app import create_app
 
 WA = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -201,6 +205,28 @@ async def test_a_text_reaches_the_core_and_its_reply_reaches_the_fake(
         (reply,) = fake.sent_to(CARLA)
     assert reply.type == "text" and "did not understand" in reply.text  # help for strangers
     assert "/start" in reply.text or "start" in reply.text.lower()
+
+
+async def test_a_reply_graph_cannot_take_now_is_handed_to_the_outbox_and_sent_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """Every try of a direct reply meets a 5xx: the reply is not lost but handed to the outbox,
+    whose sender delivers it, as it was, once Graph takes messages again."""
+    await whatsapp_member(db, CARLA, "Carla", wrote_ago=timedelta(minutes=1))
+    async with whatsapp_site(db, tmp_path) as (_, fake, _):
+        fake.fail_next(2, times=REPLY_TRIES, status=503, to=CARLA)  # every direct try
+        wamid = await fake.inbound(CARLA, "hello", name="Carla")
+        await until(lambda: fake.sent_to(CARLA) and wamid in fake.reads, seconds=30)
+        await asyncio.sleep(0.5)  # (a second copy would come now)
+        (reply,) = fake.sent_to(CARLA)
+        tries = [s for s in fake.sent if s.to == CARLA and not s.ok]
+    assert len(tries) == REPLY_TRIES  # tried now, then handed over: not dropped
+    assert reply.type == "text" and tries[0].text == reply.text  # the answer, as it was
+    async with db.reads() as session:
+        handed = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.template == REPLY))
+        ).all()
+    assert [(row.channel, row.status) for row in handed] == [(Channel.WHATSAPP, OutboxStatus.SENT)]
 
 
 async def test_a_repeated_body_is_stored_and_processed_once(db: Database, tmp_path: Path) -> None:

@@ -164,12 +164,17 @@ class WhatsAppChannel:
         if not await inbox.take(self.services.db, key, body_id):
             log.info("WhatsApp message %s processed already: skipped", message.id)
             return
-        replies, lang = await self.answer(message)
+        replies, who = await self.answer(message)
         await inbox.done(self.services.db, key)  # the core has acted: never again
         chat = whatsapp_chat(message)
+        member = who.member_id if who is not None else None
+        db = self.services.db
+        queued = member is not None and await outbox.replies_waiting_for(
+            db, member, Channel.WHATSAPP
+        )
         for reply in replies:
             try:
-                await self.reply(chat.chat_id, reply, lang)
+                queued = await self.reply(chat.chat_id, reply, who, queued=queued)
             except Exception as exc:  # the core has acted; a reply that cannot go is logged
                 if unavailable(exc):
                     raise
@@ -179,9 +184,9 @@ class WhatsAppChannel:
         except GraphError as exc:
             log.info("could not mark WhatsApp message %s read: %s", message.id, exc)
 
-    async def answer(self, message: Message) -> tuple[list[Reply], str]:
-        """What the core answers to one message, and in which language (the person's window
-        noted first)."""
+    async def answer(self, message: Message) -> tuple[list[Reply], Identity | None]:
+        """What the core answers to one message, and who it answers (None: a message answered
+        with nothing); the person's window is noted first."""
         svc = self.services
         chat = whatsapp_chat(message)
         person = Person(message.name)
@@ -196,30 +201,58 @@ class WhatsAppChannel:
         if message.kind in quiet:
             log.info("WhatsApp %s message %s from %s: nothing to answer", message.type,
                      message.id, chat.external_id)  # fmt: skip
-            return [], ""
+            return [], None
         who = await svc.conversations.identify(chat, person)
         event = event_of(message, who, self.client)
         if event is None:
             log.info("WhatsApp %s message %s: answered with help", message.type, message.id)
             help_reply = f"{t('fallback.unsupported', who.language)}\n\n{help_text(who)}"
-            return [Reply(help_reply)], who.language
+            return [Reply(help_reply)], who
         replies = await svc.conversations.handle(chat, person, event, who=who)
         if not who.known:  # a stranger who joined now: her window starts with this message
             await identities.wrote(svc.db, chat, at)
             who = await svc.conversations.identify(chat, person)
-        return replies, who.language
+        return replies, who
 
-    async def reply(self, to: str, reply: Reply, lang: str = "en") -> None:
+    async def reply(
+        self, to: str, reply: Reply, who: Identity | None, *, queued: bool = False
+    ) -> bool:
         """Send one reply now (the person just wrote: inside her 24-hour window); a throttle,
-        5xx or network error is tried again a few times, then logged."""
-        for body in await render.messages(reply, to, self.client, self.data_dir, lang):
-            for attempt in range(REPLY_TRIES):
+        5xx or network error is tried again a few times. What still could not go is handed to
+        the outbox, whose sender delivers it later, in order (`queued`: earlier replies wait
+        there, so this one waits behind them). Returns whether later replies must queue."""
+        lang = who.language if who is not None else "en"
+        bodies = await render.messages(reply, to, self.client, self.data_dir, lang)
+        for index, body in enumerate(bodies):
+            if not queued:
                 try:
-                    await self.client.send(body)
-                    break
+                    await self._send_now(body)
+                    continue
                 except GraphError as exc:
-                    if exc.outcome != "retry" or attempt == REPLY_TRIES - 1:
-                        log.error("WhatsApp reply to %s not sent: %s", to, exc)
-                        break
-                    pause = exc.retry_after or min(2.0**attempt, REPLY_PAUSE_MAX_S)
-                    await asyncio.sleep(min(pause, REPLY_PAUSE_MAX_S))
+                    if exc.outcome != "retry":
+                        log.error("WhatsApp reply to %s refused: %s", to, exc)
+                        continue
+                    log.warning("WhatsApp reply to %s not sent now: %s", to, exc)
+            if who is None or who.member_id is None:  # a stranger's reply cannot wait
+                log.error("WhatsApp reply to %s lost (no member to queue it for)", to)
+                return False
+            rest = {"whatsapp": bodies[index:]}
+            await outbox.hand_over_to(
+                self.services.db, who.member_id, Channel.WHATSAPP, reply.text, rest
+            )
+            self.sender.wake()
+            return True
+        return queued
+
+    async def _send_now(self, body: dict[str, object]) -> None:
+        """Send one message body, again after a throttle, 5xx or network error (a few times);
+        the last error is raised."""
+        for attempt in range(REPLY_TRIES):
+            try:
+                await self.client.send(body)
+                return
+            except GraphError as exc:
+                if exc.outcome != "retry" or attempt == REPLY_TRIES - 1:
+                    raise
+                pause = exc.retry_after or min(2.0**attempt, REPLY_PAUSE_MAX_S)
+                await asyncio.sleep(min(pause, REPLY_PAUSE_MAX_S))

@@ -195,6 +195,9 @@ class WhatsAppSender(SenderLoop):
         settings = self.services.settings
         if row.as_template or not chat.open(self.services.clock()):
             return [template_message(rendered, row, chat.to, settings)]
+        if row.template == outbox.REPLY:  # a direct reply handed over: its bodies as they were
+            saved = (row.params.get("extra") or {}).get("whatsapp") or []
+            return [{**body, "to": chat.to} for body in saved]
         reply = notice_reply(rendered)
         data_dir = Path(settings.app.data_dir)
         file = reply.file

@@ -86,8 +86,11 @@ async def add(
     key: str,
     order_id: int | None = None,
     now: datetime | None = None,
+    *,
+    channel: Channel | None = None,
 ) -> OutboxMessage | None:
-    """Write one outbox row unless one with this idempotency key exists already."""
+    """Write one outbox row unless one with this idempotency key exists already; to the
+    member's preferred chat, or on `channel` (a direct reply goes where it was asked)."""
     if len(notice.actions) > MAX_ACTIONS:
         raise DomainError("error.too_many_actions", count=len(notice.actions))
     existing = await session.exec(
@@ -99,7 +102,10 @@ async def add(
     quiet = policy_of(session).quiet  # quiet hours hold what is not urgent
     due = quiet.not_before(notice.template, now) if quiet else now
     member = await session.get(Member, notice.recipient_member_id)
-    channel = await preferred_channel(session, member) if member and member.active else None
+    if member is None or not member.active:
+        channel = None
+    elif channel is None:
+        channel = await preferred_channel(session, member)
     why_not = "recipient is deactivated" if member and not member.active else "no chat channel"
     row = OutboxMessage(
         recipient_member_id=notice.recipient_member_id,
@@ -120,28 +126,50 @@ async def add(
 
 
 async def hand_over(db: Database, telegram_chat_id: int, text: str, extra: dict[str, Any]) -> bool:
-    """A direct reply the chat could not take now, for the sender to deliver later as it is, in
-    order with the person's other messages (`extra`: the channel's own parameters, such as its
-    keyboard). False when no member has that chat (a stranger's reply cannot wait here)."""
-    async with db.transaction() as session:
+    """A Telegram reply the chat could not take now (`hand_over_to`). False when no member has
+    that chat (a stranger's reply cannot wait here)."""
+    async with db.reads() as session:
         statement = select(Member.id).where(Member.telegram_chat_id == telegram_chat_id)
         member_id = (await session.exec(statement)).first()
-        if member_id is None:
-            return False
-        notice = Notice(member_id, REPLY, {"text": text, "extra": extra})
-        await add(session, notice, f"reply:{telegram_chat_id}:{uuid4().hex}")
+    if member_id is None:
+        return False
+    await hand_over_to(db, member_id, Channel.TELEGRAM, text, extra)
     return True
 
 
+async def hand_over_to(
+    db: Database, member_id: int, channel: Channel, text: str, extra: dict[str, Any]
+) -> None:
+    """A direct reply the member's chat on `channel` could not take now, for that channel's
+    sender to deliver later as it is, in order with her other messages (`extra`: the channel's
+    own parameters, such as its keyboard or its message bodies)."""
+    async with db.transaction() as session:
+        notice = Notice(member_id, REPLY, {"text": text, "extra": extra})
+        await add(
+            session, notice, f"reply:{channel.value}:{member_id}:{uuid4().hex}", channel=channel
+        )
+
+
 async def replies_waiting(db: Database, telegram_chat_id: int) -> bool:
-    """Whether a reply handed over for this chat is still to be sent (later replies queue
-    behind it, so that they arrive in order)."""
+    """Whether a reply handed over for this Telegram chat is still to be sent (later replies
+    queue behind it, so that they arrive in order)."""
+    return await _replies_waiting(db, Member.telegram_chat_id == telegram_chat_id)
+
+
+async def replies_waiting_for(db: Database, member_id: int, channel: Channel) -> bool:
+    """Whether a reply handed over for the member's chat on `channel` is still to be sent."""
+    return await _replies_waiting(
+        db, (col(Member.id) == member_id) & (col(OutboxMessage.channel) == channel)
+    )
+
+
+async def _replies_waiting(db: Database, which: Any) -> bool:
     async with db.reads() as session:
         statement = (
             select(OutboxMessage.id)
             .join(Member, col(Member.id) == OutboxMessage.recipient_member_id)
             .where(
-                Member.telegram_chat_id == telegram_chat_id,
+                which,
                 OutboxMessage.template == REPLY,
                 col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
             )
