@@ -90,6 +90,8 @@ async def test_photo_and_signature_delivered_through_telegram_and_the_mini_app(
                 "document.getElementById('signature').naturalWidth > 0"
                 " || new Promise(r => document.getElementById('signature').onload = () => r(true))"
             )
+        await bot.outbox_settled()
+        assert f"Order #{order.id} signed for by Cy Young on the pad: delivered." in bot.texts(621)
         async with httpx.AsyncClient() as http:
             shown = await http.get(f"{bot.base_url}/t/{order.tracking_token}/signature.png")
             assert shown.status_code == 200 and shown.content == png

@@ -33,6 +33,7 @@ TEXTS = {
     "msg.customer.order_rescheduled": "Your order {ref} is rescheduled.{window_line}",
     "msg.customer.order_returned": "Your order {ref} went back to the sender.",
     "msg.customer.order_cancelled": "Your order {ref} was cancelled.",
+    "msg.driver.signed": "Order {ref} signed for by {name} on the pad: delivered.",
     "msg.driver.order_assigned": (
         "New stop: order {ref}, {address}.{window_line}\nIt is stop {position} of your route."
     ),

@@ -13,6 +13,8 @@ from sqlmodel import select
 
 from core.drivers import proofs, signatures, stops
 from core.models import Driver, Order, OrderStatus, Proof, ProofKind
+from core.notify import outbox
+from core.notify.rules import Notice
 from core.orders.lifecycle import Actor, TransitionRefused
 from core.webviews import initdata, links
 from core.webviews.initdata import InitData
@@ -101,9 +103,18 @@ async def submit(
     if order.proof_required in SIGNED_BY_PAD:
         try:
             await svc.stops.deliver(driver_id, order.id, Actor.member(member_id))
+            await _tell_driver(svc, member_id, order, proof)
         except TransitionRefused:
             async with svc.db.reads() as session:  # delivered by the same submit sent twice?
                 now_order = await session.get(Order, order.id)
             if now_order is None or now_order.status is not OrderStatus.DELIVERED:
                 raise
     return proof
+
+
+async def _tell_driver(svc: Services, member_id: int, order: Order, proof: Proof) -> None:
+    """The driver hears in her chat that the pad delivered the order (once per signature)."""
+    params = {"ref": stops.ref_of(order), "name": proof.recipient_name or ""}
+    async with svc.db.transaction() as session:
+        notice = Notice(member_id, "driver.signed", params)
+        await outbox.add(session, notice, f"signed:{proof.id}", order.id)
