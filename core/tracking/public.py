@@ -244,22 +244,17 @@ async def tracking_view(
     return view
 
 
-async def proof_photo(db: Database, token: str, *, keep_days: float) -> Proof | None:
-    """The proof photo of a delivered order (none before it is delivered)."""
+async def proof_photo(
+    db: Database, token: str, *, keep_days: float, signature: bool = False
+) -> Proof | None:
+    """The proof photo (or with `signature` the signature drawn on the pad) of a delivered
+    order (none before it is delivered)."""
     view = await tracking_view(db, token, keep_days=keep_days)
     if view.status is not S.DELIVERED:
         return None
     async with db.reads() as session:
-        return await latest_photo(session, view.order_id)
-
-
-async def signature(db: Database, token: str, *, keep_days: float) -> Proof | None:
-    """The signature drawn for a delivered order (none before it is delivered)."""
-    view = await tracking_view(db, token, keep_days=keep_days)
-    if view.status is not S.DELIVERED:
-        return None
-    async with db.reads() as session:
-        return await latest_drawn(session, view.order_id)
+        latest = latest_drawn if signature else latest_photo
+        return await latest(session, view.order_id)
 
 
 async def rate_by_token(
