@@ -477,3 +477,22 @@ async def test_on_a_chat_without_mini_apps_the_pad_is_a_plain_link(db: Database,
         assert all(reply.link is None for reply in later)  # the pad step is over
     async with db.reads() as session:
         assert (await session.get(Order, order.id)).status is S.DELIVERED
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 800)])
+async def test_the_pad_fits_phone_and_desktop_screens(db: Database, tmp_path: Path, width, height):
+    today = await day(db, proof="signature")
+    async with site(db, tmp_path) as (base, svc), browser_page() as page:
+        await page.set_viewport_size({"width": width, "height": height})
+        answer = await page.goto(await pad_url(svc, base, today))
+        assert answer.status == 200 and answer.headers["cache-control"] == "no-store"
+        sizes = await page.evaluate(
+            """() => { const pad = document.getElementById("pad").getBoundingClientRect();
+            const sign = document.getElementById("submit").getBoundingClientRect();
+            return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+                    pad: pad.width, signBottom: sign.bottom}; }"""
+        )
+        assert sizes["scroll"] <= sizes["inner"] and sizes["pad"] >= min(width - 80, 500)
+        assert sizes["signBottom"] <= height  # Sign is on the first screen
+        bad = await page.goto(f"{base}/sign/1.2.{'0' * 64}")
+        assert bad.status == 403 and "not valid" in await page.inner_text("#message")
