@@ -390,6 +390,12 @@ async def test_another_site_cannot_post_a_signature(db: Database, tmp_path: Path
             plain = {"Content-Type": "text/plain", "Origin": base}
             form = await http.post(url, content=json.dumps(body), headers=plain)
             assert form.status_code == 415
+            huge = {**body, "drawing": {**body["drawing"], "pad": "x" * 1_100_000}}
+            too_big = await http.post(url, json=huge, headers={"Origin": base})
+            assert too_big.status_code == 413
+            garbled = await http.post(url, content=b"{not json", headers={
+                "Content-Type": "application/json", "Origin": base})  # fmt: skip
+            assert garbled.status_code == 422 and garbled.json()["error"]
             revoked = await links.revoke(svc.db, NOW, order_id=today.order.id)
             assert revoked == 1
             assert (await http.post(url, json=body, headers={"Origin": base})).status_code == 410

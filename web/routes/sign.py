@@ -72,10 +72,13 @@ async def pad_submit(request: Request, token: str) -> Response:
         return JSONResponse({"error": t("sign.bad_drawing", lang)}, 415, headers=NO_STORE)
     if not _same_origin(request):
         return JSONResponse({"error": t("webapp.bad", lang)}, 403, headers=NO_STORE)
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        return JSONResponse({"error": t("sign.too_big", lang)}, 413, headers=NO_STORE)
+    raw = bytearray()
+    async for chunk in request.stream():  # read no more than MAX_BODY, however it is sent
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return JSONResponse({"error": t("sign.too_big", lang)}, 413, headers=NO_STORE)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
