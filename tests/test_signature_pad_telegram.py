@@ -45,7 +45,7 @@ async def test_photo_and_signature_delivered_through_telegram_and_the_mini_app(
     driver = await driver_of(db, member.id)
     order = await new_order(db, "Cara", 52.53, 13.41, proof_required="photo+signature")
     await link(db, order, cara_member.id)
-    async with running_bot(db, tmp_path) as bot:
+    async with running_bot(db, tmp_path, telegram={"mini_apps": True}) as bot:
         await bot.send(tu.command(ana, "/shift"))
         await assign(db, order.id, driver.id)
         await bot.send(tu.location(ana, *BERLIN, live_period=3600, message_id=41))
