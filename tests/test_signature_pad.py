@@ -24,7 +24,17 @@ from core.clock import FixedClock
 from core.config import Settings
 from core.db import Database
 from core.drivers import proofs, signatures
-from core.models import Driver, Member, Order, OrderStatus, Proof, ProofKind, Role, ShiftState
+from core.models import (
+    Driver,
+    InitDataUse,
+    Member,
+    Order,
+    OrderStatus,
+    Proof,
+    ProofKind,
+    Role,
+    ShiftState,
+)
 from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Change
 from core.orders.service import OrderDraft
@@ -90,6 +100,18 @@ async def test_init_data_is_acted_on_once(db: Database):
     with pytest.raises(initdata.InitDataReplayed):
         async with db.transaction() as session:
             await initdata.use_once(session, data, NOW)
+    # records past the age checked are dropped (such initData is refused by its age), others kept
+    other = initdata.InitData(1, "x", NOW, "f" * 64, HOUR)
+    async with db.transaction() as session:
+        await initdata.use_once(session, other, NOW + HOUR)
+    async with db.reads() as session:
+        assert len((await session.exec(select(InitDataUse))).all()) == 2
+    later = initdata.InitData(2, "y", NOW, "e" * 64, HOUR)
+    async with db.transaction() as session:
+        await initdata.use_once(session, later, NOW + 2 * HOUR + timedelta(minutes=1))
+    async with db.reads() as session:
+        kept = {row.hash for row in (await session.exec(select(InitDataUse))).all()}
+    assert kept == {"f" * 64, "e" * 64}
 
 
 # --- signed links ---

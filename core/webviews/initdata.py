@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
 import sqlalchemy.exc
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import DomainError
@@ -41,6 +43,7 @@ class InitData:
     first_name: str
     auth_date: datetime
     hash: str
+    max_age: timedelta  # the age it was checked against
 
 
 def secret(bot_token: str) -> bytes:
@@ -73,12 +76,15 @@ def check(raw: str, bot_token: str, now: datetime, max_age: timedelta) -> InitDa
         raise BadInitData("webapp.bad")
     if now - signed_at > max_age:
         raise InitDataExpired("webapp.expired")
-    return InitData(user_id, first_name, signed_at, wanted)
+    return InitData(user_id, first_name, signed_at, wanted, max_age)
 
 
 async def use_once(session: AsyncSession, data: InitData, now: datetime) -> None:
     """Record that `data` was acted on, in the caller's transaction; `InitDataReplayed` if it
-    already was (then the caller's transaction must roll back)."""
+    already was (then the caller's transaction must roll back). Records older than the age
+    checked are dropped: initData that old is refused by its age anyway."""
+    forgotten = col(InitDataUse.used_at) < now - data.max_age - CLOCK_SKEW
+    await session.exec(sa.delete(InitDataUse).where(forgotten))
     if await session.get(InitDataUse, data.hash) is not None:
         raise InitDataReplayed("webapp.replayed")
     session.add(InitDataUse(hash=data.hash, used_at=now))
