@@ -30,6 +30,7 @@ from core.models import (
     Member,
     Order,
     OrderStatus,
+    OutboxMessage,
     Proof,
     ProofKind,
     Role,
@@ -371,6 +372,8 @@ async def test_a_pad_submitted_twice_keeps_one_signature(db: Database, tmp_path:
             await session.exec(select(Proof).where(col(Proof.signature_sha256).is_not(None)))
         ).all()
         assert len(kept) == 1 and (await session.get(Order, today.order.id)).status is S.DELIVERED
+        told = select(OutboxMessage).where(OutboxMessage.template == "driver.signed")
+        assert len((await session.exec(told)).all()) == 1  # the driver hears it once
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,9 @@ async def submit(
 async def _tell_driver(svc: Services, member_id: int, order: Order, proof: Proof) -> None:
     """The driver hears in her chat that the pad delivered the order (once per signature)."""
     params = {"ref": stops.ref_of(order), "name": proof.recipient_name or ""}
-    async with svc.db.transaction() as session:
-        notice = Notice(member_id, "driver.signed", params)
-        await outbox.add(session, notice, f"signed:{proof.id}", order.id)
+    try:
+        async with svc.db.transaction() as session:
+            notice = Notice(member_id, "driver.signed", params)
+            await outbox.add(session, notice, f"signed:{proof.id}", order.id)
+    except sqlalchemy.exc.IntegrityError:
+        pass  # the same submit, sent twice at once, told her already
