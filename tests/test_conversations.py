@@ -199,7 +199,8 @@ async def test_an_expired_conversation_says_so_and_changes_nothing(db: Database,
     prompt = await handle(
         svc, chat, Person("Dana"), Press(buttons.StopOp("deliver", order.id).pack())
     )
-    assert texts(prompt) == [t("driver.send_name", "en", ref="E-1")]
+    assert texts(prompt) == [t("driver.sign", "en", ref="E-1")]  # the pad, or the name typed
+    assert prompt[0].link is not None and "/sign/" in prompt[0].link.url
     before = await snapshot(db, order.id)
     clock = svc.clock
     assert isinstance(clock, Clock)

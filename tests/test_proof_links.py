@@ -171,8 +171,10 @@ async def test_a_proof_link_serves_exactly_the_stored_photo(db: Database, lastmi
     answer = await lastmile.proof(order_id)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert set(body) == {"kind", "captured_at", "recipient_name", "photo_url", "photo_expires_at"}
-    assert (body["kind"], body["recipient_name"]) == ("photo", None)
+    assert set(body) == {
+        "kind", "captured_at", "recipient_name", "photo_url", "photo_expires_at", "signature"
+    }  # fmt: skip
+    assert (body["kind"], body["recipient_name"], body["signature"]) == ("photo", None, None)
     assert datetime.fromisoformat(body["captured_at"].replace("Z", "+00:00")) == proof.captured_at
     found = parts(body["photo_url"])
     assert found["base"] == lastmile.base and int(found["id"]) == proof.id

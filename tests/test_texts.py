@@ -27,6 +27,7 @@ from core.texts import (
     t,
 )
 from core.tracking import public
+from core.webviews import pad
 from tests.conftest import ROOT
 
 ENGLISH = CATALOGS[DEFAULT_LANGUAGE]
@@ -47,6 +48,7 @@ FAMILIES: dict[str, list[str]] = {
     "role.a.": [r.value for r in Role],
     "role.plural.": [r.value for r in Role],
     "reason.": list(FAIL_REASONS),
+    "pad.": list(pad.PAGE_WORDS),
     "command.": sorted({name for names in COMMANDS.values() for name in names}),
     "page.step.": list(public.STEPS),
     "msg.": [],  # outbox templates and

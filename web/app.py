@@ -21,7 +21,7 @@ from core.merchants.sender import WebhookSender
 from core.scheduler import Scheduler
 from core.tracking.live import LiveFeed
 from web import errors, limits
-from web.routes import api, health, home, proofs, sandbox, tracking, webhooks
+from web.routes import api, health, home, proofs, sandbox, sign, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -112,5 +112,6 @@ def create_app(
     app.include_router(api.router)
     app.include_router(tracking.router)
     app.include_router(proofs.router)
+    app.include_router(sign.router)
     app.include_router(sandbox.router)
     return app

@@ -23,6 +23,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     User,
+    WebAppInfo,
 )
 
 from core.bootstrap import Services
@@ -144,7 +145,11 @@ def markup(reply: Reply, lang: str) -> Markup | None:
         else:
             rows += [[item] for item in items]
     if reply.link:
-        rows.append([InlineKeyboardButton(text=reply.link.label, url=reply.link.url)])
+        if reply.link.web_app:
+            web_app = WebAppInfo(url=reply.link.url)
+            rows.append([InlineKeyboardButton(text=reply.link.label, web_app=web_app)])
+        else:
+            rows.append([InlineKeyboardButton(text=reply.link.label, url=reply.link.url)])
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 

@@ -83,7 +83,7 @@ async def _card(turn: Turn, order_id: int) -> None:
         notes=t("order.card_notes", lang, notes=card.notes) if card.notes else "",
         link=staff.tracking(turn, card.tracking_token),
         subscribe=t("order.card_subscribe", lang, link=subscribe) if subscribe else "",
-        proof=_proof_link(turn, card.photo_proof_id),
+        proof=_proof_link(turn, card.photo_proof_id) + _signature_link(turn, card),
     )
     turn.say(text, buttons=_order_actions(order_id, card.status, lang))
 
@@ -93,6 +93,14 @@ def _proof_link(turn: Turn, proof_id: int | None) -> str:
         return ""
     url, until = turn.svc.signer.proof_url(proof_id, turn.svc.clock())
     return t("order.proof_link", turn.lang, url=url, until=when(turn, until))
+
+
+def _signature_link(turn: Turn, card: board.OrderCard) -> str:
+    if card.signature_proof_id is None:
+        return ""
+    url, until = turn.svc.signer.proof_url(card.signature_proof_id, turn.svc.clock())
+    name = card.signed_by or "?"
+    return t("order.signature_link", turn.lang, name=name, url=url, until=when(turn, until))
 
 
 def _order_actions(order_id: int, status: OrderStatus, lang: str) -> tuple[Button, ...]:

@@ -18,10 +18,12 @@ class Button:
 
 @dataclass(frozen=True)
 class Link:
-    """A button that opens an address (navigation to a stop)."""
+    """A button that opens an address (navigation to a stop). `web_app`: a page of ours to open
+    inside the chat where the channel can (a Telegram Mini App), else as a plain link."""
 
     label: str
     url: str
+    web_app: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,23 @@ import logging
 
 from core.conversations import buttons
 from core.conversations.events import Upload
-from core.conversations.replies import Button, Choices
+from core.conversations.replies import Button, Choices, Link
 from core.conversations.turn import Turn
 from core.drivers import proofs, stops
 from core.drivers.stops import FAIL_REASONS
 from core.errors import DomainError
-from core.models import ProofKind
+from core.models import Channel, ProofKind
 from core.texts import t
+from core.webviews import pad
 
 log = logging.getLogger(__name__)
 PROOF_STEPS = {
     ProofKind.PHOTO: ("proof.photo", "driver.send_photo"),
     ProofKind.SIGNATURE: ("proof.name", "driver.send_name"),
     ProofKind.PIN: ("proof.pin", "driver.send_pin"),
+    ProofKind.PHOTO_SIGNATURE: ("proof.photo", "driver.send_photo"),  # then the pad
 }
+PAD = "proof.pad"
 FAIL_OTHER = "fail.other"
 
 
@@ -45,7 +48,10 @@ async def stop_op(turn: Turn, op: str, order_id: int) -> bool:
             return True
         step, prompt = PROOF_STEPS[needs]
         await turn.goto(step, order=order_id)
-        turn.say(t(prompt, lang, ref=await _ref(turn, order_id)))
+        if needs is ProofKind.SIGNATURE:  # the pad, or her typing the name as before
+            await _offer_pad(turn, order_id, "driver.sign")
+        else:
+            turn.say(t(prompt, lang, ref=await _ref(turn, order_id)))
     elif op == "fail":
         await svc.stops.needs(me, order_id)  # refuses someone else's stop
         reasons = tuple(
@@ -106,14 +112,36 @@ async def photo(turn: Turn, upload: Upload) -> None:
         max_bytes=limit,
         channel_file_id=upload.file_ref,
     )
+    if await turn.svc.stops.needs(turn.driver_id, order_id) is ProofKind.PHOTO_SIGNATURE:
+        await turn.goto(PAD, order=order_id)
+        await _offer_pad(turn, order_id, "driver.sign_after_photo")
+        return
     await turn.finish()
     await _delivered(turn, order_id)
+
+
+async def _offer_pad(turn: Turn, order_id: int, prompt: str) -> None:
+    """The prompt with a button opening the signature pad (a Mini App where the chat has them)."""
+    chat, svc = turn.chat, turn.svc
+    mini_apps = svc.settings.telegram.mini_apps
+    if mini_apps is None:
+        mini_apps = svc.settings.app.base_url.scheme == "https"
+    telegram = chat.channel is Channel.TELEGRAM and mini_apps
+    telegram_user = int(chat.external_id) if telegram else None
+    url = await pad.link(turn.svc, turn.member_id, order_id, telegram_user)
+    button = Link(t("button.sign", turn.lang), url, web_app=telegram_user is not None)
+    turn.say(t(prompt, turn.lang, ref=await _ref(turn, order_id)), link=button)
 
 
 async def text(turn: Turn, text: str) -> bool:
     if turn.at("proof.photo"):
         ref = await _ref(turn, turn.data["order"])
         turn.say(t("driver.photo_expected", turn.lang, ref=ref))
+    elif turn.at(PAD):
+        if await proofs.latest_signature(turn.svc.db, turn.data["order"]) is not None:
+            await turn.finish()  # signed on the pad meanwhile: this text is something new
+            return False
+        await _offer_pad(turn, turn.data["order"], "driver.sign_expected")
     elif turn.at("proof.name"):
         order_id = turn.data["order"]
         await proofs.save_recipient(turn.svc.db, order_id, turn.driver_id, text)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from core.db import Database
-from core.drivers.proofs import latest_photo
+from core.drivers.proofs import latest_drawn, latest_photo
 from core.drivers.stops import (
     OPEN,
     delivery_eta,
@@ -62,6 +62,8 @@ class OrderCard:
     tracking_token: str
     locked: bool
     photo_proof_id: int | None = None  # the latest stored proof photo
+    signature_proof_id: int | None = None  # the latest signature drawn on the pad
+    signed_by: str | None = None  # the name typed under it
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         eta = await delivery_eta(session, order_id)
         names = await driver_names(session, {order.driver_id} if order.driver_id else set())
         photo = await latest_photo(session, order_id)
+        drawn = await latest_drawn(session, order_id)
     return OrderCard(
         order_id=order_id,
         ref=ref_of(order),
@@ -160,6 +163,8 @@ async def order_card(db: Database, order_id: int) -> OrderCard:
         tracking_token=order.tracking_token,
         locked=order.driver_locked,
         photo_proof_id=photo.id if photo and photo.stored_path else None,
+        signature_proof_id=drawn.id if drawn else None,
+        signed_by=drawn.recipient_name if drawn else None,
     )
 
 

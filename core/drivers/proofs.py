@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import re
+from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -12,9 +14,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
+from core.drivers import signatures
+from core.drivers.signatures import Drawing
 from core.drivers.stops import own_order, ref_of
 from core.errors import DomainError
-from core.models import Proof, ProofKind
+from core.models import Driver, OrderStatus, Proof, ProofKind
+from core.webviews import initdata
+from core.webviews.initdata import InitData
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+DONE = (OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.RETURNED)
 
 IMAGE_TYPES = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -53,21 +62,15 @@ async def save_photo(
 ) -> Proof:
     """Check and keep a proof photo under `data_dir/proofs/`, named by its SHA-256."""
     extension, content_type = check_image(data, max_bytes)
-    digest = hashlib.sha256(data).hexdigest()
-    path = data_dir / "proofs" / digest[:2] / f"{digest}.{extension}"
     async with db.transaction() as session:
         await own_order(session, driver_id, order_id)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".part")
-            temporary.write_bytes(data)
-            temporary.replace(path)
+        stored, digest = keep_file(data_dir, data, extension)
         proof = Proof(
             order_id=order_id,
             driver_id=driver_id,
             kind=ProofKind.PHOTO,
             channel_file_id=channel_file_id,
-            stored_path=str(path.relative_to(data_dir)),
+            stored_path=stored,
             sha256=digest,
             size_bytes=len(data),
             content_type=content_type,
@@ -75,6 +78,79 @@ async def save_photo(
         session.add(proof)
         await session.flush()
         return proof
+
+
+def keep_file(data_dir: Path, data: bytes, extension: str) -> tuple[str, str]:
+    """Keep `data` under `data_dir/proofs/`, named by its SHA-256 (written whole or not at all);
+    (its path relative to `data_dir`, the digest)."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = data_dir / "proofs" / digest[:2] / f"{digest}.{extension}"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".part")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    return str(path.relative_to(data_dir)), digest
+
+
+async def save_signature(
+    db: Database,
+    data_dir: Path,
+    order_id: int,
+    driver_id: int,
+    sign: Drawing,
+    name: str,
+    key: str,
+    *,
+    init_data: InitData | None = None,
+    now: datetime,
+) -> tuple[Proof, bool]:
+    """A signature drawn on the pad, kept as SVG and PNG with their SHA-256, the time and where
+    the driver was; (the proof, whether it is new). The pad's idempotency `key` makes a second
+    submit of the same signature return the first proof; Mini App `init_data` is used up."""
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 200:
+        raise DomainError("proof.name_length")
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise DomainError("sign.bad_drawing")
+    async with db.transaction() as session:
+        order = await own_order(session, driver_id, order_id)
+        statement = select(Proof).where(Proof.order_id == order_id, Proof.idempotency_key == key)
+        if (existing := (await session.exec(statement)).first()) is not None:
+            return existing, False
+        if order.status in DONE:
+            raise DomainError("sign.closed", ref=ref_of(order))
+        if init_data is not None:
+            await initdata.use_once(session, init_data, now)
+        driver = await session.get(Driver, driver_id)
+        png_path, png_digest = keep_file(data_dir, signatures.png(sign), "png")
+        svg_bytes = signatures.svg(sign)
+        svg_path, svg_digest = keep_file(data_dir, svg_bytes, "svg")
+        proof = Proof(
+            order_id=order_id,
+            driver_id=driver_id,
+            kind=ProofKind.SIGNATURE,
+            recipient_name=name,
+            stored_path=png_path,
+            sha256=png_digest,
+            size_bytes=(data_dir / png_path).stat().st_size,
+            content_type="image/png",
+            signature_path=svg_path,
+            signature_sha256=svg_digest,
+            idempotency_key=key,
+            lat=driver.last_lat if driver else None,
+            lon=driver.last_lon if driver else None,
+        )
+        session.add(proof)
+        await session.flush()
+        return proof, True
+
+
+async def by_key(db: Database, order_id: int, key: str) -> Proof | None:
+    """The proof a pad submitted under idempotency `key`, if it was kept."""
+    async with db.reads() as session:
+        statement = select(Proof).where(Proof.order_id == order_id, Proof.idempotency_key == key)
+        return (await session.exec(statement)).first()
 
 
 async def save_recipient(db: Database, order_id: int, driver_id: int, name: str) -> Proof:
@@ -124,6 +200,22 @@ async def latest(db: Database, order_id: int) -> Proof | None:
         return (await session.exec(statement)).first()
 
 
+async def latest_drawn(session: AsyncSession, order_id: int) -> Proof | None:
+    """The order's most recent signature drawn on the pad, in the caller's session."""
+    statement = (
+        select(Proof)
+        .where(Proof.order_id == order_id, col(Proof.signature_sha256).is_not(None))
+        .order_by(col(Proof.id).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
+async def latest_signature(db: Database, order_id: int) -> Proof | None:
+    """The order's most recent signature drawn on the pad, if any."""
+    async with db.reads() as session:
+        return await latest_drawn(session, order_id)
+
+
 async def stored_photo(db: Database, proof_id: int) -> Proof | None:
     """Proof `proof_id` when it has a stored photo."""
     async with db.reads() as session:
@@ -131,9 +223,10 @@ async def stored_photo(db: Database, proof_id: int) -> Proof | None:
     return proof if proof is not None and proof.stored_path else None
 
 
-def stored_file(data_dir: Path, proof: Proof | None) -> Path | None:
-    """Where a proof's photo is kept, if it is (still) there."""
-    if proof is None or not proof.stored_path:
+def stored_file(data_dir: Path, proof: Proof | None, *, svg: bool = False) -> Path | None:
+    """Where a proof's photo (or signature PNG; with `svg` its SVG) is kept, if it is there."""
+    stored = proof and (proof.signature_path if svg else proof.stored_path)
+    if not stored:
         return None
-    path = data_dir / proof.stored_path
+    path = data_dir / stored
     return path if path.is_file() else None

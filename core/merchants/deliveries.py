@@ -20,6 +20,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,7 +35,10 @@ from core.models import (
     ApiKey,
     Order,
     OrderEvent,
+    OrderStatus,
     OutboxStatus,
+    Proof,
+    ProofKind,
     WebhookAttempt,
     WebhookDelivery,
     tracking_url,
@@ -151,8 +155,38 @@ async def rotate_secret(db: Database, key_id: int) -> ApiKey:
     return key
 
 
-def payload(order: Order, event: OrderEvent, event_type: str, base_url: str) -> str:
-    """The body sent for `event`: compact JSON, keys sorted."""
+async def proof_summary(session: AsyncSession, order_id: int) -> dict[str, Any] | None:
+    """What a delivered order's proofs are, for its webhook: kinds, the recipient's name, each
+    file's SHA-256, when and where it was signed. Files are fetched by `GET /orders/{id}/proof`
+    (fresh signed links): a link in a body that may be retried for hours would expire."""
+    statement = select(Proof).where(Proof.order_id == order_id).order_by(col(Proof.id))
+    kept = list(await session.exec(statement))
+    if not kept:
+        return None
+    summary: dict[str, Any] = {"kinds": sorted({str(p.kind) for p in kept})}
+    if photo := next((p for p in reversed(kept) if p.kind is ProofKind.PHOTO), None):
+        summary["photo_sha256"] = photo.sha256
+    names = [p.recipient_name for p in kept if p.recipient_name]
+    summary["recipient_name"] = names[-1] if names else None
+    if drawn := next((p for p in reversed(kept) if p.signature_sha256), None):
+        summary["signature"] = {
+            "png_sha256": drawn.sha256,
+            "svg_sha256": drawn.signature_sha256,
+            "signed_at": drawn.captured_at.isoformat(),
+            "lat": drawn.lat,
+            "lon": drawn.lon,
+        }
+    return summary
+
+
+def payload(
+    order: Order,
+    event: OrderEvent,
+    event_type: str,
+    base_url: str,
+    proof: dict[str, Any] | None = None,
+) -> str:
+    """The body sent for `event`: compact JSON, keys sorted; a delivery's carries its proof."""
     data = event.data or {}
     document = {
         "id": f"evt_{event.id}",
@@ -169,6 +203,8 @@ def payload(order: Order, event: OrderEvent, event_type: str, base_url: str) -> 
             "tracking_url": tracking_url(base_url, order.tracking_token),
         },
     }
+    if proof is not None:
+        document["data"]["proof"] = proof  # type: ignore[index]
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
@@ -187,7 +223,10 @@ async def enqueue(session: AsyncSession, order: Order, event: OrderEvent) -> Non
         return
     assert order.id is not None and event.id is not None
     policy = policy_of(session)
-    body = payload(order, event, event_type, policy.base_url)
+    proof = None
+    if event.to_status is OrderStatus.DELIVERED:
+        proof = await proof_summary(session, order.id)
+    body = payload(order, event, event_type, policy.base_url, proof)
     for key_id in key_ids:
         session.add(
             WebhookDelivery(

@@ -1,6 +1,13 @@
 """SQLModel tables. Importing this package registers every table on `SQLModel.metadata`."""
 
-from core.models.access import ApiIdempotencyKey, ApiKey, GeocodeCacheEntry, Invite
+from core.models.access import (
+    ApiIdempotencyKey,
+    ApiKey,
+    GeocodeCacheEntry,
+    InitDataUse,
+    Invite,
+    WebLink,
+)
 from core.models.alerts import OpenAlert
 from core.models.chats import ChatIdentity, ConversationState
 from core.models.enums import (
@@ -48,6 +55,7 @@ __all__ = [
     "GeocodeCacheEntry",
     "InboundBody",
     "InboundSeen",
+    "InitDataUse",
     "Invite",
     "JobOutcome",
     "JobRun",
@@ -74,6 +82,7 @@ __all__ = [
     "ShiftState",
     "StopKind",
     "VehicleType",
+    "WebLink",
     "WebhookAttempt",
     "WebhookDelivery",
     "is_tracking_token",

@@ -67,3 +67,30 @@ class GeocodeCacheEntry(SQLModel, table=True):
     query: str = Field(max_length=500)
     results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = Stamped()
+
+
+class WebLink(SQLModel, table=True):
+    """A signed link to a staff web view (the signature pad, later the driver's page and the
+    dispatcher's board): one purpose, one person, maybe one order; expires; can be revoked. The
+    link carries `id.expires.HMAC`; this row says what it is for and whether it still holds."""
+
+    __tablename__ = "web_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=32)
+    member_id: int = Field(foreign_key="members.id", index=True, ondelete="CASCADE")
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    # set when the link opens as a Telegram Mini App: its initData must come from this user
+    telegram_user_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Stamped()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InitDataUse(SQLModel, table=True):
+    """A Telegram Mini App initData already acted on (by its hash): a replay is refused."""
+
+    __tablename__ = "init_data_uses"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    used_at: datetime = Field(sa_type=UTCDateTime)

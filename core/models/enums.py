@@ -53,6 +53,7 @@ class ProofKind(StrEnum):
     PHOTO = "photo"
     SIGNATURE = "signature"
     PIN = "pin"
+    PHOTO_SIGNATURE = "photo+signature"  # a photo and a signature drawn on the pad, both
 
 
 class StopKind(StrEnum):

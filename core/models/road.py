@@ -34,6 +34,9 @@ class Proof(SQLModel, table=True):
     """Proof of delivery: the channel's file reference and our own stored copy."""
 
     __tablename__ = "proofs"
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "idempotency_key", name="uq_proofs_idempotency"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True)
@@ -44,7 +47,9 @@ class Proof(SQLModel, table=True):
     sha256: str | None = Field(default=None, max_length=64)
     size_bytes: int | None = Field(default=None, ge=0)
     content_type: str | None = Field(default=None, max_length=100)
-    signature_path: str | None = Field(default=None, max_length=500)
+    signature_path: str | None = Field(default=None, max_length=500)  # the drawn strokes as SVG
+    signature_sha256: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=64)  # the pad's, per submit
     recipient_name: str | None = Field(default=None, max_length=200)
     pin_checked: bool = False
     lat: float | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.drivers import visits
@@ -372,6 +372,15 @@ async def _check_driver(
 async def _has_proof(session: AsyncSession, order: Order) -> bool:
     if order.proof_required is ProofKind.NONE:
         return True
+    if order.proof_required is ProofKind.PHOTO_SIGNATURE:  # a photo and a drawn signature
+        photo = select(Proof.id).where(Proof.order_id == order.id, Proof.kind == ProofKind.PHOTO)
+        drawn = select(Proof.id).where(
+            Proof.order_id == order.id,
+            Proof.kind == ProofKind.SIGNATURE,
+            col(Proof.signature_sha256).is_not(None),
+        )
+        found = [(await session.exec(q.limit(1))).first() for q in (photo, drawn)]
+        return None not in found
     statement = select(Proof.id).where(
         Proof.order_id == order.id, Proof.kind == order.proof_required
     )

@@ -182,6 +182,7 @@ TEXTS = {
     "page.send": "Senden",
     "page.thanks": "Danke für Ihre Bewertung!",
     "page.proof": "Zustellnachweis",
+    "page.signature": "Unterschrift",
     "page.subscribe": "Neuigkeiten in Telegram bekommen",
     "page.subscribe_whatsapp": "Neuigkeiten in WhatsApp bekommen",
 }

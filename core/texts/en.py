@@ -129,6 +129,7 @@ TEXTS = {
     "proof.photo": "a photo",
     "proof.signature": "a signature",
     "proof.pin": "the customer's PIN",
+    "proof.photo+signature": "a photo and a signature",
     # geocoding
     "geocoding.empty": "Send an address or drop a location pin; this message has no address.",
     "geocoding.too_long": (
@@ -175,6 +176,21 @@ TEXTS = {
     "link.bad": "This link is not valid: it was changed or cut short.",
     "link.expired": "This link has expired; ask for a new one.",
     "link.no_photo": "There is no photo behind this link (any more).",
+    "link.revoked": "This link was withdrawn; ask for a new one.",
+    "webapp.bad": "This page could not prove it came from the bot; open it again from the chat.",
+    "webapp.expired": "This page was opened too long ago; open it again from the chat.",
+    "webapp.replayed": "This page was already used once; open it again from the chat.",
+    "sign.bad_drawing": "The signature could not be read; clear the pad and sign again.",
+    "sign.empty": "Sign in the box first.",
+    "sign.too_big": "That signature is too long; clear the pad and sign again.",
+    "sign.closed": "Order {ref} is closed; nothing more can be signed for it.",
+    "pad.title": "Signature for order {ref}",
+    "pad.hint": "Sign with your finger in the box, then type your name.",
+    "pad.name": "Your name",
+    "pad.clear": "Clear",
+    "pad.submit": "Sign",
+    "pad.done": "Signed. Thank you!",
+    "pad.offline": "Not sent yet (no connection?); tap Sign again.",
     # the sandbox page (/sandbox)
     "sandbox.off": (
         "The sandbox is off: start the service with SANDBOX=true (or run lastmile demo)."

@@ -33,6 +33,7 @@ TEXTS = {
     "msg.customer.order_rescheduled": "Your order {ref} is rescheduled.{window_line}",
     "msg.customer.order_returned": "Your order {ref} went back to the sender.",
     "msg.customer.order_cancelled": "Your order {ref} was cancelled.",
+    "msg.driver.signed": "Order {ref} signed for by {name} on the pad: delivered.",
     "msg.driver.order_assigned": (
         "New stop: order {ref}, {address}.{window_line}\nIt is stop {position} of your route."
     ),
@@ -232,6 +233,16 @@ TEXTS = {
     "driver.picked_up": "Picked up {ref}.",
     "driver.send_photo": "Send a photo of the delivered parcel for order {ref}.",
     "driver.send_name": "Type the name of the person who took order {ref}.",
+    "driver.sign": (
+        "Order {ref} needs the recipient's signature: open the pad and hand them the phone "
+        "(or type their name here)."
+    ),
+    "driver.sign_after_photo": (
+        "Photo saved. Order {ref} also needs the recipient's signature: open the pad and hand "
+        "them the phone."
+    ),
+    "driver.sign_expected": "Order {ref} waits for the recipient's signature on the pad.",
+    "button.sign": "Signature pad",
     "driver.send_pin": "Ask the customer for their PIN for order {ref} and type it.",
     "driver.delivered": "Order {ref} delivered. ✅{next}",
     "driver.next_stop": "\nNext: {ref}, {address}.",
@@ -294,6 +305,7 @@ TEXTS = {
     "order.card_eta": "ETA: {eta}\n",
     "order.card_notes": "\nNotes: {notes}",
     "order.proof_link": "\nProof photo (link valid until {until}): {url}",
+    "order.signature_link": "\nSigned by {name} (link valid until {until}): {url}",
     "order.unlocated": " (no map point yet)",
     "order.usage": (
         "Write /order and the order's reference, like /order A-1001 (or #12 for its number)."
@@ -399,6 +411,7 @@ TEXTS = {
     "page.send": "Send",
     "page.thanks": "Thanks for your rating!",
     "page.proof": "Proof of delivery",
+    "page.signature": "Signature",
     "page.subscribe": "Get updates in Telegram",
     "page.subscribe_whatsapp": "Get updates in WhatsApp",
     "fallback.unknown": "I did not understand that.",

@@ -80,16 +80,20 @@ class Signer:
         message = f"{what}:{ident}:{expires}".encode()
         return hmac.new(self.key, message, hashlib.sha256).hexdigest()
 
-    def proof_url(self, proof_id: int, now: datetime) -> tuple[str, datetime]:
-        """A link to proof `proof_id`'s photo, and when it stops working."""
+    def proof_url(self, proof_id: int, now: datetime, *, svg: bool = False) -> tuple[str, datetime]:
+        """A link to proof `proof_id`'s photo (or its signature's PNG), or with `svg` to its
+        signature's SVG, and when it stops working."""
         expires = int((now + self.ttl).timestamp())
-        signature = self._signature("proof", proof_id, expires)
-        url = f"{self.base_url}/proofs/{proof_id}?expires={expires}&signature={signature}"
+        what, tail = ("proof-svg", "/signature.svg") if svg else ("proof", "")
+        signature = self._signature(what, proof_id, expires)
+        url = f"{self.base_url}/proofs/{proof_id}{tail}?expires={expires}&signature={signature}"
         return url, datetime.fromtimestamp(expires, UTC)
 
-    def check_proof(self, proof_id: int, expires: int, signature: str, now: datetime) -> None:
+    def check_proof(
+        self, proof_id: int, expires: int, signature: str, now: datetime, *, svg: bool = False
+    ) -> None:
         """Raise `BadLink` or `LinkExpired` unless the link is genuine and current."""
-        wanted = self._signature("proof", proof_id, expires)
+        wanted = self._signature("proof-svg" if svg else "proof", proof_id, expires)
         if not HEX_SIGNATURE.fullmatch(signature) or not hmac.compare_digest(wanted, signature):
             raise BadLink("link.bad")
         if now.timestamp() > expires:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from core.db import READ_ONLY, Database
-from core.drivers.proofs import latest_photo
+from core.drivers.proofs import latest_drawn, latest_photo
 from core.drivers.stops import first_name, ref_of
 from core.errors import DomainError, NotFound
 from core.models import (
@@ -87,6 +87,7 @@ class TrackingView:
     rating: int | None
     updated_at: datetime
     language: str | None = None  # not shown: the customer's language, if known
+    has_signature: bool = False  # a signature drawn on the pad (shown once delivered)
 
     def as_json(self) -> dict[str, Any]:
         def iso(at: datetime | None) -> str | None:
@@ -107,6 +108,7 @@ class TrackingView:
             "destination": list(self.destination) if self.destination else None,
             "distance_m": self.distance_m,
             "has_photo": self.has_photo,
+            "has_signature": self.has_signature,
             "rating": self.rating,
             "updated_at": self.updated_at.isoformat(),
         }
@@ -148,6 +150,9 @@ def _views_statement() -> sa.Select[Any]:
         .scalar_subquery()
     )
     photo = sa.exists().where(col(Proof.order_id) == Order.id, col(Proof.kind) == ProofKind.PHOTO)
+    drawn = sa.exists().where(
+        col(Proof.order_id) == Order.id, col(Proof.signature_sha256).is_not(None)
+    )
     columns: tuple[Any, ...] = (
         col(Order.id), col(Order.tracking_token), col(Order.external_ref), col(Order.status),
         col(Order.final_at), col(Order.lat), col(Order.lon), col(Order.rating),
@@ -156,6 +161,7 @@ def _views_statement() -> sa.Select[Any]:
         col(OrderWindow.ends_at), eta.label("eta"), photo.label("has_photo"),
         col(OrderEvent.kind).label("event"), col(OrderEvent.to_status),
         col(OrderEvent.created_at).label("event_at"), col(Customer.language),
+        drawn.label("has_signature"),
     )  # fmt: skip
     return (
         sa.select(*columns)
@@ -221,6 +227,7 @@ def _view(rows: list[Any], now: datetime) -> TrackingView:
         rating=order.rating,
         updated_at=now,
         language=order.language,
+        has_signature=bool(order.has_signature) and order.status is S.DELIVERED,
     )
 
 
@@ -237,13 +244,17 @@ async def tracking_view(
     return view
 
 
-async def proof_photo(db: Database, token: str, *, keep_days: float) -> Proof | None:
-    """The proof photo of a delivered order (none before it is delivered)."""
+async def proof_photo(
+    db: Database, token: str, *, keep_days: float, signature: bool = False
+) -> Proof | None:
+    """The proof photo (or with `signature` the signature drawn on the pad) of a delivered
+    order (none before it is delivered)."""
     view = await tracking_view(db, token, keep_days=keep_days)
     if view.status is not S.DELIVERED:
         return None
     async with db.reads() as session:
-        return await latest_photo(session, view.order_id)
+        latest = latest_drawn if signature else latest_photo
+        return await latest(session, view.order_id)
 
 
 async def rate_by_token(

@@ -23,21 +23,40 @@ async def proof_photo(
     expires: Annotated[int, Query(ge=0, le=2**40)],
     signature: Annotated[str, Query(max_length=64)],
 ) -> FileResponse:
+    return await _serve(request, proof_id, expires, signature, svg=False)
+
+
+@router.get("/proofs/{proof_id}/signature.svg")
+async def proof_signature_svg(
+    request: Request,
+    proof_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(max_length=64)],
+) -> FileResponse:
+    return await _serve(request, proof_id, expires, signature, svg=True)
+
+
+async def _serve(
+    request: Request, proof_id: int, expires: int, signature: str, *, svg: bool
+) -> FileResponse:
     services = request.app.state.services
     now = services.clock()
     try:
-        services.signer.check_proof(proof_id, expires, signature, now)
+        services.signer.check_proof(proof_id, expires, signature, now, svg=svg)
     except links.LinkExpired as exc:
         raise HTTPException(410, exc.message()) from None
     except links.BadLink as exc:
         raise HTTPException(403, exc.message()) from None
     proof = await proofs.stored_photo(services.db, proof_id)
-    full = proofs.stored_file(FilePath(services.settings.app.data_dir), proof)
+    full = proofs.stored_file(FilePath(services.settings.app.data_dir), proof, svg=svg)
     if proof is None or full is None:
         raise HTTPException(404, t("link.no_photo"))
     max_age = max(int(expires - now.timestamp()), 0)
     return FileResponse(
         full,
-        media_type=proof.content_type,
-        headers={"Cache-Control": f"private, max-age={max_age}"},
+        media_type="image/svg+xml" if svg else proof.content_type,
+        headers={
+            "Cache-Control": f"private, max-age={max_age}",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
     )

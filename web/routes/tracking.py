@@ -128,8 +128,18 @@ async def tracking_qr(request: Request, token: str) -> Response:
 
 @router.get("/t/{token}/photo")
 async def tracking_photo(request: Request, token: str) -> Response:
+    return await _proof_file(request, token, signature=False)
+
+
+@router.get("/t/{token}/signature.png")
+async def tracking_signature(request: Request, token: str) -> Response:
+    return await _proof_file(request, token, signature=True)
+
+
+async def _proof_file(request: Request, token: str, *, signature: bool) -> Response:
+    db, days = request.app.state.db, _days(request)
     try:
-        proof = await public.proof_photo(request.app.state.db, token, keep_days=_days(request))
+        proof = await public.proof_photo(db, token, keep_days=days, signature=signature)
     except DomainError:
         raise HTTPException(404) from None
     full = proofs.stored_file(Path(request.app.state.settings.app.data_dir), proof)

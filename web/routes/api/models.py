@@ -300,6 +300,21 @@ class PlanOut(BaseModel):
     drivers: list[DriverPlanOut]
 
 
+class SignatureOut(BaseModel):
+    """A signature drawn on the pad: the recipient's name, its PNG and SVG (signed links, valid
+    as long as `photo_url`'s), each file's SHA-256, when and where it was signed."""
+
+    recipient_name: str | None
+    signed_at: datetime
+    lat: float | None
+    lon: float | None
+    png_url: str
+    png_sha256: str | None
+    svg_url: str
+    svg_sha256: str | None
+    expires_at: datetime
+
+
 class ProofOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -321,6 +336,9 @@ class ProofOut(BaseModel):
     recipient_name: str | None
     photo_url: str | None = Field(description="Signed link to the photo; no API key needed.")
     photo_expires_at: datetime | None = Field(description="When `photo_url` stops working.")
+    signature: SignatureOut | None = Field(
+        default=None, description="The signature drawn on the pad, when there is one."
+    )
 
 
 class Problem(BaseModel):

@@ -15,7 +15,7 @@ from core.config import Settings
 from core.drivers import proofs
 from core.errors import DomainError
 from core.merchants import apikeys
-from core.models import OrderStatus
+from core.models import OrderStatus, ProofKind
 from core.orders import views
 from core.orders.lifecycle import Change, Window
 from core.orders.service import OrderDraft, change_status, normalize_phone
@@ -45,6 +45,7 @@ from web.routes.api.models import (
     Problem,
     ProofOut,
     RescheduleRequest,
+    SignatureOut,
     TimeWindow,
 )
 
@@ -319,10 +320,26 @@ async def get_proof(order_id: OrderId, db: DB, key: Key, svc: Svc) -> ProofOut:
     url = expires_at = None
     if proof.stored_path and proof.id is not None:
         url, expires_at = svc.signer.proof_url(proof.id, svc.clock())
+    signature = None
+    if (drawn := await proofs.latest_signature(db, order_id)) is not None and drawn.id:
+        png_url, until = svc.signer.proof_url(drawn.id, svc.clock())
+        svg_url, _ = svc.signer.proof_url(drawn.id, svc.clock(), svg=True)
+        signature = SignatureOut(
+            recipient_name=drawn.recipient_name,
+            signed_at=drawn.captured_at,
+            lat=drawn.lat,
+            lon=drawn.lon,
+            png_url=png_url,
+            png_sha256=drawn.sha256,
+            svg_url=svg_url,
+            svg_sha256=drawn.signature_sha256,
+            expires_at=until,
+        )
     return ProofOut(
         kind=proof.kind,
         captured_at=proof.captured_at,
         recipient_name=proof.recipient_name,
-        photo_url=url,
-        photo_expires_at=expires_at,
+        photo_url=url if proof.kind is not ProofKind.SIGNATURE else None,
+        photo_expires_at=expires_at if proof.kind is not ProofKind.SIGNATURE else None,
+        signature=signature,
     )
