@@ -13,8 +13,9 @@
    time" past the deadline.
 
 The time limit is on the whole call (from `started`, which a caller may set to before it
-fetched the matrix): the engine gets what is left after preparing, less a share kept for the
-checker and placing (`RESERVE`); the plan reports where the time went (`Plan.phases`).
+fetched the matrix): the engine gets what is left after preparing, less a little kept for the
+checker and placing (`RESERVE_PER_STOP_S`); the plan reports where the time went
+(`Plan.phases`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ ENGINES: dict[str, Engine] = {
     pyvrp_engine.NAME: pyvrp_engine.run,
     ortools_engine.NAME: ortools_engine.run,
 }
-RESERVE = 0.1  # the share of the budget kept after the engine for checking and placing
-RESERVE_S = (0.2, 5.0)  # ... but at least and at most this long
+RESERVE_PER_STOP_S = 0.0002  # kept after the engine for checking and placing, per stop
+RESERVE_S = (0.05, 5.0)  # ... but at least and at most this long (and at most a tenth)
 PLACING_S = 2.0  # a budget shorter than this still leaves this long to place stops
 
 
@@ -87,7 +88,8 @@ def solve(
     odd = pyvrp_engine.odd_stops(rest) if name == pyvrp_engine.NAME else frozenset()
     view = in_engine_units(for_engine(without(rest, odd), timing))
     ready = time.perf_counter()
-    reserve = min(max(RESERVE * time_limit_s, RESERVE_S[0]), RESERVE_S[1])
+    reserve = min(max(RESERVE_PER_STOP_S * len(problem.stops), RESERVE_S[0]), RESERVE_S[1])
+    reserve = min(reserve, time_limit_s / 10)
     share = max(0.0, deadline - ready - reserve)
     report: dict[str, float] = {}
     sequences = ENGINES[name](
