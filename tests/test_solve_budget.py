@@ -122,6 +122,25 @@ def test_a_problem_takes_a_providers_matrix_without_a_copy_and_copies_anything_e
     # a frozen view of someone else's array is copied as well (its owner could change it)
     view = np.array(matrix.durations)[:, :]
     view.setflags(write=False)
-    assert not np.shares_memory(
-        Problem(view, view, vehicles, tuple(stops), depots).durations, view
-    )
+    assert not np.shares_memory(Problem(view, view, vehicles, tuple(stops), depots).durations, view)
+
+
+# -- a big day's start -----------------------------------------------------------------------
+
+
+def test_a_big_day_starts_from_clusters_with_every_stop_once(monkeypatch):
+    from core.routing.engines import pyvrp as engine
+    from core.routing.engines.pyvrp_model import build
+
+    day = city_day(orders=150, drivers=9)
+    data, client_ids, _, fleet = build(day, soft=False)
+    start = engine._clustered(day, data, client_ids, fleet, np.random.default_rng(1))
+    visited = [a.idx for route in start.routes() for a in route if a.is_client()]
+    assert sorted(visited) == list(range(len(client_ids)))  # each stop on exactly one route
+    per_type = [sum(r.vehicle_type() == k for r in start.routes()) for k in range(len(fleet))]
+    assert all(used <= len(ids) for used, ids in zip(per_type, fleet, strict=True))
+    # from that start the product's plan is whole and clean (the day counts as big here)
+    monkeypatch.setattr(engine, "CLUSTER_FROM", 100)
+    plan = solve(day, time_limit_s=60, seed=1, max_iterations=200)
+    assert_whole(day, plan)
+    assert not plan.unassigned
