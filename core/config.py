@@ -45,6 +45,7 @@ class AppSettings(BaseModel):
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     sign_link_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # the signature pad's link
+    driver_link_hours: float = Field(default=16.0, gt=0, le=7 * 24)  # the driver's page link
     conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
     @field_validator("timezone")
