@@ -42,9 +42,12 @@ async def driver_page(request: Request, token: str) -> Response:
         )
     words = {k: t(f"driverpage.{k}", lang) for k in driver.PAGE_WORDS}
     reasons = [(r, t(f"reason.{r}", lang)) for r in driver.FAIL_REASONS[:-1]]
-    buttons = {op: t(f"button.{key}", lang) for op, key in (
-        ("arrive", "arrived"), ("pickup", "picked_up"), ("deliver", "delivered"),
-        ("fail", "failed"))}  # fmt: skip
+    buttons = {
+        "arrive": t("button.arrived", lang),
+        "pickup": t("button.picked_up", lang),
+        "deliver": t("button.delivered", lang),
+        "fail": t("button.failed", lang),
+    }
     context: dict[str, object] = {
         "lang": lang,
         "words": words,
@@ -54,7 +57,7 @@ async def driver_page(request: Request, token: str) -> Response:
         "key": driver.form_key(svc, token),
         "mini_app": page.telegram_user_id is not None,
     }
-    return templates.TemplateResponse(request, "driver.html", context, headers=NO_STORE)
+    return templates.TemplateResponse(request, "driver_page.html", context, headers=NO_STORE)
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
