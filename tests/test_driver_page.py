@@ -280,6 +280,8 @@ async def test_bad_tokens_and_forged_posts_are_refused(db: Database, tmp_path: P
             for bad, code, words in cases:
                 page = await http.get(f"{base}/driver/{bad}")
                 assert page.status_code == code and words in page.text, bad
+                listed = await http.get(f"{base}/driver/{bad}/stops")
+                assert listed.status_code == code and words in listed.json()["error"]
                 headers = action_headers(svc, base, bad)
                 posted = await http.post(f"{base}/driver/{bad}/stops/{today.order.id}/arrive",
                                          json={}, headers=headers)  # fmt: skip
@@ -369,3 +371,50 @@ async def test_delivered_sent_three_times_at_once_delivers_once(db: Database, tm
     assert {a.status_code for a in sent} == {200}, [a.text for a in sent]
     assert sum("already" in a.json()["message"] for a in sent) == 2, [a.text[:300] for a in sent]
     assert (await state(db, today.order.id))[:2] == (S.DELIVERED, 4)  # one way there, once
+
+
+async def test_photo_then_signature_on_the_pad_from_the_page(db: Database, tmp_path: Path):
+    from tests.test_signature_pad import draw_with_mouse
+
+    today = await day(db, proof="photo+signature")
+    picture = tmp_path / "door.png"
+    picture.write_bytes(jpeg())
+    async with site(db, tmp_path) as (base, svc), chromium(390, 844) as page:
+        await page.goto(await page_url(svc, base, today.member_id))
+        card = page.locator(f"section.stop[data-order='{today.order.id}']")
+        await card.locator("[data-op=sign]").click()  # the photo comes first
+        await page.wait_for_selector("#message.error:has-text('needs a photo')")
+        assert "/driver/" in page.url
+        await card.locator("input.photo").set_input_files(str(picture))
+        await page.wait_for_selector("#message:has-text('Photo saved')")
+        await card.locator("[data-op=deliver]").click()  # the signature still missing
+        await page.wait_for_selector("#message.error:has-text('signature first')")
+        assert await state(db, today.order.id) == (S.OUT_FOR_DELIVERY, 2, 1)
+        await card.locator("[data-op=sign]").click()
+        await page.wait_for_url("**/sign/**")
+        await draw_with_mouse(page)
+        await page.fill("#name", "Cy Young")
+        await page.click("#submit")
+        await page.wait_for_function("document.getElementById('status').dataset.proof")
+        await page.go_back()
+        await page.wait_for_selector("#stops .empty")  # delivered: off her list
+    status, _, kept = await state(db, today.order.id)
+    assert (status, kept) == (S.DELIVERED, 2)
+
+
+async def test_a_pin_order_is_delivered_with_the_right_pin_only(db: Database, tmp_path: Path):
+    today = await day(db, proof="pin")
+    async with db.reads() as session:
+        pin = (await session.get(Order, today.order.id)).delivery_pin
+    assert pin
+    async with site(db, tmp_path) as (base, svc):
+        url = await page_url(svc, base, today.member_id)
+        async with httpx.AsyncClient(headers=action_headers(svc, base, token_of(url))) as http:
+            target = f"{url}/stops/{today.order.id}/deliver"
+            for wrong in ("", "0000000", pin + "1"):
+                answer = await http.post(target, json={"pin": wrong})
+                assert answer.status_code == 422 and "PIN is not right" in answer.json()["error"]
+            assert await state(db, today.order.id) == (S.OUT_FOR_DELIVERY, 2, 0)
+            right = await http.post(target, json={"pin": pin})
+            assert right.status_code == 200 and "delivered" in right.json()["message"]
+    assert await state(db, today.order.id) == (S.DELIVERED, 4, 1)

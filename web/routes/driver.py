@@ -60,6 +60,18 @@ async def driver_page(request: Request, token: str) -> Response:
     return templates.TemplateResponse(request, "driver_page.html", context, headers=NO_STORE)
 
 
+@router.get("/driver/{token}/stops")
+async def driver_stops(request: Request, token: str) -> Response:
+    """Her stops again (the page refreshes them when she comes back to it)."""
+    svc, lang = request.app.state.services, _lang(request)
+    try:
+        page = await driver.open_page(svc, token)
+        stops = await driver.stop_rows(svc, page, lang)
+    except DomainError as exc:
+        return _error(exc, lang)
+    return JSONResponse({"stops": stops}, headers=NO_STORE)
+
+
 async def _body(request: Request, limit: int) -> bytes | None:
     """The request's body, or None past `limit` bytes (however it is sent)."""
     raw = bytearray()
