@@ -206,18 +206,30 @@ async def test_failed_with_a_reason_from_the_page(db: Database, tmp_path: Path):
     assert failed.data["reason_code"] == "not_home" and failed.actor_member_id == today.member_id
 
 
-async def test_a_photo_that_is_not_an_image_is_refused_on_the_page(db: Database, tmp_path: Path):
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 800)])
+async def test_a_photo_that_is_not_an_image_is_refused_on_the_page(
+    db: Database, tmp_path: Path, width: int, height: int
+):
     today = await day(db, proof="photo")
     junk = tmp_path / "note.jpg"
     junk.write_bytes(b"%PDF-1.4 not an image")
-    async with site(db, tmp_path) as (base, svc), chromium(390, 844) as page:
+    (tmp_path / "door.png").write_bytes(jpeg())
+    async with site(db, tmp_path) as (base, svc), chromium(width, height) as page:
         await page.goto(await page_url(svc, base, today.member_id))
         card = page.locator(f"section.stop[data-order='{today.order.id}']")
         await card.locator("[data-op=deliver]").click()  # no photo yet
         await page.wait_for_selector("#message.error:has-text('needs a photo')")
         await card.locator("input.photo").set_input_files(str(junk))
         await page.wait_for_selector("#message.error:has-text('not a photo I can read')")
+        await fits(page, f"not-an-image-{width}")
         assert await state(db, today.order.id) == (S.OUT_FOR_DELIVERY, 2, 0)
+        await card.locator("input.photo").set_input_files(str(tmp_path / "door.png"))
+        await page.wait_for_selector("#message:has-text('Photo saved')")
+        await fits(page, f"photo-saved-{width}")
+        await card.locator("[data-op=deliver]").click()
+        await page.wait_for_selector("#message:has-text('delivered')")
+        await fits(page, f"delivered-{width}")
+    assert await state(db, today.order.id) == (S.DELIVERED, 4, 1)
 
 
 # --- posts, checked on the server ---
