@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.dispatch.world import MOVING, OPEN, World, order_of
+from core.drivers import rests
 from core.drivers.visits import open_rows
 from core.models import (
     Driver,
@@ -229,3 +230,14 @@ async def save_route(session: AsyncSession, world: World, route: RoutePlan) -> N
     for row in current.values():  # a stop the plan no longer has (its pickup is done)
         if row.actual_arrival is None:
             await session.delete(row)
+    await rests.remember(session, driver_id, world.epoch, _breaks(world, route))
+
+
+def _breaks(world: World, route: RoutePlan) -> list[tuple[datetime, int]]:
+    """The breaks the route has her take (start, seconds); a wait long enough to be one is
+    not among them: it is where the route waits anyway."""
+    breaks = world.problem.breaks
+    if breaks is None:
+        return []
+    waits = {v.arrival for v in route.visits if v.start - v.arrival >= breaks.length}
+    return [(world.at(start), breaks.length) for start in route.breaks if start not in waits]
