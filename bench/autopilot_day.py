@@ -19,7 +19,8 @@ worker, scheduler, positions). Each step:
   stop's planned arrival (and its window has opened) she taps Picked up, or Arrived and
   Delivered (`Stops`), with the clock set back to that moment for her taps (tapped at the
   step's end, up to a step late, the product read her rests and her next legs from times the
-  van never kept: see `drive`);
+  van never kept: see `drive`); her ping at the stop is handled (`Planner.on_location`) before
+  she reads the ETA of her next leg, so she drives to the ETA the product gives after her tap;
 - the scheduler's due jobs run (`Scheduler.run_due`: `dispatch.reoptimize` at each
   DISPATCH_REOPTIMIZE_MINUTES mark); the real loop sleeps on real time and cannot follow a
   fast clock, so the step drives it;
@@ -400,6 +401,12 @@ async def _drive(services, town: City, driver_id: int, van: Van, clock: Clock, n
         await services.positions.ping(
             driver_id, Fix(head.lat, head.lon, clock.now, live_until=ends, live=True)
         )
+        # Her tap handled before she sets off: the ping at the stop is what the product times
+        # her next leg from (a ping its pacing dropped is handled as the next one would be).
+        # Reading the next ETA before this, the van kept times from before the tap: 50-130 s
+        # off per leg, and a rest the product had not yet seen taken planned again.
+        await services.positions.drain()
+        await services.planner.on_location(driver_id, SYSTEM)
         clock.set(now)
 
 
