@@ -111,11 +111,15 @@ async def write_routes(
     fresh: Collection[int] = (),
     why: dict[int, str] | None = None,
     extra: dict[str, object] | None = None,
+    whole: bool = False,
 ) -> Written:
     """Assign and save each route, leaving out orders that changed since `world` was read.
     `locked` comes from `lock()` over these routes' drivers and orders; `fresh`: orders this
     transaction has already changed itself (a manual assignment), taken as they are now;
-    `extra`: data for every assignment event this write makes."""
+    `extra`: data for every assignment event this write makes; `whole`: a route with any order
+    changed since the read is not written at all (its times were planned from stale data: a
+    stop she has just picked up or delivered), every order of it skipped, to be placed again
+    from a fresh read."""
     written = Written()
     kept: list[tuple[RoutePlan, set[int]]] = []
     for route in routes:
@@ -125,6 +129,12 @@ async def write_routes(
             for order_id in orders_of([route]):
                 written.skipped[order_id] = t("dispatch.off_shift", driver=name)
             continue
+        if whole and any(
+            _changed(world, locked, order_id, fresh) for order_id in orders_of([route])
+        ):
+            for order_id in orders_of([route]):
+                written.skipped[order_id] = t("dispatch.changed")
+            continue
         if await _given_since(session, world, driver_id, route):
             for order_id in orders_of([route]):  # her route without it would be out of order
                 written.skipped[order_id] = t("dispatch.changed")
@@ -132,9 +142,7 @@ async def write_routes(
         keep = set()
         for order_id in orders_of([route]):
             now = locked.orders.get(order_id)
-            if now is None or (
-                order_id not in fresh and version(now) != version(world.orders[order_id])
-            ):
+            if now is None or _changed(world, locked, order_id, fresh):
                 written.skipped[order_id] = t("dispatch.changed")
                 continue
             if now.driver_id != driver_id:
@@ -162,6 +170,14 @@ async def write_routes(
         await save_route(session, world, route)
         written.saved[route.vehicle] = list(route.stops)
     return written
+
+
+def _changed(world: World, locked: Locked, order_id: int, fresh: Collection[int]) -> bool:
+    """Whether the order changed since `world` was read (gone, or another version)."""
+    now = locked.orders.get(order_id)
+    if now is None:
+        return True
+    return order_id not in fresh and version(now) != version(world.orders[order_id])
 
 
 async def _her_stops(

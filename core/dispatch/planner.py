@@ -198,7 +198,9 @@ class Planner:
         plan = await self._solve(world)
         if len(arriving) <= FEW:
             plan = await self._or_one_by_one(world, plan, arriving)
-        return await self._apply(world, plan, actor)
+        # A route whose orders changed while solving (a stop picked up or delivered) was timed
+        # from stale data: not written; its arrivals come back skipped, placed again afresh.
+        return await self._apply(world, plan, actor, whole=True)
 
     async def _or_one_by_one(self, world: World, solved: Plan, arriving: set[int]) -> Plan:
         """The batch solve, unless placing the few arrivals one by one into the routes in force
@@ -274,7 +276,7 @@ class Planner:
                     await lifecycle.note(session, order_id, "unassignable", actor, data)
                 return insertion
             written = await write_routes(
-                session, world, routes, actor, locked,
+                session, world, routes, actor, locked, whole=True,
                 max_attempts=self.orders.max_attempts, why={order_id: insertion.reason},
             )  # fmt: skip
             if why := written.skipped.get(order_id) or written.refused.get(order_id):
@@ -303,14 +305,17 @@ class Planner:
             log.info("re-plan keeps late pinned stops: %s", violations[0].message)
         return full
 
-    async def _apply(self, world: World, plan: Plan, actor: Actor) -> DispatchReport:
+    async def _apply(
+        self, world: World, plan: Plan, actor: Actor, *, whole: bool = False
+    ) -> DispatchReport:
         report = DispatchReport(engine=plan.engine)
         async with self.db.transaction() as session:
             drivers = [int(route.vehicle) for route in plan.routes]
             locked = await lock(session, drivers, orders_of(plan.routes))
             written = await write_routes(
-                session, world, plan.routes, actor, locked, max_attempts=self.orders.max_attempts
-            )
+                session, world, plan.routes, actor, locked,
+                max_attempts=self.orders.max_attempts, whole=whole,
+            )  # fmt: skip
         report.assigned = [
             Assignment(order_id, driver_id, world.names.get(str(driver_id), ""))
             for order_id, driver_id in written.assigned
