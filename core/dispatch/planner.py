@@ -409,7 +409,9 @@ class Planner:
         sequence = world.sequences.get(str(driver_id), [])
         if vehicle is None or not sequence:
             return {}, []
-        from_now = dataclasses.replace(vehicle, shift=Window(0, vehicle.shift.end))
+        # from now, or when she leaves the stop she stands at (its service time over)
+        leaves = vehicle.shift.start if vehicle.parked else 0
+        from_now = dataclasses.replace(vehicle, shift=Window(leaves, vehicle.shift.end))
         route, violations = simulate(world.problem, from_now, sequence)  # late is still an ETA
         late = [v.stop for v in violations if v.kind == "time_window" and v.stop]
         driver = world.drivers[str(driver_id)]

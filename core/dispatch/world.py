@@ -175,6 +175,9 @@ async def load_world(
         return int((moment - epoch).total_seconds())
 
     problem_depots = [rp.Depot(str(d.id), location(d.lat, d.lon)) for d in depots.values()]
+    # A driver at a stop leaves it when its service time is over, not now (`rests.Visit.gone`)
+    at_stops = await rests.last_visits(session, drivers, now)
+    remaining: dict[str, int] = {}  # a stop she is serving: the service time it has left
     vehicles, names, by_id = [], {}, {}
     for driver in drivers:
         live = (
@@ -199,13 +202,25 @@ async def load_world(
         start = None
         if live and driver.last_lat is not None and driver.last_lon is not None:
             start = location(driver.last_lat, driver.last_lon)
+        leaves, parked = max(0, seconds(started)), False
+        if (visit := at_stops.get(driver.id)) is not None:  # type: ignore[arg-type]
+            order_id, pickup = visit.stop
+            gone = seconds(visit.gone)
+            serving = orders.get(order_id)
+            if not pickup and serving is not None and serving.status is S.ARRIVED:
+                remaining[delivery_id(order_id)] = max(0, gone)  # she leaves it then
+            elif gone > 0:  # done there: she stands at it until its service time is over
+                start = location(visit.point.lat, visit.point.lon)
+                leaves, parked = max(leaves, gone), True
+        end = max(0, seconds(ends))
         vehicles.append(
             rp.Vehicle(
                 vid,
                 depot=str(depot.id) if depot else None,
                 start=start,
                 open_end=depot is None,
-                shift=rp.Window(max(0, seconds(started)), max(0, seconds(ends))),
+                shift=rp.Window(min(leaves, end), end),
+                parked=parked,
                 capacity=capacity,
                 skills=frozenset(driver.skills),
                 max_stops=driver.max_stops,
@@ -241,7 +256,7 @@ async def load_world(
             skills=frozenset(order.required_skills),
             vehicles=vehicles_for,
             priority=rp.ON_BOARD if in_van else order.priority,
-            service=round(order.service_minutes * 60),
+            service=remaining.get(delivery_id(order.id), round(order.service_minutes * 60)),
         )
         stops.append(
             rp.Stop(

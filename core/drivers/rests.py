@@ -35,6 +35,7 @@ S = OrderStatus
 AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
 AT_THE_STOP_M = 100  # a live position this close to her next stop: she is there
 REST_SLACK = timedelta(minutes=5)  # a gap holding a break she was told of: this short still counts
+MAX_SERVICE = timedelta(minutes=240)  # the longest service time an order may have (drafts)
 
 
 @dataclass
@@ -85,6 +86,17 @@ async def days(
     if not out:
         return out
     since = max(horizon, min(day.began for day in out.values()))
+    await _visits(session, out, since)
+    told = select(PlannedBreak).where(
+        col(PlannedBreak.driver_id).in_(list(out)), PlannedBreak.starts_at >= since
+    )
+    for planned in await session.exec(told.order_by(col(PlannedBreak.starts_at))):
+        out[planned.driver_id].told.append(planned.starts_at)
+    return out
+
+
+async def _visits(session: AsyncSession, out: dict[int, Day], since: datetime) -> None:
+    """Each day's visits from its driver's taps at her stops from `since` (and her shift start)."""
     statement = (
         select(OrderEvent.order_id, OrderEvent.to_status, OrderEvent.created_at, Order)
         .join(Order, col(Order.id) == OrderEvent.order_id)
@@ -110,12 +122,39 @@ async def days(
         else:
             service = timedelta(minutes=order.service_minutes)
             day.visits.append(Visit(stop, Point(lat, lon), at, at, service))
-    told = select(PlannedBreak).where(
-        col(PlannedBreak.driver_id).in_(list(out)), PlannedBreak.starts_at >= since
-    )
-    for planned in await session.exec(told.order_by(col(PlannedBreak.starts_at))):
-        out[planned.driver_id].told.append(planned.starts_at)
-    return out
+
+
+async def last_visits(
+    session: AsyncSession, drivers: list[Driver], now: datetime
+) -> dict[int, Visit]:
+    """Driver -> the last stop she tapped at (Arrived, Picked up, Delivered, Failed) in the
+    longest service time before `now`, if she is still there: a driver whose live position,
+    seen after her last tap there, is more than AT_THE_STOP_M away has driven off. She leaves
+    it at its `Visit.gone` (maybe already past), whether or not she has tapped Delivered."""
+    out: dict[int, Day] = {
+        driver.id: Day(driver.shift_started_at, None, [])
+        for driver in drivers
+        if driver.shift_started_at is not None and driver.id is not None
+    }
+    if not out:
+        return {}
+    # twice the longest service: a stop she is still at has all its taps in it
+    since = max(now - 2 * MAX_SERVICE, min(day.began for day in out.values()))
+    await _visits(session, out, since)
+    found: dict[int, Visit] = {}
+    for driver in drivers:
+        day = out.get(driver.id) if driver.id is not None else None
+        if driver.id is None or day is None or not day.visits:
+            continue
+        visit = day.visits[-1]
+        seen = driver.last_seen_at
+        if driver.last_lat is not None and driver.last_lon is not None and seen is not None:
+            here = Point(driver.last_lat, driver.last_lon)
+            away = float(haversine_m([here], [visit.point])[0, 0]) > AT_THE_STOP_M
+            if away and seen > visit.left:
+                continue
+        found[driver.id] = visit
+    return found
 
 
 async def remember(
