@@ -95,8 +95,11 @@ async def days(
     return out
 
 
-async def _visits(session: AsyncSession, out: dict[int, Day], since: datetime) -> None:
-    """Each day's visits from its driver's taps at her stops from `since` (and her shift start)."""
+async def _visits(
+    session: AsyncSession, out: dict[int, Day], since: datetime, until: datetime | None = None
+) -> None:
+    """Each day's visits from its driver's taps at her stops from `since` (and her shift start)
+    up to `until`."""
     statement = (
         select(OrderEvent.order_id, OrderEvent.to_status, OrderEvent.created_at, Order)
         .join(Order, col(Order.id) == OrderEvent.order_id)
@@ -108,6 +111,8 @@ async def _visits(session: AsyncSession, out: dict[int, Day], since: datetime) -
         )
         .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
     )
+    if until is not None:
+        statement = statement.where(OrderEvent.created_at <= until)
     for order_id, status, at, order in await session.exec(statement):
         day = out[order.driver_id]  # type: ignore[index]
         if at < day.began:
@@ -140,7 +145,7 @@ async def last_visits(
         return {}
     # twice the longest service: a stop she is still at has all its taps in it
     since = max(now - 2 * MAX_SERVICE, min(day.began for day in out.values()))
-    await _visits(session, out, since)
+    await _visits(session, out, since, now)
     found: dict[int, Visit] = {}
     for driver in drivers:
         day = out.get(driver.id) if driver.id is not None else None
