@@ -303,7 +303,7 @@ async def load_world(
             travel, rest, stretches, _heads(vehicles, stops, sequences, points, epoch), now
         )
         vehicles = [
-            dataclasses.replace(v, rested=max(seconds(began[int(v.id)]), v.rested or 0))
+            dataclasses.replace(v, rested=max(seconds(began[int(v.id)]), v.rested or -BIG))
             if v.start is not None and int(v.id) in began
             else v
             for v in vehicles
