@@ -303,7 +303,7 @@ async def load_world(
             travel, rest, stretches, _heads(vehicles, stops, sequences, points, epoch), now
         )
         vehicles = [
-            dataclasses.replace(v, rested=max(seconds(began[int(v.id)]), v.rested or -BIG))
+            dataclasses.replace(v, rested=_later(seconds(began[int(v.id)]), v.rested))
             if v.start is not None and int(v.id) in began
             else v
             for v in vehicles
@@ -331,6 +331,11 @@ async def load_world(
         if kind is StopKind.DELIVERY and rows
     }
     return World(problem, epoch, by_id, names, orders, sequences, locked, last_ends)
+
+
+def _later(began: int, rested: int | None) -> int:
+    """Her stretch of work began at `began`, or when the break she is on ends (`rested`)."""
+    return began if rested is None else max(began, rested)
 
 
 def _heads(
