@@ -149,7 +149,8 @@ async def test_the_board_shows_drivers_routes_and_lists_and_a_driver_moving(
             f"window.board.state.drivers.get({today.driver}).stops.map(s => [s.ref, s.status])"
         )
         assert [status for _, status in stops] == ["out_for_delivery", "assigned"]
-        assert await page.text_content("#waiting") == f"#{today.waiting.id} New"
+        waiting = await page.text_content("#waiting")
+        assert waiting == f"#{today.waiting.id} new{today.waiting.address}"
         risk = await page.text_content("#risk")
         assert f"#{today.late.id}" in risk and "late by 31 min" in risk and "Ana" in risk
         assert f"#{today.on_route.id}" not in risk
@@ -184,11 +185,20 @@ async def test_cancel_from_the_board(db: Database, tmp_path: Path):
             f"!document.querySelector(\"#waiting li[data-order='{today.waiting.id}']\")",
             timeout=5000,
         )
-        # a second cancel of the same order is refused with the reason, nothing changes
+        # an order on a driver's route, from the at-risk list
         await page.click(f"#risk li[data-order='{today.late.id}']")
         await page.click("#card-cancel")
         await page.click("#card-sure")
         await page.wait_for_selector("#note[data-ok='yes']", timeout=5000)
+        assert await status(db, today.late.id) is S.CANCELLED
+        # cancelling it again is refused with the reason, and changes nothing
+        token = page.url.rsplit("/", 1)[1]
+        async with httpx.AsyncClient(headers={"Origin": base}) as http:
+            again = await http.post(
+                f"{base}/board/{token}/cancel", json={"order": today.late.id},
+                headers={"X-Board-Key": board.csrf(svc.signer.key, token)},
+            )  # fmt: skip
+        assert again.status_code == 422 and again.json()["error"]
         assert await status(db, today.late.id) is S.CANCELLED
 
 

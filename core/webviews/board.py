@@ -243,7 +243,7 @@ async def snapshot(db: Database, now: datetime, zone: str) -> dict[str, Any]:
     today = _day_start(now, zone)
     async with db.reads() as session:
         stop_rows = (
-            await session.execute(
+            await session.exec(  # type: ignore[call-overload]
                 sa.select(
                     col(Route.driver_id),
                     col(RouteStop.order_id),
