@@ -109,7 +109,9 @@ def settings_for(tmp_path: Path, **tracking: object) -> Settings:
 
 
 @asynccontextmanager
-async def site(db: Database, tmp_path: Path, **tracking: object) -> AsyncIterator[tuple[str, Services]]:
+async def site(
+    db: Database, tmp_path: Path, **tracking: object
+) -> AsyncIterator[tuple[str, Services]]:
     from web.app import create_app
 
     settings = settings_for(tmp_path, **tracking)
@@ -270,8 +272,12 @@ async def test_refused_links_get_a_clear_page_and_act_on_nothing(db: Database, t
                 sent = {"X-Board-Key": key, **headers}
                 return await http.post(f"{base}/board/{token}/cancel", json=body, headers=sent)
 
-            assert (await cancel({"order": today.waiting.id}, **{"X-Board-Key": ""})).status_code == 403
-            assert (await cancel({"order": today.waiting.id}, Origin="https://evil.example")).status_code == 403
+            assert (
+                await cancel({"order": today.waiting.id}, **{"X-Board-Key": ""})
+            ).status_code == 403
+            assert (
+                await cancel({"order": today.waiting.id}, Origin="https://evil.example")
+            ).status_code == 403
             for body in ({"order": "x"}, {"order": 10**12}, {"order": True}, [1], {"order": -1}):
                 answer = await cancel(body)
                 assert answer.status_code in (404, 422) and answer.json()["error"], body
@@ -311,20 +317,23 @@ async def test_without_the_map_library_positions_show_on_a_plain_canvas(
     db: Database, tmp_path: Path
 ):
     today = await yard(db)
-    async with site(db, tmp_path, map_js_url="http://map.invalid/leaflet.js") as (base, svc):
-        async with browser_page() as page:
-            await page.route("http://map.invalid/**", lambda route: route.abort())
-            await page.set_viewport_size(SIZES[0])
-            await open_board(page, await board_url(svc, base, today.dispatcher))
-            assert await page.get_attribute("#map", "data-ready") == "plain"
-            assert await page.evaluate(f"window.board.markerAt({today.driver})") == [52.529, 13.405]
-            painted = await page.evaluate(
-                "(() => { const c = document.querySelector('#map canvas.plain');"
-                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-                " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
-            )
-            assert painted > 50
-            await page.screenshot(path=str(tmp_path / "board-plain.png"))
+    no_leaflet = "http://map.invalid/leaflet.js"
+    async with (
+        site(db, tmp_path, map_js_url=no_leaflet) as (base, svc),
+        browser_page() as page,
+    ):
+        await page.route("http://map.invalid/**", lambda route: route.abort())
+        await page.set_viewport_size(SIZES[0])
+        await open_board(page, await board_url(svc, base, today.dispatcher))
+        assert await page.get_attribute("#map", "data-ready") == "plain"
+        assert await page.evaluate(f"window.board.markerAt({today.driver})") == [52.529, 13.405]
+        painted = await page.evaluate(
+            "(() => { const c = document.querySelector('#map canvas.plain');"
+            " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
+        )
+        assert painted > 50
+        await page.screenshot(path=str(tmp_path / "board-plain.png"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s['width']}x{s['height']}")

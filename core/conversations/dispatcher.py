@@ -262,7 +262,9 @@ async def _board(turn: Turn, args: str) -> None:
     mini_apps = svc.settings.telegram.mini_apps
     if mini_apps is None:
         mini_apps = svc.settings.app.base_url.scheme == "https"
-    telegram_user = int(chat.external_id) if chat.channel is Channel.TELEGRAM and mini_apps else None
+    telegram_user = (
+        int(chat.external_id) if chat.channel is Channel.TELEGRAM and mini_apps else None
+    )
     url = await live_board.link(svc, turn.member_id, telegram_user)
     button = Link(t("button.board", turn.lang), url, web_app=telegram_user is not None)
     turn.say(t("board.open", turn.lang), link=button)

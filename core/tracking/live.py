@@ -123,10 +123,10 @@ class Changes:
             self.kinds |= kinds
             self._woken.set()
 
-    async def wait(self, timeout: float) -> set[str]:
-        """The kinds of change since the last call (empty after `timeout` seconds of none)."""
+    async def wait(self, seconds: float) -> set[str]:
+        """The kinds of change since the last call (empty after `seconds` of none)."""
         try:
-            await asyncio.wait_for(self._woken.wait(), timeout)
+            await asyncio.wait_for(self._woken.wait(), seconds)
         except TimeoutError:
             return set()
         self._woken.clear()

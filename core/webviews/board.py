@@ -300,7 +300,6 @@ async def snapshot(db: Database, now: datetime, zone: str) -> dict[str, Any]:
             "status": status.value,
             "done": left is not None,
             "at": where,
-            "eta": _iso(eta),
             "address": address,
         }
         stops.setdefault(driver_id, []).append(stop)

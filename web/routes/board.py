@@ -62,10 +62,10 @@ async def board_page(request: Request, token: str) -> Response:
     try:
         viewer = await board.open_board(svc, token)
     except DomainError as exc:
-        context = {"message": exc.message(lang)}
         return templates.TemplateResponse(
-            request, "gone.html", context, status_code=_status(exc), headers=NO_STORE
-        )
+            request, "gone.html", {"message": exc.message(lang)},
+            status_code=_status(exc), headers=NO_STORE,
+        )  # fmt: skip
     words = {k: t(f"board.{k}", lang, minutes="{minutes}") for k in board.PAGE_WORDS}
     words.update({f"status.{s}": t(f"status.{s}", lang) for s in _STATUSES})
     context: dict[str, object] = {
