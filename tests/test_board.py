@@ -352,3 +352,31 @@ async def test_every_view_fits_without_horizontal_overflow(db: Database, tmp_pat
         await page.goto(f"{base}/board/made-up")  # the refusal page too
         assert await page.evaluate(OVERFLOW) <= 0
     await asyncio.sleep(0)
+
+
+async def test_an_open_board_stops_when_its_link_is_revoked_or_the_role_taken_away(
+    db: Database, tmp_path: Path
+):
+    from core.models import MemberRole
+
+    today = await yard(db)
+    async with site(db, tmp_path) as (base, svc), httpx.AsyncClient(timeout=10) as http:
+        url = await board_url(svc, base, today.dispatcher)
+        async with http.stream("GET", f"{url}/events") as stream:
+            lines = stream.aiter_lines()
+            while not (await anext(lines)).startswith("data: "):
+                pass  # the whole board first
+            await links.revoke(db, svc.clock(), link_id=int(url.rsplit("/", 1)[1].split(".")[0]))
+            fix = positions.Fix(52.5250, 13.4100, system_clock(), live=True)
+            await positions.record(db, today.driver, fix)  # a change wakes the stream: it ends
+            rest = [line async for line in lines]
+            assert not any(line.startswith("data: ") for line in rest)
+        assert (await http.get(url)).status_code == 410
+
+        url = await board_url(svc, base, today.dispatcher)
+        assert (await http.get(url)).status_code == 200
+        async with db.transaction() as session:
+            role = await session.get(MemberRole, (today.dispatcher, Role.DISPATCHER))
+            await session.delete(role)
+        gone = await http.get(url)
+        assert gone.status_code == 403 and "for dispatchers and owners" in gone.text
