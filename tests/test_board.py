@@ -5,7 +5,7 @@ change nothing; without tiles the positions still show; phone and desktop sizes.
 
 from __future__ import annotations
 
-import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from tests.test_tracking_page import browser_page
 
 S = OrderStatus
 OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
+SHOTS = Path(tempfile.gettempdir()) / "lastmile-board"  # screenshots, to look at
 SIZES = ({"width": 390, "height": 844}, {"width": 1280, "height": 800})
 
 
@@ -167,7 +168,7 @@ async def test_the_board_shows_drivers_routes_and_lists_and_a_driver_moving(
         assert await page.evaluate(f"window.board.state.drivers.get({today.driver}).heading") == 90
         assert await page.evaluate("performance.timeOrigin") == loaded  # no reload
         assert await page.evaluate(OVERFLOW) <= 0
-        await page.screenshot(path=str(tmp_path / "board-1280.png"))
+        await page.screenshot(path=str(SHOTS / "board-1280.png"))
 
 
 async def test_cancel_from_the_board(db: Database, tmp_path: Path):
@@ -310,7 +311,7 @@ async def test_without_tiles_or_with_unreachable_tiles_positions_still_show(
             assert await page.evaluate(f"window.board.markerAt({today.driver})") == [52.529, 13.405]
             shown = await page.locator(".drv").count()
             assert shown == 2  # both drivers drawn on the plain background
-            await page.screenshot(path=str(tmp_path / f"board-no-tiles-{bool(tiles)}.png"))
+            await page.screenshot(path=str(SHOTS / f"board-no-tiles-{bool(tiles)}.png"))
 
 
 async def test_without_the_map_library_positions_show_on_a_plain_canvas(
@@ -333,7 +334,7 @@ async def test_without_the_map_library_positions_show_on_a_plain_canvas(
             " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
         )
         assert painted > 50
-        await page.screenshot(path=str(tmp_path / "board-plain.png"))
+        await page.screenshot(path=str(SHOTS / "board-plain.png"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s['width']}x{s['height']}")
@@ -347,11 +348,11 @@ async def test_every_view_fits_without_horizontal_overflow(db: Database, tmp_pat
         await page.click(f"#risk li[data-order='{today.late.id}']")  # the order's card open
         await page.wait_for_selector("#card", state="visible")
         assert await page.evaluate(OVERFLOW) <= 0
-        shot = Path("/tmp") / f"board-{size['width']}x{size['height']}.png"
+        shot = SHOTS / f"board-{size['width']}x{size['height']}.png"
         await page.screenshot(path=str(shot), full_page=True)
         await page.goto(f"{base}/board/made-up")  # the refusal page too
         assert await page.evaluate(OVERFLOW) <= 0
-    await asyncio.sleep(0)
+        await page.screenshot(path=str(SHOTS / f"board-refused-{size['width']}.png"))
 
 
 async def test_an_open_board_stops_when_its_link_is_revoked_or_the_role_taken_away(

@@ -14,6 +14,7 @@ from core.db import Database
 from core.models import Order, OrderStatus, Role
 from tests.fakes import telegram_updates as tu
 from tests.telegram_harness import add_person, jpeg, running_bot
+from tests.test_board import SHOTS
 from tests.test_signature_pad import draw_with_mouse, sign_on_page
 from tests.test_signature_pad_telegram import init_data
 from tests.test_telegram_driver import BERLIN, driver_of, new_order, status
@@ -92,7 +93,7 @@ async def test_assigned_on_the_board_then_delivered_with_photo_and_signature(
             await page.bring_to_front()
             await page.click("#drivers li[data-driver]")
             assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-            await page.screenshot(path=str(tmp_path / "board-delivered.png"))
+            await page.screenshot(path=str(SHOTS / "board-delivered.png"))
     async with db.reads() as session:
         kept = (await session.exec(select(Order).where(Order.id == order.id))).one()
         assert kept.status is S.DELIVERED
