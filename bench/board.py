@@ -1,7 +1,7 @@
 """The dispatcher's live board at size: 200 drivers, 2,000 stops (10 per driver), in headless
 Chromium against the real service (uvicorn on 127.0.0.1, in this process).
 
-    python -m bench.board [--drivers 200] [--stops 2000] [--renders 5] [--moves 40]
+    python -m bench.board [--drivers 200] [--stops 2000] [--pings 300] [--renders 5] [--moves 40]
                           [--postgres URL [--skip-unreachable]] [--no-sqlite]
 
 - first render: from navigation to the board drawn with its data (page, Leaflet, the first SSE
@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import uvicorn
 from sqlmodel import select
 
@@ -38,6 +39,7 @@ from core.migrations import upgrade
 from core.models import (
     Customer,
     Driver,
+    LocationPing,
     Member,
     MemberRole,
     Order,
@@ -59,8 +61,9 @@ def spot(rng: random.Random) -> tuple[float, float]:
     return ORIGIN[0] + 0.08 * math.cos(angle) * r, ORIGIN[1] + 0.12 * math.sin(angle) * r
 
 
-async def seed(db: Database, drivers: int, stops: int) -> tuple[int, list[int]]:
-    """A dispatcher, `drivers` drivers on shift and `stops` orders on their routes (bulk rows)."""
+async def seed(db: Database, drivers: int, stops: int, pings: int) -> tuple[int, list[int]]:
+    """A dispatcher, `drivers` drivers on shift, `stops` orders on their routes and `pings`
+    earlier positions per driver, one every 10 s (bulk rows)."""
     rng = random.Random(15)
     now = system_clock()
     async with db.transaction() as session:
@@ -102,6 +105,16 @@ async def seed(db: Database, drivers: int, stops: int) -> tuple[int, list[int]]:
                                   sequence=k // drivers, eta=eta))  # fmt: skip
     async with db.reads() as session:
         ids = [i for i in (await session.exec(select(Driver.id))).all() if i is not None]
+    for driver_id in ids:
+        lat, lon = spot(rng)
+        rows = [
+            {"driver_id": driver_id, "lat": lat, "lon": lon, "heading": k % 360, "live": True,
+             "recorded_at": now - timedelta(seconds=10 * (pings - k)), "received_at": now}
+            for k in range(pings)
+        ]  # fmt: skip
+        if rows:
+            async with db.transaction() as session:
+                await session.exec(sa.insert(LocationPing), params=rows)
     return boss.id, ids
 
 
@@ -113,12 +126,12 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     await upgrade(url)
     db = Database(url)
     started = time.perf_counter()
-    boss, drivers = await seed(db, args.drivers, args.stops)
+    boss, drivers = await seed(db, args.drivers, args.stops, args.pings)
     seeded_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database_url=url, app={"data_dir": tmp}, dispatch={"mode": "manual"},
-            tracking={"tiles_url": ""}, _env_file=None,  # type: ignore[call-arg]
+            tracking={"tiles_url": ""}, _env_file=None,
         )  # fmt: skip
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(settings, db), host="127.0.0.1",
@@ -190,6 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drivers", type=int, default=200)
     parser.add_argument("--stops", type=int, default=2000)
+    parser.add_argument("--pings", type=int, default=300, help="earlier pings per driver")
     parser.add_argument("--renders", type=int, default=5)
     parser.add_argument("--moves", type=int, default=40)
     parser.add_argument("--postgres")

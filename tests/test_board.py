@@ -194,6 +194,9 @@ async def test_cancel_from_the_board(db: Database, tmp_path: Path):
         await page.click("#card-sure")
         await page.wait_for_selector("#note[data-ok='yes']", timeout=5000)
         assert await status(db, today.late.id) is S.CANCELLED
+        ahead = f"window.board.state.drivers.get({today.driver}).stops.filter(s => !s.done)"
+        await page.wait_for_function(f"{ahead}.length === 1", timeout=5000)  # off her line
+        assert await page.evaluate(f"{ahead}[0].order") == today.on_route.id
         # cancelling it again is refused with the reason, and changes nothing
         token = page.url.rsplit("/", 1)[1]
         async with httpx.AsyncClient(headers={"Origin": base}) as http:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 PURPOSE = "board"
 STAFF = (Role.DISPATCHER, Role.OWNER)
 WAITING = (OrderStatus.NEW, OrderStatus.RESCHEDULED)
+FINAL = (OrderStatus.DELIVERED, OrderStatus.RETURNED, OrderStatus.CANCELLED, OrderStatus.FAILED)
 LIST_MAX = 200  # waiting / at-risk orders listed, at most (the count says how many in all)
 HEADING_HOURS = 12  # a heading older than this is not shown
 PAGE_WORDS = (
@@ -189,33 +190,26 @@ def _iso(value: datetime | None) -> str | None:
 
 async def positions(db: Database, now: datetime) -> list[dict[str, Any]]:
     """Every active driver: where she is, when she was last seen, her heading if known."""
+    since = now - timedelta(hours=HEADING_HOURS)
+    heading = (  # her latest ping's, by the (driver, time) index: one look-up per driver
+        select(LocationPing.heading)
+        .where(LocationPing.driver_id == Driver.id, col(LocationPing.recorded_at) >= since)
+        .order_by(col(LocationPing.recorded_at).desc())
+        .limit(1)
+        .correlate(Driver)
+        .scalar_subquery()
+    )
     async with db.reads() as session:
         rows = (
             await session.exec(
-                select(Driver, Member.name)
+                select(Driver, Member.name, heading)
                 .join(Member, col(Member.id) == Driver.member_id)
                 .where(col(Member.active).is_(True))
                 .order_by(col(Driver.id))
             )
         ).all()
-        since = now - timedelta(hours=HEADING_HOURS)
-        latest = (
-            select(func.max(LocationPing.id))
-            .where(col(LocationPing.recorded_at) >= since)
-            .group_by(col(LocationPing.driver_id))
-            .scalar_subquery()
-        )
-        headings = dict(
-            (
-                await session.exec(
-                    select(LocationPing.driver_id, LocationPing.heading).where(
-                        col(LocationPing.id).in_(latest)
-                    )
-                )
-            ).all()
-        )
     out = []
-    for driver, name in rows:
+    for driver, name, last_heading in rows:
         located = driver.last_lat is not None and driver.last_lon is not None
         out.append(
             {
@@ -225,7 +219,7 @@ async def positions(db: Database, now: datetime) -> list[dict[str, Any]]:
                 "at": [driver.last_lat, driver.last_lon] if located else None,
                 "seen": _iso(driver.last_seen_at),
                 "live": bool(driver.live_until and driver.live_until > now),
-                "heading": headings.get(driver.id or 0),
+                "heading": last_heading,
             }
         )
     return out
@@ -298,7 +292,7 @@ async def snapshot(db: Database, now: datetime, zone: str) -> dict[str, Any]:
             "ref": order_ref,
             "kind": kind.value,
             "status": status.value,
-            "done": left is not None,
+            "done": left is not None or status in FINAL,
             "at": where,
             "address": address,
         }
