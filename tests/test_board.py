@@ -384,3 +384,23 @@ async def test_an_open_board_stops_when_its_link_is_revoked_or_the_role_taken_aw
             await session.delete(role)
         gone = await http.get(url)
         assert gone.status_code == 403 and "for dispatchers and owners" in gone.text
+
+
+async def test_board_in_a_chat_without_mini_apps_is_a_plain_link_and_only_for_staff(
+    db: Database, tmp_path: Path
+):
+    """The sandbox (as WhatsApp): /board answers with a signed link that opens the board; a
+    driver asking for it is refused and gets no link."""
+    from core.conversations import Command, Person, handle
+    from tests.test_conversations import participant
+
+    boss_chat, boss = await participant(db, "Dora", [Role.DISPATCHER])
+    driver_chat, _ = await participant(db, "Ana", [Role.DRIVER])
+    async with site(db, tmp_path) as (base, svc), httpx.AsyncClient() as http:
+        [offer] = await handle(svc, boss_chat, Person("Dora"), Command("board", ""))
+        assert offer.link is not None and not offer.link.web_app
+        assert offer.link.url.startswith(f"{svc.signer.base_url}/board/")
+        page = await http.get(base + offer.link.url.removeprefix(svc.signer.base_url))
+        assert page.status_code == 200 and "Live board" in page.text
+        [refusal] = await handle(svc, driver_chat, Person("Ana"), Command("board", ""))
+        assert refusal.link is None and "/board is for" in refusal.text
