@@ -394,7 +394,7 @@ async def test_board_in_a_chat_without_mini_apps_is_a_plain_link_and_only_for_st
     from core.conversations import Command, Person, handle
     from tests.test_conversations import participant
 
-    boss_chat, boss = await participant(db, "Dora", [Role.DISPATCHER])
+    boss_chat, _ = await participant(db, "Dora", [Role.DISPATCHER])
     driver_chat, _ = await participant(db, "Ana", [Role.DRIVER])
     async with site(db, tmp_path) as (base, svc), httpx.AsyncClient() as http:
         [offer] = await handle(svc, boss_chat, Person("Dora"), Command("board", ""))
