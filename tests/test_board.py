@@ -404,3 +404,26 @@ async def test_board_in_a_chat_without_mini_apps_is_a_plain_link_and_only_for_st
         assert page.status_code == 200 and "Live board" in page.text
         [refusal] = await handle(svc, driver_chat, Person("Ana"), Command("board", ""))
         assert refusal.link is None and "/board is for" in refusal.text
+
+
+async def test_leaflet_is_served_by_the_service_for_the_tracking_page_too(
+    db: Database, tmp_path: Path
+):
+    today = await yard(db)
+    async with site(db, tmp_path) as (base, svc), httpx.AsyncClient(base_url=base) as http:
+        assert svc.settings.tracking.map_js_url == "/static/leaflet/leaflet.js"
+        script = await http.get("/static/leaflet/leaflet.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert script.text.startswith("/* @preserve\n * Leaflet 1.9.4")
+        for path in ("leaflet.css", "images/marker-icon.png", "LICENSE"):
+            assert (await http.get(f"/static/leaflet/{path}")).status_code == 200, path
+        assert (await http.get("/static/leaflet/../../app.py")).status_code == 404
+        tracking = await http.get(f"/t/{today.on_route.tracking_token}")
+        assert '"/static/leaflet/leaflet.js"' in tracking.text
+        assert '"/static/leaflet/leaflet.css"' in tracking.text
+        assert "unpkg" not in tracking.text
+    async with site(db, tmp_path, tiles_url="") as (base, svc), browser_page() as page:
+        await page.goto(f"{base}/t/{today.on_route.tracking_token}")  # the same script runs it
+        await page.wait_for_selector("#map .leaflet-marker-icon", timeout=10_000)
+        assert await page.evaluate("window.L.version") == "1.9.4"
+        assert await page.locator("#map .leaflet-marker-icon").count() == 2  # driver, door
