@@ -23,7 +23,18 @@ from core.merchants.sender import WebhookSender
 from core.scheduler import Scheduler
 from core.tracking.live import LiveFeed
 from web import errors, limits
-from web.routes import api, board, health, home, proofs, sandbox, sign, tracking, webhooks
+from web.routes import (
+    api,
+    board,
+    driver,
+    health,
+    home,
+    proofs,
+    sandbox,
+    sign,
+    tracking,
+    webhooks,
+)
 
 log = logging.getLogger("lastmile")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -116,6 +127,7 @@ def create_app(
     app.include_router(tracking.router)
     app.include_router(proofs.router)
     app.include_router(sign.router)
+    app.include_router(driver.router)
     app.include_router(sandbox.router)
     app.include_router(board.router)
     # Leaflet (vendored with its licence) for the tracking page and the board: no CDN
