@@ -15,21 +15,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from core.errors import DomainError
 from core.texts import t
 from core.webviews import board
-from web.pages import templates
-from web.routes.sign import NO_STORE, STATUS, _same_origin
+from web.pages import NO_STORE, language, same_origin, status_of, templates
 
 router = APIRouter(include_in_schema=False)
 KEEP_ALIVE_S = 15.0
 MAX_BODY = 16_000
-STATUS_OF = {**STATUS, board.NotStaff: 403}
-
-
-def _status(exc: DomainError) -> int:
-    return next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 422)
-
-
-def _lang(request: Request) -> str:
-    return str(request.app.state.settings.app.language)
+NOT_STAFF: dict[type[DomainError], int] = {board.NotStaff: 403}
 
 
 def _reads(request: Request) -> tuple[board.Reads, board.Reads]:
@@ -57,14 +48,14 @@ async def _encoded(data: Any, kind: str) -> bytes:
 
 @router.get("/board/{token}", response_class=HTMLResponse)
 async def board_page(request: Request, token: str) -> Response:
-    lang = _lang(request)
+    lang = language(request)
     svc = request.app.state.services
     try:
         viewer = await board.open_board(svc, token)
     except DomainError as exc:
         return templates.TemplateResponse(
             request, "gone.html", {"message": exc.message(lang)},
-            status_code=_status(exc), headers=NO_STORE,
+            status_code=status_of(exc, NOT_STAFF), headers=NO_STORE,
         )  # fmt: skip
     words = {k: t(f"board.{k}", lang, minutes="{minutes}") for k in board.PAGE_WORDS}
     words.update({f"status.{s}": t(f"status.{s}", lang) for s in _STATUSES})
@@ -93,7 +84,9 @@ async def board_events(request: Request, token: str) -> Response:
     try:
         await board.open_board(svc, token)
     except DomainError as exc:
-        return JSONResponse({"error": exc.message(_lang(request))}, _status(exc), headers=NO_STORE)
+        return JSONResponse(
+            {"error": exc.message(language(request))}, status_of(exc, NOT_STAFF), headers=NO_STORE
+        )
     full, moved = _reads(request)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -130,12 +123,12 @@ async def _body(request: Request) -> dict[str, Any] | None:
 
 @router.post("/board/{token}/{action}")
 async def board_action(request: Request, token: str, action: str) -> Response:
-    lang = _lang(request)
+    lang = language(request)
     if action not in ("assign", "cancel"):
         return JSONResponse({"error": t("board.bad_request", lang)}, 404, headers=NO_STORE)
     if not request.headers.get("content-type", "").startswith("application/json"):
         return JSONResponse({"error": t("board.bad_request", lang)}, 415, headers=NO_STORE)
-    if not _same_origin(request):
+    if not same_origin(request):
         return JSONResponse({"error": t("webapp.bad", lang)}, 403, headers=NO_STORE)
     svc = request.app.state.services
     try:
@@ -152,5 +145,7 @@ async def board_action(request: Request, token: str, action: str) -> Response:
             ref = await board.cancel(svc, viewer, body.get("order"))
             message = t("board.cancelled", lang, ref=ref)
     except DomainError as exc:
-        return JSONResponse({"error": exc.message(lang)}, _status(exc), headers=NO_STORE)
+        return JSONResponse(
+            {"error": exc.message(lang)}, status_of(exc, NOT_STAFF), headers=NO_STORE
+        )
     return JSONResponse({"message": message}, headers=NO_STORE)
