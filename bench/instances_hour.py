@@ -292,6 +292,10 @@ class Pings:
         self.given_up = 0
         self.retried = 0
         self.update_id = 1_000_000
+        # Telegram opens at most the webhook's max_connections (default 40) at once
+        self.connections = asyncio.Semaphore(
+            int(fake.webhook["max_connections"]) if fake.webhook else 40
+        )
 
     def position(self, i: int, step: int) -> tuple[float, float]:
         return (round(52.40 + (i % 20) * 0.01 + step * 1e-5, 6),
@@ -317,7 +321,10 @@ class Pings:
         for attempt in range(10):  # Telegram retries a failed delivery
             self.posted[where] = time.perf_counter()  # the SSE latency counts from the last try
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.post(hook["url"], data=body, headers=headers) as resp:
+                async with (
+                    self.connections,
+                    http.post(hook["url"], data=body, headers=headers) as resp,
+                ):
                     await resp.read()
                     if resp.status == 200:
                         self.acked += 1
@@ -351,6 +358,7 @@ class Orders:
         self.placed: set[str] = set()
         self.statuses: Counter[int | str] = Counter()
         self.given_up = 0
+        self.connections = asyncio.Semaphore(16)  # a merchant's system: 16 requests at once
 
     async def place(self, http: aiohttp.ClientSession, n: int) -> None:
         ref = f"H-{n:05}"
@@ -364,7 +372,10 @@ class Orders:
         }
         for _ in range(20):  # the same external_ref again is safe: 200 with the first order
             try:
-                async with http.post(self.url, json=body, headers=self.headers) as resp:
+                async with (
+                    self.connections,
+                    http.post(self.url, json=body, headers=self.headers) as resp,
+                ):
                     await resp.read()
                     self.statuses[resp.status] += 1
                     if resp.status in (200, 201):
@@ -551,6 +562,8 @@ def instance_env(args: argparse.Namespace, fake: FakeTelegram) -> dict[str, str]
         "TELEGRAM_CHAT_RATE_PER_S": str(TARGET_CHAT_RATE),
         "APP_SECRET_KEY": secrets.token_hex(32),
         "DISPATCH_MODE": "manual",  # the hour measures the instances, not the planner
+        "DATABASE_POOL_SIZE": str(args.pool[0]),  # the shared server's max_connections is 100
+        "DATABASE_MAX_OVERFLOW": str(args.pool[1]),
     }
 
 
@@ -841,6 +854,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--burst", type=float, default=15.0, help="seconds per throughput run")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument(
+        "--pool", type=lambda v: [int(x) for x in v.split(",")], default=[8, 4],
+        help="DATABASE_POOL_SIZE,DATABASE_MAX_OVERFLOW of each instance",
+    )  # fmt: skip
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--json", type=Path, default=RESULTS)
