@@ -3,7 +3,8 @@
     python -m bench.instances_hour [--instances 2] [--throughput 1,2] [--drivers 300]
                                    [--orders 2000] [--streams 1000] [--minutes 20]
                                    [--restart-after 60] [--burst 15] [--postgres URL]
-                                   [--redis redis://127.0.0.1:6379/15] [--no-kill]
+                                   [--redis redis://127.0.0.1:6379/15] [--pool 8,4]
+                                   [--no-kill] [--keep] [--json PATH]
 
 What runs, all on 127.0.0.1: a fresh PostgreSQL database created on the server of --postgres
 (dropped afterwards); Redis (--redis, the database number in the URL is flushed first);
@@ -42,7 +43,10 @@ location updates posted as fast as 32 connections allow for `--burst` s, then tr
 (GET /t/{token}.json) the same way; the ratio of 2 instances to 1 is printed. The load generator
 is this Python process, on the same 2 cores as the instances, PostgreSQL and HAProxy.
 
-Writes bench/results/instances_hour.json.
+`--pool` sets each instance's DATABASE_POOL_SIZE,DATABASE_MAX_OVERFLOW: instances × their sum
+must fit the server's max_connections (100 by default, shared here with everyone's tests: at
+20 + 20 two instances ran out of connections and collapsed). `--keep` keeps the instances' and
+HAProxy's logs. Writes bench/results/instances_hour.json.
 """
 
 from __future__ import annotations
