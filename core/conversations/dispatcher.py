@@ -5,15 +5,16 @@ from __future__ import annotations
 from core.conversations import buttons, staff
 from core.conversations.engine import Flow
 from core.conversations.events import Command, Event, Press
-from core.conversations.replies import Button, Choices
+from core.conversations.replies import Button, Choices, Link
 from core.conversations.turn import Turn
 from core.conversations.wording import slot_choices, when, window
 from core.dispatch import board
 from core.drivers import positions
-from core.models import OrderStatus, Role
+from core.models import Channel, OrderStatus, Role
 from core.orders import service as orders
 from core.orders.lifecycle import Change, Window
 from core.texts import t
+from core.webviews import board as live_board
 
 ALIASES = {"open": None, "waiting": OrderStatus.NEW, "out": OrderStatus.OUT_FOR_DELIVERY}
 MAX_DRIVERS = 10
@@ -255,7 +256,22 @@ async def _drivers(turn: Turn, args: str) -> None:
     turn.say("\n".join(out))
 
 
+async def _board(turn: Turn, args: str) -> None:
+    """A button opening the live board: a Mini App where the chat has them, else a signed link."""
+    chat, svc = turn.chat, turn.svc
+    mini_apps = svc.settings.telegram.mini_apps
+    if mini_apps is None:
+        mini_apps = svc.settings.app.base_url.scheme == "https"
+    telegram_user = (
+        int(chat.external_id) if chat.channel is Channel.TELEGRAM and mini_apps else None
+    )
+    url = await live_board.link(svc, turn.member_id, telegram_user)
+    button = Link(t("button.board", turn.lang), url, web_app=telegram_user is not None)
+    turn.say(t("board.open", turn.lang), link=button)
+
+
 COMMANDS = {
+    "board": _board,
     "orders": _orders,
     "order": _order,
     "assign": _assign_command,
