@@ -73,6 +73,10 @@ class AppSettings(BaseModel):
 class DatabaseSettings(BaseModel):
     url: str | None = None
     echo: bool = False
+    # PostgreSQL connections one process keeps open, and how many more it may open when busy:
+    # several instances need max_connections >= instances x (pool_size + max_overflow)
+    pool_size: int = Field(default=20, ge=1, le=500)
+    max_overflow: int = Field(default=20, ge=0, le=500)
 
     @field_validator("url")
     @classmethod
