@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from core.db import Database
+from core.leases import Leases
 from core.models import OutboxMessage
 from core.notify import outbox
 
@@ -63,3 +64,24 @@ async def in_order(
         if not await deliver(row):
             await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
             return
+
+
+async def fenced_turn(
+    leases: Leases,
+    row_id: int,
+    token: str,
+    turn: Callable[[float], Awaitable[bool]],
+) -> float | None:
+    """Prove the row's lease is still ours (`Leases.hold`), then wait for the send limits'
+    `turn(give_up_at)`, so that the message goes out right after its turn was counted (limits
+    counted in Redis hold for when messages arrive only if little happens in between). A turn
+    that would come too late for the lease is given up, and the lease proven again. Returns the
+    event-loop time by which the send must be over, or None when another sender has taken the
+    row over (then nothing is sent)."""
+    room = leases.length.total_seconds() / 4  # left for the send itself
+    while True:
+        deadline = await leases.hold(row_id, token)
+        if deadline is None:
+            return None
+        if await turn(deadline - room):
+            return deadline

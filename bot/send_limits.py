@@ -21,6 +21,7 @@ and neither has a "pause everyone until" for a platform's retry_after.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -83,10 +84,26 @@ class SendLimits:
             Shared(account, self.overall.gap, self.chat_gap, redis_url) if redis_url else None
         )
 
-    async def turn(self, chat: str | int, held_until: Callable[[], float] = lambda: 0.0) -> None:
+    async def turn(
+        self,
+        chat: str | int,
+        held_until: Callable[[], float] = lambda: 0.0,
+        give_up_at: float | None = None,
+    ) -> bool:
         """Wait until a message may go to `chat` (and past `held_until()`, a monotonic time the
-        caller's own holds may move), then count it as sent."""
-        chat = str(chat)
+        caller's own holds may move), then count it as sent: True. False, without counting it,
+        when that would be after `give_up_at` (a monotonic time)."""
+        if give_up_at is None:
+            await self._turn(str(chat), held_until)
+            return True
+        try:
+            async with asyncio.timeout(give_up_at - time.monotonic()):
+                await self._turn(str(chat), held_until)
+        except TimeoutError:  # (a turn booked just as it ran out goes unused: only slower)
+            return False
+        return True
+
+    async def _turn(self, chat: str, held_until: Callable[[], float]) -> None:
         while True:
             await sleep_until(lambda: max(self.chats.get(chat, 0.0), held_until()))
             async with self.overall.lock:

@@ -35,7 +35,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 
-from bot.delivery import SenderLoop, in_order
+from bot.delivery import SenderLoop, fenced_turn, in_order
 from bot.send_limits import SendLimits
 from bot.telegram.conversation import MissingFile, show
 from core.bootstrap import Services
@@ -123,22 +123,27 @@ class Sender(SenderLoop):
     async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
         """A chat's messages in order; when one must wait, the later ones wait behind it."""
 
-        async def paced(row: OutboxMessage) -> bool:
+        async def deliver(row: OutboxMessage) -> bool:
             assert chat_id is not None
-            await self.limits.turn(chat_id, lambda: self.holds.end(chat_id))
             return await self._deliver(chat_id, row)
 
         no_chat = "no Telegram chat" if chat_id is None else None
-        await in_order(self.services.db, rows, self._stopping, paced, no_chat=no_chat)
+        await in_order(self.services.db, rows, self._stopping, deliver, no_chat=no_chat)
 
     async def _deliver(self, chat_id: int, row: OutboxMessage) -> bool:
         """Send one message; False when it has to be tried again later, or another sender has
         taken it over (then the chat's later messages are its too)."""
         assert row.id is not None and row.lease_token is not None
         db, token = self.services.db, row.lease_token
+
+        def held() -> float:  # a 429's wait for this chat, whoever was told (replies too)
+            return self.holds.end(chat_id)
+
         try:
             rendered = await render(db, row, self.services.settings)
-            deadline = await self.leases.hold(row.id, token)
+            deadline = await fenced_turn(
+                self.leases, row.id, token, lambda by: self.limits.turn(chat_id, held, by)
+            )
             if deadline is None:
                 log.warning("message %s was taken over by another sender: not sending it", row.id)
                 return False

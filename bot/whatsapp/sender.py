@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.delivery import SenderLoop, in_order
+from bot.delivery import SenderLoop, fenced_turn, in_order
 from bot.send_limits import SendLimits
 from bot.whatsapp import render as whatsapp
 from bot.whatsapp.client import WINDOW_CLOSED, GraphClient, GraphError
@@ -227,8 +227,9 @@ class WhatsAppSender(SenderLoop):
                 await outbox.mark_sent(db, row.id, token=token)
                 return True
             for part in range(row.parts_sent, len(bodies)):
-                await self.limits.turn(chat.to)
-                deadline = await self.leases.hold(row.id, token)
+                deadline = await fenced_turn(
+                    self.leases, row.id, token, lambda by: self.limits.turn(chat.to, give_up_at=by)
+                )
                 if deadline is None:
                     log.warning(
                         "message %s was taken over by another sender: not sending it", row.id
