@@ -78,10 +78,11 @@ async def fenced_turn(
     that would come too late for the lease is given up, and the lease proven again. Returns the
     event-loop time by which the send must be over, or None when another sender has taken the
     row over (then nothing is sent)."""
-    room = leases.length.total_seconds() / 4  # left for the send itself
+    patience = leases.length.total_seconds() / 8  # at least 3/8 of the lease left to send
     while True:
+        started = asyncio.get_running_loop().time()
         deadline = await leases.hold(row_id, token)
         if deadline is None:
             return None
-        if await turn(deadline - room):
+        if await turn(started + patience):
             return deadline
