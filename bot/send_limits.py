@@ -21,10 +21,9 @@ and neither has a "pause everyone until" for a platform's retry_after.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bot.pacing import MARGIN, Pace, sleep_until
@@ -88,32 +87,26 @@ class SendLimits:
         self,
         chat: str | int,
         held_until: Callable[[], float] = lambda: 0.0,
-        give_up_at: float | None = None,
+        ready: Callable[[], Awaitable[bool]] | None = None,
     ) -> bool:
         """Wait until a message may go to `chat` (and past `held_until()`, a monotonic time the
-        caller's own holds may move), then count it as sent: True. False, without counting it,
-        when that would be after `give_up_at` (a monotonic time)."""
-        if give_up_at is None:
-            await self._turn(str(chat), held_until)
-            return True
-        try:
-            async with asyncio.timeout(give_up_at - time.monotonic()):
-                await self._turn(str(chat), held_until)
-        except TimeoutError:  # (a turn booked just as it ran out goes unused: only slower)
-            return False
-        return True
-
-    async def _turn(self, chat: str, held_until: Callable[[], float]) -> None:
+        caller's own holds may move), then count it as sent: True. `ready` is awaited right
+        before the turn is counted, one caller of this process at a time (the sender proves
+        its lease there, so that nothing but the count stands between it and the send); when it
+        answers False nothing is counted and `turn` returns False."""
+        chat = str(chat)
         while True:
             await sleep_until(lambda: max(self.chats.get(chat, 0.0), held_until()))
             async with self.overall.lock:
                 await sleep_until(lambda: self.overall.next)  # a pause may move it meanwhile
+                if ready is not None and not await ready():
+                    return False
                 blocker, wait = await self.shared.turn(chat) if self.shared else ("", 0.0)
                 now = time.monotonic()
                 if not blocker:
                     self.overall.next = now + self.overall.gap
                     self.chats[chat] = now + self.chat_gap
-                    return
+                    return True
                 if blocker == "account":  # another instance sent, or a pause: everyone waits
                     self.overall.next = max(self.overall.next, now + wait)
                     continue

