@@ -10,6 +10,7 @@ import json
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -94,7 +95,29 @@ class RedisSettings(BaseModel):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            problem = redis_url_problem(value)
+            if problem:
+                raise ValueError(f"is not a Redis URL like redis://127.0.0.1:6379/0 ({problem})")
         return value or None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a redis://, rediss:// or unix:// URL, or None. (redis-py itself would
+    quietly read a database number it cannot parse as 0: another deployment's data.)"""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return None if parts.path else "no socket path"
+    try:
+        _ = parts.port  # reading it checks it
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "no host"
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        return f"the database {db!r} is not a number"
+    return None
 
 
 class TelegramSettings(BaseModel):
