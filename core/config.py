@@ -10,6 +10,7 @@ import json
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -45,6 +46,7 @@ class AppSettings(BaseModel):
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     sign_link_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # the signature pad's link
+    board_link_minutes: float = Field(default=720.0, gt=0, le=7 * 24 * 60)  # the live board's
     driver_link_hours: float = Field(default=16.0, gt=0, le=7 * 24)  # the driver's page link
     conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
@@ -72,6 +74,10 @@ class AppSettings(BaseModel):
 class DatabaseSettings(BaseModel):
     url: str | None = None
     echo: bool = False
+    # PostgreSQL connections one process keeps open, and how many more it may open when busy:
+    # several instances need max_connections >= instances x (pool_size + max_overflow)
+    pool_size: int = Field(default=20, ge=1, le=500)
+    max_overflow: int = Field(default=20, ge=0, le=500)
 
     @field_validator("url")
     @classmethod
@@ -89,7 +95,29 @@ class RedisSettings(BaseModel):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            problem = redis_url_problem(value)
+            if problem:
+                raise ValueError(f"is not a Redis URL like redis://127.0.0.1:6379/0 ({problem})")
         return value or None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a redis://, rediss:// or unix:// URL, or None. (redis-py itself would
+    quietly read a database number it cannot parse as 0: another deployment's data.)"""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return None if parts.path else "no socket path"
+    try:
+        _ = parts.port  # reading it checks it
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "no host"
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        return f"the database {db!r} is not a number"
+    return None
 
 
 class TelegramSettings(BaseModel):
@@ -282,8 +310,9 @@ class TrackingSettings(BaseModel):
     stale_minutes: float = Field(default=10.0, gt=0, le=240)
     undo_minutes: float = Field(default=5.0, ge=0, le=60)
     page_days: float = Field(default=7.0, gt=0, le=365)
-    map_js_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.js"
-    map_css_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.css"
+    # Leaflet 1.9.4, served by the service itself (web/static/leaflet/)
+    map_js_url: str = "/static/leaflet/leaflet.js"
+    map_css_url: str = "/static/leaflet/leaflet.css"
     tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
