@@ -11,9 +11,9 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
-from core.models import Order, OrderStatus, PlannedBreak, RouteStop
+from core.models import Order, OrderStatus, RouteStop
 from tests.test_dispatch import DISPATCHER, WEST, near, on_shift, order_at, place_driver, planner
-from tests.test_rests import CLOSE, FIVE, at, leg, tap
+from tests.test_rests import CLOSE, at, leg, tap
 
 S = OrderStatus
 NOW = at(12)
@@ -99,53 +99,3 @@ async def test_driven_off_she_is_where_her_position_says(db: Database):
     await place_driver(db, driver_id, halfway)
     etas = await planner(db, clock=lambda: NOW).refresh_etas(driver_id)
     assert abs(etas[b].at - (NOW + leg(1, 2) / 2)) <= CLOSE
-
-
-async def on_a_break(db: Database) -> tuple[int, int]:
-    """On shift since 07:00, she finished stop A (near 1) at 11:25 and at 11:30 began the
-    30-minute break her plan told her to take there; now, 11:45, she is on it. Stop B (near 2)
-    is next. (driver id, B's order id)."""
-    now = at(11.75)
-    driver = await on_shift(db, "Wanda", 1, near(WEST, 1), shift_started_at=at(7),
-                            last_seen_at=now - CLOSE)  # fmt: skip
-    a = await order_at(db, "A", near(WEST, 1), hours=(7, 18))
-    taps = [(S.ARRIVED, at(11) + timedelta(minutes=20)), (S.DELIVERED, at(11.25) + FIVE)]
-    await tap(db, a.id, driver.id, taps)
-    async with db.transaction() as session:
-        session.add(PlannedBreak(driver_id=driver.id, starts_at=at(11.5), seconds=30 * 60))
-    b = await order_at(db, "B", near(WEST, 2), hours=(7, 18))
-    await assigned_to(db, b.id, driver.id)
-    return driver.id, b.id
-
-
-async def test_an_eta_while_she_is_on_her_break_counts_its_end(db: Database):
-    driver_id, b = await on_a_break(db)
-    etas = await planner(db, clock=lambda: at(11.75)).refresh_etas(driver_id)
-    assert abs(etas[b].at - (at(12) + leg(1, 2))) <= CLOSE, etas[b].at
-
-
-async def test_a_replan_during_her_break_starts_her_when_it_ends_and_plans_no_second(
-    db: Database,
-):
-    """Re-planned at 11:45 (a new order arrives), she sets off at 12:00 when her break is over,
-    rested: the plan neither starts her at once nor gives her another break."""
-    _, b = await on_a_break(db)
-    c = await order_at(db, "C", near(WEST, 3), hours=(7, 18))
-    report = await planner(db, clock=lambda: at(11.75)).dispatch_day(DISPATCHER)
-    assert {a.order_id for a in report.assigned} >= {c.id}
-    async with db.reads() as session:
-        stops = {r.order_id: r for r in await session.exec(select(RouteStop))}
-        told = (await session.exec(select(PlannedBreak))).all()
-    assert abs(stops[b].eta - (at(12) + leg(1, 2))) <= CLOSE, stops[b].eta
-    assert [(t.starts_at, t.seconds) for t in told] == [(at(11.5), 30 * 60)]
-
-
-async def test_a_break_she_was_told_of_but_worked_through_does_not_hold_her(db: Database):
-    """She tapped at a stop after her break was due to begin: she is working, not resting,
-    and her next ETA is from now (a rest then is the planner's to place)."""
-    driver_id, b = await on_a_break(db)
-    d = await order_at(db, "D", near(WEST, 1), hours=(7, 18))
-    late = at(11.5) + FIVE
-    await tap(db, d.id, driver_id, [(S.ARRIVED, late - FIVE), (S.DELIVERED, late)])
-    etas = await planner(db, clock=lambda: at(11.75)).refresh_etas(driver_id)
-    assert etas[b].at < at(12), etas[b].at

@@ -178,9 +178,6 @@ async def load_world(
     # A driver at a stop leaves it when its service time is over, not now (`rests.Visit.gone`)
     at_stops = await rests.last_visits(session, drivers, now)
     remaining: dict[str, int] = {}  # a stop she is serving: the service time it has left
-    rest = breaks(settings)
-    on_breaks = await rests.resting(session, drivers, now) if rest else {}
-    rested_at: dict[str, int] = {}  # a driver on her break: when it ends (she sets off rested)
     vehicles, names, by_id = [], {}, {}
     for driver in drivers:
         live = (
@@ -215,11 +212,6 @@ async def load_world(
             elif gone > 0:  # done there: she stands at it until its service time is over
                 start = location(visit.point.lat, visit.point.lon)
                 leaves, parked = max(leaves, gone), True
-        # on the break she was told to take (no tap since it began): she sets off after it
-        pause = on_breaks.get(driver.id)  # type: ignore[arg-type]
-        if pause is not None and (visit is None or visit.left < pause[0]):
-            rested_at[vid] = seconds(pause[1])
-            leaves, parked = max(leaves, rested_at[vid]), True
         end = max(0, seconds(ends))
         vehicles.append(
             rp.Vehicle(
@@ -229,7 +221,6 @@ async def load_world(
                 open_end=depot is None,
                 shift=rp.Window(min(leaves, end), end),
                 parked=parked,
-                rested=rested_at.get(vid),
                 capacity=capacity,
                 skills=frozenset(driver.skills),
                 max_stops=driver.max_stops,
@@ -287,6 +278,7 @@ async def load_world(
             )
             pairs.append(rp.Pair(pickup_id(order.id), delivery_id(order.id)))
 
+    rest = breaks(settings)
     stretches = await rests.days(session, drivers, depots, rest, now) if rest else {}
     # Done reading: end the transaction before asking the travel provider (maybe over HTTP),
     # so no lock is held meanwhile; the rows stay readable, detached from the session.
@@ -303,7 +295,7 @@ async def load_world(
             travel, rest, stretches, _heads(vehicles, stops, sequences, points, epoch), now
         )
         vehicles = [
-            dataclasses.replace(v, rested=_later(seconds(began[int(v.id)]), v.rested))
+            dataclasses.replace(v, rested=seconds(began[int(v.id)]))
             if v.start is not None and int(v.id) in began
             else v
             for v in vehicles
@@ -331,11 +323,6 @@ async def load_world(
         if kind is StopKind.DELIVERY and rows
     }
     return World(problem, epoch, by_id, names, orders, sequences, locked, last_ends)
-
-
-def _later(began: int, rested: int | None) -> int:
-    """Her stretch of work began at `began`, or when the break she is on ends (`rested`)."""
-    return began if rested is None else max(began, rested)
 
 
 def _heads(

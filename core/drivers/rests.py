@@ -36,7 +36,6 @@ AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
 AT_THE_STOP_M = 100  # a live position this close to her next stop: she is there
 REST_SLACK = timedelta(minutes=5)  # a gap holding a break she was told of: this short still counts
 MAX_SERVICE = timedelta(minutes=240)  # the longest service time an order may have (drafts)
-LONGEST_BREAK = timedelta(minutes=180)  # the longest ROUTING_BREAK_MINUTES allowed
 
 
 @dataclass
@@ -161,27 +160,6 @@ async def last_visits(
                 continue
         found[driver.id] = visit
     return found
-
-
-async def resting(
-    session: AsyncSession, drivers: list[Driver], now: datetime
-) -> dict[int, tuple[datetime, datetime]]:
-    """Driver -> (start, end) of the break planned for her that is under way at `now`; whether
-    she is on it is the caller's to judge from her taps."""
-    ids = [d.id for d in drivers if d.id is not None]
-    if not ids:
-        return {}
-    statement = select(PlannedBreak).where(
-        col(PlannedBreak.driver_id).in_(ids),
-        PlannedBreak.starts_at <= now,
-        PlannedBreak.starts_at >= now - LONGEST_BREAK,
-    )
-    out = {}
-    for planned in await session.exec(statement.order_by(col(PlannedBreak.starts_at))):
-        ends = planned.starts_at + timedelta(seconds=planned.seconds)
-        if ends > now:
-            out[planned.driver_id] = (planned.starts_at, ends)
-    return out
 
 
 async def remember(
