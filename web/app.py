@@ -62,6 +62,8 @@ def create_app(
         for channel in channel_states(settings):
             log.info(channel.line())
         try:
+            await services.files.check()  # a wrong bucket or wrong keys: refuse to start
+            services.files.start()  # uploads what the object store could not take at once
             if settings.telegram.enabled:
                 from bot.telegram.app import TelegramChannel
 
