@@ -175,9 +175,8 @@ class S3Storage:
             if code in REFUSALS:
                 raise StorageRefused(f"{REFUSALS[code]} ({self.where})") from None
             if status == 403 or (status == 400 and method == "head_bucket"):
-                raise StorageRefused(
-                    f"the store refused the keys or bucket ({self.where})"
-                ) from None
+                refused = "the store refused STORAGE_S3_ACCESS_KEY/SECRET_KEY or the bucket"
+                raise StorageRefused(f"{refused} ({self.where})") from None
             raise StorageUnavailable(f"{code or status} from the store ({self.where})") from None
         except BotoCoreError as exc:  # could not connect, timed out, dropped connection
             raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from None
@@ -250,7 +249,12 @@ class Files:
     """Keep and read files by key through a `Storage`; with an object store, what it cannot
     take is spooled in the database and uploaded by `run()` (started by `start()`)."""
 
-    def __init__(self, storage: Storage, db: Database, *, retry_s: float = 10.0) -> None:
+    def __init__(
+        self, storage: Storage, db: Database | None = None, *, retry_s: float = 10.0
+    ) -> None:
+        """`db` holds the spool; an object store needs one, the local folder none."""
+        if storage.remote and db is None:
+            raise ValueError("an object store needs the database for its spool")
         self.storage = storage
         self.db = db
         self.retry_s = retry_s
@@ -282,6 +286,7 @@ class Files:
             return False
 
     async def _spool(self, key: str, data: bytes, error: str) -> None:
+        assert self.db is not None
         async with self.db.transaction() as session:
             row = await session.get(SpooledFile, key)
             if row is None:
@@ -292,12 +297,10 @@ class Files:
         """The file under `key`, or None when there is none (or the key is not one). Raises
         `StorageUnavailable` when the store is down and the spool does not hold it."""
         try:
-            check_key(key)
+            data = await self.storage.get(check_key(key))
         except BadKey:
             log.warning("refused to read %r: not a storage key", key[:80])
             return None
-        try:
-            data = await self.storage.get(key)
         except StorageError:
             if (held := await self._held(key)) is not None:
                 return held
@@ -309,21 +312,25 @@ class Files:
     async def exists(self, key: str) -> bool:
         try:
             check_key(key)
+            if self.storage.remote and await self._held(key) is not None:
+                return True
+            return await self.storage.exists(key)
         except BadKey:
             return False
-        if self.storage.remote and await self._held(key) is not None:
-            return True
-        return await self.storage.exists(key)
 
     async def delete(self, key: str) -> None:
         await self.storage.delete(key)
 
     async def spooled(self, key: str) -> bool:
         """Whether `key` still waits in the spool for the object store."""
+        if self.db is None:
+            return False
         async with self.db.reads() as session:
             return await session.get(SpooledFile, key) is not None
 
     async def _held(self, key: str) -> bytes | None:
+        if self.db is None:
+            return None
         async with self.db.reads() as session:
             row = await session.get(SpooledFile, key)
             return bytes(row.data) if row is not None else None
@@ -339,7 +346,10 @@ class Files:
     async def flush(self) -> int:
         """Upload what the spool holds, oldest first; how many went. A file the store still
         refuses stays, with the error and its attempts counted."""
-        async with self.db.reads() as session:
+        if self.db is None:
+            return 0
+        db = self.db
+        async with db.reads() as session:
             statement = select(SpooledFile.key).order_by(col(SpooledFile.kept_at))
             keys = list(await session.exec(statement))
         uploaded = 0
@@ -350,7 +360,7 @@ class Files:
             try:
                 await self.storage.put(key, data, _content_type(key.rpartition(".")[2]))
             except StorageError as exc:
-                async with self.db.transaction() as session:
+                async with db.transaction() as session:
                     row = await session.get(SpooledFile, key)
                     if row is not None:
                         row.attempts += 1
@@ -362,7 +372,7 @@ class Files:
                 level = logging.ERROR if isinstance(exc, StorageRefused) else logging.WARNING
                 log.log(level, "upload of %s failed (attempt %d): %s", key, attempts, exc)
                 return uploaded  # the store is still out: wait before trying the rest
-            async with self.db.transaction() as session:  # only now: nothing lost in between
+            async with db.transaction() as session:  # only now: nothing lost in between
                 row = await session.get(SpooledFile, key)
                 if row is not None:
                     await session.delete(row)
