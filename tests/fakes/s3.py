@@ -34,12 +34,15 @@ def client(endpoint: str, access: str = ACCESS_KEY, secret: str = SECRET_KEY) ->
 
 @contextmanager
 def s3_server() -> Iterator[str]:
-    """moto in a thread of the test process; its endpoint URL."""
+    """moto in a thread of the test process, emptied (its buckets live as long as the process,
+    not the server); its endpoint URL."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    httpx.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()
 
