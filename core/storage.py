@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from core.config import StorageSettings
@@ -287,10 +288,12 @@ class Files:
 
     async def _spool(self, key: str, data: bytes, error: str) -> None:
         assert self.db is not None
-        async with self.db.transaction() as session:
-            row = await session.get(SpooledFile, key)
-            if row is None:
-                session.add(SpooledFile(key=key, data=data, last_error=error[:1000]))
+        try:
+            async with self.db.transaction() as session:
+                if await session.get(SpooledFile, key) is None:
+                    session.add(SpooledFile(key=key, data=data, last_error=error[:1000]))
+        except IntegrityError:  # another instance spooled the same key at the same moment
+            log.info("%s was spooled by another instance meanwhile", key)
         self._wake.set()
 
     async def read(self, key: str) -> bytes | None:
