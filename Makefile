@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICE_STAMP := $(VENV)/.installed-service
 
-.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports clean
+.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-big-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports clean
 
 # The service alone (`make run`, `make demo`): its dependencies, not compiled ahead (about 50 s
 # on a warm package cache); the development tools come with `make install` / `make test`.
@@ -68,6 +68,11 @@ bench-dispatch: $(STAMP)
 # per leg with rush hours and breaks (about 15 minutes on 2 cores).
 bench-known-day: $(STAMP)
 	$(BIN)/python -m bench.known_day
+
+# A day of 5,000 stops and 200 drivers: the product's solve() beside PyVRP alone (each run in its
+# own process, alternately), then the product within a 30 s budget (about 6 minutes on 2 cores).
+bench-big-day: $(STAMP)
+	$(BIN)/python -m bench.big_day --budget 30
 
 # Telegram channel: live-location updates through the webhook (SQLite, then PostgreSQL at
 # BENCH_POSTGRES, skipped with a message when it is unreachable) and outbox delivery under 429s.

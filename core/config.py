@@ -49,6 +49,7 @@ class AppSettings(BaseModel):
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     sign_link_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # the signature pad's link
+    driver_link_hours: float = Field(default=16.0, gt=0, le=7 * 24)  # the driver's page link
     conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
     @field_validator("timezone")
@@ -161,8 +162,8 @@ class TelegramSettings(BaseModel):
     max_photo_mb: float = Field(default=10.0, gt=0, le=20)
     reply_retry_s: float = Field(default=30.0, gt=0, le=600)
     init_data_max_age_s: float = Field(default=3600.0, gt=0, le=24 * 3600)  # Mini App initData
-    # open staff pages (the signature pad) as Mini Apps; unset: when APP_BASE_URL is https, as
-    # Telegram opens no other
+    # open staff pages (the signature pad, the driver's page) as Mini Apps; unset: when
+    # APP_BASE_URL is https, as Telegram opens no other
     mini_apps: bool | None = None
 
     @field_validator("bot_username")

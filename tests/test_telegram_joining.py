@@ -46,6 +46,7 @@ async def test_invite_makes_a_driver_once(db: Database, tmp_path: Path):
         assert [c["command"] for c in chat_menu[-1].params["commands"]] == [
             "shift",
             "route",
+            "stops",
             "hours",
             "help",
         ]

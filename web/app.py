@@ -22,7 +22,7 @@ from core.scheduler import Scheduler
 from core.storage import StorageRefused
 from core.tracking.live import LiveFeed
 from web import errors, limits
-from web.routes import api, health, home, proofs, sandbox, sign, tracking, webhooks
+from web.routes import api, driver, health, home, proofs, sandbox, sign, tracking, webhooks
 
 log = logging.getLogger("lastmile")
 
@@ -120,5 +120,6 @@ def create_app(
     app.include_router(tracking.router)
     app.include_router(proofs.router)
     app.include_router(sign.router)
+    app.include_router(driver.router)
     app.include_router(sandbox.router)
     return app

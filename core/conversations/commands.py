@@ -20,7 +20,7 @@ STAFF_COMMANDS = (
 COMMANDS: dict[Role | None, tuple[str, ...]] = {
     None: ("start", "help"),
     Role.CUSTOMER: ("help",),
-    Role.DRIVER: ("shift", "route", "hours", "help"),
+    Role.DRIVER: ("shift", "route", "stops", "hours", "help"),
     Role.DISPATCHER: STAFF_COMMANDS,
     Role.OWNER: (*STAFF_COMMANDS[:-1], "reports", "help"),
 }

@@ -13,6 +13,7 @@ from core.drivers import hours, loading, positions, shifts, stops
 from core.drivers.stops import StopView
 from core.models import Driver, OrderStatus, Role, StopKind
 from core.texts import t
+from core.webviews import driver as driver_page
 
 ROUTE_MESSAGES = 10  # stops sent as their own message with buttons; the rest are listed
 
@@ -25,6 +26,8 @@ async def run(turn: Turn, event: Event) -> bool:
             await _route(turn)
         elif event.name == "hours":
             await _hours(turn, event.args.strip())
+        elif event.name == "stops":
+            await offer_page(turn)
         else:
             return False
         return True
@@ -121,8 +124,10 @@ async def _location(turn: Turn, event: Location) -> None:
             turn.say(t("location.live_started", lang, until=until), close_keyboard=True)
         else:
             turn.say(t("location.pin", lang))
-        await svc.stops.start_next(turn.driver_id, turn.actor)
+        started = await svc.stops.start_next(turn.driver_id, turn.actor)
         await svc.autopilot.driver_ready(turn.driver_id)  # she may take waiting orders now
+        if started is not None and pins_only:  # her route starts: her stops on one page
+            await offer_page(turn)
     else:
         turn.say(t("location.static", lang))
 
@@ -216,6 +221,16 @@ async def _start_route(turn: Turn) -> None:
     turn.replies.append(
         stop_reply(turn, stop, t("route.started", lang, ref=stop.ref, address=stop.address))
     )
+    if not svc.conversations.channel(turn.chat).live_location:  # (WhatsApp)
+        await offer_page(turn)
+
+
+async def offer_page(turn: Turn) -> None:
+    """A link to her stops on one page (a Mini App where the chat has them)."""
+    telegram_user = stop_buttons.mini_app_user(turn)
+    url = await driver_page.link(turn.svc, turn.member_id, telegram_user)
+    button = Link(t("button.stops_page", turn.lang), url, web_app=telegram_user is not None)
+    turn.say(t("driver.stops_page", turn.lang), link=button)
 
 
 # --- buttons ---

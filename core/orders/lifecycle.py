@@ -318,7 +318,14 @@ async def revert(
 async def _lock_order(session: AsyncSession, order_id: int) -> Order:
     if not session.in_transaction():
         raise RuntimeError("lifecycle changes must run inside a transaction")
-    statement = select(Order).where(Order.id == order_id).with_for_update()
+    # populate_existing: the row as it is once locked, not as this session read it before
+    # (a double tap racing on PostgreSQL was otherwise delivered twice from a stale status)
+    statement = (
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     order = (await session.exec(statement)).one_or_none()
     if order is None:
         raise NotFound("error.order_not_found", order=order_id)

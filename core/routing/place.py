@@ -53,7 +53,7 @@ def _lead(problem: Problem, stop_id: str) -> str:
 
 def _urgency(problem: Problem, stop_id: str) -> tuple[int, int, int, str]:
     stop = problem.stop_by_id[stop_id]
-    able = sum(problem.compatible(v, stop) for v in problem.vehicles)
+    able = len(problem.able(stop))
     return -stop.priority, able, problem.windows(stop)[-1].end, stop_id
 
 

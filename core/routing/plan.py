@@ -31,6 +31,22 @@ class RoutePlan:
 
 
 @dataclass(frozen=True)
+class Phases:
+    """Where a `solve()` call spent its budget (seconds, wall clock)."""
+
+    budget: float  # the whole call's limit, counted from when it started
+    prepare: float = 0.0  # before the engine: stops no vehicle can serve, the engine's view
+    engine_data: float = 0.0  # the engine's own model of the problem
+    first_plan: float | None = None  # since the call started: the engine's first whole plan
+    first_feasible: float | None = None  # ... and its first plan without broken rules
+    search: float = 0.0  # the engine's search from its first plan on
+    search_limit: float = 0.0  # the engine's share of the budget (its data and search)
+    check: float = 0.0  # our checker: repair, placing the stops left out, re-checking
+    total: float = 0.0
+    budget_spent: bool = False  # the search was cut short by the budget
+
+
+@dataclass(frozen=True)
 class Plan:
     routes: tuple[RoutePlan, ...]
     unassigned: dict[str, str] = field(default_factory=dict)  # stop id -> reason
@@ -38,6 +54,7 @@ class Plan:
     distance: int = 0
     duration: int = 0
     engine: str = ""
+    phases: Phases | None = field(default=None, compare=False)
 
     def route_of(self, stop_id: str) -> RoutePlan | None:
         return next((r for r in self.routes if stop_id in r.stops), None)

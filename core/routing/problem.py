@@ -177,10 +177,13 @@ class Problem:
 
     def __post_init__(self) -> None:
         for name in ("durations", "distances"):
-            matrix = np.array(getattr(self, name), dtype=np.int64, copy=True)
+            given = getattr(self, name)
+            # A frozen int64 matrix owning its data (another problem's, or a travel provider's)
+            # cannot change under us: it is kept as it is; anything else is copied and frozen.
+            matrix = given if _frozen(given) else np.array(given, dtype=np.int64, copy=True)
             if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
                 raise ProblemError("routing.matrix_shape", name=name, shape=matrix.shape)
-            if (matrix < 0).any():
+            if matrix.size and matrix.min() < 0:
                 raise ProblemError("routing.matrix_negative", name=name)
             matrix.setflags(write=False)
             object.__setattr__(self, name, matrix)
@@ -250,6 +253,18 @@ class Problem:
         """When her stretch of work began, for a route leaving at `departure` (later than it
         for a driver resting while she waits at her first stop)."""
         return departure if vehicle.rested is None else vehicle.rested
+
+    @staticmethod
+    def unrestricted(stop: Stop) -> bool:
+        """Whether every vehicle may serve this stop (no lock, no skill): then `able` and
+        `compatible` need not look at the vehicles one by one."""
+        return stop.vehicles is None and not stop.skills
+
+    def able(self, stop: Stop) -> tuple[Vehicle, ...]:
+        """The vehicles that may serve this stop."""
+        if self.unrestricted(stop):
+            return self.vehicles
+        return tuple(v for v in self.vehicles if self.compatible(v, stop))
 
     def compatible(self, vehicle: Vehicle, stop: Stop) -> bool:
         allowed = stop.vehicles is None or vehicle.id in stop.vehicles
@@ -327,6 +342,17 @@ class Problem:
     def _location(self, index: int, where: str) -> None:
         if not 0 <= index < self.size:
             raise ProblemError("routing.location", where=where, index=index, size=self.size)
+
+
+def _frozen(matrix: object) -> bool:
+    """An int64 C-ordered numpy array that owns its data and is read-only."""
+    return (
+        isinstance(matrix, np.ndarray)
+        and matrix.dtype == np.int64
+        and matrix.base is None
+        and matrix.flags.c_contiguous
+        and not matrix.flags.writeable
+    )
 
 
 def _repeated(ids: Iterable[str]) -> str | None:

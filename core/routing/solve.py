@@ -11,6 +11,11 @@
    else moving: the day serves at least what it serves without the odd stops. What is still
    left out is "full" (then true), "not worth it" for an optional stop, or "not planned this
    time" past the deadline.
+
+The time limit is on the whole call (from `started`, which a caller may set to before it
+fetched the matrix): the engine gets what is left after preparing, less a little kept for the
+checker and placing (`RESERVE_PER_STOP_S`); the plan reports where the time went
+(`Plan.phases`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from core.routing.cost import in_engine_units
 from core.routing.engines import ortools as ortools_engine
 from core.routing.engines import pyvrp as pyvrp_engine
 from core.routing.place import place
-from core.routing.plan import Plan
+from core.routing.plan import Phases, Plan
 from core.routing.problem import Problem, Stop
 from core.routing.timing import for_engine
 from core.texts import t
@@ -40,7 +45,9 @@ ENGINES: dict[str, Engine] = {
     pyvrp_engine.NAME: pyvrp_engine.run,
     ortools_engine.NAME: ortools_engine.run,
 }
-PLACING_S = 2.0  # at least this long (else the time limit) to place stops after the engine
+RESERVE_PER_STOP_S = 0.0002  # kept after the engine for checking and placing, per stop
+RESERVE_S = (0.05, 5.0)  # ... but at least and at most this long (and at most a tenth)
+PLACING_S = 2.0  # a budget shorter than this still leaves this long to place stops
 
 
 def choose_engine(problem: Problem) -> str:
@@ -56,14 +63,22 @@ def solve(
     max_iterations: int | None = None,
     current: dict[str, list[str]] | None = None,
     timing: str = "window",
+    started: float | None = None,
 ) -> Plan:
     """The best plan found within the time limit; always feasible by our checker.
 
+    `time_limit_s` bounds the whole call, counted from `started` (a `time.perf_counter()`
+    reading; default: now). Past it, the search stops with the best plan so far and stops not
+    placed yet are left out as "not planned this time"; only PyVRP's first plan (its
+    construction) cannot be cut short, and a budget under `PLACING_S` still leaves that long
+    to place the stops the engine left out.
     `current`: the plan in force (vehicle -> stops). A re-plan never returns something worse:
     if the current plan is feasible and serves more stops, or as many for less, it stays.
     `timing`: how the engine is told about traffic and breaks (`timing.py`); the plan is
     re-timed per leg by the checker either way."""
-    started = time.perf_counter()
+    entered = time.perf_counter()
+    started = entered if started is None else started
+    deadline = started + time_limit_s
     impossible = {stop.id: reason for stop in problem.stops if (reason := why_alone(problem, stop))}
     for stop_id in list(impossible):
         if (partner := problem.partner.get(stop_id)) and partner not in impossible:
@@ -71,16 +86,35 @@ def solve(
     rest = without(problem, impossible)
     name = engine or choose_engine(rest)
     odd = pyvrp_engine.odd_stops(rest) if name == pyvrp_engine.NAME else frozenset()
+    view = in_engine_units(for_engine(without(rest, odd), timing))
+    ready = time.perf_counter()
+    reserve = min(max(RESERVE_PER_STOP_S * len(problem.stops), RESERVE_S[0]), RESERVE_S[1])
+    reserve = min(reserve, time_limit_s / 10)
+    share = max(0.0, deadline - ready - reserve)
+    report: dict[str, float] = {}
     sequences = ENGINES[name](
-        in_engine_units(for_engine(without(rest, odd), timing)),
-        time_limit_s=time_limit_s,
-        seed=seed,
-        max_iterations=max_iterations,
+        view, time_limit_s=share, seed=seed, max_iterations=max_iterations, report=report
     )
-    deadline = time.perf_counter() + max(PLACING_S, time_limit_s)
-    plan = _fill(problem, repair(problem, sequences, dict(impossible), name), impossible, deadline)
+    del view, rest
+    searched = time.perf_counter()
+    placing = max(deadline, started + PLACING_S)
+    plan = _fill(problem, repair(problem, sequences, dict(impossible), name), impossible, placing)
     if current and (kept := _better(problem, plan, current)) is not plan:
-        plan = _fill(problem, kept, impossible, deadline)
+        plan = _fill(problem, kept, impossible, placing)
+    ended = time.perf_counter()
+    phases = Phases(
+        budget=time_limit_s,
+        prepare=ready - entered,
+        engine_data=report.get("engine_data", 0.0),
+        first_plan=report["first_plan"] - started if "first_plan" in report else None,
+        first_feasible=(report["first_feasible"] - started if "first_feasible" in report else None),
+        search=report.get("search", 0.0),
+        search_limit=share,
+        check=ended - searched,
+        total=ended - started,
+        budget_spent=bool(report.get("budget_spent")),
+    )
+    plan = dataclasses.replace(plan, phases=phases)
     log.debug(
         "solved %d stops on %d vehicles with %s (%d outside its model) in %.2fs: cost %d, "
         "%d left out",
@@ -88,7 +122,7 @@ def solve(
         len(problem.vehicles),
         name,
         len(odd),
-        time.perf_counter() - started,
+        phases.total,
         plan.cost,
         len(plan.unassigned),
     )
@@ -182,7 +216,7 @@ def why_alone(problem: Problem, stop: Stop) -> str | None:
     """Why no vehicle could serve this stop even if it had nothing else to do, or None."""
     if not problem.vehicles:
         return t("routing.reason.no_vehicles")
-    able = [v for v in problem.vehicles if problem.compatible(v, stop)]
+    able = problem.able(stop)
     if not able:
         if stop.vehicles is not None and not any(v.id in stop.vehicles for v in problem.vehicles):
             return t("routing.reason.locked_away")

@@ -63,7 +63,14 @@ def _scaled(problem: Problem, timing: str) -> np.ndarray:
         for vehicle in problem.vehicles:
             if vehicle.start is not None:
                 factors[vehicle.start] = peak
-    return -(-problem.durations * factors[None, :] // 1000)
+    # ceil(free-flow × factor / 1000), in place: one new matrix, frozen so that the engine's
+    # problem takes it without a copy
+    scaled = problem.durations * factors[None, :]
+    np.negative(scaled, out=scaled)
+    np.floor_divide(scaled, 1000, out=scaled)
+    np.negative(scaled, out=scaled)
+    scaled.setflags(write=False)
+    return scaled
 
 
 def _rests_before(problem: Problem) -> tuple[Stop, ...]:

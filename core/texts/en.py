@@ -192,6 +192,42 @@ TEXTS = {
     "pad.submit": "Sign",
     "pad.done": "Signed. Thank you!",
     "pad.offline": "Not sent yet (no connection?); tap Sign again.",
+    # the driver's page (/driver/<token>)
+    "driverpage.title": "Your stops",
+    "driverpage.empty": "You have no stops right now.",
+    "driverpage.navigate": "Google Maps",
+    "driverpage.map": "Map app",
+    "driverpage.photo": "📷 Photo",
+    "driverpage.photo_saved": "Photo saved for order {ref}.",
+    "driverpage.signature": "✍️ Signature",
+    "driverpage.signed": "Signed",
+    "driverpage.pin": "Customer's PIN",
+    "driverpage.reasons": "Why could it not be delivered?",
+    "driverpage.other": "Other (type what happened)",
+    "driverpage.send": "Send",
+    "driverpage.cancel": "Back",
+    "driverpage.sharing": "Sharing your position while this page is open.",
+    "driverpage.not_sharing": "Your position is not shared: allow location for this page.",
+    "driverpage.offline": "Not sent (no connection?); try again.",
+    "driverpage.busy": "Sending…",
+    "driverpage.eta": "ETA",
+    "driverpage.window": "Window",
+    "driverpage.for": "For",
+    "driverpage.note": "Note",
+    "driverpage.proof_photo": "Needs a photo",
+    "driverpage.proof_signature": "Needs a signature",
+    "driverpage.proof_pin": "Needs the customer's PIN",
+    "driverpage.proof_both": "Needs a photo and a signature",
+    "driverpage.already": "Order {ref} is {status} already; nothing changed.",
+    "driverpage.photo_needed": (
+        "Order {ref} needs a photo of the delivered parcel first: tap Photo and take one."
+    ),
+    "driverpage.signature_needed": (
+        "Order {ref} needs the recipient's signature first: tap Signature and hand them the phone."
+    ),
+    "driverpage.no_signature": "Order {ref} needs no signature.",
+    "driverpage.bad_position": "That position could not be read; it was not kept.",
+    "driverpage.bad_request": "That request could not be read; reload the page and try again.",
     # the sandbox page (/sandbox)
     "sandbox.off": (
         "The sandbox is off: start the service with SANDBOX=true (or run lastmile demo)."

@@ -143,6 +143,7 @@ TEXTS = {
     ),
     "help.driver": (
         "/shift – start or end your shift\n/route – your stops in order, with navigation\n"
+        "/stops – your stops on a page: navigation, proof photos, your position\n"
         "/hours 08:00-16:00 – your working hours, so your route is ready when you start\n"
         "Share your live location during the shift so dispatch can plan around you."
     ),
@@ -160,6 +161,7 @@ TEXTS = {
     "command.help": "What I can do",
     "command.shift": "Start or end your shift",
     "command.route": "Your stops",
+    "command.stops": "Your stops on a page",
     "command.hours": "Your working hours",
     "command.neworder": "Create an order",
     "command.orders": "List orders",
@@ -243,6 +245,11 @@ TEXTS = {
     ),
     "driver.sign_expected": "Order {ref} waits for the recipient's signature on the pad.",
     "button.sign": "Signature pad",
+    "button.stops_page": "Your stops",
+    "driver.stops_page": (
+        "Your stops on one page: navigation, Arrived / Delivered / Failed, proof photos; it "
+        "shares your position while it is open."
+    ),
     "driver.send_pin": "Ask the customer for their PIN for order {ref} and type it.",
     "driver.delivered": "Order {ref} delivered. ✅{next}",
     "driver.next_stop": "\nNext: {ref}, {address}.",

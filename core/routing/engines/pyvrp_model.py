@@ -40,10 +40,13 @@ def build(
     open_routes = any(v.open_end for v in problem.vehicles)
     sink = n  # open routes end here at no cost (only when some route is open)
     size = n + 1 if open_routes else n
-    distance = np.zeros((size, size), dtype=np.int64)
-    duration = np.zeros((size, size), dtype=np.int64)
-    distance[:n, :n], duration[:n, :n] = problem.distances, problem.durations
+    # PyVRP copies the matrices into its own: ours are handed over as they are (no copy of
+    # our own) unless the model needs more locations.
+    distance, duration = problem.distances, problem.durations
     if open_routes:
+        distance = np.zeros((size, size), dtype=np.int64)
+        duration = np.zeros((size, size), dtype=np.int64)
+        distance[:n, :n], duration[:n, :n] = problem.distances, problem.durations
         # Nothing starts at the sink, so its row is never driven; keep it in the matrix's own
         # range, since PyVRP derives its starting penalties from the matrices.
         distance[sink, :n] = problem.distances.max(initial=0)

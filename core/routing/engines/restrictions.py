@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from dataclasses import dataclass
 
 from core.routing.problem import Problem
@@ -36,7 +37,18 @@ class Restrictions:
     odd: frozenset[str]  # stops the model leaves out
 
 
+_known: weakref.WeakKeyDictionary[Problem, Restrictions] = weakref.WeakKeyDictionary()
+
+
 def restrictions(problem: Problem) -> Restrictions:
+    """How this problem's restrictions are modelled (worked out once per problem: the engine
+    asks for its odd stops, then for the model)."""
+    if (known := _known.get(problem)) is None:
+        known = _known[problem] = _restrictions(problem)
+    return known
+
+
+def _restrictions(problem: Problem) -> Restrictions:
     odd = {
         stop_id
         for pair in problem.pairs
@@ -46,7 +58,9 @@ def restrictions(problem: Problem) -> Restrictions:
     }
     allowed_sets: dict[frozenset[str], list[str]] = {}
     for stop in problem.stops:
-        allowed = frozenset(v.id for v in problem.vehicles if problem.compatible(v, stop))
+        if problem.unrestricted(stop):
+            continue
+        allowed = frozenset(v.id for v in problem.able(stop))
         if stop.id not in odd and len(allowed) < len(problem.vehicles):
             allowed_sets.setdefault(allowed, []).append(stop.id)
     cells = (problem.size + sum(map(len, allowed_sets.values()))) ** 2
