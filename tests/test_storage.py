@@ -25,6 +25,7 @@ from core.errors import DomainError
 from core.models import Order, OrderStatus, Proof, Role, SpooledFile
 from core.storage import BadKey, Files, LocalStorage, S3Storage, StorageError
 from core.tracking.links import Signer
+from core.webviews import driver as driver_page
 from tests.factories import count
 from tests.fakes import telegram_updates as tu
 from tests.fakes.s3 import ACCESS_KEY, SECRET_KEY, client, s3_server, s3_server_checking_keys
@@ -32,6 +33,7 @@ from tests.fakes.tcp_proxy import Proxy
 from tests.fakes.telegram_api import FakeTelegram
 from tests.instances import running, start
 from tests.telegram_harness import SECRET, add_person, jpeg, running_bot
+from tests.test_signature_pad_telegram import init_data
 from tests.test_telegram_driver import BERLIN, assign, driver_of, link, new_order, status
 
 S = OrderStatus
@@ -366,3 +368,64 @@ async def test_a_photo_kept_through_one_instance_is_served_by_another(
                 assert on_page.status_code == 200 and on_page.content == picture
                 for each in (a, b):
                     assert not (tmp_path / each.name / "data" / "proofs").exists()
+
+
+async def test_a_photo_from_the_drivers_page_while_the_store_is_out_is_kept_and_said_so(
+    db: Database, tmp_path: Path
+):
+    ana, member = await add_person(db, 651, "Ana", [Role.DRIVER])
+    driver = await driver_of(db, member.id)
+    order = await new_order(db, "Cara", 52.53, 13.41, proof_required="photo")
+    assert order.id is not None and driver.id is not None
+    with s3_server() as endpoint:
+        client(endpoint).create_bucket(Bucket="lm-page")
+        proxy = Proxy("127.0.0.1", int(endpoint.rsplit(":", 1)[1]))
+        await proxy.start()
+        storage = {
+            "url": "s3://lm-page",
+            "s3_endpoint_url": f"http://127.0.0.1:{proxy.listen_port}",
+            "s3_access_key": ACCESS_KEY,
+            "s3_secret_key": SECRET_KEY,
+            "retry_s": 0.3,
+            "timeout_s": 1,
+        }
+        try:
+            page_app = {"telegram": {"mini_apps": True}, "storage": storage}
+            async with running_bot(db, tmp_path, app={"secret_key": LINK_KEY}, **page_app) as bot:
+                svc = bot.app.state.services
+                await bot.send(tu.command(ana, "/shift"))
+                await assign(db, order.id, driver.id)
+                await bot.send(tu.command(ana, "/stops"))
+                [[button]] = bot.last(651).params["reply_markup"]["inline_keyboard"]
+                url = button["web_app"]["url"]
+                token = url.rsplit("/driver/", 1)[1]
+                launch = init_data(svc.settings.telegram.bot_token.get_secret_value(), 651, "Ana")
+                headers = {
+                    "Origin": bot.base_url,
+                    "X-Page-Key": driver_page.form_key(svc, token),
+                    "X-Telegram-Init-Data": launch,
+                    "Content-Type": "image/jpeg",
+                }
+                proxy.cut()
+                picture = jpeg()
+                async with httpx.AsyncClient(headers=headers) as http:
+                    answer = await http.post(f"{url}/stops/{order.id}/photo", content=picture)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["message"] == (
+                    f"Photo of order #{order.id} received and kept. The file store is out for a"
+                    " moment; it will be filed as soon as it is back. Nothing more to do."
+                )
+                async with db.sessions() as session:
+                    [proof] = list(await session.exec(select(Proof)))
+                assert (
+                    proof.stored_path and (await spooled_row(db, proof.stored_path)).data == picture
+                )
+                proxy.restore()
+                deadline = time.monotonic() + 20
+                while await svc.files.spooled(proof.stored_path):
+                    assert time.monotonic() < deadline, "the spooled photo was never uploaded"
+                    await asyncio.sleep(0.2)
+                stored = client(endpoint).get_object(Bucket="lm-page", Key=proof.stored_path)
+                assert stored["Body"].read() == picture
+        finally:
+            await proxy.close()
