@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,10 +102,18 @@ class LocalStorage:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
+        """Into a temporary file of its own first (two writers of one key at once, say a pad
+        submitted twice, never move each other's file away), then moved into place."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.part")
-        partial.write_bytes(data)
-        partial.replace(path)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            os.chmod(partial, 0o644)
+            os.replace(partial, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
 
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)

@@ -429,3 +429,15 @@ async def test_a_photo_from_the_drivers_page_while_the_store_is_out_is_kept_and_
                 assert stored["Body"].read() == picture
         finally:
             await proxy.close()
+
+
+async def test_one_key_written_by_many_at_once_is_kept_whole_in_the_folder(tmp_path: Path):
+    """A pad submitted twice at once keeps the same signature twice: neither write may move
+    the other's file away (it did: one shared ".part" name, a 500 for the second submit)."""
+    files = Files(LocalStorage(tmp_path))
+    data = jpeg()
+    kept = await asyncio.gather(*(files.keep(data, "jpg") for _ in range(30)))
+    assert {each.key for each in kept} == {kept[0].key}
+    path = tmp_path / kept[0].key
+    assert path.read_bytes() == data
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no partial file left
