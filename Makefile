@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICE_STAMP := $(VENV)/.installed-service
 
-.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-big-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports clean
+.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-big-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports bench-board clean
 
 # The service alone (`make run`, `make demo`): its dependencies, not compiled ahead (about 50 s
 # on a warm package cache); the development tools come with `make install` / `make test`.
@@ -95,6 +95,11 @@ bench-whatsapp-outbound: $(STAMP)
 # fan-out latency of one position to 500 open pages; SQLite, then PostgreSQL at BENCH_POSTGRES.
 bench-web: $(STAMP)
 	$(BIN)/python -m bench.web all --postgres $(BENCH_POSTGRES) --skip-unreachable
+
+# The dispatcher's live board: 200 drivers, 2,000 stops in headless Chromium (Debian's chromium):
+# first render and a position update on the open board; SQLite, then PostgreSQL at BENCH_POSTGRES.
+bench-board: $(STAMP)
+	$(BIN)/python -m bench.board --postgres $(BENCH_POSTGRES) --skip-unreachable
 
 # Reports: metrics and the whole report (text, chart, CSV) of a day of 5,000 orders and 100
 # drivers, on SQLite, then PostgreSQL at BENCH_POSTGRES (skipped when it is unreachable).

@@ -49,6 +49,7 @@ class AppSettings(BaseModel):
     secret_key: SecretStr | None = None  # signs expiring links; made in data_dir when unset
     proof_link_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     sign_link_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # the signature pad's link
+    board_link_minutes: float = Field(default=720.0, gt=0, le=7 * 24 * 60)  # the live board's
     driver_link_hours: float = Field(default=16.0, gt=0, le=7 * 24)  # the driver's page link
     conversation_minutes: float = Field(default=360.0, gt=0, le=7 * 24 * 60)
 
@@ -341,8 +342,9 @@ class TrackingSettings(BaseModel):
     stale_minutes: float = Field(default=10.0, gt=0, le=240)
     undo_minutes: float = Field(default=5.0, ge=0, le=60)
     page_days: float = Field(default=7.0, gt=0, le=365)
-    map_js_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.js"
-    map_css_url: str = "https://unpkg.com/leaflet@1.9.4/dist/leaflet.css"
+    # Leaflet 1.9.4, served by the service itself (web/static/leaflet/)
+    map_js_url: str = "/static/leaflet/leaflet.js"
+    map_css_url: str = "/static/leaflet/leaflet.css"
     tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 

@@ -19,11 +19,12 @@ from sqlmodel import col, select
 from core.config import RoutingSettings
 from core.db import Database
 from core.dispatch.planner import Planner
-from core.drivers.stops import delivery_eta
+from core.drivers.stops import Stops, delivery_eta
 from core.errors import DomainError
-from core.models import Order, OrderEvent, Route, RouteStop, StopKind
+from core.models import Order, OrderEvent, OrderStatus, Route, RouteStop, StopKind
 from core.orders.lifecycle import Actor
 from core.routing.travel import Matrix, Point, StraightLine
+from core.texts import t
 from tests.test_dispatch import EAST, NOW, WEST, near, on_shift, order_at
 
 SOLVE_S = 0.5
@@ -215,3 +216,48 @@ async def test_two_dispatchers_assigning_one_order_at_once(db: Database):
             if [eta] != current:
                 wrong.append(f"round {round_}: ETA {eta} is not the current stop's {current}")
     assert wrong == [], f"{len(wrong)} problems in {DUEL_ROUNDS} rounds:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("how", ["place", "insert_order"])
+async def test_arrivals_planned_while_she_delivers_a_stop_are_placed_again_from_a_fresh_read(
+    db: Database, how: str
+):
+    """Wanda has A on her route when new orders arrive. While the planner solves from what it
+    read, she delivers A (her taps, through another instance). Her route planned from that read
+    runs through A and is timed from before it: it is not written. The arrivals come back as
+    changed meanwhile (the autopilot places those again) and nothing of hers is touched; placed
+    again from a fresh read, they are hers, on a route without A."""
+    west = await on_shift(db, "Wanda", 1, WEST)
+    first = await order_at(db, "A", near(WEST, 1))
+    async with instance(db.url) as b:
+        await b.dispatch_day(ANA)
+    arrivals = [await order_at(db, f"N{k}", near(WEST, k)) for k in (2, 3)]
+    ids = [o.id for o in arrivals][: 1 if how == "insert_order" else 2]
+    travel = Meanwhile()
+
+    async def delivers() -> None:
+        other = Database(db.url)
+        try:
+            await Stops(other).deliver(west.id, first.id, Actor.member(west.member_id))
+        finally:
+            await other.dispose()
+
+    travel.meanwhile = delivers  # after the planner has read, before it solves and writes
+    async with instance(db.url, travel) as a:
+        if how == "insert_order":
+            insertion = await a.insert_order(ids[0], ANA)
+            assert insertion.vehicle is None and insertion.reason == t("dispatch.changed")
+        else:
+            report = await a.place(ids, ANA)
+            assert report.assigned == [] and set(ids) <= set(report.skipped)
+        assert travel.meanwhile is None, "she delivered A meanwhile"
+    orders = await orders_by_id(db, [first.id, *ids])
+    assert orders[first.id].status is OrderStatus.DELIVERED
+    assert [orders[i].driver_id for i in ids] == [None] * len(ids)
+    assert await open_stops(db) == []  # A's stop visited; nothing written from the stale read
+    async with instance(db.url) as a:  # the autopilot's next pass: a fresh read
+        if how == "insert_order":
+            assert (await a.insert_order(ids[0], ANA)).vehicle == str(west.id)
+        else:
+            assert {x.order_id for x in (await a.place(ids, ANA)).assigned} == set(ids)
+    assert sorted(await open_stops(db)) == sorted((i, StopKind.DELIVERY, west.id) for i in ids)

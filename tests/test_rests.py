@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import col, select
 
 from core.db import Database
-from core.models import Depot, Order, OrderEvent, OrderStatus
+from core.models import Depot, Driver, Order, OrderEvent, OrderStatus, PlannedBreak, RouteStop
+from core.routing.check import simulate
 from core.routing.travel import Point, haversine_m
-from tests.test_dispatch import WEST, near, on_shift, order_at, planner
+from tests.test_dispatch import DISPATCHER, WEST, near, on_shift, order_at, planner
 
 S = OrderStatus
 CLOSE = timedelta(seconds=2)
@@ -101,3 +103,64 @@ async def test_a_wait_shorter_than_a_rest_is_none(db: Database):
     driver_id = await day_so_far(db, at(11) + timedelta(minutes=50), c_opens=12.25)
     began = at(11) + timedelta(minutes=50) - leg(1, 2)  # the gap from A to B was a rest
     assert abs(await work_began(db, driver_id) - began) <= CLOSE
+
+
+async def tap(db: Database, order_id: int, driver_id: int, taps: list[tuple[S, datetime]]) -> None:
+    """Her taps at this stop, stamped when she made them (the order ends in the last one)."""
+    async with db.transaction() as session:
+        row = await session.get(Order, order_id)
+        row.status, row.driver_id = taps[-1][0], driver_id
+        session.add(row)
+        for status, when in taps:
+            session.add(OrderEvent(order_id=order_id, kind="status_changed", to_status=status,
+                                   actor="test", created_at=when))  # fmt: skip
+
+
+async def test_a_break_taken_when_told_counts_though_her_taps_make_it_a_little_short(
+    db: Database,
+):
+    """On shift since 07:00 (her morning unknown: no depot), at 11:15 she has five stops: the
+    plan written for her (dispatch) has her rest after the second, and the product remembers
+    that break. She takes it, but her taps leave 27 of its 30 minutes between the two stops
+    around it (she taps Delivered on arrival and gets to the next stop 3 minutes before its
+    ETA). After that stop her last two are re-planned: the rest she was told to take counts as
+    taken, and she is planned no second break (read strictly, her day had run 5 h without a
+    rest and she got one at once)."""
+    now = at(11.25)  # no depot: her morning before these stops is unknown, not a rest
+    driver = await on_shift(db, "Wanda", 1, near(WEST, 1), shift_started_at=at(7),
+                            last_seen_at=now - CLOSE)  # fmt: skip
+    for ref, k in (("B", 2), ("C", 3), ("D", 4), ("E", 5), ("F", 6)):
+        await order_at(db, ref, near(WEST, k), hours=(7, 18))
+    report = await planner(db, clock=lambda: now).dispatch_day(DISPATCHER)
+    assert len(report.assigned) == 5
+    async with db.reads() as session:
+        told = (await session.exec(select(PlannedBreak))).all()
+        stops = (await session.exec(select(RouteStop).order_by(col(RouteStop.sequence)))).all()
+    assert [b.driver_id for b in told] == [driver.id] and told[0].seconds == 30 * 60
+    rest = told[0].starts_at
+    before = max((s for s in stops if s.planned_departure <= rest), key=lambda s: s.sequence)
+    after = stops[stops.index(before) + 1]
+    assert after.planned_arrival - rest >= timedelta(minutes=30)  # she rests, then drives
+    for stop in stops[: stops.index(before) + 1]:  # Delivered tapped on arrival
+        taps = [(S.ARRIVED, stop.planned_arrival), (S.DELIVERED, stop.planned_arrival)]
+        await tap(db, stop.order_id, driver.id, taps)
+    early = after.planned_arrival - timedelta(minutes=3)
+    await tap(db, after.order_id, driver.id, [(S.ARRIVED, early), (S.DELIVERED, early + FIVE)])
+    later = early + FIVE + CLOSE
+    async with db.transaction() as session:
+        row = await session.get(Driver, driver.id)
+        order = await session.get(Order, after.order_id)
+        row.last_lat, row.last_lon, row.last_seen_at = order.lat, order.lon, later
+        session.add(row)
+    world = await planner(db, clock=lambda: later).world()
+    vehicle = world.problem.vehicle_by_id[str(driver.id)]
+    left = world.sequences[str(driver.id)]
+    assert left
+    route, violations = simulate(world.problem, vehicle, left)
+    assert violations == [] and route.breaks == ()
+    assert vehicle.rested is not None and world.at(vehicle.rested) > rest
+    # a re-plan now forgets none of it: the break she took stays remembered
+    await planner(db, clock=lambda: later).dispatch_day(DISPATCHER)
+    async with db.reads() as session:
+        kept = (await session.exec(select(PlannedBreak))).all()
+    assert [b.starts_at for b in kept] == [rest]

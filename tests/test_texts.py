@@ -27,7 +27,7 @@ from core.texts import (
     t,
 )
 from core.tracking import public
-from core.webviews import driver, pad
+from core.webviews import board, driver, pad
 from tests.conftest import ROOT
 
 ENGLISH = CATALOGS[DEFAULT_LANGUAGE]
@@ -49,6 +49,7 @@ FAMILIES: dict[str, list[str]] = {
     "role.plural.": [r.value for r in Role],
     "reason.": list(FAIL_REASONS),
     "pad.": list(pad.PAGE_WORDS),
+    "board.": list(board.PAGE_WORDS),
     "driverpage.": list(driver.PAGE_WORDS),
     "command.": sorted({name for names in COMMANDS.values() for name in names}),
     "page.step.": list(public.STEPS),

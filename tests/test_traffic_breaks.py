@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from core.dispatch.planner import Planner, _pin_prefixes
+from core.dispatch.world import World
 from core.routing import cost
 from core.routing.check import evaluate, simulate
 from core.routing.insert import cheapest_insertion
@@ -25,6 +28,7 @@ from core.routing.problem import (
 )
 from core.routing.solve import solve
 from core.routing.timing import for_engine
+from core.routing.travel import StraightLine
 
 MINUTE, HOUR = 60, 3600
 RUSH = [1.0] * 24
@@ -295,3 +299,52 @@ def test_the_engines_get_the_cost_in_small_units_with_the_same_ratios():
     assert small.vehicles[0].fixed_cost == math.ceil(50_000 * factor)
     unit = dataclasses.replace(p, objective=Objective(duration=1))
     assert cost.in_engine_units(unit) is unit
+
+
+async def test_a_replan_pinning_her_next_stop_plans_the_break_due_right_after_it(db):
+    """Re-planned on her way to s1 (pinned: she is driving to it), with her 2.5 h of work up
+    just after it: the solver starts her from s1 and must rest her before the next leg as the
+    full check does. Without that it gives her s2 (10 min away, due by 0:30), which the full
+    check then finds late behind her break; Bea (25 min away, fresh) is on time for it."""
+    durations = np.array(
+        [
+            [0, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE],
+            [5 * MINUTE, 0, 10 * MINUTE, 30 * MINUTE],
+            [15 * MINUTE, 10 * MINUTE, 0, 25 * MINUTE],
+            [30 * MINUTE, 30 * MINUTE, 25 * MINUTE, 0],
+        ]
+    )
+    ann = Vehicle("ann", start=0, open_end=True, shift=Window(0, 8 * HOUR), rested=-140 * MINUTE)
+    bea = Vehicle("bea", start=3, open_end=True, shift=Window(0, 8 * HOUR))
+    problem = Problem(
+        durations=durations,
+        distances=durations * 10,
+        vehicles=(ann, bea),
+        stops=(
+            Stop("s1", 1, service=3 * MINUTE),
+            Stop("s2", 2, windows=(Window(0, 30 * MINUTE),), service=3 * MINUTE),
+        ),
+        breaks=Breaks(after=150 * MINUTE, length=30 * MINUTE),
+    )
+    world = World(
+        problem,
+        datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        {},
+        {},
+        {},
+        sequences={"ann": ["s1"], "bea": []},
+        locked={"ann": 1},
+    )
+    planner = Planner(db, StraightLine(), clock=lambda: world.epoch)
+    plan = await planner._solve(world)
+    _, violations = evaluate(problem, plan.sequences, plan.unassigned)
+    assert violations == []
+    assert plan.sequences["ann"][0] == "s1" and "s2" not in plan.unassigned
+    assert plan.sequences["bea"] == ["s2"]
+    # a wait at s1 long enough to be her rest counts: she leaves it with a fresh stretch
+    waits = dataclasses.replace(problem.stops[0], windows=(Window(45 * MINUTE, 2 * HOUR),))
+    world.problem = dataclasses.replace(problem, stops=(waits, problem.stops[1]))
+    reduced, prefix = _pin_prefixes(world)
+    assert prefix == {"ann": "s1"}
+    assert reduced.vehicles[0].rested == 45 * MINUTE and reduced.vehicles[0].parked
+    assert reduced.vehicles[0].shift.start == 48 * MINUTE

@@ -6,10 +6,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 
 from core.bootstrap import Services
 from core.channels import channel_states
@@ -22,9 +24,21 @@ from core.scheduler import Scheduler
 from core.storage import StorageRefused
 from core.tracking.live import LiveFeed
 from web import errors, limits
-from web.routes import api, driver, health, home, proofs, sandbox, sign, tracking, webhooks
+from web.routes import (
+    api,
+    board,
+    driver,
+    health,
+    home,
+    proofs,
+    sandbox,
+    sign,
+    tracking,
+    webhooks,
+)
 
 log = logging.getLogger("lastmile")
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(
@@ -122,4 +136,7 @@ def create_app(
     app.include_router(sign.router)
     app.include_router(driver.router)
     app.include_router(sandbox.router)
+    app.include_router(board.router)
+    # Leaflet (vendored with its licence) for the tracking page and the board: no CDN
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -10,6 +10,7 @@ STAFF_COMMANDS = (
     "order",
     "drivers",
     "assign",
+    "board",
     "dispatch",
     "optimize",
     "import",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.conversations import buttons, staff
 from core.conversations.engine import Flow
 from core.conversations.events import Command, Event, Press
-from core.conversations.replies import Button, Choices
+from core.conversations.replies import Button, Choices, Link
 from core.conversations.turn import Turn
 from core.conversations.wording import slot_choices, when, window
 from core.dispatch import board
@@ -14,6 +14,7 @@ from core.models import OrderStatus, Role
 from core.orders import service as orders
 from core.orders.lifecycle import Change, Window
 from core.texts import t
+from core.webviews import board as live_board
 
 ALIASES = {"open": None, "waiting": OrderStatus.NEW, "out": OrderStatus.OUT_FOR_DELIVERY}
 MAX_DRIVERS = 10
@@ -255,7 +256,16 @@ async def _drivers(turn: Turn, args: str) -> None:
     turn.say("\n".join(out))
 
 
+async def _board(turn: Turn, args: str) -> None:
+    """A button opening the live board: a Mini App where the chat has them, else a signed link."""
+    telegram_user = turn.mini_app_user()
+    url = await live_board.link(turn.svc, turn.member_id, telegram_user)
+    button = Link(t("button.board", turn.lang), url, web_app=telegram_user is not None)
+    turn.say(t("board.open", turn.lang), link=button)
+
+
 COMMANDS = {
+    "board": _board,
     "orders": _orders,
     "order": _order,
     "assign": _assign_command,

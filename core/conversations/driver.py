@@ -227,7 +227,7 @@ async def _start_route(turn: Turn) -> None:
 
 async def offer_page(turn: Turn) -> None:
     """A link to her stops on one page (a Mini App where the chat has them)."""
-    telegram_user = stop_buttons.mini_app_user(turn)
+    telegram_user = turn.mini_app_user()
     url = await driver_page.link(turn.svc, turn.member_id, telegram_user)
     button = Link(t("button.stops_page", turn.lang), url, web_app=telegram_user is not None)
     turn.say(t("driver.stops_page", turn.lang), link=button)

@@ -12,7 +12,7 @@ from core.conversations.turn import Turn
 from core.drivers import proofs, stops
 from core.drivers.stops import FAIL_REASONS
 from core.errors import DomainError
-from core.models import Channel, ProofKind
+from core.models import ProofKind
 from core.texts import t
 from core.webviews import pad
 
@@ -122,19 +122,9 @@ async def photo(turn: Turn, upload: Upload) -> None:
     await _delivered(turn, order_id)
 
 
-def mini_app_user(turn: Turn) -> int | None:
-    """The Telegram user a staff page opens for as a Mini App, where the chat has them."""
-    chat, svc = turn.chat, turn.svc
-    mini_apps = svc.settings.telegram.mini_apps
-    if mini_apps is None:
-        mini_apps = svc.settings.app.base_url.scheme == "https"
-    telegram = chat.channel is Channel.TELEGRAM and mini_apps
-    return int(chat.external_id) if telegram else None
-
-
 async def _offer_pad(turn: Turn, order_id: int, prompt: str) -> None:
     """The prompt with a button opening the signature pad (a Mini App where the chat has them)."""
-    telegram_user = mini_app_user(turn)
+    telegram_user = turn.mini_app_user()
     url = await pad.link(turn.svc, turn.member_id, order_id, telegram_user)
     button = Link(t("button.sign", turn.lang), url, web_app=telegram_user is not None)
     turn.say(t(prompt, turn.lang, ref=await _ref(turn, order_id)), link=button)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from core.conversations.replies import Reply
 from core.conversations.state import StateStore, Step
+from core.models import Channel
 from core.orders.lifecycle import Actor
 from core.people.identities import ChatRef, Identity, Person
 
@@ -51,6 +52,15 @@ class Turn:
     @property
     def actor(self) -> Actor:
         return Actor.member(self.member_id)
+
+    def mini_app_user(self) -> int | None:
+        """The Telegram user a staff web view opens for as a Mini App, where the chat has them
+        (`TELEGRAM_MINI_APPS`; unset: when the service is reached over https)."""
+        mini_apps = self.svc.settings.telegram.mini_apps
+        if mini_apps is None:
+            mini_apps = self.svc.settings.app.base_url.scheme == "https"
+        telegram = self.chat.channel is Channel.TELEGRAM and mini_apps
+        return int(self.chat.external_id) if telegram else None
 
     def say(self, text: str, **options: Any) -> None:
         self.replies.append(Reply(text, **options))

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.dispatch.world import MOVING, OPEN, World, order_of
+from core.drivers import rests
 from core.drivers.visits import open_rows
 from core.models import (
     Driver,
@@ -110,11 +111,15 @@ async def write_routes(
     fresh: Collection[int] = (),
     why: dict[int, str] | None = None,
     extra: dict[str, object] | None = None,
+    whole: bool = False,
 ) -> Written:
     """Assign and save each route, leaving out orders that changed since `world` was read.
     `locked` comes from `lock()` over these routes' drivers and orders; `fresh`: orders this
     transaction has already changed itself (a manual assignment), taken as they are now;
-    `extra`: data for every assignment event this write makes."""
+    `extra`: data for every assignment event this write makes; `whole`: a route with any order
+    changed since the read is not written at all (its times were planned from stale data: a
+    stop she has just picked up or delivered), every order of it skipped, to be placed again
+    from a fresh read."""
     written = Written()
     kept: list[tuple[RoutePlan, set[int]]] = []
     for route in routes:
@@ -124,6 +129,12 @@ async def write_routes(
             for order_id in orders_of([route]):
                 written.skipped[order_id] = t("dispatch.off_shift", driver=name)
             continue
+        if whole and any(
+            _changed(world, locked, order_id, fresh) for order_id in orders_of([route])
+        ):
+            for order_id in orders_of([route]):
+                written.skipped[order_id] = t("dispatch.changed")
+            continue
         if await _given_since(session, world, driver_id, route):
             for order_id in orders_of([route]):  # her route without it would be out of order
                 written.skipped[order_id] = t("dispatch.changed")
@@ -131,9 +142,7 @@ async def write_routes(
         keep = set()
         for order_id in orders_of([route]):
             now = locked.orders.get(order_id)
-            if now is None or (
-                order_id not in fresh and version(now) != version(world.orders[order_id])
-            ):
+            if now is None or _changed(world, locked, order_id, fresh):
                 written.skipped[order_id] = t("dispatch.changed")
                 continue
             if now.driver_id != driver_id:
@@ -161,6 +170,14 @@ async def write_routes(
         await save_route(session, world, route)
         written.saved[route.vehicle] = list(route.stops)
     return written
+
+
+def _changed(world: World, locked: Locked, order_id: int, fresh: Collection[int]) -> bool:
+    """Whether the order changed since `world` was read (gone, or another version)."""
+    now = locked.orders.get(order_id)
+    if now is None:
+        return True
+    return order_id not in fresh and version(now) != version(world.orders[order_id])
 
 
 async def _her_stops(
@@ -229,3 +246,14 @@ async def save_route(session: AsyncSession, world: World, route: RoutePlan) -> N
     for row in current.values():  # a stop the plan no longer has (its pickup is done)
         if row.actual_arrival is None:
             await session.delete(row)
+    await rests.remember(session, driver_id, world.epoch, _breaks(world, route))
+
+
+def _breaks(world: World, route: RoutePlan) -> list[tuple[datetime, int]]:
+    """The breaks the route has her take (start, seconds); a wait long enough to be one is
+    not among them: it is where the route waits anyway."""
+    breaks = world.problem.breaks
+    if breaks is None:
+        return []
+    waits = {v.arrival for v in route.visits if v.start - v.arrival >= breaks.length}
+    return [(world.at(start), breaks.length) for start in route.breaks if start not in waits]

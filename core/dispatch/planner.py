@@ -47,7 +47,7 @@ from core.orders.lifecycle import Actor, Change
 from core.routing.check import evaluate, simulate
 from core.routing.insert import Insertion, cheapest_insertion
 from core.routing.plan import Plan, RoutePlan
-from core.routing.problem import Problem, Window
+from core.routing.problem import Problem, Vehicle, Window
 from core.routing.solve import left_out_weight, solve_async
 from core.routing.sticky import StickyPlan, sticky_plan
 from core.routing.travel import Point, TravelProvider, haversine_m
@@ -198,7 +198,9 @@ class Planner:
         plan = await self._solve(world)
         if len(arriving) <= FEW:
             plan = await self._or_one_by_one(world, plan, arriving)
-        return await self._apply(world, plan, actor)
+        # A route whose orders changed while solving (a stop picked up or delivered) was timed
+        # from stale data: not written; its arrivals come back skipped, placed again afresh.
+        return await self._apply(world, plan, actor, whole=True)
 
     async def _or_one_by_one(self, world: World, solved: Plan, arriving: set[int]) -> Plan:
         """The batch solve, unless placing the few arrivals one by one into the routes in force
@@ -274,7 +276,7 @@ class Planner:
                     await lifecycle.note(session, order_id, "unassignable", actor, data)
                 return insertion
             written = await write_routes(
-                session, world, routes, actor, locked,
+                session, world, routes, actor, locked, whole=True,
                 max_attempts=self.orders.max_attempts, why={order_id: insertion.reason},
             )  # fmt: skip
             if why := written.skipped.get(order_id) or written.refused.get(order_id):
@@ -303,14 +305,17 @@ class Planner:
             log.info("re-plan keeps late pinned stops: %s", violations[0].message)
         return full
 
-    async def _apply(self, world: World, plan: Plan, actor: Actor) -> DispatchReport:
+    async def _apply(
+        self, world: World, plan: Plan, actor: Actor, *, whole: bool = False
+    ) -> DispatchReport:
         report = DispatchReport(engine=plan.engine)
         async with self.db.transaction() as session:
             drivers = [int(route.vehicle) for route in plan.routes]
             locked = await lock(session, drivers, orders_of(plan.routes))
             written = await write_routes(
-                session, world, plan.routes, actor, locked, max_attempts=self.orders.max_attempts
-            )
+                session, world, plan.routes, actor, locked,
+                max_attempts=self.orders.max_attempts, whole=whole,
+            )  # fmt: skip
         report.assigned = [
             Assignment(order_id, driver_id, world.names.get(str(driver_id), ""))
             for order_id, driver_id in written.assigned
@@ -433,7 +438,8 @@ class Planner:
 
 def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
     """Each moving driver's next stop is fixed: she starts, in the problem, from that stop at
-    the time she will leave it, and the stop itself leaves the problem."""
+    the time she will leave it, having worked since she did on the way there (a rest taken or
+    waited out before it counts), and the stop itself leaves the problem."""
     problem = world.problem
     if not world.locked:
         return problem, {}
@@ -446,14 +452,16 @@ def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
             continue
         first = sequence[0]
         route, _ = simulate(problem, vehicle, [first])
-        leave = route.visits[0].departure
+        visit = route.visits[0]
         stop = problem.stop_by_id[first]
         vehicles.append(
             dataclasses.replace(
                 vehicle,
                 start=stop.location,
-                shift=Window(min(leave, vehicle.shift.end), vehicle.shift.end),
+                parked=True,  # she leaves it: a break due then comes before the next leg
+                shift=Window(min(visit.departure, vehicle.shift.end), vehicle.shift.end),
                 max_stops=None if vehicle.max_stops is None else max(0, vehicle.max_stops - 1),
+                rested=_rested_at(problem, vehicle, route),
             )
         )
         prefix[vehicle.id] = first
@@ -465,6 +473,21 @@ def _pin_prefixes(world: World) -> tuple[Problem, dict[str, str]]:
         pairs=tuple(p for p in problem.pairs if p.pickup not in pinned),
     )
     return reduced, prefix
+
+
+def _rested_at(problem: Problem, vehicle: Vehicle, route: RoutePlan) -> int | None:
+    """When her stretch of work began, as she leaves the one stop of `route`: as it began for
+    the route, or later by a rest she took before the stop or a wait there long enough."""
+    if problem.breaks is None:
+        return vehicle.rested
+    visit = route.visits[0]
+    rested = problem.rested(vehicle, route.departure)
+    for start in route.breaks:
+        if start < visit.arrival:
+            rested = start + problem.breaks.length
+        elif start == visit.arrival and visit.start - visit.arrival >= problem.breaks.length:
+            rested = visit.start
+    return rested
 
 
 def _eta(world: World, order_id: int, at: datetime, here: Point | None) -> Eta:

@@ -11,23 +11,30 @@ rest, her break would never be planned, and the plan would run half an hour late
 That is the checker's own rule: a wait at least as long as the rest counts as one. She is taken
 to have set off again one drive before the next stop. A wait still under way counts too: at her
 next stop before its window opens, having got there long enough before it.
+
+The breaks the product planned for her are remembered (`remember`, on every plan written). A gap
+that holds one she was told to take counts as that rest when it falls short of it by at most
+`REST_SLACK`: her taps and the drive estimated at that hour are a few minutes out, and read
+strictly, a rest taken as told looked too short and the product planned her a second one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Depot, Driver, Order, OrderEvent, OrderStatus
+from core.models import Depot, Driver, Order, OrderEvent, OrderStatus, PlannedBreak
 from core.routing import problem as rp
 from core.routing.travel import Point, TrafficProfile, TravelProvider, haversine_m
 
 S = OrderStatus
 AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
 AT_THE_STOP_M = 100  # a live position this close to her next stop: she is there
+REST_SLACK = timedelta(minutes=5)  # a gap holding a break she was told of: this short still counts
 
 
 @dataclass
@@ -51,6 +58,11 @@ class Day:
     began: datetime
     start: Point | None  # her depot; None: unknown (the first gap is not judged)
     visits: list[Visit]
+    told: list[datetime] = field(default_factory=list)  # when each break planned for her starts
+
+    def told_between(self, left: datetime, arrived: datetime) -> bool:
+        """Whether a break planned for her starts between leaving a stop and the next."""
+        return any(left - REST_SLACK <= start <= arrived for start in self.told)
 
 
 async def days(
@@ -98,7 +110,26 @@ async def days(
         else:
             service = timedelta(minutes=order.service_minutes)
             day.visits.append(Visit(stop, Point(lat, lon), at, at, service))
+    told = select(PlannedBreak).where(
+        col(PlannedBreak.driver_id).in_(list(out)), PlannedBreak.starts_at >= since
+    )
+    for planned in await session.exec(told.order_by(col(PlannedBreak.starts_at))):
+        out[planned.driver_id].told.append(planned.starts_at)
     return out
+
+
+async def remember(
+    session: AsyncSession, driver_id: int, since: datetime, breaks: list[tuple[datetime, int]]
+) -> None:
+    """A plan made at `since` was written for her: its breaks (start, seconds) replace the ones
+    planned for her from then on; the earlier ones (told, taken or under way) stay."""
+    await session.exec(
+        sa.delete(PlannedBreak).where(
+            col(PlannedBreak.driver_id) == driver_id, col(PlannedBreak.starts_at) >= since
+        )
+    )
+    for starts_at, seconds in breaks:
+        session.add(PlannedBreak(driver_id=driver_id, starts_at=starts_at, seconds=seconds))
 
 
 @dataclass(frozen=True)
@@ -153,7 +184,9 @@ async def work_began(
         for visit in day.visits:
             if where is not None:
                 leg = drive(where, visit.point, left)
-                if visit.arrived - left - leg >= rest:
+                idle = visit.arrived - left - leg
+                told = idle >= rest - REST_SLACK and day.told_between(left, visit.arrived)
+                if idle >= rest or told:
                     began = max(began, visit.arrived - leg)
             where, left = visit.point, visit.gone
         head = heads.get(driver)

@@ -39,7 +39,7 @@ from core.models.outbox import OutboxMessage, SentMessage
 from core.models.people import Customer, Depot, Driver, Member, MemberRole, Shift
 from core.models.placements import Placement
 from core.models.road import LocationPing, Proof
-from core.models.routes import Route, RouteStop, open_stop
+from core.models.routes import PlannedBreak, Route, RouteStop, open_stop
 from core.models.types import session_clock, session_time
 from core.models.webhooks import WebhookAttempt, WebhookDelivery
 
@@ -72,6 +72,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Placement",
+    "PlannedBreak",
     "Proof",
     "ProofKind",
     "Role",

@@ -63,3 +63,17 @@ class RouteStop(SQLModel, table=True):
 def open_stop() -> sa.ColumnElement[bool]:
     """The stop still to be visited (or being visited): at most one per order and kind."""
     return col(RouteStop.actual_departure).is_(None)
+
+
+class PlannedBreak(SQLModel, table=True):
+    """A break the product planned for a driver (it starts at `starts_at`, `seconds` long):
+    remembered, so that a rest she took when told is counted as taken even when her taps
+    around it leave a gap a little short of it (`core.drivers.rests`)."""
+
+    __tablename__ = "planned_breaks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    driver_id: int = Field(foreign_key="drivers.id", index=True, ondelete="CASCADE")
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    seconds: int = Field(gt=0)
+    created_at: datetime = Stamped()

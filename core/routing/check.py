@@ -89,7 +89,7 @@ def _schedule(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], departu
         violations.append(
             Violation("capacity", f"vehicle {vehicle.id} starts overloaded: {load}", vehicle.id)
         )
-    driving = vehicle.start is not None  # a live start: she is on her first leg already
+    driving = vehicle.start is not None and not vehicle.parked  # on her first leg already
     for index, stop in enumerate(stops):
         leg = problem.leg(location, stop.location, time)
         if problem.breaks is not None and not (driving and index == 0):  # rests after it

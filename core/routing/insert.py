@@ -78,7 +78,7 @@ class _Lean:
         traffic, breaks = self.problem.traffic, self.problem.breaks
         here, time, metres = self.start, self.shift.start, 0
         rested, waited, slack = self.problem.rested(vehicle, time), 0, self.shift.end - time
-        driving = vehicle.start is not None  # a live start: she is on her first leg already
+        driving = vehicle.start is not None and not vehicle.parked  # on her first leg already
         for index, stop_id in enumerate(sequence):
             location, service, windows, delta, _ = self.stop[stop_id]
             free = durations[here][location]

@@ -58,6 +58,8 @@ class Vehicle:
     `rested`: when her current stretch of work began (her last rest ended, or her day began; or
     ends, for one waiting at her first stop long enough), for a driver already at work when the
     plan is made; None: at the route's departure.
+    `parked`: with `start`, she is standing there (finishing a stop), not on her way from it,
+    so she may rest before her first leg; a live start (not parked) rests after it.
     """
 
     id: str
@@ -70,6 +72,7 @@ class Vehicle:
     max_stops: int | None = None
     fixed_cost: int = 0
     rested: int | None = None
+    parked: bool = False
 
 
 @dataclass(frozen=True)

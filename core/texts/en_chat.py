@@ -151,6 +151,7 @@ TEXTS = {
         "/neworder – create an order\n/orders [status] – list orders\n"
         "/order REF – one order, by its reference (or #number)\n"
         "/drivers – who is on shift\n/assign REF driver – give an order to a driver\n"
+        "/board – the live board: drivers on a map, waiting and late orders\n"
         "/dispatch – assign all waiting orders\n/optimize – re-plan all routes\n"
         "/import – send a CSV file of orders\n{invite} – an invite link\n"
         "/report [today|yesterday|7d|YYYY-MM-DD] – the numbers, a chart and a CSV"
@@ -168,6 +169,9 @@ TEXTS = {
     "command.order": "Show one order",
     "command.drivers": "Drivers",
     "command.assign": "Assign an order",
+    "command.board": "Live board",
+    "board.open": "The live board: drivers on a map, their routes, waiting and late orders.",
+    "button.board": "🗺 Open the board",
     "command.dispatch": "Assign waiting orders",
     "command.optimize": "Re-plan routes",
     "command.import": "Import orders from CSV",

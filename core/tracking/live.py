@@ -6,7 +6,8 @@ meanwhile, and the callers of one token share one view and its encoded JSON.
 
 `LiveFeed` wakes the pages of an order when it may look different. The database is the bus: one
 poll per interval finds new order events and new location pings, whichever process wrote them.
-Nothing is polled while no page is open. Rows are found by id, but ids are not committed in
+Nothing is polled while no page is open. Staff boards (`watch_all`) hear of every change: new
+events, and positions of any driver. Rows are found by id, but ids are not committed in
 order: on PostgreSQL a transaction takes its id from a sequence long before it commits, so a
 poll can see id 11 while id 10 is still uncommitted. Each poll therefore also asks again for the
 ids it skipped ("gaps") for `grace_s` seconds (a rolled-back transaction leaves a gap for ever).
@@ -110,6 +111,29 @@ class Seen:
             self.gaps = dict(sorted(self.gaps.items())[-GAPS_MAX:])
 
 
+class Changes:
+    """What a board watching everything has not been told yet: "events", "pings" or both."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self._woken = asyncio.Event()
+
+    def tell(self, kinds: set[str]) -> None:
+        if kinds:
+            self.kinds |= kinds
+            self._woken.set()
+
+    async def wait(self, seconds: float) -> set[str]:
+        """The kinds of change since the last call (empty after `seconds` of none)."""
+        try:
+            await asyncio.wait_for(self._woken.wait(), seconds)
+        except TimeoutError:
+            return set()
+        self._woken.clear()
+        kinds, self.kinds = self.kinds, set()
+        return kinds
+
+
 class LiveFeed:
     def __init__(self, db: Database, every_s: float = 0.25, grace_s: float = 60.0) -> None:
         self.db = db
@@ -119,8 +143,17 @@ class LiveFeed:
         self.pages: dict[int, set[asyncio.Queue[bool]]] = defaultdict(set)
         self.events = Seen(col(OrderEvent.id), col(OrderEvent.order_id))
         self.pings = Seen(col(LocationPing.id), col(LocationPing.driver_id))
+        self.boards: set[Changes] = set()
+        self.new: set[str] = set()  # what the last poll found: "events", "pings"
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+
+    async def _started(self) -> None:
+        if self._task is None or self._task.done():
+            self._ready = asyncio.get_running_loop().create_future()
+            self._task = asyncio.create_task(self._run(self._ready))
+        assert self._ready is not None
+        await asyncio.shield(self._ready)  # what happened before is in the first view
 
     @contextlib.asynccontextmanager
     async def watch(self, order_id: int) -> AsyncIterator[asyncio.Queue[bool]]:
@@ -128,16 +161,23 @@ class LiveFeed:
         queue: asyncio.Queue[bool] = asyncio.Queue(maxsize=1)
         self.pages[order_id].add(queue)
         try:
-            if self._task is None or self._task.done():
-                self._ready = asyncio.get_running_loop().create_future()
-                self._task = asyncio.create_task(self._run(self._ready))
-            assert self._ready is not None
-            await asyncio.shield(self._ready)  # what happened before is in the first view
+            await self._started()
             yield queue
         finally:
             self.pages[order_id].discard(queue)
             if not self.pages[order_id]:
                 del self.pages[order_id]
+
+    @contextlib.asynccontextmanager
+    async def watch_all(self) -> AsyncIterator[Changes]:
+        """Told of every change: any order's new event, any driver's new position."""
+        changes = Changes()
+        self.boards.add(changes)
+        try:
+            await self._started()
+            yield changes
+        finally:
+            self.boards.discard(changes)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -164,7 +204,7 @@ class LiveFeed:
             ready.exception()  # the pages waiting get it; nobody else needs to log it
             return
         ready.set_result(None)
-        while self.pages:
+        while self.pages or self.boards:
             await asyncio.sleep(self.every_s)
             try:
                 changed = await self.changes()
@@ -175,6 +215,8 @@ class LiveFeed:
                 for queue in self.pages.get(order_id, ()):
                     if queue.empty():
                         queue.put_nowait(True)
+            for board in self.boards:
+                board.tell(self.new)
 
     async def changes(self) -> set[int]:
         """Orders with a new event, or whose driver sent a position, since the last call."""
@@ -192,6 +234,7 @@ class LiveFeed:
                     )
                 )
                 changed |= set(moving.scalars())
+        self.new = {kind for kind, rows in (("events", events), ("pings", pings)) if rows}
         now = time.monotonic()
         self.events.saw([i for i, _ in events], now, self.grace_s)
         self.pings.saw([i for i, _ in pings], now, self.grace_s)

@@ -15,8 +15,7 @@ from core.errors import DomainError
 from core.texts import t
 from core.webviews import driver, links
 from core.webviews.driver import Page
-from web.pages import templates
-from web.routes.sign import NO_STORE, _lang, _same_origin, _status
+from web.pages import NO_STORE, language, same_origin, status_of, templates
 
 router = APIRouter(include_in_schema=False)
 MAX_JSON = 10_000
@@ -26,19 +25,19 @@ OPS = ("arrive", "pickup", "deliver", "fail")
 
 
 def _error(exc: DomainError, lang: str) -> JSONResponse:
-    return JSONResponse({"error": exc.message(lang)}, _status(exc), headers=NO_STORE)
+    return JSONResponse({"error": exc.message(lang)}, status_of(exc), headers=NO_STORE)
 
 
 @router.get("/driver/{token}", response_class=HTMLResponse)
 async def driver_page(request: Request, token: str) -> Response:
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     try:
         page = await driver.open_page(svc, token)
         stops = await driver.stop_rows(svc, page, lang)
     except DomainError as exc:
         gone = {"message": exc.message(lang)}
         return templates.TemplateResponse(
-            request, "gone.html", gone, status_code=_status(exc), headers=NO_STORE
+            request, "gone.html", gone, status_code=status_of(exc), headers=NO_STORE
         )
     words = {k: t(f"driverpage.{k}", lang) for k in driver.PAGE_WORDS}
     reasons = [(r, t(f"reason.{r}", lang)) for r in driver.FAIL_REASONS[:-1]]
@@ -63,7 +62,7 @@ async def driver_page(request: Request, token: str) -> Response:
 @router.get("/driver/{token}/stops")
 async def driver_stops(request: Request, token: str) -> Response:
     """Her stops again (the page refreshes them when she comes back to it)."""
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     try:
         page = await driver.open_page(svc, token)
         stops = await driver.stop_rows(svc, page, lang)
@@ -84,7 +83,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 async def _page(request: Request, token: str) -> Page:
     """The page an action is for, once its origin, key and (Mini App) initData hold."""
-    if not _same_origin(request):
+    if not same_origin(request):
         raise links.BadLink("webapp.bad")
     svc = request.app.state.services
     page = await driver.open_page(svc, token)
@@ -107,13 +106,13 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 async def _answer(request: Request, page: Page, message: str, **extra: object) -> JSONResponse:
-    stops = await driver.stop_rows(request.app.state.services, page, _lang(request))
+    stops = await driver.stop_rows(request.app.state.services, page, language(request))
     return JSONResponse({"message": message, "stops": stops, **extra}, headers=NO_STORE)
 
 
 @router.post("/driver/{token}/stops/{order_id}/photo")
 async def driver_photo(request: Request, token: str, order_id: int) -> Response:
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     try:
         page = await _page(request, token)
         if not request.headers.get("content-type", "").startswith("image/"):
@@ -131,7 +130,7 @@ async def driver_photo(request: Request, token: str, order_id: int) -> Response:
 
 @router.post("/driver/{token}/stops/{order_id}/sign")
 async def driver_sign(request: Request, token: str, order_id: int) -> Response:
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     try:
         page = await _page(request, token)
         url = await driver.sign_link(svc, page, order_id)
@@ -142,7 +141,7 @@ async def driver_sign(request: Request, token: str, order_id: int) -> Response:
 
 @router.post("/driver/{token}/stops/{order_id}/{op}")
 async def driver_act(request: Request, token: str, order_id: int, op: str) -> Response:
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     if op not in OPS:
         return JSONResponse({"error": t("denied.button", lang)}, 404, headers=NO_STORE)
     try:
@@ -157,7 +156,7 @@ async def driver_act(request: Request, token: str, order_id: int, op: str) -> Re
 
 @router.post("/driver/{token}/position")
 async def driver_position(request: Request, token: str) -> Response:
-    svc, lang = request.app.state.services, _lang(request)
+    svc, lang = request.app.state.services, language(request)
     try:
         page = await _page(request, token)
         body = await _json(request)

@@ -5,41 +5,22 @@ be JSON from our own origin, so another site cannot post one (CSRF)."""
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
 from core.texts import t
-from core.webviews import initdata, links, pad
-from web.pages import templates
+from core.webviews import pad
+from web.pages import NO_STORE, language, same_origin, status_of, templates
 
 router = APIRouter(include_in_schema=False)
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 MAX_BODY = 1_000_000
-STATUS = {
-    links.BadLink: 403,
-    links.LinkExpired: 410,
-    links.LinkRevoked: 410,
-    initdata.BadInitData: 403,
-    initdata.InitDataExpired: 401,
-    initdata.InitDataReplayed: 409,
-    NotFound: 404,
-}
-
-
-def _status(exc: DomainError) -> int:
-    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 422)
-
-
-def _lang(request: Request) -> str:
-    return str(request.app.state.settings.app.language)
 
 
 @router.get("/sign/{token}", response_class=HTMLResponse)
 async def pad_page(request: Request, token: str) -> Response:
-    lang = _lang(request)
+    lang = language(request)
     try:
         view = await pad.view(request.app.state.services, token)
     except DomainError as exc:
@@ -47,7 +28,7 @@ async def pad_page(request: Request, token: str) -> Response:
             request,
             "gone.html",
             {"message": exc.message(lang)},
-            status_code=_status(exc),
+            status_code=status_of(exc),
             headers=NO_STORE,
         )
     words = {k: t(f"pad.{k}", lang, ref=view.ref) for k in pad.PAGE_WORDS}
@@ -55,22 +36,12 @@ async def pad_page(request: Request, token: str) -> Response:
     return templates.TemplateResponse(request, "sign.html", context, headers=NO_STORE)
 
 
-def _same_origin(request: Request) -> bool:
-    """A browser names the page that posts: it must be ours (or the client is no browser)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return request.headers.get("sec-fetch-site") in (None, "same-origin")
-    ours = {str(request.base_url).rstrip("/"), str(request.app.state.settings.app.base_url)}
-    parts = urlsplit(origin)
-    return f"{parts.scheme}://{parts.netloc}" in {o.rstrip("/") for o in ours}
-
-
 @router.post("/sign/{token}")
 async def pad_submit(request: Request, token: str) -> Response:
-    lang = _lang(request)
+    lang = language(request)
     if not request.headers.get("content-type", "").startswith("application/json"):
         return JSONResponse({"error": t("sign.bad_drawing", lang)}, 415, headers=NO_STORE)
-    if not _same_origin(request):
+    if not same_origin(request):
         return JSONResponse({"error": t("webapp.bad", lang)}, 403, headers=NO_STORE)
     raw = bytearray()
     async for chunk in request.stream():  # read no more than MAX_BODY, however it is sent
@@ -93,6 +64,6 @@ async def pad_submit(request: Request, token: str) -> Response:
             str(body.get("init_data") or ""),
         )
     except DomainError as exc:
-        return JSONResponse({"error": exc.message(lang)}, _status(exc), headers=NO_STORE)
+        return JSONResponse({"error": exc.message(lang)}, status_of(exc), headers=NO_STORE)
     done = {"proof": proof.id, "sha256": proof.sha256, "message": t("pad.done", lang)}
     return JSONResponse(done, headers=NO_STORE)
