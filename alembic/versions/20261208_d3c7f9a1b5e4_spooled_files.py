@@ -1,7 +1,7 @@
 """spooled files: files the object store could not take yet, held until uploaded
 
 Revision ID: d3c7f9a1b5e4
-Revises: c3e9a1f4b7d2
+Revises: d4d8a0b2c6f5
 Create Date: 2026-12-08 03:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d3c7f9a1b5e4"
-down_revision: str | None = "c3e9a1f4b7d2"
+down_revision: str | None = "d4d8a0b2c6f5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
