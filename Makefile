@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICE_STAMP := $(VENV)/.installed-service
 
-.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-big-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports bench-board clean
+.PHONY: install demo run test lint format bench bench-routing bench-dispatch bench-known-day bench-big-day bench-bot bench-whatsapp-inbound bench-whatsapp-outbound bench-web bench-reports bench-board bench-instances clean
 
 # The service alone (`make run`, `make demo`): its dependencies, not compiled ahead (about 50 s
 # on a warm package cache); the development tools come with `make install` / `make test`.
@@ -105,6 +105,12 @@ bench-board: $(STAMP)
 # drivers, on SQLite, then PostgreSQL at BENCH_POSTGRES (skipped when it is unreachable).
 bench-reports: $(STAMP)
 	$(BIN)/python -m bench.reports --postgres $(BENCH_POSTGRES) --skip-unreachable
+
+# A busy hour on 2 instances behind HAProxy (apt-get install haproxy), one killed and restarted,
+# then the throughput of 1 and 2 instances; a fresh database on BENCH_POSTGRES, Redis database 15.
+# Scale it down: make bench-instances HOUR_ARGS="--drivers 30 --orders 200 --streams 200 --minutes 3"
+bench-instances: $(STAMP)
+	$(BIN)/python -m bench.instances_hour --postgres $(BENCH_POSTGRES) $(HOUR_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

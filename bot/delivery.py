@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from bot.send_limits import SendLimits
 from core.db import Database
+from core.leases import Leases
 from core.models import OutboxMessage
 from core.notify import outbox
 
@@ -63,3 +65,33 @@ async def in_order(
         if not await deliver(row):
             await outbox.release(db, [r.id for r in rows[index + 1 :] if r.id], token=token)
             return
+
+
+async def fenced_turn(
+    leases: Leases,
+    row_id: int,
+    token: str,
+    limits: SendLimits,
+    chat: str | int,
+    held_until: Callable[[], float] = lambda: 0.0,
+) -> float | None:
+    """Wait for the send limits' turn for `chat`, proving the row's lease is still ours
+    (`Leases.hold`) right before the turn is counted, so that the message goes out right after
+    (limits counted in Redis hold for when messages arrive only if little happens in between).
+    A lease proven more than an eighth of its length ago (a long wait at the head of the line)
+    is proven again. Returns the event-loop time by which the send must be over, or None when
+    another sender has taken the row over (then nothing is sent)."""
+    loop = asyncio.get_running_loop()
+    fresh_s = leases.length.total_seconds() / 8
+    proven_at, deadline = 0.0, None
+
+    async def ready() -> bool:
+        nonlocal proven_at, deadline
+        if deadline is None or loop.time() - proven_at > fresh_s:
+            proven_at = loop.time()
+            deadline = await leases.hold(row_id, token)
+        return deadline is not None
+
+    if not await limits.turn(chat, held_until, ready):
+        return None
+    return deadline

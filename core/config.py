@@ -11,6 +11,7 @@ import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -77,6 +78,10 @@ class AppSettings(BaseModel):
 class DatabaseSettings(BaseModel):
     url: str | None = None
     echo: bool = False
+    # PostgreSQL connections one process keeps open, and how many more it may open when busy:
+    # several instances need max_connections >= instances x (pool_size + max_overflow)
+    pool_size: int = Field(default=20, ge=1, le=500)
+    max_overflow: int = Field(default=20, ge=0, le=500)
 
     @field_validator("url")
     @classmethod
@@ -94,6 +99,10 @@ class RedisSettings(BaseModel):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            problem = redis_url_problem(value)
+            if problem:
+                raise ValueError(f"is not a Redis URL like redis://127.0.0.1:6379/0 ({problem})")
         return value or None
 
 
@@ -150,6 +159,24 @@ class StorageSettings(BaseModel):
     @property
     def prefix(self) -> str:
         return self.url.removeprefix("s3://").partition("/")[2] if self.url else ""
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a redis://, rediss:// or unix:// URL, or None. (redis-py itself would
+    quietly read a database number it cannot parse as 0: another deployment's data.)"""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return None if parts.path else "no socket path"
+    try:
+        _ = parts.port  # reading it checks it
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "no host"
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        return f"the database {db!r} is not a number"
+    return None
 
 
 class TelegramSettings(BaseModel):

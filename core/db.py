@@ -112,14 +112,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 20, max_overflow: int = 20
+) -> AsyncEngine:
     if is_sqlite(url):
         ensure_sqlite_dir(url)
         engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
     # a pool as large as the requests served at once, so busy moments do not open connections
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    return create_async_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+    )
 
 
 def _sqlstate(exc: BaseException) -> str:
@@ -155,10 +159,18 @@ class Database:
     """The engine and its session factory; one per process. It owns the service's clock:
     timestamp columns left unset are stamped from it when their rows are inserted."""
 
-    def __init__(self, url: str, *, echo: bool = False, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        clock: Clock = system_clock,
+        pool_size: int = 20,
+        max_overflow: int = 20,
+    ) -> None:
         self.url = url
         self.clock = clock
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.engine.sync_engine.update_execution_options(**{CLOCK_OPTION: self})
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._writer = asyncio.Lock() if is_sqlite(url) else None

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy.pool import QueuePool
 
 from core.config import Settings, SettingsProblem, env_name, load_settings
+from core.db import Database
 from tests.conftest import ROOT
 
 
@@ -63,8 +65,19 @@ def test_env_example_values_are_valid_defaults(tmp_path: Path, clean_env, monkey
         ({"TELEGRAM_API_URL": "not a url"}, "TELEGRAM_API_URL"),
         ({"APP_PHONE_REGION": "XX"}, "APP_PHONE_REGION is not a known region"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
+        ({"REDIS_URL": "redis://127.0.0.1:63a9/13"}, "REDIS_URL is not a Redis URL like"),
+        ({"REDIS_URL": "redis://127.0.0.1:99999/13"}, "the port is not a number"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/thirteen"}, "the database 'thirteen' is not a"),
+        ({"REDIS_URL": "redis://:6379/1"}, "REDIS_URL is not a Redis URL like redis://"),
+        ({"TELEGRAM_RATE_PER_S": "0"}, "TELEGRAM_RATE_PER_S must be more than 0"),
+        ({"TELEGRAM_CHAT_RATE_PER_S": "-1"}, "TELEGRAM_CHAT_RATE_PER_S must be more than 0"),
+        ({"WHATSAPP_CHAT_RATE_PER_S": "0"}, "WHATSAPP_CHAT_RATE_PER_S must be more than 0"),
         ({"ORDERS_MAX_ATTEMPTS": "0"}, "ORDERS_MAX_ATTEMPTS must be at least 1"),
         ({"OUTBOX_LEASE_S": "0.5"}, "OUTBOX_LEASE_S must be at least 1"),
+        ({"DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE must be at least 1"),
+        ({"DATABASE_POOL_SIZE": "many"}, "DATABASE_POOL_SIZE is not a whole number"),
+        ({"DATABASE_MAX_OVERFLOW": "-1"}, "DATABASE_MAX_OVERFLOW must be at least 0"),
+        ({"DATABASE_MAX_OVERFLOW": "501"}, "DATABASE_MAX_OVERFLOW must be at most 500"),
         ({"REPORTS_DAILY_AT": "25:00"}, "REPORTS_DAILY_AT is not a time of day like 20:00"),
         ({"REPORTS_DAILY_AT": "8pm"}, "REPORTS_DAILY_AT is not a time of day like 20:00"),
         ({"DISPATCH_PLAN_AT": "6.30"}, "DISPATCH_PLAN_AT is not a time of day like 20:00"),
@@ -140,3 +153,21 @@ def test_the_program_stops_with_one_line_and_exit_code_2(clean_env, tmp_path, en
     assert result.stderr.splitlines() == [line]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "data").exists()  # nothing was created
+
+
+def test_the_database_pool_follows_the_settings(monkeypatch, tmp_path):
+    """DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW reach the PostgreSQL engine (no connection
+    is made to build it)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://me@127.0.0.1:1/none")
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
+    monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "1")
+    settings = load_settings()
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+    )
+    pool = db.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool._max_overflow) == (3, 1)

@@ -70,7 +70,13 @@ async def notify(
 
 
 def make_sender(
-    fake: FakeGraph, db: Database, tmp_path: Path, *, lease_s: float = 60, **whatsapp: Any
+    fake: FakeGraph,
+    db: Database,
+    tmp_path: Path,
+    *,
+    lease_s: float = 60,
+    redis_url: str | None = None,
+    **whatsapp: Any,
 ) -> WhatsAppSender:
     settings = Settings(
         app={"data_dir": tmp_path},
@@ -83,6 +89,7 @@ def make_sender(
             **whatsapp,
         },
         outbox={"lease_s": lease_s},
+        redis={"url": redis_url},
         webhooks={"timeout_s": min(10.0, lease_s / 2)},
         _env_file=None,  # type: ignore[call-arg]
     )

@@ -57,7 +57,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or Database(
-            settings.database_url, echo=settings.database.echo, clock=clock or system_clock
+            settings.database_url,
+            echo=settings.database.echo,
+            clock=clock or system_clock,
+            pool_size=settings.database.pool_size,
+            max_overflow=settings.database.max_overflow,
         )
         services = Services.build(settings, database, clock=clock)
         app.state.db = database

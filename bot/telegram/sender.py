@@ -1,8 +1,9 @@
 """Delivers the outbox to Telegram: rate-limited, retried, and never lost.
 
-- at most TELEGRAM_RATE_PER_S messages a second overall and TELEGRAM_CHAT_RATE_PER_S per chat;
-- 429: everything waits `retry_after`, the message is tried again and the wait is not counted
-  as a failed attempt;
+- at most TELEGRAM_RATE_PER_S messages a second overall and TELEGRAM_CHAT_RATE_PER_S per chat,
+  across all instances when REDIS_URL is set (bot.send_limits);
+- 429: everything waits `retry_after` (every instance, with Redis), the message is tried again
+  and the wait is not counted as a failed attempt;
 - network and server errors: retried with backoff (core.notify.outbox);
 - a row may carry a file it names under APP_DATA_DIR: a photo (sent with its text as caption)
   or a document (sendDocument); a document that is not there fails the row for good;
@@ -33,8 +34,8 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 
-from bot.delivery import SenderLoop, in_order
-from bot.pacing import MARGIN, Pace, sleep_until
+from bot.delivery import SenderLoop, fenced_turn, in_order
+from bot.send_limits import SendLimits
 from bot.telegram.conversation import MissingFile, show
 from core.bootstrap import Services
 from core.conversations.notices import notice_reply
@@ -78,9 +79,12 @@ class Sender(SenderLoop):
         self.bot = bot
         self.services = services
         settings = services.settings.telegram
-        self.overall = Pace(settings.rate_per_s)
-        self.chat_gap = MARGIN / settings.chat_rate_per_s
-        self.chats: dict[int, float] = {}  # chat -> when it may get its next message
+        self.limits = SendLimits(
+            f"telegram:{bot.id}",
+            settings.rate_per_s,
+            settings.chat_rate_per_s,
+            services.settings.redis.url,
+        )
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
         self.holds = holds or Holds()
 
@@ -97,10 +101,14 @@ class Sender(SenderLoop):
         assert rows[0].lease_token is not None
         async with self.leases.kept(rows[0].lease_token):
             await asyncio.gather(*(self._deliver_chat(c, items) for c, items in by_chat.items()))
-        now = time.monotonic()
-        for chat in [c for c, due in self.chats.items() if due < now]:
-            del self.chats[chat]  # idle chats: nothing to remember
+        self.limits.forget_idle()  # idle chats: nothing to remember
         return True
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.limits.close()
 
     async def _chats(self, rows: list[OutboxMessage]) -> dict[int, int | None]:
         async with self.services.db.reads() as session:
@@ -114,24 +122,25 @@ class Sender(SenderLoop):
     async def _deliver_chat(self, chat_id: int | None, rows: list[OutboxMessage]) -> None:
         """A chat's messages in order; when one must wait, the later ones wait behind it."""
 
-        async def paced(row: OutboxMessage) -> bool:
+        async def deliver(row: OutboxMessage) -> bool:
             assert chat_id is not None
-            await sleep_until(lambda: max(self.chats.get(chat_id, 0.0), self.holds.end(chat_id)))
-            await self.overall.wait()
-            self.chats[chat_id] = time.monotonic() + self.chat_gap
             return await self._deliver(chat_id, row)
 
         no_chat = "no Telegram chat" if chat_id is None else None
-        await in_order(self.services.db, rows, self._stopping, paced, no_chat=no_chat)
+        await in_order(self.services.db, rows, self._stopping, deliver, no_chat=no_chat)
 
     async def _deliver(self, chat_id: int, row: OutboxMessage) -> bool:
         """Send one message; False when it has to be tried again later, or another sender has
         taken it over (then the chat's later messages are its too)."""
         assert row.id is not None and row.lease_token is not None
         db, token = self.services.db, row.lease_token
+
+        def held() -> float:  # a 429's wait for this chat, whoever was told (replies too)
+            return self.holds.end(chat_id)
+
         try:
             rendered = await render(db, row, self.services.settings)
-            deadline = await self.leases.hold(row.id, token)
+            deadline = await fenced_turn(self.leases, row.id, token, self.limits, chat_id, held)
             if deadline is None:
                 log.warning("message %s was taken over by another sender: not sending it", row.id)
                 return False
@@ -139,8 +148,9 @@ class Sender(SenderLoop):
                 await self._send(chat_id, rendered, row)
         except TelegramRetryAfter as exc:
             log.info("Telegram asks to wait %s s (message %s)", exc.retry_after, row.id)
-            self.overall.pause(exc.retry_after)
             self.holds.hold(chat_id, exc.retry_after)
+            await self.limits.pause(exc.retry_after)  # every instance waits
+            await self.limits.hold(chat_id, exc.retry_after)
             await outbox.retry_later(db, row.id, exc.retry_after, exc.message, token=token)
             return False
         except MissingFile as exc:  # nothing to send, now or later

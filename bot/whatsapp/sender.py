@@ -4,7 +4,8 @@
 - claimed, leased and marked like the Telegram sender (core.notify.outbox, core.leases); a
   person's messages go in order, several people's side by side;
 - at most WHATSAPP_RATE_PER_S messages a second for the business number and
-  WHATSAPP_CHAT_RATE_PER_S to one person;
+  WHATSAPP_CHAT_RATE_PER_S to one person, across all instances when REDIS_URL is set
+  (bot.send_limits);
 - the window: a notice goes free-form (text, buttons, a list, a file) only while the person
   wrote to us within the last 24 hours (`chat_identities.last_inbound_at`, less a 5-minute
   margin); otherwise as its approved template (bot.whatsapp.templates). A `failed` status with
@@ -33,8 +34,8 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.delivery import SenderLoop, in_order
-from bot.pacing import MARGIN, Pace, sleep_until
+from bot.delivery import SenderLoop, fenced_turn, in_order
+from bot.send_limits import SendLimits
 from bot.whatsapp import render as whatsapp
 from bot.whatsapp.client import WINDOW_CLOSED, GraphClient, GraphError
 from bot.whatsapp.templates import template_message
@@ -147,9 +148,12 @@ class WhatsAppSender(SenderLoop):
         self.services = services
         self.client = client
         settings = services.settings.whatsapp
-        self.overall = Pace(settings.rate_per_s)
-        self.chat_gap = MARGIN / settings.chat_rate_per_s
-        self.chats: dict[str, float] = {}  # WhatsApp id -> when she may get her next message
+        self.limits = SendLimits(
+            f"whatsapp:{settings.phone_number_id}",
+            settings.rate_per_s,
+            settings.chat_rate_per_s,
+            services.settings.redis.url,
+        )
         self.leases = Leases(services.db, OutboxMessage, services.settings.outbox.lease)
         self.sent = 0  # messages Graph accepted
         self._prune_at = 0.0  # time.monotonic() of the next pruning
@@ -173,10 +177,14 @@ class WhatsAppSender(SenderLoop):
             await asyncio.gather(
                 *(self._deliver_chat(chats.get(m), items) for m, items in by_chat.items())
             )
-        now = time.monotonic()
-        for to in [to for to, due in self.chats.items() if due < now]:
-            del self.chats[to]  # idle chats: nothing to remember
+        self.limits.forget_idle()  # idle chats: nothing to remember
         return True
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.limits.close()
 
     async def _deliver_chat(self, chat: Chat | None, rows: list[OutboxMessage]) -> None:
         """A person's messages in order; when one must wait, the later ones wait behind it."""
@@ -218,10 +226,7 @@ class WhatsAppSender(SenderLoop):
                 await outbox.mark_sent(db, row.id, token=token)
                 return True
             for part in range(row.parts_sent, len(bodies)):
-                await sleep_until(lambda: self.chats.get(chat.to, 0.0))
-                await self.overall.wait()
-                self.chats[chat.to] = time.monotonic() + self.chat_gap
-                deadline = await self.leases.hold(row.id, token)
+                deadline = await fenced_turn(self.leases, row.id, token, self.limits, chat.to)
                 if deadline is None:
                     log.warning(
                         "message %s was taken over by another sender: not sending it", row.id
@@ -266,10 +271,10 @@ class WhatsAppSender(SenderLoop):
         if exc.outcome == "retry" and exc.throttled:
             wait = exc.retry_after or THROTTLE_WAIT_S
             log.info("Graph asks to slow down (%s): waiting %s s (message %s)", exc, wait, row.id)
-            if exc.code == PAIR_LIMITED:
-                self.chats[chat.to] = max(self.chats.get(chat.to, 0.0), time.monotonic() + wait)
+            if exc.code == PAIR_LIMITED:  # (every instance waits, with Redis)
+                await self.limits.hold(chat.to, wait)
             else:
-                self.overall.pause(wait)
+                await self.limits.pause(wait)
             await outbox.retry_later(db, row.id, wait, str(exc), token=token)
             return False
         if exc.outcome == "retry":
