@@ -140,12 +140,14 @@ class Shared:
     """The Redis side of `SendLimits`, and what happens when Redis cannot be reached."""
 
     def __init__(self, account: str, gap: float, chat_gap: float, url: str) -> None:
-        from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        self.redis: Redis = Redis.from_url(
+        from core.redis_pool import client
+
+        self.redis: Redis = client(
             url,
+            "limits",
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),  # a failure is handled here, at once

@@ -6,6 +6,7 @@ the conversation state, are compared before and after)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from datetime import UTC, datetime, timedelta
@@ -256,6 +257,30 @@ async def test_conversation_state_in_the_database_expires(db: Database):
     assert await states.get(chat, much_later) is None  # long expired: forgotten
     await states.clear(chat)
     assert await states.get(chat, NOW) is None
+
+
+async def test_a_burst_of_conversation_reads_opens_a_bounded_number_of_redis_connections():
+    """400 chats' states read at once (a webhook flood) share at most MAX_CONNECTIONS
+    connections; redis-py's default pool opened one per read, without bound."""
+    from core.redis_pool import MAX_CONNECTIONS
+
+    url = REDIS_URL.rsplit("/", 1)[0] + "/14"  # a database of its own: its clients are ours
+    states, watcher = RedisStates(url, timedelta(minutes=5)), Redis.from_url(url)
+    try:
+        await watcher.ping()
+    except RedisDown:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    chats = [ChatRef(Channel.SANDBOX, "burst", f"{os.getpid()}-{i}") for i in range(400)]
+    try:
+        found = await asyncio.gather(*(states.get(chat, NOW) for chat in chats))
+        assert found == [None] * 400  # every read answered
+        clients = (await watcher.execute_command("CLIENT", "LIST")).decode().splitlines()
+        ours = [c for c in clients if " db=14 " in f" {c} " and "lastmile-states" in c]
+        assert len([c for c in clients if " db=14 " in f" {c} "]) <= MAX_CONNECTIONS + 1
+        assert 1 <= len(ours) <= MAX_CONNECTIONS
+    finally:
+        await states.close()
+        await watcher.aclose()
 
 
 async def test_conversation_state_in_redis_is_shared_and_expires():

@@ -93,9 +93,9 @@ class RedisLog:
     """Updates and apologies shared by every instance using this Redis."""
 
     def __init__(self, url: str) -> None:
-        from redis.asyncio import Redis
+        from core.redis_pool import client
 
-        self.redis = Redis.from_url(url)
+        self.redis = client(url, "updates")
 
     async def claim(self, update_id: int) -> Claim:
         key = f"{PREFIX}update:{update_id}"

@@ -72,9 +72,9 @@ class DatabaseStates:
 
 class RedisStates:
     def __init__(self, url: str, ttl: timedelta) -> None:
-        from redis.asyncio import Redis
+        from core.redis_pool import client
 
-        self.redis = Redis.from_url(url)
+        self.redis = client(url, "states")
         self.ttl = ttl
 
     @staticmethod
