@@ -19,6 +19,7 @@ from core.geo.geocoding import Geocoder
 from core.notify.alerts import Alerts
 from core.policy import Policy
 from core.routing.travel import provider_from_settings
+from core.storage import Files, storage_from_settings
 from core.tracking.links import Signer, secret_key
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Services:
     geocoder: Geocoder
     autopilot: Autopilot
     alerts: Alerts
+    files: Files
     clock: Clock = system_clock
 
     @classmethod
@@ -61,6 +63,11 @@ class Services:
             geocoder=Geocoder(db, settings.geocoding, region=settings.app.phone_region),
             autopilot=Autopilot(db, planner, stops, settings, clock=clock),
             alerts=Alerts(db, settings.alerts, settings.app.timezone, clock=clock),
+            files=Files(
+                storage_from_settings(settings.storage, settings.app.data_dir),
+                db,
+                retry_s=settings.storage.retry_s,
+            ),
             clock=clock,
         )
 
@@ -85,6 +92,7 @@ class Services:
         return timedelta(minutes=self.settings.tracking.undo_minutes)
 
     async def close(self) -> None:
+        await self.files.stop()
         await self.autopilot.stop()
         await self.positions.drain()
         await self.geocoder.close()

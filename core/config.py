@@ -7,6 +7,7 @@ Environment names are `<GROUP>_<FIELD>` in capitals: `DATABASE_URL`, `TELEGRAM_B
 from __future__ import annotations
 
 import json
+import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from core.geo.traffic import parse_factors
 from core.validation import describe
+
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class SettingsProblem(Exception):
@@ -100,6 +104,61 @@ class RedisSettings(BaseModel):
             if problem:
                 raise ValueError(f"is not a Redis URL like redis://127.0.0.1:6379/0 ({problem})")
         return value or None
+
+
+class StorageSettings(BaseModel):
+    """Where files live: unset, under APP_DATA_DIR; `s3://bucket/prefix`, in an S3-compatible
+    object store (several instances share it)."""
+
+    url: str | None = None
+    s3_endpoint_url: AnyHttpUrl | None = None  # unset: AWS itself
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None  # unset: boto3's own lookup (environment, profile)
+    s3_secret_key: SecretStr | None = Field(default=None, validate_default=True)
+    timeout_s: float = Field(default=5.0, gt=0, le=120)  # connect and read, per attempt
+    retry_s: float = Field(default=10.0, gt=0, le=3600)  # spooled files: upload tried again
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() != "s3":
+            raise ValueError(
+                "is not an object store URL: use s3://bucket or s3://bucket/prefix "
+                "(leave it unset to keep files under APP_DATA_DIR)"
+            )
+        bucket, _, prefix = rest.partition("/")
+        if not BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise ValueError(
+                f"names a bucket that cannot be one ({bucket!r}: 3–63 lower-case letters, "
+                "digits, dots and hyphens)"
+            )
+        prefix = prefix.strip("/")
+        if prefix and not PREFIX.fullmatch(prefix):
+            raise ValueError(
+                f"has a prefix that cannot be one ({prefix!r}: segments of letters, digits, "
+                "'.', '_' and '-' between '/', none starting with '.')"
+            )
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+    @field_validator("s3_secret_key")
+    @classmethod
+    def _both_keys(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        access = info.data.get("s3_access_key")
+        if bool(access and access.get_secret_value()) != bool(value and value.get_secret_value()):
+            raise ValueError("and STORAGE_S3_ACCESS_KEY are set together, or neither")
+        return value
+
+    @property
+    def bucket(self) -> str | None:
+        return self.url.removeprefix("s3://").partition("/")[0] if self.url else None
+
+    @property
+    def prefix(self) -> str:
+        return self.url.removeprefix("s3://").partition("/")[2] if self.url else ""
 
 
 def redis_url_problem(url: str) -> str | None:
@@ -370,6 +429,7 @@ class Settings(BaseSettings):
     app: AppSettings = AppSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
+    storage: StorageSettings = StorageSettings()
     telegram: TelegramSettings = TelegramSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
     osrm: OsrmSettings = OsrmSettings()
@@ -401,6 +461,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"WEBHOOKS_TIMEOUT_S must be at most half of OUTBOX_LEASE_S"
                 f" ({self.outbox.lease_s / 2:g}): a webhook is sent within its lease"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_key_with_shared_files(self) -> Settings:
+        key = self.app.secret_key
+        if self.storage.url and not (key and key.get_secret_value()):
+            raise ValueError(
+                "APP_SECRET_KEY is required when STORAGE_URL is set: instances sharing files "
+                "must sign links with one key (a key made in APP_DATA_DIR would differ on each)"
             )
         return self
 

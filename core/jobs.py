@@ -74,14 +74,14 @@ def report_jobs(services: Services) -> list[Job]:
         async with turns:
             now = services.clock()
             period = periods.day(report_push.report_day(now, at, zone), zone)
-            await report_push.push(services.db, settings, period, now)
+            await report_push.push(services.db, settings, period, now, files=services.files)
 
     async def week_report() -> None:
         await day_report()  # the day's report comes first (a repeat queues nothing)
         async with turns:
             now = services.clock()
             period = periods.week(report_push.report_week(now, at, zone), zone)
-            await report_push.push(services.db, settings, period, now)
+            await report_push.push(services.db, settings, period, now, files=services.files)
 
     return [
         daily("reports.daily", at, timezone, day_report, REPORT_GRACE),

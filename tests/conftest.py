@@ -144,6 +144,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[
         "OUTBOX_",
         "REPORTS_",
         "ALERTS_",
+        "STORAGE_",
         "SANDBOX",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import func, select
@@ -24,6 +25,7 @@ from core.models import (
 from core.orders import service as orders
 from core.orders.lifecycle import SYSTEM, Actor, Change, Window
 from core.orders.service import OrderDraft
+from core.storage import Files, LocalStorage
 
 S = OrderStatus
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -124,3 +126,8 @@ async def snapshot(db: Database, order_id: int) -> tuple[OrderStatus, int, int]:
     events = await count(db, OrderEvent, OrderEvent.order_id == order_id)
     rows = await count(db, OutboxMessage, OutboxMessage.order_id == order_id)
     return status, events, rows
+
+
+def local_files(folder: Path) -> Files:
+    """The local-folder storage an instance with `APP_DATA_DIR=folder` uses."""
+    return Files(LocalStorage(folder))

@@ -161,6 +161,7 @@ async def running_bot(
     reports: dict[str, Any] | None = None,
     sandbox: bool = False,
     whatsapp: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
 ) -> AsyncIterator[Bot]:
     from web.app import create_app
 
@@ -194,6 +195,7 @@ async def running_bot(
             redis={"url": redis_url},
             sandbox=sandbox,
             whatsapp=whatsapp or {},
+            storage=storage or {},
             _env_file=None,  # type: ignore[call-arg]
         )
         web_app = create_app(settings, db, clock=clock)

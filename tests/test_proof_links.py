@@ -27,7 +27,7 @@ from core.merchants import apikeys
 from core.models import Driver, OrderStatus, Proof
 from core.tracking.links import KEY_FILE, Signer
 from tests.conftest import free_port, serve
-from tests.factories import add_driver, move
+from tests.factories import add_driver, local_files, move
 from tests.telegram_harness import jpeg
 from web.app import create_app
 
@@ -130,7 +130,7 @@ async def delivered_with_photo(
     order_id, driver = await arrived(db, app, ref)  # the API asks for a photo by default
     assert driver.id is not None
     proof = await proofs.save_photo(
-        db, app.settings.app.data_dir, order_id, driver.id, photo, max_bytes=MAX_BYTES
+        db, local_files(app.settings.app.data_dir), order_id, driver.id, photo, max_bytes=MAX_BYTES
     )
     await move(db, order_id, S.DELIVERED, driver.id)
     return order_id, proof

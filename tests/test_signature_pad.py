@@ -42,6 +42,7 @@ from core.orders.service import OrderDraft
 from core.people.members import grant
 from core.webviews import initdata, links, pad
 from tests.conftest import FIXTURES, serve
+from tests.factories import local_files
 from tests.telegram_harness import jpeg
 from tests.test_tracking_page import browser_page
 
@@ -277,7 +278,9 @@ async def check_stored(svc: Services, base: str, order_id: int, drawn: dict) -> 
 
 async def test_a_signature_drawn_with_a_mouse_is_kept_and_served_back(db: Database, tmp_path: Path):
     today = await day(db)
-    await proofs.save_photo(db, tmp_path, today.order.id, today.driver.id, jpeg(), max_bytes=10**7)
+    await proofs.save_photo(
+        db, local_files(tmp_path), today.order.id, today.driver.id, jpeg(), max_bytes=10**7
+    )
     async with site(db, tmp_path) as (base, svc), browser_page() as page:
         await page.set_viewport_size({"width": 1280, "height": 800})
         drawn = await sign_on_page(page, await pad_url(svc, base, today), draw_with_mouse)
@@ -356,7 +359,9 @@ async def day_more(db: Database, today: Day) -> Day:
 
 async def test_a_pad_submitted_twice_keeps_one_signature(db: Database, tmp_path: Path):
     today = await day(db)
-    await proofs.save_photo(db, tmp_path, today.order.id, today.driver.id, jpeg(), max_bytes=10**7)
+    await proofs.save_photo(
+        db, local_files(tmp_path), today.order.id, today.driver.id, jpeg(), max_bytes=10**7
+    )
     drawing = {"width": 300, "height": 200, "strokes": [[[10, 10], [50, 60], [80, 20]]]}
     body = {"drawing": drawing, "name": "Cy Young", "key": "a1" * 10, "init_data": ""}
     async with site(db, tmp_path) as (base, svc):
@@ -442,7 +447,9 @@ async def test_the_signature_reaches_the_api_and_the_merchants_webhook(
         row.webhook_url, row.webhook_all_orders = "https://shop.example/hook", True
         session.add(row)
     picture = jpeg()
-    await proofs.save_photo(db, tmp_path, today.order.id, today.driver.id, picture, max_bytes=10**7)
+    await proofs.save_photo(
+        db, local_files(tmp_path), today.order.id, today.driver.id, picture, max_bytes=10**7
+    )
     drawing = {"width": 300, "height": 200, "strokes": [[[10, 10], [50, 60], [80, 20]], [[5, 5]]]}
     body = {"drawing": drawing, "name": "Cy Young", "key": "e5" * 10, "init_data": ""}
     async with site(db, tmp_path) as (base, svc):

@@ -28,6 +28,7 @@ from core.people.members import grant
 from core.tracking.live import Views
 from core.tracking.public import Expired
 from tests.conftest import serve
+from tests.factories import local_files
 
 S = OrderStatus
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -379,7 +380,9 @@ async def test_the_proof_photo_is_served_only_once_delivered(db: Database, tmp_p
 
     mine, driver, _ = await day(db)
     picture = jpeg()
-    await proofs.save_photo(db, tmp_path, mine.id, driver.id, picture, max_bytes=10_000_000)
+    await proofs.save_photo(
+        db, local_files(tmp_path), mine.id, driver.id, picture, max_bytes=10_000_000
+    )
     async with site(db, tmp_path) as base, httpx.AsyncClient(base_url=base) as http:
         assert (await http.get(f"/t/{mine.tracking_token}/photo")).status_code == 404
         await orders.change_status(db, mine.id, S.ARRIVED, SYSTEM)

@@ -14,6 +14,7 @@ from bot.whatsapp import render
 from bot.whatsapp.client import GraphClient, GraphError, error_of
 from core.config import WhatsAppSettings
 from core.conversations.replies import Button, Choices, Link, OutFile, Reply
+from core.storage import Files, LocalStorage
 from tests.conftest import FIXTURES
 from tests.fakes.graph_api import FakeGraph, GraphFault, sign
 
@@ -261,7 +262,7 @@ async def rendered(reply: Reply, tmp_path: Path) -> tuple[list[dict[str, Any]], 
     """The reply's messages, each sent to the fake (which checks Meta's rules)."""
     async with FakeGraph() as fake:
         client = GraphClient(settings_for(fake))
-        bodies = await render.messages(reply, TO, client, tmp_path)
+        bodies = await render.messages(reply, TO, client, Files(LocalStorage(tmp_path)))
         for body in bodies:
             await client.send(body)
         await client.aclose()

@@ -21,6 +21,7 @@ from core.db import Database
 from core.jobs import service_jobs
 from core.merchants.sender import WebhookSender
 from core.scheduler import Scheduler
+from core.storage import StorageRefused
 from core.tracking.live import LiveFeed
 from web import errors, limits
 from web.routes import (
@@ -80,6 +81,12 @@ def create_app(
         for channel in channel_states(settings):
             log.info(channel.line())
         try:
+            try:  # a wrong bucket or wrong keys: refuse to start, saying which
+                await services.files.check()
+            except StorageRefused as exc:
+                log.error("cannot start: %s", exc)
+                raise
+            services.files.start()  # uploads what the object store could not take at once
             if settings.telegram.enabled:
                 from bot.telegram.app import TelegramChannel
 

@@ -8,9 +8,9 @@ outbox rows for sandbox chats are delivered by `SandboxSender` (bot.sandbox.send
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.sandbox.chats import Chats, Participant, Shown, ShownFile
@@ -20,8 +20,11 @@ from core.conversations.events import Command, Contact, Event, Location, Press, 
 from core.conversations.replies import Reply
 from core.errors import DomainError
 from core.models import Channel
+from core.notify.messages import stored
 from core.people.identities import ChatRef, Person, attach
+from core.storage import Files, StorageError
 
+log = logging.getLogger(__name__)
 KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
@@ -33,8 +36,9 @@ def chat_of(participant: Participant) -> ChatRef:
     return ChatRef(Channel.SANDBOX, participant.key, participant.key)
 
 
-def as_shown(reply: Reply, data_dir: Path) -> dict[str, object]:
-    """The parts of a reply a sandbox chat shows (the text is passed on its own)."""
+async def as_shown(reply: Reply, files: Files) -> dict[str, object]:
+    """The parts of a reply a sandbox chat shows (the text is passed on its own); a kept file
+    is read through the storage now (a file that is gone shows as missing)."""
     parts: dict[str, object] = {
         "buttons": tuple((b.label, b.data) for b in reply.buttons),
         "ask_location": reply.ask_location,
@@ -45,8 +49,13 @@ def as_shown(reply: Reply, data_dir: Path) -> dict[str, object]:
     if reply.link is not None:
         parts["link"] = (reply.link.label, reply.link.url)
     if (out := reply.file) is not None:
-        path = (data_dir / out.path).resolve() if out.path is not None else None
-        parts["file"] = ShownFile(out.kind, out.name, out.content, path)
+        content = out.content
+        if content is None and out.path is not None:
+            try:
+                content = await stored(files, out.path)
+            except StorageError:
+                log.warning("sandbox: %s could not be read", out.path, exc_info=True)
+        parts["file"] = ShownFile(out.kind, out.name, content, None)
     return parts
 
 
@@ -106,13 +115,11 @@ class SandboxChannel:
                 self.chats.add(key, True, shown or described(event), now)
             person = Person(participant.name, participant.language)
             replies = await self.services.conversations.handle(chat_of(participant), person, event)
-            return [self.show(key, reply) for reply in replies]
+            return [await self.show(key, reply) for reply in replies]
 
-    def show(self, key: str, reply: Reply) -> Shown:
-        data_dir = Path(self.services.settings.app.data_dir)
-        return self.chats.add(
-            key, False, reply.text, self.services.clock(), **as_shown(reply, data_dir)
-        )
+    async def show(self, key: str, reply: Reply) -> Shown:
+        shown = await as_shown(reply, self.services.files)
+        return self.chats.add(key, False, reply.text, self.services.clock(), **shown)
 
     def start(self) -> None:
         self._sending = asyncio.create_task(self.sender.run())

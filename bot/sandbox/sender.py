@@ -70,9 +70,7 @@ class SandboxSender(SenderLoop):
             return
         from bot.sandbox.channel import as_shown  # the one way a reply is shown
 
-        data_dir = self.services.settings.app.data_dir
-        self.chats.add(
-            participant.key, False, reply.text, self.services.clock(), **as_shown(reply, data_dir)
-        )
+        shown = await as_shown(reply, self.services.files)
+        self.chats.add(participant.key, False, reply.text, self.services.clock(), **shown)
         if await outbox.mark_sent(db, row.id, token=token):
             self.sent += 1

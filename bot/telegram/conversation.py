@@ -4,7 +4,6 @@ document, an edit of the previous message)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,7 @@ from core.conversations import (
 from core.notify.messages import stored
 from core.people import invites
 from core.people.identities import Identity, telegram_chat
+from core.storage import Files
 from core.texts import t
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class MissingFile(Exception):
 
 
 async def show(
-    bot: Bot, chat_id: int, reply: Reply, lang: str, data_dir: Path, previous: Message | None
+    bot: Bot, chat_id: int, reply: Reply, lang: str, files: Files, previous: Message | None
 ) -> Message | None:
     """Send one reply (an edit of `previous` where it asks for one); the message now shown."""
     keys = markup(reply, lang)
@@ -175,10 +175,10 @@ async def show(
     elif file.file_ref is not None:
         upload = file.file_ref
     else:
-        path = stored(data_dir, file.path) if file.path is not None else None
-        if path is None:
+        content = await stored(files, file.path) if file.path is not None else None
+        if content is None:
             raise MissingFile(f"file missing: {file.path}")
-        upload = BufferedInputFile(await asyncio.to_thread(path.read_bytes), path.name)
+        upload = BufferedInputFile(content, Path(file.path or file.name).name)
     caption = reply.text or None
     if file.kind == "document":
         return await bot.send_document(chat_id, upload, caption=caption, reply_markup=keys)
@@ -190,11 +190,11 @@ class Replies:
 
     def __init__(self, bot: Bot, svc: Services, chat_id: int, lang: str) -> None:
         self.bot, self.chat_id, self.lang = bot, chat_id, lang
-        self.data_dir = Path(svc.settings.app.data_dir)
+        self.files = svc.files
         self.last: Message | None = None
 
     async def __call__(self, reply: Reply) -> None:
-        self.last = await show(self.bot, self.chat_id, reply, self.lang, self.data_dir, self.last)
+        self.last = await show(self.bot, self.chat_id, reply, self.lang, self.files, self.last)
 
 
 async def answer(

@@ -23,7 +23,6 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import replace
-from pathlib import Path
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -43,7 +42,7 @@ from core.conversations.notices import notice_reply
 from core.leases import Leases
 from core.models import Channel, Member, OutboxMessage
 from core.notify import outbox
-from core.notify.messages import Rendered, render, stored
+from core.notify.messages import Rendered, render
 from core.people.members import chat_unreachable
 
 log = logging.getLogger(__name__)
@@ -184,12 +183,12 @@ class Sender(SenderLoop):
             await self.bot(SendMessage(chat_id=chat_id, text=rendered.text, **extra))
             return
         reply = notice_reply(rendered)
-        data_dir = Path(self.services.settings.app.data_dir)
+        files = self.services.files
         file = reply.file
         photo_gone = file is not None and file.kind == "photo" and file.file_ref is None
-        if photo_gone and (file.path is None or stored(data_dir, file.path) is None):  # type: ignore[union-attr]
+        if photo_gone and (file.path is None or not await files.exists(str(file.path))):  # type: ignore[union-attr]
             reply = replace(reply, file=None)  # the photo is gone: the words still go
-        await show(self.bot, chat_id, reply, rendered.language, data_dir, None)
+        await show(self.bot, chat_id, reply, rendered.language, files, None)
 
     async def _unreachable(self, row: OutboxMessage, reason: str) -> None:
         assert row.id is not None

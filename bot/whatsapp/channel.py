@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 
@@ -70,7 +69,7 @@ class WhatsAppChannel:
         self.settings = services.settings.whatsapp
         self.client = GraphClient(self.settings, http)
         self.leases = Leases(services.db, InboundBody, services.settings.outbox.lease)
-        self.data_dir = Path(services.settings.app.data_dir)
+        self.files = services.files
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._working: asyncio.Task[None] | None = None
@@ -222,7 +221,7 @@ class WhatsAppChannel:
         the outbox, whose sender delivers it later, in order (`queued`: earlier replies wait
         there, so this one waits behind them). Returns whether later replies must queue."""
         lang = who.language if who is not None else "en"
-        bodies = await render.messages(reply, to, self.client, self.data_dir, lang)
+        bodies = await render.messages(reply, to, self.client, self.files, lang)
         for index, body in enumerate(bodies):
             if not queued:
                 try:

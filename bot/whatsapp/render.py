@@ -19,7 +19,6 @@ WhatsApp cannot edit a message: an `edit` reply is a new message."""
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from bot.whatsapp.client import GraphClient
 from core.conversations.replies import Button, OutFile, Reply
 from core.notify.messages import stored
+from core.storage import Files
 from core.texts import t
 
 TEXT_MAX = 4096
@@ -156,22 +156,22 @@ def location_request(to: str, body: str) -> dict[str, Any]:
     )
 
 
-async def _file_bytes(file: OutFile, data_dir: Path) -> tuple[bytes, str] | None:
+async def _file_bytes(file: OutFile, files: Files) -> tuple[bytes, str] | None:
     if file.content is not None:
         return file.content, file.name
-    path = stored(data_dir, file.path) if file.path is not None else None
-    if path is None:
+    content = await stored(files, file.path) if file.path is not None else None
+    if content is None:
         if file.kind == "document":
             raise MissingFile(f"file missing: {file.path}")
         return None  # a photo that is gone: the words still go
-    return await asyncio.to_thread(path.read_bytes), path.name
+    return content, Path(file.path or file.name).name
 
 
 async def file_message(
-    file: OutFile, to: str, caption: str, client: GraphClient, data_dir: Path
+    file: OutFile, to: str, caption: str, client: GraphClient, files: Files
 ) -> dict[str, Any] | None:
     """Upload the file and the message that shows it (None: a photo that is gone)."""
-    found = await _file_bytes(file, data_dir)
+    found = await _file_bytes(file, files)
     if found is None:
         return None
     content, name = found
@@ -188,7 +188,7 @@ async def file_message(
 
 
 async def messages(
-    reply: Reply, to: str, client: GraphClient, data_dir: Path, lang: str = "en"
+    reply: Reply, to: str, client: GraphClient, files: Files, lang: str = "en"
 ) -> list[dict[str, Any]]:
     """One core reply as the WhatsApp messages to send, in order."""
     text = reply.text.strip()
@@ -198,7 +198,7 @@ async def messages(
     out: list[dict[str, Any]] = []
     if reply.file is not None:
         caption = "" if interactive or len(text) > BODY_MAX else text
-        shown = await file_message(reply.file, to, caption, client, Path(data_dir))
+        shown = await file_message(reply.file, to, caption, client, files)
         if shown is not None:
             out.append(shown)
             if caption:

@@ -30,7 +30,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
@@ -46,7 +45,7 @@ from core.db import Database
 from core.leases import Leases
 from core.models import Channel, ChatIdentity, Member, OutboxMessage
 from core.notify import outbox, receipts
-from core.notify.messages import Rendered, render, stored
+from core.notify.messages import Rendered, render
 from core.people.members import chat_unreachable
 
 log = logging.getLogger(__name__)
@@ -207,13 +206,13 @@ class WhatsAppSender(SenderLoop):
             saved = (row.params.get("extra") or {}).get("whatsapp") or []
             return [{**body, "to": chat.to} for body in saved]
         reply = notice_reply(rendered)
-        data_dir = Path(settings.app.data_dir)
+        files = self.services.files
         file = reply.file
         if file is not None and file.kind == "photo" and file.content is None:
-            path = stored(data_dir, file.path) if file.path is not None else None
-            if path is None:  # the photo is gone (or only Telegram has it): the words still go
+            there = file.path is not None and await files.exists(str(file.path))
+            if not there:  # the photo is gone (or only Telegram has it): the words still go
                 reply = replace(reply, file=None)
-        return await whatsapp.messages(reply, chat.to, self.client, data_dir, rendered.language)
+        return await whatsapp.messages(reply, chat.to, self.client, files, rendered.language)
 
     async def _deliver(self, chat: Chat, row: OutboxMessage) -> bool:
         """Send one row's messages; False when it has to be tried again later, or another sender

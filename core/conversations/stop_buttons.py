@@ -103,15 +103,17 @@ async def photo(turn: Turn, upload: Upload) -> None:
     except Exception:
         log.warning("could not fetch proof photo %s", upload.file_ref, exc_info=True)
         raise DomainError("proof.download_failed") from None
-    await proofs.save_photo(
+    proof = await proofs.save_photo(
         svc.db,
-        svc.settings.app.data_dir,
+        svc.files,
         order_id,
         turn.driver_id,
         content,
         max_bytes=limit,
         channel_file_id=upload.file_ref,
     )
+    if await proofs.waiting(svc.files, proof):  # told once; the spool worker retries quietly
+        turn.say(t("driver.proof_spooled", turn.lang, ref=await _ref(turn, order_id)))
     if await turn.svc.stops.needs(turn.driver_id, order_id) is ProofKind.PHOTO_SIGNATURE:
         await turn.goto(PAD, order=order_id)
         await _offer_pad(turn, order_id, "driver.sign_after_photo")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import re
 from datetime import datetime
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import col, select
@@ -19,6 +17,7 @@ from core.drivers.signatures import Drawing
 from core.drivers.stops import own_order, ref_of
 from core.errors import DomainError
 from core.models import Driver, OrderStatus, Proof, ProofKind
+from core.storage import Files
 from core.webviews import initdata
 from core.webviews.initdata import InitData
 
@@ -52,7 +51,7 @@ def check_image(data: bytes, max_bytes: int) -> tuple[str, str]:
 
 async def save_photo(
     db: Database,
-    data_dir: Path,
+    files: Files,
     order_id: int,
     driver_id: int,
     data: bytes,
@@ -60,11 +59,14 @@ async def save_photo(
     max_bytes: int,
     channel_file_id: str | None = None,
 ) -> Proof:
-    """Check and keep a proof photo under `data_dir/proofs/`, named by its SHA-256."""
+    """Check and keep a proof photo (`files`, key `proofs/<ab>/<sha256>.<ext>`). An object
+    store that is down does not lose it: it waits in the spool (`waiting()` tells)."""
     extension, content_type = check_image(data, max_bytes)
+    async with db.reads() as session:  # a stranger's order: nothing kept
+        await own_order(session, driver_id, order_id)
+    stored, digest = await keep_file(files, data, extension)
     async with db.transaction() as session:
         await own_order(session, driver_id, order_id)
-        stored, digest = keep_file(data_dir, data, extension)
         proof = Proof(
             order_id=order_id,
             driver_id=driver_id,
@@ -80,22 +82,21 @@ async def save_photo(
         return proof
 
 
-def keep_file(data_dir: Path, data: bytes, extension: str) -> tuple[str, str]:
-    """Keep `data` under `data_dir/proofs/`, named by its SHA-256 (written whole or not at all);
-    (its path relative to `data_dir`, the digest)."""
-    digest = hashlib.sha256(data).hexdigest()
-    path = data_dir / "proofs" / digest[:2] / f"{digest}.{extension}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".part")
-        temporary.write_bytes(data)
-        temporary.replace(path)
-    return str(path.relative_to(data_dir)), digest
+async def keep_file(files: Files, data: bytes, extension: str) -> tuple[str, str]:
+    """Keep `data` under `proofs/`, named by its SHA-256 (written whole or not at all; spooled
+    while the object store is down); (its key, the digest)."""
+    kept = await files.keep(data, extension, "proofs")
+    return kept.key, kept.sha256
+
+
+async def waiting(files: Files, proof: Proof) -> bool:
+    """Whether the proof's file still waits for the object store (kept, sent when it is back)."""
+    return bool(proof.stored_path) and await files.spooled(proof.stored_path or "")
 
 
 async def save_signature(
     db: Database,
-    data_dir: Path,
+    files: Files,
     order_id: int,
     driver_id: int,
     sign: Drawing,
@@ -113,6 +114,12 @@ async def save_signature(
         raise DomainError("proof.name_length")
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise DomainError("sign.bad_drawing")
+    async with db.reads() as session:  # a stranger's order: nothing kept
+        await own_order(session, driver_id, order_id)
+    # kept before the transaction: an upload (or the spool's own write) never holds it open
+    png_bytes, svg_bytes = signatures.png(sign), signatures.svg(sign)
+    png_path, png_digest = await keep_file(files, png_bytes, "png")
+    svg_path, svg_digest = await keep_file(files, svg_bytes, "svg")
     async with db.transaction() as session:
         order = await own_order(session, driver_id, order_id)
         statement = select(Proof).where(Proof.order_id == order_id, Proof.idempotency_key == key)
@@ -123,9 +130,6 @@ async def save_signature(
         if init_data is not None:
             await initdata.use_once(session, init_data, now)
         driver = await session.get(Driver, driver_id)
-        png_path, png_digest = keep_file(data_dir, signatures.png(sign), "png")
-        svg_bytes = signatures.svg(sign)
-        svg_path, svg_digest = keep_file(data_dir, svg_bytes, "svg")
         proof = Proof(
             order_id=order_id,
             driver_id=driver_id,
@@ -133,7 +137,7 @@ async def save_signature(
             recipient_name=name,
             stored_path=png_path,
             sha256=png_digest,
-            size_bytes=(data_dir / png_path).stat().st_size,
+            size_bytes=len(png_bytes),
             content_type="image/png",
             signature_path=svg_path,
             signature_sha256=svg_digest,
@@ -223,10 +227,10 @@ async def stored_photo(db: Database, proof_id: int) -> Proof | None:
     return proof if proof is not None and proof.stored_path else None
 
 
-def stored_file(data_dir: Path, proof: Proof | None, *, svg: bool = False) -> Path | None:
-    """Where a proof's photo (or signature PNG; with `svg` its SVG) is kept, if it is there."""
+async def stored_file(files: Files, proof: Proof | None, *, svg: bool = False) -> bytes | None:
+    """A proof's photo (or signature PNG; with `svg` its SVG), if it is kept. Raises
+    `StorageError` when the store is down and the spool does not hold it."""
     stored = proof and (proof.signature_path if svg else proof.stored_path)
     if not stored:
         return None
-    path = data_dir / stored
-    return path if path.is_file() else None
+    return await files.read(stored)

@@ -23,6 +23,7 @@ from core.models.enums import (
     StopKind,
     VehicleType,
 )
+from core.models.files import SpooledFile
 from core.models.inbound import InboundBody, InboundSeen
 from core.models.jobs import JobRun
 from core.models.orders import (
@@ -81,6 +82,7 @@ __all__ = [
     "SentMessage",
     "Shift",
     "ShiftState",
+    "SpooledFile",
     "StopKind",
     "VehicleType",
     "WebLink",

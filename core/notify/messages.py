@@ -29,6 +29,7 @@ from core.models import (
     OutboxMessage,
     tracking_url,
 )
+from core.storage import Files
 from core.texts import staff_language, t
 
 ABOUT_A_DRIVER = (
@@ -48,12 +49,11 @@ class Rendered:
     document_path: Path | None = None  # a file to send as a document (relative to APP_DATA_DIR)
 
 
-def stored(data_dir: Path, relative: Path | str) -> Path | None:
-    """The file a row names under `data_dir`, if it is there (a name leading out of `data_dir`
-    is refused)."""
-    root = data_dir.resolve()
-    path = (root / relative).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None
+async def stored(files: Files, relative: Path | str) -> bytes | None:
+    """The file a row names (a storage key), if it is kept (a name that is not a key, say one
+    leading out of the folder, is refused). Raises `StorageError` while the object store is
+    down and the spool does not hold it: the sender tries again later."""
+    return await files.read(Path(relative).as_posix())
 
 
 def tracking_link(settings: Settings, token: str) -> str:

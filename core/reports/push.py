@@ -2,16 +2,15 @@
 previous Monday–Sunday week's, and each owner's switch to stop and restart them.
 
 A push builds the report once per language (core.reports.periods), keeps its chart and CSV
-under APP_DATA_DIR/reports/<period>/<language>/, and writes three outbox rows for every owner who
-gets it: the text (with a "Stop daily reports" button), the chart as a photo and the CSV as a
-document. Their idempotency keys name the owner, the period and the part, so a push run again
-(a restart, a second instance) never sends one twice. Nothing here knows a channel: each sender
-uploads the files the rows name.
+in the storage (core.storage) under reports/<period>/<language>/, and writes three outbox rows
+for every owner who gets it: the text (with a "Stop daily reports" button), the chart as a
+photo and the CSV as a document. Their idempotency keys name the owner, the period and the
+part, so a push run again (a restart, a second instance) never sends one twice. Nothing here
+knows a channel: each sender uploads the files the rows name.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -27,6 +26,7 @@ from core.notify import outbox
 from core.notify.rules import Notice
 from core.reports import periods
 from core.reports import text as report_text
+from core.storage import Files, storage_from_settings
 from core.texts import staff_language
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,17 @@ def _key(period: str, member_id: int | None, part: str) -> str:
     return f"report:{period}:{member_id}:{part}"
 
 
-def _keep(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.part")
-    partial.write_bytes(content)
-    partial.replace(path)  # a sender never reads half a file
-
-
 async def push(
-    db: Database, settings: Settings, period: periods.Period, now: datetime | None = None
+    db: Database,
+    settings: Settings,
+    period: periods.Period,
+    now: datetime | None = None,
+    *,
+    files: Files | None = None,
 ) -> int:
     """Queue the report of `period` for every subscribed owner; how many owners it was queued
-    for now (a repeat queues nothing new)."""
+    for now (a repeat queues nothing new). Its files go to `files` (by default the storage
+    the settings name; a file the object store cannot take waits in the spool)."""
     key = period_key(period)
     owners = await recipients(db)
     async with db.reads() as session:  # a repeat: whoever has it already is left out
@@ -97,16 +96,17 @@ async def push(
     owners = [o for o in owners if _key(key, o.id, "text") not in queued_before]
     if not owners:
         return 0
-    data_dir = Path(settings.app.data_dir)
+    if files is None:
+        files = Files(storage_from_settings(settings.storage, settings.app.data_dir), db)
     parts: dict[str, tuple[str, str, str, str]] = {}  # language -> text, label, chart, CSV
     for lang in sorted({staff_language(owner.language) for owner in owners}):
-        files = await periods.build(db, settings, period, lang, now=now)
+        built = await periods.build(db, settings, period, lang, now=now)
         folder = Path(REPORTS_DIR) / key / lang
-        chart, sheet = folder / files.chart_name, folder / files.csv_name
-        await asyncio.to_thread(_keep, data_dir / chart, files.chart_png)
-        await asyncio.to_thread(_keep, data_dir / sheet, files.csv)
+        chart, sheet = folder / built.chart_name, folder / built.csv_name
+        await files.put(chart.as_posix(), built.chart_png, "image/png")  # whole or not at all
+        await files.put(sheet.as_posix(), built.csv, "text/csv")
         label = report_text.label(period, lang)
-        parts[lang] = (files.text, label, chart.as_posix(), sheet.as_posix())
+        parts[lang] = (built.text, label, chart.as_posix(), sheet.as_posix())
     queued = 0
     async with db.transaction() as session:
         if session.get_bind().dialect.name == "postgresql":  # one push's rows in a row, by id

@@ -176,6 +176,7 @@ TEXTS = {
     "link.bad": "This link is not valid: it was changed or cut short.",
     "link.expired": "This link has expired; ask for a new one.",
     "link.no_photo": "There is no photo behind this link (any more).",
+    "link.store_down": "The photo is kept but cannot be read just now. Try again in a minute.",
     "link.revoked": "This link was withdrawn; ask for a new one.",
     "webapp.bad": "This page could not prove it came from the bot; open it again from the chat.",
     "webapp.expired": "This page was opened too long ago; open it again from the chat.",

@@ -270,6 +270,10 @@ TEXTS = {
         "time.{next}"
     ),
     "driver.photo_expected": "Please send a photo of order {ref}, or /cancel.",
+    "driver.proof_spooled": (
+        "Photo of order {ref} received and kept. The file store is out for a moment; it will"
+        " be filed as soon as it is back. Nothing more to do."
+    ),
     "reason.not_home": "nobody home",
     "reason.wrong_address": "wrong address",
     "reason.refused": "refused by the recipient",

@@ -242,9 +242,11 @@ async def photo(svc: Services, page: Page, order_id: int, data: bytes, lang: str
     if order.status in CLOSED:
         raise DomainError("sign.closed", ref=stops.ref_of(order))
     limit = int(svc.settings.telegram.max_photo_mb * 1_000_000)
-    await proofs.save_photo(
-        svc.db, svc.settings.app.data_dir, order_id, page.driver_id, data, max_bytes=limit
+    proof = await proofs.save_photo(
+        svc.db, svc.files, order_id, page.driver_id, data, max_bytes=limit
     )
+    if await proofs.waiting(svc.files, proof):  # the file store is out: kept, filed later
+        return t("driver.proof_spooled", lang, ref=stops.ref_of(order))
     return t("driverpage.photo_saved", lang, ref=stops.ref_of(order))
 
 

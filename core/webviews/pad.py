@@ -89,10 +89,9 @@ async def submit(
             raise initdata.BadInitData("webapp.bad")
     assert order.id is not None
     sign = signatures.drawing(drawing)
-    data_dir = svc.settings.app.data_dir
     try:
         proof, _ = await proofs.save_signature(
-            svc.db, data_dir, order.id, driver_id, sign, name, key, init_data=checked, now=now
+            svc.db, svc.files, order.id, driver_id, sign, name, key, init_data=checked, now=now
         )
     except (initdata.InitDataReplayed, sqlalchemy.exc.IntegrityError):
         # the same submit sent twice at once: the other one kept it

@@ -3,13 +3,12 @@ and for API clients, with no login."""
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from core.drivers import proofs
+from core.storage import StorageError
 from core.texts import t
 from core.tracking import links
 
@@ -22,7 +21,7 @@ async def proof_photo(
     proof_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     expires: Annotated[int, Query(ge=0, le=2**40)],
     signature: Annotated[str, Query(max_length=64)],
-) -> FileResponse:
+) -> Response:
     return await _serve(request, proof_id, expires, signature, svg=False)
 
 
@@ -32,13 +31,13 @@ async def proof_signature_svg(
     proof_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     expires: Annotated[int, Query(ge=0, le=2**40)],
     signature: Annotated[str, Query(max_length=64)],
-) -> FileResponse:
+) -> Response:
     return await _serve(request, proof_id, expires, signature, svg=True)
 
 
 async def _serve(
     request: Request, proof_id: int, expires: int, signature: str, *, svg: bool
-) -> FileResponse:
+) -> Response:
     services = request.app.state.services
     now = services.clock()
     try:
@@ -48,12 +47,15 @@ async def _serve(
     except links.BadLink as exc:
         raise HTTPException(403, exc.message()) from None
     proof = await proofs.stored_photo(services.db, proof_id)
-    full = proofs.stored_file(FilePath(services.settings.app.data_dir), proof, svg=svg)
-    if proof is None or full is None:
+    try:  # read through the storage (this instance's folder, or the shared object store)
+        content = await proofs.stored_file(services.files, proof, svg=svg)
+    except StorageError as exc:
+        raise HTTPException(503, t("link.store_down"), headers={"Retry-After": "30"}) from exc
+    if proof is None or content is None:
         raise HTTPException(404, t("link.no_photo"))
     max_age = max(int(expires - now.timestamp()), 0)
-    return FileResponse(
-        full,
+    return Response(
+        content,
         media_type="image/svg+xml" if svg else proof.content_type,
         headers={
             "Cache-Control": f"private, max-age={max_age}",

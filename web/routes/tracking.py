@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from core.drivers import proofs
 from core.errors import DomainError, NotFound
 from core.notify.messages import tracking_link
 from core.people.invites import deep_link, qr_png, whatsapp_link
+from core.storage import StorageError
 from core.texts import best_language, t
 from core.tracking import public
 from web.pages import templates
@@ -142,10 +142,17 @@ async def _proof_file(request: Request, token: str, *, signature: bool) -> Respo
         proof = await public.proof_photo(db, token, keep_days=days, signature=signature)
     except DomainError:
         raise HTTPException(404) from None
-    full = proofs.stored_file(Path(request.app.state.settings.app.data_dir), proof)
-    if full is None:
+    try:  # read through the storage (this instance's folder, or the shared object store)
+        content = await proofs.stored_file(request.app.state.services.files, proof)
+    except StorageError:
+        raise HTTPException(503, headers={"Retry-After": "30"}) from None
+    if proof is None or content is None:
         raise HTTPException(404)
-    return FileResponse(full, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        content,
+        media_type=proof.content_type or "image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
 
 
 @router.post("/t/{token}/rating", response_class=HTMLResponse)
