@@ -28,6 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Depot, Driver, Order, OrderEvent, OrderStatus, PlannedBreak
+from core.models.orders import MAX_SERVICE_MINUTES
 from core.routing import problem as rp
 from core.routing.travel import Point, TrafficProfile, TravelProvider, haversine_m
 
@@ -35,7 +36,7 @@ S = OrderStatus
 AT_A_STOP = (S.PICKED_UP, S.ARRIVED, S.DELIVERED, S.FAILED)
 AT_THE_STOP_M = 100  # a live position this close to her next stop: she is there
 REST_SLACK = timedelta(minutes=5)  # a gap holding a break she was told of: this short still counts
-MAX_SERVICE = timedelta(minutes=240)  # the longest service time an order may have (drafts)
+MAX_SERVICE = timedelta(minutes=MAX_SERVICE_MINUTES)
 
 
 @dataclass

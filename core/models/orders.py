@@ -37,6 +37,9 @@ def order_ref(external_ref: str | None, order_id: int | None) -> str:
     return external_ref or f"#{order_id}"
 
 
+MAX_SERVICE_MINUTES = 240  # the longest service time an order may have
+
+
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
 

@@ -19,6 +19,7 @@ from core.config import OrdersSettings
 from core.db import Database
 from core.errors import DomainError
 from core.models import Order, OrderEvent, OrderKind, OrderStatus, ProofKind
+from core.models.orders import MAX_SERVICE_MINUTES
 from core.orders import lifecycle
 from core.orders.lifecycle import Actor, Change, Window
 from core.people.customers import find_or_add_customer
@@ -44,7 +45,7 @@ class OrderDraft(BaseModel):
     pickup_lon: float | None = None
     due_date: date | None = None
     windows: tuple[Window, ...] = ()
-    service_minutes: float | None = Field(default=None, ge=0, le=240)
+    service_minutes: float | None = Field(default=None, ge=0, le=MAX_SERVICE_MINUTES)
     weight_kg: float | None = Field(default=None, ge=0)
     volume_l: float | None = Field(default=None, ge=0)
     units: int | None = Field(default=None, ge=0)
